@@ -1,0 +1,71 @@
+"""Chart geometry for the inline SVG charts; the SVG itself is drawn by charts.html.j2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FUNNEL_WIDTH = 640
+FUNNEL_BAR_HEIGHT = 30
+FUNNEL_GAP = 24
+LABEL_WIDTH = 170
+
+
+def funnel_chart(metrics: dict[str, Any], stage_labels: dict[str, str]) -> dict[str, Any]:
+    """Centred bars, one per stage up to won, sized by the deals that reached it in W."""
+    steps = {row["from"]: row for row in metrics["conversion"]}
+    won = next(s["id"] for s in metrics["stages"] if not s["is_open"])
+    stages = [s["id"] for s in metrics["stages"] if s["is_open"]] + [won]
+    reached = [steps[s]["cohort_size"] for s in stages]
+    widest = max(reached) or 1
+    plot_width = FUNNEL_WIDTH - LABEL_WIDTH - 70
+    bars = []
+    for i, (stage, n) in enumerate(zip(stages, reached, strict=True)):
+        width = max(plot_width * n / widest, 2)
+        y = i * (FUNNEL_BAR_HEIGHT + FUNNEL_GAP)
+        step = steps.get(stage) if stage != won else None
+        bars.append(
+            {
+                "label": stage_labels[stage],
+                "value": n,
+                "x": LABEL_WIDTH + (plot_width - width) / 2,
+                "y": y,
+                "width": width,
+                "is_won": stage == won,
+                "rate": step["cohort_rate"] if step else None,
+                "rate_y": y + FUNNEL_BAR_HEIGHT + FUNNEL_GAP / 2 + 4,
+            }
+        )
+    return {
+        "width": FUNNEL_WIDTH,
+        "height": len(bars) * (FUNNEL_BAR_HEIGHT + FUNNEL_GAP) - FUNNEL_GAP,
+        "bar_height": FUNNEL_BAR_HEIGHT,
+        "label_width": LABEL_WIDTH,
+        "centre": LABEL_WIDTH + plot_width / 2,
+        "value_x": FUNNEL_WIDTH - 60,
+        "bars": bars,
+    }
+
+
+def paired_bars(
+    rows: list[dict[str, Any]], first: str, second: str, stage_labels: dict[str, str]
+) -> dict[str, Any]:
+    """Two horizontal bars per stage (for example open amount and weighted amount)."""
+    width, label_width, row_height = 640, 170, 40
+    largest = max([r[first] or 0 for r in rows] + [r[second] or 0 for r in rows]) or 1
+    plot = width - label_width - 110
+    return {
+        "width": width,
+        "height": len(rows) * row_height,
+        "label_width": label_width,
+        "rows": [
+            {
+                "label": stage_labels[r["stage"]],
+                "y": i * row_height,
+                "first": r[first],
+                "second": r[second],
+                "first_width": plot * (r[first] or 0) / largest,
+                "second_width": plot * (r[second] or 0) / largest,
+            }
+            for i, r in enumerate(rows)
+        ],
+    }

@@ -1,0 +1,143 @@
+"""The CLI's commands as Prefect flows: demo, validate and generate (run is flows.report_flow)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from prefect import flow
+
+from flows.cli import SAMPLE_CONFIG, SAMPLE_DIR
+from flows.config import settings_from_toml
+from flows.generate import GenerateSpec, generate_exports
+from flows.ingest import read_input_folder, validate_inputs
+from flows.report_flow import funnel_report
+from schemas.validation import reason_category
+from transforms.parse import parse_timestamp
+from transforms.periods import add_months
+
+EXAMPLES_PER_REASON = 2
+
+
+def run_report(
+    input_dir: Path, period: str, out_dir: Path, config: Path | None, lang: str | None
+) -> dict[str, Any]:
+    manifest = funnel_report(
+        str(input_dir), period, str(out_dir), str(config) if config else None, lang
+    )
+    print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
+    return manifest
+
+
+def latest_full_month(input_dir: Path, timezone: str) -> str:
+    """The last month whose final day the exports reach (their latest timestamp, local time)."""
+    latest = None
+    for table, column in (
+        ("opportunities", "created_at"),
+        ("stage_history", "entered_at"),
+        ("followups", "occurred_at"),
+    ):
+        path = input_dir / f"{table}.csv"
+        if path.exists():
+            stamp = (
+                pl.scan_csv(path, infer_schema=False)
+                .select(parse_timestamp(pl.col(column), timezone=timezone).max())
+                .collect()
+                .item()
+            )
+            latest = stamp if latest is None or (stamp and stamp > latest) else latest
+    if latest is None:
+        raise ValueError(f"{input_dir}: no timestamps to find the latest month from")
+    day = latest.astimezone(ZoneInfo(timezone)).date()
+    month_start = date(day.year, day.month, 1)
+    if (day + timedelta(days=1)).month == day.month:
+        month_start = add_months(month_start, -1)
+    return f"{month_start.year}-{month_start.month:02d}"
+
+
+@flow(name="funnel-demo")
+def funnel_demo(out_dir: str = "out", lang: str | None = None) -> list[dict[str, Any]]:
+    """The latest full month of the sample data in data/, and the quarter it belongs to."""
+    settings = settings_from_toml(SAMPLE_CONFIG)
+    month = latest_full_month(SAMPLE_DIR, settings.timezone)
+    quarter = f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
+    return [
+        funnel_report(str(SAMPLE_DIR), period, out_dir, str(SAMPLE_CONFIG), lang)
+        for period in (month, quarter)
+    ]
+
+
+def demo(out_dir: Path, lang: str | None) -> None:
+    for manifest in funnel_demo(str(out_dir), lang):
+        print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
+
+
+@flow(name="funnel-validate")
+def validate_flow(input_dir: str, config: str | None = None) -> list[dict[str, Any]]:
+    """Per input file: rows read, valid, quarantined, and the top reasons with examples."""
+    settings = settings_from_toml(Path(config) if config else None)
+    files = read_input_folder(Path(input_dir))
+    validated = validate_inputs(files, settings)
+    summary = []
+    for name, file in files.items():
+        table = validated[name]
+        reasons = (
+            table.quarantined.explode("reasons")
+            .with_columns(reason_category(pl.col("reasons")).alias("category"))
+            .group_by("category")
+            .agg(
+                pl.len().alias("rows"),
+                pl.struct((pl.col("_row") + 1).alias("line"), "reasons")
+                .head(EXAMPLES_PER_REASON)
+                .alias("examples"),
+            )
+            .sort(["rows", "category"], descending=[True, False])
+        )
+        summary.append(
+            {
+                "file": str(file.path),
+                "table": name,
+                "rows_read": table.rows_read,
+                "rows_valid": table.rows_valid,
+                "rows_quarantined": table.rows_quarantined,
+                "reasons": reasons.to_dicts(),
+            }
+        )
+    return summary
+
+
+def validate_exports(input_dir: Path, config: Path | None) -> int:
+    """Print the validation summary; exit status 0 (quarantined rows are not an error)."""
+    for entry in validate_flow(str(input_dir), str(config) if config else None):
+        print(
+            f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "
+            f"valid {entry['rows_valid']}, quarantined {entry['rows_quarantined']}"
+        )
+        for reason in entry["reasons"]:
+            print(f"  {reason['rows']} × {reason['category']}")
+            for example in reason["examples"]:
+                print(f"      line {example['line']}: {example['reasons']}")
+    return 0
+
+
+@flow(name="funnel-generate")
+def generate_flow(
+    out_dir: str, opportunities: int, seed: int = 7, followups_per_opportunity: float = 5.0
+) -> dict[str, int]:
+    """Synthetic canonical exports (see flows.generate), streamed to disk in chunks."""
+    return generate_exports(
+        Path(out_dir),
+        GenerateSpec(
+            opportunities=opportunities,
+            seed=seed,
+            followups_per_opportunity=followups_per_opportunity,
+        ),
+    )
+
+
+def generate(out_dir: Path, opportunities: int, seed: int, followups: float) -> None:
+    counts = generate_flow(str(out_dir), opportunities, seed, followups)
+    print(f"wrote {out_dir}: " + ", ".join(f"{n} {table} rows" for table, n in counts.items()))

@@ -1,0 +1,70 @@
+"""Read `funnel.toml` into `RunSettings`; every key is optional and falls back to the defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from transforms.funnel_model import DEFAULT_STAGES, FunnelModel, RunSettings, Stage
+
+
+class ConfigError(Exception):
+    """A funnel.toml that cannot be used; the message names the file and the key."""
+
+
+def _stage(entry: dict[str, Any], path: Path) -> Stage:
+    try:
+        return Stage(
+            id=str(entry["id"]),
+            label_en=str(entry.get("label_en", entry["id"])),
+            label_zh=str(entry.get("label_zh", entry.get("label_en", entry["id"]))),
+            stall_days=entry.get("stall_days"),
+            aliases=tuple(str(a) for a in entry.get("aliases", ())),
+        )
+    except KeyError:
+        raise ConfigError(f"{path}: every [[funnel.stages]] entry needs an id") from None
+
+
+def settings_from_toml(path: Path | None, *, lang: str | None = None) -> RunSettings:
+    """Settings from a funnel.toml (None: all defaults); `lang` overrides [report].lang."""
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: is not valid TOML ({error})") from None
+    funnel_doc = document.get("funnel", {})
+    source = document.get("source", {})
+    report = document.get("report", {})
+    stages = (
+        tuple(_stage(s, path) for s in funnel_doc["stages"])
+        if "stages" in funnel_doc
+        else DEFAULT_STAGES
+    )
+    defaults = RunSettings()
+    try:
+        funnel = FunnelModel(stages, won_stage=funnel_doc.get("won_stage", "won"))
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    timezone = source.get("timezone", defaults.timezone)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{path}: [source] timezone {timezone!r} is not a known time zone "
+            "(expected an IANA name such as 'UTC' or 'Asia/Shanghai')"
+        ) from None
+    chosen_lang = lang or report.get("lang", defaults.lang)
+    if chosen_lang not in ("en", "zh"):
+        raise ConfigError(f"report language {chosen_lang!r}: expected 'en' or 'zh'")
+    return RunSettings(
+        funnel=funnel,
+        timezone=timezone,
+        currency=source.get("currency", defaults.currency),
+        window_months=int(funnel_doc.get("window_months", defaults.window_months)),
+        lang=chosen_lang,
+    )

@@ -1,0 +1,334 @@
+"""Synthetic canonical exports of any size, written to disk chunk by chunk.
+
+Deals are simulated stage by stage with numpy arrays (one loop over steps, none over rows):
+each open stage has a dwell time and a chance to advance, skip a stage, fall back one stage, or
+be lost; won deals may move on to retention; deals still running at the export instant stay
+open, some of them stalled with or without a stall reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from transforms.funnel_model import DEFAULT_STAGES
+
+STAGES = [s.id for s in DEFAULT_STAGES]
+WON = STAGES.index("won")
+ADVANCE = np.array([0.62, 0.6, 0.58, 0.62])  # chance to move forward from each open stage
+SKIP = 0.06  # of advances, share that skip one stage
+REGRESS = 0.06  # chance to fall back one stage (from stage 2+)
+DWELL_MEDIAN_DAYS = np.array([5.0, 8.0, 11.0, 13.0])
+RETENTION = 0.55
+STALL_REASON_SHARE = 0.55
+MAX_STEPS = 12
+
+OWNERS = ["张伟", "李娜", "王芳", "刘洋", "Emily Chen", "David Wu", "陈静", "Michael Zhang"]
+CN_PREFIX = [
+    "华东",
+    "南方",
+    "北辰",
+    "远航",
+    "恒信",
+    "金桥",
+    "天成",
+    "瑞丰",
+    "海川",
+    "中科",
+    "博远",
+    "新禾",
+    "东润",
+    "宏图",
+    "安泰",
+    "星河",
+]
+CN_SUFFIX = [
+    "精密制造有限公司",
+    "物流集团",
+    "医疗科技有限公司",
+    "连锁超市",
+    "软件有限公司",
+    "教育科技",
+    "新能源股份有限公司",
+    "食品有限公司",
+]
+EN_PREFIX = [
+    "Northwind",
+    "Bluepeak",
+    "Harbor",
+    "Silverline",
+    "Redwood",
+    "Summit",
+    "Lakeside",
+    "Ironbridge",
+    "Brightpath",
+    "Oakmont",
+]
+EN_SUFFIX = [
+    "Trading Co.",
+    "Logistics Ltd",
+    "Health Systems",
+    "Retail Group",
+    "Software Inc.",
+    "Manufacturing",
+    "Energy Partners",
+    "Foods Ltd",
+]
+INDUSTRIES = [
+    "Manufacturing",
+    "Logistics",
+    "Healthcare",
+    "Retail",
+    "Software",
+    "Education",
+    "Energy",
+    "Food & beverage",
+]
+SIZES = ["SMB", "Mid-market", "Enterprise"]
+SOURCES = ["Website", "Referral", "Trade show", "Outbound call", "Partner", "Marketing campaign"]
+REGIONS = ["East China", "South China", "North China", "West China", "Overseas"]
+LOST_REASONS = [
+    "Price too high",
+    "Chose a competitor",
+    "No budget this year",
+    "Project cancelled",
+    "预算不足",
+    "选择了竞争对手",
+    "No response",
+]
+STALL_REASONS = [
+    "客户预算审批中",
+    "Waiting for legal review",
+    "决策人出差",
+    "Customer busy with year-end",
+    "等待技术评估",
+    "Procurement process",
+]
+CHANNELS = ["phone", "meeting", "email", "visit", "message", "other"]
+CHANNEL_WEIGHTS = [0.3, 0.15, 0.2, 0.1, 0.2, 0.05]
+SUMMARIES = [
+    "介绍产品方案",
+    "Discussed requirements",
+    "确认预算范围",
+    "Sent quote",
+    "价格谈判",
+    "Demo for the team",
+    "回访客户",
+]
+FEEDBACK = ["Interested", "需要内部讨论", "Asked for a discount", "认可方案", "Needs more time"]
+NEXT_ACTIONS = [
+    "发送报价单",
+    "Schedule demo",
+    "安排技术交流",
+    "Follow up by phone",
+    "Send contract draft",
+]
+CONTACT_SURNAMES = ["赵", "钱", "孙", "周", "吴", "郑", "Smith", "Johnson", "Lee"]
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """What to generate: size, seed, time span, zone, and follow-ups per deal on average."""
+
+    opportunities: int
+    seed: int = 7
+    start: date = date(2025, 4, 1)
+    export_at: datetime = datetime(2026, 9, 30, 18, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    timezone: str = "Asia/Shanghai"
+    followups_per_opportunity: float = 5.0
+    chunk_size: int = 50_000
+
+
+def _pick(rng: np.random.Generator, values: list[str], n: int, p: list[float] | None = None):
+    return np.asarray(values)[rng.choice(len(values), size=n, p=p)]
+
+
+def _where(mask: np.ndarray, values: np.ndarray) -> pl.Series:
+    """values where mask holds, else null."""
+    return pl.select(pl.when(pl.Series(mask)).then(pl.Series(values))).to_series()
+
+
+def _timestamps(seconds: np.ndarray, timezone: str) -> pl.Series:
+    """Epoch seconds (NaN = none) as ISO 8601 text with the zone's offset."""
+    values = pl.Series(np.where(np.isnan(seconds), 0, seconds * 1e6).astype(np.int64))
+    stamps = values.cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(timezone)
+    text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
+    return pl.select(pl.when(pl.Series(~np.isnan(seconds))).then(text)).to_series()
+
+
+def _dates(seconds: np.ndarray) -> pl.Series:
+    values = pl.Series(np.where(np.isnan(seconds), 0, seconds * 1e6).astype(np.int64))
+    text = values.cast(pl.Datetime("us", "UTC")).dt.strftime("%Y-%m-%d")
+    return pl.select(pl.when(pl.Series(~np.isnan(seconds))).then(text)).to_series()
+
+
+def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: GenerateSpec):
+    """The three canonical tables for deals first_id .. first_id + n - 1."""
+    day = 86_400.0
+    t0 = datetime(
+        spec.start.year, spec.start.month, spec.start.day, tzinfo=ZoneInfo(spec.timezone)
+    ).timestamp()
+    t_end = spec.export_at.timestamp()
+    created = np.sort(rng.uniform(t0, t_end - day, n))
+    stage = np.zeros(n, dtype=np.int64)
+    t = created.copy()
+    active = np.ones(n, dtype=bool)
+    status = np.full(n, "open", dtype="<U4")
+    closed = np.full(n, np.nan)
+    regressed = np.zeros(n, dtype=bool)
+    entry_opp, entry_stage, entry_time = [np.arange(n)], [stage.copy()], [created.copy()]
+
+    for _ in range(MAX_STEPS):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        cur = stage[idx]
+        dwell = rng.lognormal(np.log(DWELL_MEDIAN_DAYS[np.minimum(cur, WON - 1)]), 0.8) * day
+        t_next = t[idx] + dwell
+        ran_out = t_next >= t_end
+        active[idx[ran_out]] = False
+        go = ~ran_out
+        idx, cur, t_next = idx[go], cur[go], t_next[go]
+        u = rng.uniform(size=idx.size)
+        back = (u < REGRESS) & (cur >= 2) & ~regressed[idx]
+        forward = ~back & (u < REGRESS + ADVANCE[cur])
+        lost = ~back & ~forward
+        skip = forward & (rng.uniform(size=idx.size) < SKIP) & (cur + 2 <= WON)
+        new_stage = np.where(back, cur - 1, np.where(skip, cur + 2, cur + 1))
+        moved = back | forward
+        regressed[idx[back]] = True
+        entry_opp.append(idx[moved])
+        entry_stage.append(new_stage[moved])
+        entry_time.append(t_next[moved])
+        stage[idx[moved]] = new_stage[moved]
+        t[idx[moved]] = t_next[moved]
+        won = moved & (new_stage == WON)
+        status[idx[won]] = "won"
+        closed[idx[won]] = t_next[won]
+        active[idx[won]] = False
+        status[idx[lost]] = "lost"
+        closed[idx[lost]] = t_next[lost]
+        active[idx[lost]] = False
+    active[:] = False
+
+    won_idx = np.flatnonzero(status == "won")
+    t_ret = closed[won_idx] + rng.uniform(20, 90, won_idx.size) * day
+    to_ret = (rng.uniform(size=won_idx.size) < RETENTION) & (t_ret < t_end)
+    entry_opp.append(won_idx[to_ret])
+    entry_stage.append(np.full(to_ret.sum(), WON + 1))
+    entry_time.append(t_ret[to_ret])
+    stage[won_idx[to_ret]] = WON + 1
+    t[won_idx[to_ret]] = t_ret[to_ret]
+
+    ids = np.char.add("OPP-", np.char.zfill(np.arange(first_id, first_id + n).astype(str), 7))
+    amount = np.round(rng.lognormal(np.log(150_000), 0.7, n), -3)
+    initial_amount = np.round(amount * rng.uniform(0.7, 1.3, n), -3)
+    has_amount = rng.uniform(size=n) > 0.03
+    expected_close = created + rng.uniform(20, 75, n) * day
+    is_cn = rng.uniform(size=n) < 0.65
+    customer = np.where(
+        is_cn,
+        np.char.add(_pick(rng, CN_PREFIX, n), _pick(rng, CN_SUFFIX, n)),
+        np.char.add(np.char.add(_pick(rng, EN_PREFIX, n), " "), _pick(rng, EN_SUFFIX, n)),
+    )
+    is_open = status == "open"
+    stalled = is_open & (t_end - t > 7 * day)
+    has_reason = stalled & (rng.uniform(size=n) < STALL_REASON_SHARE)
+    owner = _pick(rng, OWNERS, n)
+    phone = np.char.add("138", np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
+
+    opportunities = pl.DataFrame(
+        {
+            "opportunity_id": ids,
+            "customer_name": customer,
+            "owner": owner,
+            "stage": np.asarray(STAGES)[stage],
+            "status": status,
+            "created_at": _timestamps(created, spec.timezone),
+            "stage_entered_at": _timestamps(t, spec.timezone),
+            "closed_at": _timestamps(closed, spec.timezone),
+            "amount": pl.Series(np.where(has_amount, amount, np.nan)).fill_nan(None),
+            "currency": "CNY",
+            "expected_close_date": _dates(expected_close),
+            "lost_reason": _where(status == "lost", _pick(rng, LOST_REASONS, n)),
+            "stall_reason": _where(has_reason, _pick(rng, STALL_REASONS, n)),
+            "industry": _pick(rng, INDUSTRIES, n),
+            "customer_size": _pick(rng, SIZES, n, [0.5, 0.35, 0.15]),
+            "source": _pick(rng, SOURCES, n),
+            "region": _pick(rng, REGIONS, n),
+            "contact_name": np.char.add(_pick(rng, CONTACT_SURNAMES, n), "经理"),
+            "contact_phone": phone,
+            "contact_email": np.char.add(np.char.add("contact", ids), "@example.com"),
+        }
+    )
+
+    e_opp = np.concatenate(entry_opp)
+    e_stage = np.concatenate(entry_stage)
+    e_time = np.concatenate(entry_time)
+    order = np.lexsort((e_stage, e_time, e_opp))
+    e_opp, e_stage, e_time = e_opp[order], e_stage[order], e_time[order]
+    e_amount = np.where(e_stage >= 2, amount[e_opp], initial_amount[e_opp])
+    stage_history = pl.DataFrame(
+        {
+            "opportunity_id": ids[e_opp],
+            "stage": np.asarray(STAGES)[e_stage],
+            "entered_at": _timestamps(e_time, spec.timezone),
+            "amount": pl.Series(np.where(has_amount[e_opp], e_amount, np.nan)).fill_nan(None),
+            "expected_close_date": _dates(expected_close[e_opp]),
+            "changed_by": owner[e_opp],
+        }
+    )
+
+    touches = rng.poisson(spec.followups_per_opportunity, n)
+    f_opp = np.repeat(np.arange(n), touches)
+    last = np.where(np.isnan(closed), t_end - 3600, closed)[f_opp]
+    occurred = created[f_opp] + rng.uniform(size=f_opp.size) * (last - created[f_opp])
+    followups = pl.DataFrame(
+        {
+            "followup_id": np.char.add(
+                "F-", np.char.add(ids[f_opp], np.char.add("-", _rank(f_opp).astype(str)))
+            ),
+            "opportunity_id": ids[f_opp],
+            "occurred_at": _timestamps(occurred, spec.timezone),
+            "channel": _pick(rng, CHANNELS, f_opp.size, CHANNEL_WEIGHTS),
+            "summary": _pick(rng, SUMMARIES, f_opp.size),
+            "customer_feedback": _pick(rng, FEEDBACK, f_opp.size),
+            "next_action": _pick(rng, NEXT_ACTIONS, f_opp.size),
+            "next_action_due": _dates(occurred + rng.uniform(2, 14, f_opp.size) * day),
+            "owner": owner[f_opp],
+        }
+    )
+    return opportunities, stage_history, followups
+
+
+def _rank(group: np.ndarray) -> np.ndarray:
+    """1, 2, ... within runs of equal values of a sorted array."""
+    if group.size == 0:
+        return group
+    starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+    return np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size])) + 1
+
+
+def generate_exports(out_dir: Path, spec: GenerateSpec) -> dict[str, int]:
+    """Write opportunities.csv, stage_history.csv and followups.csv; return the row counts."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    counts = {"opportunities": 0, "stage_history": 0, "followups": 0}
+    paths = {name: out_dir / f"{name}.csv" for name in counts}
+    handles = {name: path.open("wb") for name, path in paths.items()}
+    try:
+        for first in range(0, spec.opportunities, spec.chunk_size):
+            n = min(spec.chunk_size, spec.opportunities - first)
+            tables = simulate_chunk(rng, first + 1, n, spec)
+            for name, frame in zip(counts, tables, strict=True):
+                frame.write_csv(handles[name], include_header=first == 0)
+                counts[name] += frame.height
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return counts

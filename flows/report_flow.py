@@ -1,0 +1,198 @@
+"""The report run as a Prefect flow: load, validate, derive, compute, render, write.
+
+The flow stays an outline; every rule lives in transforms/ and schemas/, every format in
+report_templates/. The CLI (`funnel run`, `funnel demo`) and the deployments in prefect.yaml
+run this same flow.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from flows.config import settings_from_toml
+from flows.ingest import InputFile, read_input_folder, validate_inputs
+from flows.outputs import write_json, write_quarantine
+from flows.render import render_html, render_pdf, report_context
+from schemas.validation import ValidatedTable, reason_counts
+from transforms.funnel_model import RunSettings
+from transforms.periods import Period, parse_period
+from transforms.report_metrics import DerivedTables, derive_tables, funnel_metrics
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = round(time.perf_counter() - started, 4)
+
+
+@task(cache_policy=NONE, persist_result=False)
+def load_inputs(input_dir: Path) -> dict[str, InputFile]:
+    return read_input_folder(input_dir)
+
+
+@task(cache_policy=NONE, persist_result=False)
+def validate(files: dict[str, InputFile], settings: RunSettings) -> dict[str, ValidatedTable]:
+    return validate_inputs(files, settings)
+
+
+@task(cache_policy=NONE, persist_result=False)
+def derive(
+    validated: dict[str, ValidatedTable], period: Period, settings: RunSettings
+) -> DerivedTables:
+    return derive_tables(
+        validated["opportunities"].valid,
+        validated["stage_history"].valid,
+        period=period,
+        settings=settings,
+    )
+
+
+@task(cache_policy=NONE, persist_result=False)
+def compute(
+    validated: dict[str, ValidatedTable],
+    derived: DerivedTables,
+    period: Period,
+    settings: RunSettings,
+    history_available: bool,
+) -> dict[str, Any]:
+    metrics = funnel_metrics(
+        validated["opportunities"].valid,
+        derived,
+        period=period,
+        settings=settings,
+        history_available=history_available,
+    )
+    metrics["data_quality"] = {
+        name: {
+            "rows_read": t.rows_read,
+            "rows_valid": t.rows_valid,
+            "rows_quarantined": t.rows_quarantined,
+            "reasons": reason_counts(t),
+        }
+        for name, t in validated.items()
+    }
+    return metrics
+
+
+@task(cache_policy=NONE, persist_result=False)
+def render_report_html(
+    metrics: dict[str, Any], input_files: list[dict[str, Any]], lang: str
+) -> str:
+    return render_html(report_context(metrics, input_files=input_files, lang=lang))
+
+
+@task(cache_policy=NONE, persist_result=False)
+def render_report_pdf(html: str) -> bytes:
+    return render_pdf(html)
+
+
+@task(cache_policy=NONE, persist_result=False)
+def write_outputs(
+    out_dir: Path,
+    metrics: dict[str, Any],
+    html: str,
+    pdf: bytes,
+    files: dict[str, InputFile],
+    validated: dict[str, ValidatedTable],
+) -> list[str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "metrics.json", metrics)
+    (out_dir / "report.html").write_text(html, encoding="utf-8")
+    (out_dir / "report.pdf").write_bytes(pdf)
+    return [
+        "metrics.json",
+        "report.html",
+        "report.pdf",
+        *write_quarantine(out_dir, files, validated),
+    ]
+
+
+def input_summary(files: dict[str, InputFile]) -> list[dict[str, Any]]:
+    return [
+        {
+            "table": f.table,
+            "name": f.path.name,
+            "path": str(f.path),
+            "sha256": f.sha256,
+            "rows": f.raw.height,
+        }
+        for f in files.values()
+    ]
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {
+        name: version(name)
+        for name in ("funnel-reports", "polars", "pandera", "prefect", "weasyprint", "jinja2")
+    }
+
+
+@flow(name="funnel-report", log_prints=True)
+def funnel_report(
+    input_dir: str,
+    period: str,
+    out_dir: str,
+    config: str | None = None,
+    lang: str | None = None,
+) -> dict[str, Any]:
+    """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
+
+    Writes OUT/<period>/: report.html, report.pdf, metrics.json, manifest.json, quarantine/.
+    Returns the manifest.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    settings = settings_from_toml(Path(config) if config else None, lang=lang)
+    report_period = parse_period(period, settings.timezone)
+    target = Path(out_dir) / report_period.label
+    with timed(timings, "load"):
+        files = load_inputs(Path(input_dir))
+    with timed(timings, "validate"):
+        validated = validate(files, settings)
+    with timed(timings, "derive"):
+        derived = derive(validated, report_period, settings)
+    with timed(timings, "compute"):
+        metrics = compute(
+            validated, derived, report_period, settings, history_available="stage_history" in files
+        )
+    inputs = input_summary(files)
+    with timed(timings, "render_html"):
+        html = render_report_html(metrics, inputs, settings.lang)
+    with timed(timings, "render_pdf"):
+        pdf = render_report_pdf(html)
+    with timed(timings, "write"):
+        written = write_outputs(target, metrics, html, pdf, files, validated)
+    flow_seconds = time.perf_counter() - started
+    manifest = {
+        "period": report_period.as_dict(),
+        "lang": settings.lang,
+        "inputs": [
+            {
+                **i,
+                "rows_valid": validated[i["table"]].rows_valid,
+                "rows_quarantined": validated[i["table"]].rows_quarantined,
+            }
+            for i in inputs
+        ],
+        "outputs": [*written, "manifest.json"],
+        "versions": versions(),
+        "timings_seconds": {
+            "steps": timings,
+            "flow_total": round(flow_seconds, 4),
+            "flow_overhead": round(flow_seconds - sum(timings.values()), 4),
+        },
+    }
+    write_json(target / "manifest.json", manifest)
+    print(f"funnel report {report_period.label}: {target}")
+    return {**manifest, "out_dir": str(target)}

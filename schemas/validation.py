@@ -1,0 +1,128 @@
+"""Split a typed table into valid rows and quarantined rows, with every reason per row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from transforms.parse import REASONS
+
+REASON_SEPARATOR = "; "
+
+
+@dataclass(frozen=True)
+class ValidatedTable:
+    """`valid` holds the canonical columns; `quarantined` holds `_row` and `reasons` (a list)."""
+
+    name: str
+    valid: pl.DataFrame
+    quarantined: pl.DataFrame
+    rows_read: int
+
+    @property
+    def rows_valid(self) -> int:
+        return self.valid.height
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantined.height
+
+
+def _schema_reason(check: pl.Expr, column: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """A readable reason from a pandera failure case."""
+    return (
+        pl.when(check == "not_nullable")
+        .then(pl.format("{}: missing (required)", column))
+        .when(check == "field_uniqueness")
+        .then(pl.format("{}: '{}' appears more than once (every copy quarantined)", column, value))
+        .when(check.str.starts_with("isin"))
+        .then(pl.format("{}: '{}' is not an allowed value", column, value))
+        .when(check.str.starts_with("greater_than_or_equal_to"))
+        .then(pl.format("{}: negative value (got '{}')", column, value))
+        .when(pl.col("schema_context") == "DataFrameSchema")
+        .then(check)
+        .otherwise(pl.format("{}: fails {} (got '{}')", column, check, value))
+    )
+
+
+def schema_reasons(typed: pl.DataFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """`_row`, `reason` for every pandera failure of the typed rows."""
+    columns = list(model.to_schema().columns)
+    try:
+        model.validate(typed.select(columns), lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases.filter(pl.col("index").is_not_null())
+        rows = typed.select("_row").with_row_index("index")
+        return (
+            cases.with_columns(pl.col("index").cast(pl.UInt32))
+            .join(rows, on="index", how="inner")
+            .select(
+                "_row",
+                _schema_reason(pl.col("check"), pl.col("column"), pl.col("failure_case")).alias(
+                    "reason"
+                ),
+                pl.col("column").alias("_column"),
+                pl.col("check").alias("_check"),
+            )
+        )
+    return pl.DataFrame(
+        schema={"_row": pl.Int64, "reason": pl.String, "_column": pl.String, "_check": pl.String}
+    )
+
+
+def validate_table(
+    name: str,
+    typed: pl.DataFrame,
+    model: type[pa.DataFrameModel],
+    rule_reasons: pl.DataFrame | None = None,
+) -> ValidatedTable:
+    """Rows with no reason are valid; the rest are quarantined with all their reasons.
+
+    `typed` comes from `transforms.parse.parse_table`; `rule_reasons` (`_row`, `reason`) adds
+    rules that need other tables. A value already reported as unreadable is not reported again
+    as missing.
+    """
+    parse = typed.select("_row", pl.col(REASONS).alias("reason")).explode("reason").drop_nulls()
+    unreadable = parse.select("_row", pl.col("reason").str.extract(r"^([^:]+):").alias("_column"))
+    schema = (
+        schema_reasons(typed, model)
+        .join(
+            unreadable.with_columns(pl.lit(True).alias("_dup")), on=["_row", "_column"], how="left"
+        )
+        .filter(~(pl.col("_check").eq("not_nullable") & pl.col("_dup").fill_null(False)))
+        .select("_row", "reason")
+    )
+    parts = [parse.with_columns(pl.col("_row").cast(pl.Int64)), schema.cast({"_row": pl.Int64})]
+    if rule_reasons is not None:
+        parts.append(rule_reasons.select(pl.col("_row").cast(pl.Int64), "reason"))
+    reasons = (
+        pl.concat(parts)
+        .unique(maintain_order=True)
+        .group_by("_row", maintain_order=True)
+        .agg(pl.col("reason").alias("reasons"))
+        .sort("_row")
+    )
+    bad_rows = reasons.select("_row")
+    valid = typed.join(bad_rows, on="_row", how="anti").drop(REASONS)
+    return ValidatedTable(name=name, valid=valid, quarantined=reasons, rows_read=typed.height)
+
+
+def reason_category(reason: pl.Expr) -> pl.Expr:
+    """A reason without the offending value, for counting (`created_at: cannot read as ...`)."""
+    return reason.str.replace(r" \(got '.*'\)$", "").str.replace(r": '[^']*' ", ": value ")
+
+
+def reason_counts(table: ValidatedTable) -> list[dict[str, object]]:
+    """Quarantine reasons by category, most frequent first."""
+    if table.quarantined.height == 0:
+        return []
+    return (
+        table.quarantined.explode("reasons")
+        .group_by(reason_category(pl.col("reasons")).alias("reason"))
+        .agg(pl.len().alias("rows"))
+        .sort(["rows", "reason"], descending=[True, False])
+        .to_dicts()
+    )

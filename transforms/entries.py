@@ -1,0 +1,187 @@
+"""Derived tables: stage entries, the state of every deal as of a date, and stage visits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from transforms.funnel_model import FunnelModel
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def days_between(start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """(end - start) in seconds / 86400, as a float."""
+    return (end - start).dt.total_microseconds().cast(pl.Float64) / (SECONDS_PER_DAY * 1e6)
+
+
+def stage_index(stage: pl.Expr, *, funnel: FunnelModel) -> pl.Expr:
+    return stage.replace_strict(funnel.ids, list(range(len(funnel.ids))), return_dtype=pl.Int32)
+
+
+def reach_column(stage_id: str) -> str:
+    """Name of the column holding first_reach(o, stage) in `deal_states`."""
+    return f"reach_{stage_id}"
+
+
+def stage_entries(
+    opportunities: pl.LazyFrame, stage_history: pl.LazyFrame, *, funnel: FunnelModel
+) -> pl.LazyFrame:
+    """Stage entries: one row per entry of an opportunity into a stage.
+
+    An opportunity's stage-history rows are its entries. One without history rows takes them
+    from its own fields: the first stage at `created_at`, the won stage at `closed_at` when won,
+    and the current stage at `stage_entered_at` (at `created_at` when that is empty).
+    """
+    first, won = funnel.ids[0], funnel.won_stage
+    from_history = stage_history.select(
+        "opportunity_id",
+        "stage",
+        "entered_at",
+        "amount",
+        "expected_close_date",
+        pl.lit(True).alias("is_from_history"),
+    )
+    without_history = opportunities.join(
+        stage_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
+    )
+    current_entry = pl.coalesce("stage_entered_at", "created_at")
+    field_entries = (
+        pl.concat(
+            [
+                without_history.select(
+                    "opportunity_id",
+                    pl.lit(first).alias("stage"),
+                    pl.col("created_at").alias("entered_at"),
+                ),
+                without_history.filter(
+                    (pl.col("status") == "won") & pl.col("closed_at").is_not_null()
+                ).select(
+                    "opportunity_id",
+                    pl.lit(won).alias("stage"),
+                    pl.col("closed_at").alias("entered_at"),
+                ),
+                without_history.select(
+                    "opportunity_id", "stage", current_entry.alias("entered_at")
+                ),
+            ]
+        )
+        .unique()
+        .with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("amount"),
+            pl.lit(None, dtype=pl.Date).alias("expected_close_date"),
+            pl.lit(False).alias("is_from_history"),
+        )
+    )
+    return (
+        pl.concat([from_history, field_entries])
+        .with_columns(stage_index(pl.col("stage"), funnel=funnel).alias("stage_index"))
+        .sort(["opportunity_id", "entered_at", "stage_index"])
+    )
+
+
+def deal_states(
+    opportunities: pl.LazyFrame,
+    entries: pl.LazyFrame,
+    *,
+    as_of: datetime,
+    funnel: FunnelModel,
+) -> pl.LazyFrame:
+    """Every deal as it could be known at `as_of`: one row per opportunity created before it.
+
+    `state` is won (reached the won stage before as_of), lost (status lost and closed before
+    as_of) or open; `stage_at` is the stage of the last entry before as_of; `reach_<stage>` is
+    first_reach(o, stage); `amount_at` is the latest amount the history records before as_of,
+    else the opportunity's amount.
+    """
+    known = entries.filter(pl.col("entered_at") < as_of)
+    ordered = ["entered_at", "stage_index"]
+    reached = known.group_by("opportunity_id").agg(
+        *[
+            pl.col("entered_at").filter(pl.col("stage_index") >= k).min().alias(reach_column(s))
+            for k, s in enumerate(funnel.ids)
+        ],
+        pl.col("stage").sort_by(ordered).last().alias("stage_at"),
+        pl.col("entered_at").sort_by(ordered).last().alias("stage_entered_at_as_of"),
+        pl.col("amount")
+        .filter(pl.col("amount").is_not_null())
+        .sort_by(pl.col("entered_at").filter(pl.col("amount").is_not_null()))
+        .last()
+        .alias("history_amount"),
+        pl.col("expected_close_date")
+        .filter(pl.col("expected_close_date").is_not_null())
+        .sort_by(pl.col("entered_at").filter(pl.col("expected_close_date").is_not_null()))
+        .last()
+        .alias("history_expected_close_date"),
+    )
+    won_at = pl.col(reach_column(funnel.won_stage))
+    is_lost = (pl.col("status") == "lost") & (pl.col("closed_at") < as_of)
+    state = (
+        pl.when(won_at.is_not_null())
+        .then(pl.lit("won"))
+        .when(is_lost)
+        .then(pl.lit("lost"))
+        .otherwise(pl.lit("open"))
+    )
+    return (
+        opportunities.filter(pl.col("created_at") < as_of)
+        .join(reached, on="opportunity_id", how="left")
+        .with_columns(
+            state.alias("state"),
+            won_at.alias("won_at"),
+            pl.col("stage_at").fill_null(funnel.ids[0]),
+            pl.coalesce("stage_entered_at_as_of", "created_at").alias("stage_entered_at_as_of"),
+            pl.coalesce("history_amount", "amount").alias("amount_at"),
+            pl.coalesce("history_expected_close_date", "expected_close_date").alias(
+                "expected_close_date_at"
+            ),
+            pl.when(pl.col("closed_at") < as_of).then(pl.col("closed_at")).alias("closed_at_as_of"),
+        )
+        .with_columns(
+            pl.when(pl.col("state") == "won")
+            .then(pl.col("won_at"))
+            .when(pl.col("state") == "lost")
+            .then(pl.col("closed_at"))
+            .alias("resolved_at")
+        )
+    )
+
+
+def stage_visits(entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime) -> pl.LazyFrame:
+    """Stage visits known at `as_of`: one row per stay of a deal in a stage.
+
+    A visit starts at an entry and ends at the deal's next entry, or at `closed_at` when the
+    deal was lost while there; one with no end before as_of is open. `days` is the length of a
+    completed visit, or the age at as_of of an open one.
+    """
+    lost_at = states.select(
+        "opportunity_id",
+        pl.when(pl.col("state") == "lost").then(pl.col("closed_at")).alias("_lost_at"),
+    )
+    next_entry = (
+        pl.col("entered_at")
+        .shift(-1)
+        .over("opportunity_id", order_by=["entered_at", "stage_index"])
+    )
+    return (
+        entries.filter(pl.col("entered_at") < as_of)
+        .join(lost_at, on="opportunity_id", how="inner")
+        .with_columns(next_entry.alias("_next"))
+        .select(
+            "opportunity_id",
+            "stage",
+            "stage_index",
+            pl.col("entered_at").alias("started_at"),
+            pl.coalesce(
+                "_next",
+                pl.when(pl.col("_lost_at").is_not_null()).then(
+                    pl.max_horizontal("_lost_at", "entered_at")
+                ),
+            ).alias("ended_at"),
+        )
+        .with_columns(pl.col("ended_at").is_null().alias("is_open"))
+        .with_columns(
+            days_between(pl.col("started_at"), pl.coalesce("ended_at", pl.lit(as_of))).alias("days")
+        )
+    )

@@ -1,0 +1,82 @@
+"""The funnel model: the ordered stages a deal moves through, and the settings of a run.
+
+Pure data: loaded from `funnel.toml` by `flows.config`, passed to every transform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One funnel stage. `stall_days` is None for stages where a deal never stalls."""
+
+    id: str
+    label_en: str
+    label_zh: str
+    stall_days: int | None = None
+    aliases: tuple[str, ...] = ()
+
+    def label(self, lang: str) -> str:
+        return self.label_zh if lang == "zh" else self.label_en
+
+
+@dataclass(frozen=True)
+class FunnelModel:
+    """The ordered stages; `won_stage` is the first stage that counts as won."""
+
+    stages: tuple[Stage, ...]
+    won_stage: str = "won"
+
+    def __post_init__(self) -> None:
+        ids = [s.id for s in self.stages]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"stage ids must be unique, got {ids}")
+        if self.won_stage not in ids:
+            raise ValueError(f"won stage {self.won_stage!r} is not one of the stages {ids}")
+        if ids.index(self.won_stage) == 0:
+            raise ValueError("the won stage cannot be the first stage")
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.stages]
+
+    @property
+    def won_index(self) -> int:
+        return self.ids.index(self.won_stage)
+
+    @property
+    def open_stages(self) -> tuple[Stage, ...]:
+        """Stages before won: where a deal is open and can be lost."""
+        return self.stages[: self.won_index]
+
+    def index(self, stage_id: str) -> int:
+        return self.ids.index(stage_id)
+
+    def stage(self, stage_id: str) -> Stage:
+        return self.stages[self.index(stage_id)]
+
+
+DEFAULT_STAGES = (
+    Stage("lead", "Lead acquired", "线索获取", 7),
+    Stage("qualified", "Needs confirmed", "需求确认", 7),
+    Stage("proposal", "Proposal & quote", "方案报价", 7),
+    Stage("negotiation", "Negotiation", "谈判推进", 7),
+    Stage("won", "Signed", "成交签约", None),
+    Stage("retention", "After-sales & retention", "售后维护", None),
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run needs besides the data: funnel, time zone, currency, window, language."""
+
+    funnel: FunnelModel = field(default_factory=lambda: FunnelModel(DEFAULT_STAGES))
+    timezone: str = "UTC"
+    currency: str = "USD"
+    window_months: int = 12
+    lang: str = "en"
+    immature_open_share: float = 0.30
+    smoothing_strength: float = 5.0
+    min_resolved_for_p_win: int = 20

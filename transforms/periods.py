@@ -1,0 +1,103 @@
+"""Report periods: a month (`2024-06`) or a quarter (`2024-Q2`) as a half-open interval.
+
+Boundaries are local midnights in the configured time zone, held as UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.IGNORECASE)
+
+
+class PeriodError(ValueError):
+    """A period label that is neither a month (2024-06) nor a quarter (2024-Q2)."""
+
+
+def add_months(d: date, months: int) -> date:
+    """The first day of the month `months` after the month of `d` (d must be a first day)."""
+    index = d.year * 12 + d.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A report period [start_date, end_date) in local dates, with its UTC instants."""
+
+    grain: str  # "month" | "quarter"
+    start_date: date
+    end_date: date
+    timezone: str = "UTC"
+
+    @property
+    def label(self) -> str:
+        if self.grain == "month":
+            return f"{self.start_date.year}-{self.start_date.month:02d}"
+        return f"{self.start_date.year}-Q{(self.start_date.month - 1) // 3 + 1}"
+
+    @property
+    def months(self) -> int:
+        return 1 if self.grain == "month" else 3
+
+    @property
+    def start(self) -> datetime:
+        return local_midnight_utc(self.start_date, self.timezone)
+
+    @property
+    def end(self) -> datetime:
+        """`as_of`: the first instant after the period."""
+        return local_midnight_utc(self.end_date, self.timezone)
+
+    def shifted(self, periods: int) -> Period:
+        """The period `periods` steps later (negative for earlier) of the same grain."""
+        start = add_months(self.start_date, periods * self.months)
+        return Period(self.grain, start, add_months(start, self.months), self.timezone)
+
+    def window_start(self, months: int) -> datetime:
+        """Start of the trailing window W = [end - months, end)."""
+        return local_midnight_utc(add_months(self.end_date, -months), self.timezone)
+
+    def month_periods(self) -> list[Period]:
+        """The calendar months inside this period, in order."""
+        return [
+            Period(
+                "month",
+                add_months(self.start_date, i),
+                add_months(self.start_date, i + 1),
+                self.timezone,
+            )
+            for i in range(self.months)
+        ]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "grain": self.grain,
+            "label": self.label,
+            "start": self.start_date.isoformat(),
+            "end": self.end_date.isoformat(),
+            "as_of": self.end_date.isoformat(),
+            "timezone": self.timezone,
+        }
+
+
+def local_midnight_utc(d: date, timezone: str) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def parse_period(label: str, timezone: str = "UTC") -> Period:
+    """`2024-06` is a month, `2024-Q2` a quarter; anything else is a PeriodError."""
+    text = label.strip()
+    if m := _MONTH.match(text):
+        year, month = int(m.group(1)), int(m.group(2))
+        if not 1 <= month <= 12:
+            raise PeriodError(f"period {label!r}: month must be 01-12")
+        start = date(year, month, 1)
+        return Period("month", start, add_months(start, 1), timezone)
+    if m := _QUARTER.match(text):
+        start = date(int(m.group(1)), (int(m.group(2)) - 1) * 3 + 1, 1)
+        return Period("quarter", start, add_months(start, 3), timezone)
+    raise PeriodError(f"period {label!r}: expected a month like 2024-06 or a quarter like 2024-Q2")

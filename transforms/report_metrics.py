@@ -1,0 +1,205 @@
+"""The whole `metrics.json` document for one period, from the valid canonical tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from transforms import metrics
+from transforms.entries import deal_states, stage_entries, stage_visits
+from transforms.funnel_model import RunSettings
+from transforms.periods import Period
+
+STALLED_DEALS_LISTED = 15
+
+
+def period_states(
+    entries: pl.LazyFrame, opportunities: pl.LazyFrame, *, period: Period, settings: RunSettings
+) -> pl.LazyFrame:
+    return deal_states(opportunities, entries, as_of=period.end, funnel=settings.funnel)
+
+
+def headline_for(
+    entries: pl.LazyFrame, opportunities: pl.LazyFrame, *, period: Period, settings: RunSettings
+) -> dict[str, Any]:
+    """`period` and `kpis` of another period, for comparisons and side-by-side months."""
+    states = period_states(entries, opportunities, period=period, settings=settings).cache()
+    return {
+        "period": period.as_dict(),
+        "kpis": metrics.kpis(
+            states,
+            period_start=period.start,
+            as_of=period.end,
+            window_start=period.window_start(settings.window_months),
+        ),
+    }
+
+
+def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Difference current - previous for each numeric headline figure (null when either is)."""
+    return {
+        key: (
+            value - previous[key]
+            if isinstance(value, int | float) and isinstance(previous.get(key), int | float)
+            else None
+        )
+        for key, value in current.items()
+        if key != "window"
+    }
+
+
+def point_in_time_notes(
+    opportunities: pl.LazyFrame, states: pl.LazyFrame, *, period: Period, history_available: bool
+) -> list[dict[str, Any]]:
+    """What could not be reconstructed as of the period end: a note key and how many deals."""
+    counts = (
+        states.select(
+            (pl.col("history_amount").is_null() & pl.col("amount").is_not_null())
+            .sum()
+            .alias("current_amount_used"),
+            ((pl.col("status") != "open") & (pl.col("state") == "open"))
+            .sum()
+            .alias("closed_after_period"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    counts["created_after_period"] = (
+        opportunities.filter(pl.col("created_at") >= period.end).select(pl.len()).collect().item()
+    )
+    notes = [{"note": "no_stage_history", "count": None}] if not history_available else []
+    notes += [{"note": key, "count": n} for key, n in counts.items() if n]
+    notes.append({"note": "stall_reason_current", "count": None})
+    return notes
+
+
+@dataclass(frozen=True)
+class DerivedTables:
+    """Stage entries (all known), and deal states and visits as of the period end."""
+
+    entries: pl.DataFrame
+    states: pl.DataFrame
+    visits: pl.DataFrame
+
+
+def derive_tables(
+    opportunities: pl.DataFrame,
+    stage_history: pl.DataFrame,
+    *,
+    period: Period,
+    settings: RunSettings,
+) -> DerivedTables:
+    entries = stage_entries(
+        opportunities.lazy(), stage_history.lazy(), funnel=settings.funnel
+    ).collect()
+    states = period_states(
+        entries.lazy(), opportunities.lazy(), period=period, settings=settings
+    ).collect()
+    visits = stage_visits(entries.lazy(), states.lazy(), as_of=period.end).collect()
+    return DerivedTables(entries, states, visits)
+
+
+def funnel_metrics(
+    opportunities: pl.DataFrame,
+    derived: DerivedTables,
+    *,
+    period: Period,
+    settings: RunSettings,
+    history_available: bool,
+) -> dict[str, Any]:
+    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json."""
+    funnel = settings.funnel
+    window_start = period.window_start(settings.window_months)
+    opps = opportunities.lazy()
+    entries, states, visits = derived.entries.lazy(), derived.states.lazy(), derived.visits.lazy()
+
+    probabilities, p_bar = metrics.stage_probabilities(
+        states, funnel=funnel, window_start=window_start, settings=settings
+    )
+    probabilities_known = probabilities["p_win"].null_count() == 0
+    weighted = metrics.weighted_open_deals(states, probabilities, funnel=funnel)
+    next_period = period.shifted(1)
+    stalled = metrics.stalled_deals(states, funnel=funnel, as_of=period.end)
+    kpis = metrics.kpis(
+        states, period_start=period.start, as_of=period.end, window_start=window_start
+    )
+    previous = headline_for(entries, opps, period=period.shifted(-1), settings=settings)
+    year_ago = headline_for(
+        entries, opps, period=period.shifted(-12 // period.months), settings=settings
+    )
+    document: dict[str, Any] = {
+        "period": period.as_dict(),
+        "currency": settings.currency,
+        "stages": [
+            {
+                "id": s.id,
+                "label": s.label(settings.lang),
+                "is_open": i < funnel.won_index,
+                "stall_days": s.stall_days,
+            }
+            for i, s in enumerate(funnel.stages)
+        ],
+        "window": {
+            "start": period.window_start(settings.window_months).isoformat(),
+            "end": period.end.isoformat(),
+            "months": settings.window_months,
+        },
+        "kpis": kpis,
+        "funnel": metrics.funnel_snapshot(states, funnel=funnel).collect().to_dicts(),
+        "conversion": metrics.conversion(
+            states,
+            funnel=funnel,
+            period_start=period.start,
+            as_of=period.end,
+            window_start=window_start,
+            immature_open_share=settings.immature_open_share,
+        ).to_dicts(),
+        "dwell": metrics.dwell(
+            visits, funnel=funnel, window_start=window_start, history_available=history_available
+        )
+        .collect()
+        .to_dicts(),
+        "stalls": {
+            **metrics.stalls_summary(stalled),
+            "deals": stalled.sort(["days_in_stage", "opportunity_id"], descending=[True, False])
+            .head(STALLED_DEALS_LISTED)
+            .select(
+                "opportunity_id",
+                "customer_name",
+                "owner",
+                pl.col("stage_at").alias("stage"),
+                "days_in_stage",
+                pl.col("amount_at").alias("amount"),
+                "stall_reason",
+            )
+            .collect()
+            .to_dicts(),
+        },
+        "forecast": {
+            "stage_probabilities": probabilities.to_dicts(),
+            "p_bar": p_bar,
+            **metrics.forecast(
+                weighted,
+                funnel=funnel,
+                next_period_start=next_period.start_date,
+                next_period_end=next_period.end_date,
+                probabilities_known=probabilities_known,
+            ),
+            "next_period_label": next_period.label,
+        },
+        "comparison": {
+            "previous": {**previous, "change": change(kpis, previous["kpis"])},
+            "year_ago": {**year_ago, "change": change(kpis, year_ago["kpis"])},
+        },
+        "history_available": history_available,
+        "point_in_time": point_in_time_notes(
+            opps, states, period=period, history_available=history_available
+        ),
+    }
+    if period.grain == "quarter":
+        document["months"] = [
+            headline_for(entries, opps, period=m, settings=settings) for m in period.month_periods()
+        ]
+    return document
