@@ -21,10 +21,14 @@ def formula_safe(column: pl.Expr) -> pl.Expr:
     return pl.when(column.str.contains(pattern)).then(pl.lit("'") + column).otherwise(column)
 
 
+FLOAT_DECIMALS = 6
+
+
 def json_ready(value: Any) -> Any:
-    """NaN and infinities become null, so metrics.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """Strict, reproducible JSON values: NaN and infinities become null, and floats are rounded
+    to 6 decimals, so that the last bits of a parallel sum never change a rerun's file."""
+    if isinstance(value, float):
+        return round(value, FLOAT_DECIMALS) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

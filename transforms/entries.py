@@ -32,7 +32,8 @@ def stage_entries(
 
     An opportunity's stage-history rows are its entries. One without history rows takes them
     from its own fields: the first stage at `created_at`, the won stage at `closed_at` when won,
-    and the current stage at `stage_entered_at` (at `created_at` when that is empty).
+    and the current stage at `stage_entered_at` (when that is empty: at `closed_at` for a won
+    deal, else at `created_at`).
     """
     first, won = funnel.ids[0], funnel.won_stage
     from_history = stage_history.select(
@@ -46,7 +47,11 @@ def stage_entries(
     without_history = opportunities.join(
         stage_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
     )
-    current_entry = pl.coalesce("stage_entered_at", "created_at")
+    current_entry = pl.coalesce(
+        "stage_entered_at",
+        pl.when(pl.col("status") == "won").then(pl.col("closed_at")),
+        "created_at",
+    )
     field_entries = (
         pl.concat(
             [

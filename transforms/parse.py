@@ -140,14 +140,10 @@ def parse_table(
 
 
 def derive_status(opportunities: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:
-    """Opportunities with `status` filled: won when the stage is won or later, else open."""
+    """Opportunities with `status` filled when empty: won when the stage is won or later, else
+    open (also when the stage itself is unreadable: that row is quarantined for its stage)."""
     won_stages = funnel.ids[funnel.won_index :]
     derived = (
         pl.when(pl.col("stage").is_in(won_stages)).then(pl.lit("won")).otherwise(pl.lit("open"))
     )
-    return opportunities.with_columns(
-        pl.when(pl.col("stage").is_null())
-        .then(pl.col("status"))
-        .otherwise(pl.coalesce(pl.col("status"), derived))
-        .alias("status")
-    )
+    return opportunities.with_columns(pl.coalesce(pl.col("status"), derived).alias("status"))

@@ -1,0 +1,200 @@
+"""The real flow on the sample data: outputs, the metrics.json contract, the rendered reports."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.cli import SAMPLE_DIR
+from flows.commands import funnel_demo, latest_full_month
+from flows.ingest import sha256_of
+
+OPEN_STAGES = ["lead", "qualified", "proposal", "negotiation"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, prefect_server):
+    out = tmp_path_factory.mktemp("demo")
+    manifests = funnel_demo(str(out))
+    return out, manifests
+
+
+def pdf_text(path: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_demo_writes_the_latest_full_month_and_its_quarter(demo):
+    out, manifests = demo
+    assert latest_full_month(SAMPLE_DIR, "Asia/Shanghai") == "2026-09"
+    assert [m["period"]["label"] for m in manifests] == ["2026-09", "2026-Q3"]
+    for label in ("2026-09", "2026-Q3"):
+        folder = out / label
+        for name in ("report.html", "report.pdf", "metrics.json", "manifest.json"):
+            assert (folder / name).stat().st_size > 0, name
+        assert (folder / "quarantine").is_dir()
+
+
+def test_metrics_json_holds_the_contract_keys(demo):
+    out, _ = demo
+    m = json.loads((out / "2026-09" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["period"] == {
+        "grain": "month",
+        "label": "2026-09",
+        "start": "2026-09-01",
+        "end": "2026-10-01",
+        "as_of": "2026-10-01",
+        "timezone": "Asia/Shanghai",
+    }
+    assert [r["stage"] for r in m["funnel"]] == OPEN_STAGES
+    assert all({"count", "amount"} <= set(r) for r in m["funnel"])
+    assert [(r["from"], r["to"]) for r in m["conversion"]] == [
+        ("lead", "qualified"),
+        ("qualified", "proposal"),
+        ("proposal", "negotiation"),
+        ("negotiation", "won"),
+        ("won", "retention"),
+    ]
+    for row in m["conversion"]:
+        assert {
+            "flow_rate",
+            "cohort_rate",
+            "resolved_rate",
+            "cohort_size",
+            "advanced",
+            "lost",
+            "open",
+        } <= set(row)
+    assert [r["stage"] for r in m["dwell"]] == OPEN_STAGES
+    for row in m["dwell"]:
+        assert {
+            "completed_visits",
+            "mean_days",
+            "median_days",
+            "p90_days",
+            "open_visits",
+            "open_median_age_days",
+            "km_median_days",
+        } <= set(row)
+    assert {
+        "stalled_count",
+        "stalled_amount",
+        "missing_reason_count",
+        "compliance_rate",
+        "reasons",
+    } <= set(m["stalls"])
+    assert {
+        "open_count",
+        "open_amount",
+        "won_count",
+        "won_amount",
+        "lost_count",
+        "win_rate",
+        "avg_won_amount",
+        "median_cycle_days",
+        "pipeline_velocity",
+    } <= set(m["kpis"])
+    forecast = m["forecast"]
+    assert {"weighted_pipeline", "next_period", "unpriced_count"} <= set(forecast)
+    assert [r["stage"] for r in forecast["stage_probabilities"]] == OPEN_STAGES
+    for row in forecast["stage_probabilities"]:
+        assert {"won", "lost", "p_win", "insufficient_history"} <= set(row)
+    for table in ("opportunities", "stage_history", "followups"):
+        dq = m["data_quality"][table]
+        assert dq["rows_read"] == dq["rows_valid"] + dq["rows_quarantined"]
+        assert set(dq) == {"rows_read", "rows_valid", "rows_quarantined", "reasons"}
+    # the sample is realistic: there is something in every section
+    assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0
+    assert m["stalls"]["missing_reason_count"] > 0
+    assert m["forecast"]["weighted_pipeline"] > 0
+
+
+def test_quarterly_metrics_add_the_months(demo):
+    out, _ = demo
+    m = json.loads((out / "2026-Q3" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["period"]["grain"] == "quarter"
+    assert [month["period"]["label"] for month in m["months"]] == ["2026-07", "2026-08", "2026-09"]
+    # the quarter's wins are the sum of its months'
+    assert m["kpis"]["won_count"] == sum(month["kpis"]["won_count"] for month in m["months"])
+    assert m["comparison"]["previous"]["period"]["label"] == "2026-Q2"
+    assert m["comparison"]["year_ago"]["period"]["label"] == "2025-Q3"
+
+
+def test_manifest_records_inputs_versions_and_timings(demo):
+    out, _ = demo
+    manifest = json.loads((out / "2026-09" / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest["inputs"]:
+        path = SAMPLE_DIR / entry["name"]
+        assert entry["sha256"] == sha256_of(path)
+        assert entry["rows"] == pl.read_csv(path, infer_schema=False).height
+        assert entry["rows"] == entry["rows_valid"] + entry["rows_quarantined"]
+    assert set(manifest["timings_seconds"]["steps"]) == {
+        "load",
+        "validate",
+        "derive",
+        "compute",
+        "render_html",
+        "render_pdf",
+        "write",
+    }
+    assert manifest["versions"]["polars"].startswith("2.")
+
+
+def test_pdf_reads_as_a_report_with_embedded_fonts(demo):
+    out, _ = demo
+    pdf = out / "2026-09" / "report.pdf"
+    pages = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
+    page_count = int(
+        next(line.split()[-1] for line in pages.splitlines() if line.startswith("Pages:"))
+    )
+    assert 3 <= page_count <= 8
+    text = pdf_text(pdf)
+    for heading in (
+        "Sales funnel report",
+        "Executive summary",
+        "Stage conversion",
+        "Forecast",
+        "Time in stage",
+        "Stalled deals",
+        "Appendix: data quality",
+    ):
+        assert heading in text
+    # page numbers on every page; the running header from page 2 on
+    assert all(re.search(rf"\b{n}\s*/\s*{page_count}\b", text) for n in range(1, page_count + 1))
+    assert text.count("Monthly report · 2026-09") == page_count
+    fonts = subprocess.run(
+        ["pdffonts", str(pdf)], check=True, capture_output=True, text=True
+    ).stdout
+    cjk = [line for line in fonts.splitlines() if "WenQuanYi" in line or "CJK" in line]
+    assert cjk and all(" yes " in line for line in cjk), fonts  # embedded, not just extracted
+    assert "The quarter month by month" in pdf_text(out / "2026-Q3" / "report.pdf")
+
+
+def test_reports_carry_no_contact_details(demo):
+    out, _ = demo
+    contacts = pl.read_csv(SAMPLE_DIR / "opportunities.csv", infer_schema=False).select(
+        "contact_name", "contact_phone", "contact_email"
+    )
+    values = {v for column in contacts.iter_columns() for v in column.drop_nulls().to_list()}
+    assert values
+    for label in ("2026-09", "2026-Q3"):
+        text = pdf_text(out / label / "report.pdf") + (out / label / "report.html").read_text(
+            encoding="utf-8"
+        )
+        leaked = [v for v in values if v in text]
+        assert not leaked, leaked[:5]
+
+
+def test_rerun_gives_identical_metrics(demo, tmp_path):
+    out, _ = demo
+    funnel_demo(str(tmp_path))
+    for label in ("2026-09", "2026-Q3"):
+        assert (tmp_path / label / "metrics.json").read_bytes() == (
+            out / label / "metrics.json"
+        ).read_bytes()

@@ -1,0 +1,91 @@
+"""Small literal canonical tables for tests, built through the real parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from schemas.canonical import TABLE_MODELS, column_types
+from transforms.funnel_model import RunSettings
+from transforms.parse import REASONS, derive_status, parse_table
+from transforms.periods import parse_period
+from transforms.report_metrics import derive_tables, funnel_metrics
+
+SETTINGS = RunSettings()
+
+
+def raw_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """String columns from dicts (missing keys are empty), numbered in `_row` from 1."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    data = {c: [None if r.get(c) is None else str(r[c]) for r in rows] for c in columns}
+    return pl.DataFrame(data, schema=dict.fromkeys(columns, pl.String)).with_row_index(
+        "_row", offset=1
+    )
+
+
+def typed(table: str, rows: list[dict[str, Any]], settings: RunSettings = SETTINGS) -> pl.DataFrame:
+    """A parsed canonical table; fails the test if any literal value cannot be read."""
+    raw = raw_frame(rows) if rows else pl.DataFrame(schema={"_row": pl.UInt32})
+    frame = parse_table(
+        raw.lazy(),
+        columns=column_types(TABLE_MODELS[table]),
+        funnel=settings.funnel,
+        timezone=settings.timezone,
+    )
+    if table == "opportunities":
+        frame = derive_status(frame, funnel=settings.funnel)
+    frame = frame.collect()
+    bad = frame.filter(pl.col(REASONS).list.len() > 0)
+    assert bad.height == 0, f"unreadable literal values: {bad[REASONS].to_list()}"
+    return frame.drop(REASONS)
+
+
+def opportunities(*rows: dict[str, Any]) -> pl.DataFrame:
+    return typed("opportunities", list(rows)).drop("_row")
+
+
+def history(*rows: tuple[str, str, str] | dict[str, Any]) -> pl.DataFrame:
+    """Stage entries as (opportunity_id, stage, entered_at) tuples or full dicts."""
+    dicts = [
+        r if isinstance(r, dict) else {"opportunity_id": r[0], "stage": r[1], "entered_at": r[2]}
+        for r in rows
+    ]
+    return typed("stage_history", dicts).drop("_row")
+
+
+def path(opportunity_id: str, *steps: tuple[str, str]) -> list[tuple[str, str, str]]:
+    """History rows for one deal: path("A", ("lead", "2024-06-01"), ("qualified", ...))."""
+    return [(opportunity_id, stage, at) for stage, at in steps]
+
+
+def metrics_for(
+    opps: pl.DataFrame,
+    stage_history: pl.DataFrame | None = None,
+    *,
+    period: str = "2024-06",
+    settings: RunSettings = SETTINGS,
+) -> dict[str, Any]:
+    """metrics.json for literal tables (no history: an empty history table, flagged as absent)."""
+    history_available = stage_history is not None
+    if stage_history is None:
+        stage_history = history()
+    report_period = parse_period(period, settings.timezone)
+    derived = derive_tables(opps, stage_history, period=report_period, settings=settings)
+    return funnel_metrics(
+        opps,
+        derived,
+        period=report_period,
+        settings=settings,
+        history_available=history_available,
+    )
+
+
+def by_key(rows: list[dict[str, Any]], key: str = "stage") -> dict[str, dict[str, Any]]:
+    return {row[key]: row for row in rows}
+
+
+def step(metrics: dict[str, Any], a: str, b: str) -> dict[str, Any]:
+    return next(r for r in metrics["conversion"] if r["from"] == a and r["to"] == b)

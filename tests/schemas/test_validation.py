@@ -1,0 +1,152 @@
+"""Each validation rule fires on its own row, with its reason, and the counts reconcile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.ingest import InputFile, validate_inputs
+from tests.helpers import SETTINGS, raw_frame
+
+GOOD = {"opportunity_id": "OK", "stage": "lead", "created_at": "2024-06-01"}
+
+
+def run(opps, stage_history=None, followups=None):
+    files = {
+        "opportunities": InputFile("opportunities", Path("opportunities.csv"), "-", raw_frame(opps))
+    }
+    if stage_history is not None:
+        files["stage_history"] = InputFile(
+            "stage_history", Path("stage_history.csv"), "-", raw_frame(stage_history)
+        )
+    if followups is not None:
+        files["followups"] = InputFile(
+            "followups", Path("followups.csv"), "-", raw_frame(followups)
+        )
+    validated = validate_inputs(files, SETTINGS)
+    for table in validated.values():
+        assert table.rows_read == table.rows_valid + table.rows_quarantined
+    return validated
+
+
+def reasons_of(table, row: int) -> list[str]:
+    found = table.quarantined.filter(pl.col("_row") == row)
+    return found["reasons"].to_list()[0] if found.height else []
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"opportunity_id": "A", "stage": "lead", "created_at": ""}, "created_at: missing"),
+        (
+            {"opportunity_id": "A", "stage": "lead", "created_at": "2024-13-45"},
+            "created_at: cannot read as a timestamp (got '2024-13-45')",
+        ),
+        (
+            {"opportunity_id": "A", "stage": "stage 9", "created_at": "2024-06-01"},
+            "stage: cannot read as a stage (got 'stage 9')",
+        ),
+        (
+            {"opportunity_id": "", "stage": "lead", "created_at": "2024-06-01"},
+            "opportunity_id: missing",
+        ),
+        ({**GOOD, "opportunity_id": "A", "amount": "-5"}, "amount: negative value (got '-5.0')"),
+        (
+            {**GOOD, "opportunity_id": "A", "amount": "12k"},
+            "amount: cannot read as a number (got '12k')",
+        ),
+        (
+            {**GOOD, "opportunity_id": "A", "status": "maybe"},
+            "status: 'maybe' is not an allowed value",
+        ),
+        (
+            {**GOOD, "opportunity_id": "A", "expected_close_date": "30/06/2024"},
+            "expected_close_date: cannot read as a date (YYYY-MM-DD) (got '30/06/2024')",
+        ),
+        (
+            {**GOOD, "opportunity_id": "A", "closed_at": "2024-05-01", "status": "lost"},
+            "closed_at: before created_at",
+        ),
+        ({**GOOD, "opportunity_id": "A", "status": "lost"}, "closed_at: missing for a lost deal"),
+        (
+            {**GOOD, "opportunity_id": "A", "status": "won"},
+            "status: 'won' but the stage 'lead' is not a won stage",
+        ),
+        (
+            {**GOOD, "opportunity_id": "A", "stage": "won", "status": "open"},
+            "status: 'open' but the stage 'won' is a won stage",
+        ),
+        (
+            {**GOOD, "opportunity_id": "A", "stage": "won"},
+            "closed_at: missing for a won deal, and no entry into the won stage",
+        ),
+    ],
+)
+def test_each_opportunity_rule_quarantines_its_row(row, expected):
+    validated = run([GOOD, row])
+    opps = validated["opportunities"]
+    assert opps.rows_valid == 1 and opps.rows_quarantined == 1
+    assert any(reason.startswith(expected) for reason in reasons_of(opps, 2)), reasons_of(opps, 2)
+
+
+def test_every_reason_of_a_row_is_kept():
+    validated = run([{"opportunity_id": "A", "stage": "nope", "created_at": "x", "amount": "-1"}])
+    reasons = reasons_of(validated["opportunities"], 1)
+    assert len(reasons) == 3
+    assert not any(r.endswith("missing (required)") for r in reasons)  # unreadable != missing
+
+
+def test_duplicate_ids_quarantine_every_copy_and_their_children():
+    validated = run(
+        [GOOD, {**GOOD, "opportunity_id": "D"}, {**GOOD, "opportunity_id": "D"}],
+        stage_history=[{"opportunity_id": "D", "stage": "lead", "entered_at": "2024-06-01"}],
+    )
+    assert validated["opportunities"].rows_quarantined == 2
+    assert validated["opportunities"].valid["opportunity_id"].to_list() == ["OK"]
+    assert reasons_of(validated["stage_history"], 1) == [
+        "opportunity_id: 'D' is quarantined in opportunities"
+    ]
+
+
+def test_won_deal_with_a_won_entry_in_history_needs_no_closed_at():
+    validated = run(
+        [{**GOOD, "stage": "won"}],
+        stage_history=[{"opportunity_id": "OK", "stage": "won", "entered_at": "2024-06-05"}],
+    )
+    assert validated["opportunities"].rows_quarantined == 0
+
+
+def test_children_of_unknown_opportunities_and_late_entries_are_quarantined():
+    validated = run(
+        [GOOD, {**GOOD, "opportunity_id": "L", "status": "lost", "closed_at": "2024-06-10"}],
+        stage_history=[
+            {"opportunity_id": "OK", "stage": "lead", "entered_at": "2024-06-01"},
+            {"opportunity_id": "ghost", "stage": "lead", "entered_at": "2024-06-01"},
+            {"opportunity_id": "L", "stage": "qualified", "entered_at": "2024-06-11"},
+            {"opportunity_id": "OK", "stage": "lead", "entered_at": "soon"},
+        ],
+        followups=[
+            {"opportunity_id": "OK", "occurred_at": "2024-06-02", "channel": "Phone"},
+            {"opportunity_id": "ghost", "occurred_at": "2024-06-02", "channel": "phone"},
+            {"opportunity_id": "OK", "occurred_at": "2024-06-02", "channel": "pigeon"},
+        ],
+    )
+    history = validated["stage_history"]
+    assert (history.rows_read, history.rows_valid, history.rows_quarantined) == (4, 1, 3)
+    assert reasons_of(history, 2) == ["opportunity_id: 'ghost' is not in opportunities"]
+    assert reasons_of(history, 3) == ["entered_at: after the deal was lost (closed_at)"]
+    assert reasons_of(history, 4) == ["entered_at: cannot read as a timestamp (got 'soon')"]
+    followups = validated["followups"]
+    assert (followups.rows_valid, followups.rows_quarantined) == (1, 2)
+    assert reasons_of(followups, 3) == ["channel: 'pigeon' is not an allowed value"]
+    assert followups.valid["channel"].to_list() == ["phone"]
+
+
+def test_valid_rows_are_typed():
+    validated = run([{**GOOD, "amount": "1200.50", "created_at": "2024-06-01T10:00:00+08:00"}])
+    row = validated["opportunities"].valid.row(0, named=True)
+    assert row["amount"] == 1200.5
+    assert row["created_at"].isoformat() == "2024-06-01T02:00:00+00:00"
+    assert row["status"] == "open"

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from transforms.periods import PeriodError, parse_period
+
+
+def test_month_and_quarter_boundaries():
+    june = parse_period("2024-06")
+    assert (june.start_date, june.end_date) == (date(2024, 6, 1), date(2024, 7, 1))
+    q4 = parse_period("2024-q4")
+    assert (q4.label, q4.start_date, q4.end_date) == (
+        "2024-Q4",
+        date(2024, 10, 1),
+        date(2025, 1, 1),
+    )
+    assert [m.label for m in q4.month_periods()] == ["2024-10", "2024-11", "2024-12"]
+
+
+def test_boundaries_are_local_midnights():
+    june = parse_period("2024-06", "Asia/Shanghai")
+    assert june.start == datetime(2024, 5, 31, 16, tzinfo=UTC)
+    assert june.end == datetime(2024, 6, 30, 16, tzinfo=UTC)
+    assert june.window_start(12) == datetime(2023, 6, 30, 16, tzinfo=UTC)
+
+
+def test_shifting_periods():
+    assert parse_period("2024-01").shifted(-1).label == "2023-12"
+    assert parse_period("2024-Q1").shifted(-1).label == "2023-Q4"
+    assert parse_period("2024-Q1").shifted(-4).label == "2023-Q1"
+    assert parse_period("2024-06").shifted(1).label == "2024-07"
+
+
+@pytest.mark.parametrize("label", ["2024-13", "2024-Q5", "June", "2024-6", ""])
+def test_bad_labels(label):
+    with pytest.raises(PeriodError):
+        parse_period(label)
