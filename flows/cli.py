@@ -19,12 +19,16 @@ PREFECT_DEFAULTS = {
     # PREFECT_HOME its migrations take about 20 s, right at Prefect's default time-out.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
 }
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="funnel", description="Sales funnel reports.")
+    root.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Prefect's own log lines, with tracebacks of failed tasks",
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="report one month (2024-06) or quarter (2024-Q2)")
@@ -54,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # Prefect's run logs (with tracebacks of failed tasks) stay off the console unless asked
+    # for, so that an error is the one line below; Prefect reads this when it sets up logging.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "CRITICAL")
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
     from flows import commands
     from flows.config import ConfigError
     from flows.ingest import UnusableInputError

@@ -6,8 +6,10 @@ column missing); the CLI turns it into one line on standard error and exit statu
 
 from __future__ import annotations
 
+import csv
 import difflib
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +56,6 @@ def file_required_columns(table: str) -> list[str]:
 
 def check_columns(table: str, path: Path, found: list[str]) -> None:
     """Stop with a clear message when a required column is missing or a header is repeated."""
-    expected = list(column_types(TABLE_MODELS[table]))
     repeated = sorted({c for c in found if found.count(c) > 1})
     if repeated:
         raise UnusableInputError(
@@ -71,8 +72,8 @@ def check_columns(table: str, path: Path, found: list[str]) -> None:
     raise UnusableInputError(
         f"{path}: missing required column(s) {'; '.join(hints)}. "
         f"Found: {', '.join(found) or '(no header)'}. "
-        f"Expected: {', '.join(file_required_columns(table))} (required), and optionally "
-        f"{', '.join(c for c in expected if c not in file_required_columns(table))}."
+        f"Expected: {', '.join(file_required_columns(table))} (required; the optional columns "
+        "are listed in the README)."
     )
 
 
@@ -83,7 +84,7 @@ def read_input_file(table: str, path: Path) -> InputFile:
     except OSError as error:
         raise UnusableInputError(f"{path}: cannot be read ({error.strerror}).") from None
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise UnusableInputError(
             f"{path}: is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x}); "
@@ -99,8 +100,9 @@ def read_input_file(table: str, path: Path) -> InputFile:
             f"{path}: is not a readable CSV ({first_line}); expected comma-separated UTF-8 text "
             "with one header row."
         ) from None
+    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    check_columns(table, path, [c.strip() for c in header])
     columns = [c.lstrip("\ufeff").strip() for c in raw.columns]
-    check_columns(table, path, columns)
     raw = raw.rename(dict(zip(raw.columns, columns, strict=True)))
     return InputFile(table, path, sha256_of(path), raw.with_row_index("_row", offset=1))
 

@@ -1,0 +1,241 @@
+"""The funnel command as a user runs it: exit status, one clear line on error, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.cli import SAMPLE_CONFIG, SAMPLE_DIR, main
+
+HEADER = "opportunity_id,stage,created_at,status,closed_at,customer_name,amount,stage_entered_at"
+
+
+def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_missing_required_column_stops_with_status_2(tmp_path, capsys):
+    write(
+        tmp_path / "in", "opportunities.csv", "opportunity_id,stage,create_at\nA,lead,2024-06-01\n"
+    )
+    status = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--period",
+            "2024-06",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert status == 2
+    line = one_error_line(capsys)
+    assert "opportunities.csv" in line
+    assert "missing required column(s) created_at (nearest: create_at)" in line
+    assert "Found: opportunity_id, stage, create_at" in line
+    assert "Expected: opportunity_id, stage, created_at (required" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path):
+    """The real `funnel` executable in a fresh process, as a user runs it."""
+    write(tmp_path / "in", "opportunities.csv", "opportunity_id,stage\nA,lead\n")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "funnel"),
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--period",
+            "2024-06",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_LEVEL"},
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("funnel: "), done.stderr
+    assert "missing required column(s) created_at" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (
+            lambda d: write(d, "opportunities.csv", f"{HEADER}\nA,lead,2024-06-01\n", "utf-16"),
+            "is not UTF-8 text",
+        ),
+        (lambda d: write(d, "opportunities.csv", ""), "is empty"),
+        (lambda d: write(d, "deals.csv", "x\n"), "opportunities.csv: not found. Found in"),
+        (
+            lambda d: write(d, "opportunities.csv", "opportunity_id,stage,stage,created_at\n"),
+            "repeats column(s) stage",
+        ),
+    ],
+)
+def test_unusable_inputs_give_status_2_and_a_message(tmp_path, capsys, setup, expected):
+    setup(tmp_path / "in")
+    status = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--period",
+            "2024-06",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert status == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_bad_period_gives_status_2(tmp_path, capsys):
+    status = main(["run", "--input", str(SAMPLE_DIR), "--period", "June", "--out", str(tmp_path)])
+    assert status == 2
+    assert "expected a month like 2024-06" in one_error_line(capsys)
+
+
+def test_run_quarantines_bad_rows_and_keeps_counts(tmp_path, capsys):
+    rows = [
+        "A,lead,2024-06-01,,,Acme,100,",
+        'B,proposal,2024-06-02,,,=HYPERLINK("http://x"),abc,',
+        "C,qualified,not a date,,,Beta,50,",
+        "D,won,2024-05-01,won,2024-06-15,Gamma,300,",
+    ]
+    folder = tmp_path / "in"
+    write(folder, "opportunities.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    write(
+        folder,
+        "followups.csv",
+        "opportunity_id,occurred_at,channel\nA,2024-06-03,email\nZ,2024-06-03,email\n",
+    )
+    assert (
+        main(["run", "--input", str(folder), "--period", "2024-06", "--out", str(tmp_path / "out")])
+        == 0
+    )
+    out = tmp_path / "out" / "2024-06"
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    dq = metrics["data_quality"]
+    assert (
+        dq["opportunities"]["rows_read"],
+        dq["opportunities"]["rows_valid"],
+        dq["opportunities"]["rows_quarantined"],
+    ) == (4, 2, 2)
+    assert (dq["followups"]["rows_valid"], dq["followups"]["rows_quarantined"]) == (1, 1)
+    assert metrics["kpis"]["won_count"] == 1 and metrics["kpis"]["open_count"] == 1
+    quarantine = pl.read_csv(out / "quarantine" / "opportunities.csv", infer_schema=False)
+    assert quarantine["_line"].to_list() == ["3", "4"]
+    assert quarantine["_reasons"].to_list() == [
+        "amount: cannot read as a number (got 'abc')",
+        "created_at: cannot read as a timestamp (got 'not a date')",
+    ]
+    assert quarantine["customer_name"].to_list()[0] == '\'=HYPERLINK("http://x")'
+    assert pl.read_csv(out / "quarantine" / "followups.csv", infer_schema=False)[
+        "_reasons"
+    ].to_list() == ["opportunity_id: 'Z' is not in opportunities"]
+    assert "dwell_unavailable" not in metrics  # no history: figures are null, and said so
+    assert all(row["median_days"] is None for row in metrics["dwell"])
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Dwell times are unavailable" in html
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_input_is_escaped_in_the_report(tmp_path):
+    evil = '<script>alert(1)</script><img src="http://127.0.0.1:9/x">'
+    quoted = evil.replace('"', '""')
+    folder = tmp_path / "in"
+    write(
+        folder,
+        "opportunities.csv",
+        "opportunity_id,stage,created_at,customer_name,stall_reason,owner\n"
+        f'A,negotiation,2024-05-01,"{quoted}","{quoted}",<b>rep</b>\n',
+    )
+    assert (
+        main(["run", "--input", str(folder), "--period", "2024-06", "--out", str(tmp_path / "out")])
+        == 0
+    )
+    html = (tmp_path / "out" / "2024-06" / "report.html").read_text(encoding="utf-8")
+    assert "<script>" not in html and "<img" not in html and "<b>rep" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;b&gt;rep&lt;/b&gt;" in html
+
+
+def test_chinese_report_renders_with_an_embedded_cjk_font(tmp_path):
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(SAMPLE_DIR),
+                "--config",
+                str(SAMPLE_CONFIG),
+                "--period",
+                "2026-08",
+                "--out",
+                str(tmp_path),
+                "--lang",
+                "zh",
+            ]
+        )
+        == 0
+    )
+    pdf = tmp_path / "2026-08" / "report.pdf"
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for heading in ("销售漏斗报告", "管理摘要", "阶段转化", "停滞商机", "附录：数据质量"):
+        assert heading in text
+    fonts = subprocess.run(
+        ["pdffonts", str(pdf)], capture_output=True, text=True, check=True
+    ).stdout
+    assert any("WenQuanYi" in line and " yes " in line for line in fonts.splitlines()), fonts
+
+
+def test_validate_prints_a_summary_per_file(tmp_path, capsys):
+    folder = tmp_path / "in"
+    write(
+        folder,
+        "opportunities.csv",
+        "opportunity_id,stage,created_at\nA,lead,2024-06-01\n"
+        "B,lead,someday\nC,lead,later\nD,nowhere,2024-06-01\n",
+    )
+    assert main(["validate", "--input", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "opportunities.csv (opportunities): read 4, valid 1, quarantined 3" in out
+    assert "2 × created_at: cannot read as a timestamp" in out
+    assert "line 3: created_at: cannot read as a timestamp (got 'someday')" in out
+    assert "1 × stage: cannot read as a stage" in out
+
+
+def test_generate_writes_valid_canonical_exports(tmp_path, capsys):
+    assert (
+        main(["generate", "--out", str(tmp_path / "gen"), "--opportunities", "120", "--seed", "3"])
+        == 0
+    )
+    assert "120 opportunities rows" in capsys.readouterr().out
+    assert main(["validate", "--input", str(tmp_path / "gen")]) == 0
+    out = capsys.readouterr().out
+    assert "read 120, valid 120, quarantined 0" in out
+    assert out.count("quarantined 0") == 3
