@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
@@ -21,7 +23,7 @@ from flows.outputs import write_json, write_quarantine
 from flows.render import render_html, render_pdf, report_context
 from schemas.validation import ValidatedTable, reason_counts
 from transforms.funnel_model import RunSettings
-from transforms.periods import Period, parse_period
+from transforms.periods import Period, resolve_period
 from transforms.report_metrics import DerivedTables, derive_tables, funnel_metrics
 
 
@@ -148,13 +150,16 @@ def funnel_report(
 ) -> dict[str, Any]:
     """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
 
+    `last-month` and `last-quarter` name the last full period before today (for schedules).
+
     Writes OUT/<period>/: report.html, report.pdf, metrics.json, manifest.json, quarantine/.
     Returns the manifest.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     settings = settings_from_toml(Path(config) if config else None, lang=lang)
-    report_period = parse_period(period, settings.timezone)
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    report_period = resolve_period(period, today=today, timezone=settings.timezone)
     target = Path(out_dir) / report_period.label
     with timed(timings, "load"):
         files = load_inputs(Path(input_dir))

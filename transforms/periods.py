@@ -100,4 +100,25 @@ def parse_period(label: str, timezone: str = "UTC") -> Period:
     if m := _QUARTER.match(text):
         start = date(int(m.group(1)), (int(m.group(2)) - 1) * 3 + 1, 1)
         return Period("quarter", start, add_months(start, 3), timezone)
-    raise PeriodError(f"period {label!r}: expected a month like 2024-06 or a quarter like 2024-Q2")
+    raise PeriodError(
+        f"period {label!r}: expected a month like 2024-06, a quarter like 2024-Q2, "
+        "last-month or last-quarter"
+    )
+
+
+RELATIVE_PERIODS = ("last-month", "last-quarter")
+
+
+def resolve_period(label: str, *, today: date, timezone: str = "UTC") -> Period:
+    """A period label, or `last-month` / `last-quarter`: the last full one before `today`.
+
+    Scheduled runs use the relative forms: the run on 1 July reports June (or Q2).
+    """
+    if label == "last-month":
+        start = add_months(date(today.year, today.month, 1), -1)
+        return Period("month", start, add_months(start, 1), timezone)
+    if label == "last-quarter":
+        this_quarter = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+        start = add_months(this_quarter, -3)
+        return Period("quarter", start, this_quarter, timezone)
+    return parse_period(label, timezone)

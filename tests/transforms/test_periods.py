@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from transforms.periods import PeriodError, parse_period
+from transforms.periods import PeriodError, parse_period, resolve_period
 
 
 def test_month_and_quarter_boundaries():
@@ -37,3 +37,17 @@ def test_shifting_periods():
 def test_bad_labels(label):
     with pytest.raises(PeriodError):
         parse_period(label)
+
+
+@pytest.mark.parametrize(
+    ("label", "today", "expected"),
+    [
+        ("last-month", date(2024, 7, 1), "2024-06"),
+        ("last-month", date(2024, 1, 15), "2023-12"),
+        ("last-quarter", date(2024, 7, 1), "2024-Q2"),
+        ("last-quarter", date(2024, 2, 29), "2023-Q4"),
+        ("2022-Q1", date(2024, 7, 1), "2022-Q1"),
+    ],
+)
+def test_relative_periods_for_schedules(label, today, expected):
+    assert resolve_period(label, today=today).label == expected

@@ -1,0 +1,38 @@
+# The two commands of the README:
+#   make demo   set everything up (system packages, virtualenv) and report on the sample data
+#   make test   set everything up and run the tests
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+# WeasyPrint's libraries (pango; harfbuzz-subset for fast, byte-stable PDFs), the report fonts
+# (DejaVu for Latin text, WenQuanYi Micro Hei for Chinese) and poppler-utils (the tests read
+# the PDFs with pdftotext, pdffonts, pdfinfo).
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+	fonts-wqy-microhei poppler-utils
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup system-packages lint
+
+demo: setup
+	$(BIN)/funnel demo --out out
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+			$(SYSTEM_PACKAGES); \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@

@@ -1,0 +1,32 @@
+"""prefect.yaml: each deployment points at the report flow with valid parameters and cron."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import yaml
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.flows import load_flow_from_entrypoint
+
+from flows.report_flow import funnel_report
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_monthly_and_quarterly_deployments_are_valid():
+    document = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    deployments = {d["name"]: d for d in document["deployments"]}
+    assert set(deployments) == {"monthly", "quarterly"}
+    accepted = set(inspect.signature(funnel_report.fn).parameters)
+    for deployment in deployments.values():
+        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        assert flow.name == funnel_report.name
+        assert set(deployment["parameters"]) <= accepted
+        for schedule in deployment["schedules"]:
+            CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+        assert (REPO / deployment["parameters"]["input_dir"]).is_dir()
+    assert deployments["monthly"]["parameters"]["period"] == "last-month"
+    assert deployments["monthly"]["schedules"][0]["cron"] == "0 6 1 * *"
+    assert deployments["quarterly"]["parameters"]["period"] == "last-quarter"
+    assert deployments["quarterly"]["schedules"][0]["cron"] == "0 6 1 1,4,7,10 *"
