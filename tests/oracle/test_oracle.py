@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import statistics
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,7 @@ def test_pipeline_equals_the_oracle(exports, period_label):
         assert m["kpis"][key] == pytest.approx(value), key
     for stage, count in expected["funnel"].items():
         assert by_key(m["funnel"])[stage]["count"] == count
-    for a, b in zip(STAGES, STAGES[1:], strict=False):
+    for a, b in pairwise(STAGES):
         row, want = step(m, a, b), expected["conversion"][a]
         assert row["flow_rate"] == pytest.approx(want["flow_rate"]), (a, b)
         assert (row["cohort_size"], row["advanced"], row["lost"]) == (

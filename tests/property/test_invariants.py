@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -109,7 +110,7 @@ def test_reached_counts_never_grow_down_the_funnel_and_dwell_is_not_negative(w):
     )
     reached = [derived.states[reach_column(s)].count() for s in STAGES]
     assert reached == sorted(reached, reverse=True)
-    for a, b in zip(STAGES, STAGES[1:], strict=False):
+    for a, b in pairwise(STAGES):
         both = derived.states.filter(pl.col(reach_column(b)).is_not_null())
         assert (both[reach_column(a)] <= both[reach_column(b)]).all()
     assert (derived.visits["days"] >= 0).all()
