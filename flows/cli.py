@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -55,16 +56,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()  # before Prefect is imported: its start-up counts
     args = parser().parse_args(argv)
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     # Prefect's run logs (with tracebacks of failed tasks) stay off the console unless asked
     # for, so that an error is the one line below; Prefect reads this when it sets up logging.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "CRITICAL")
-    return run_command(args)
+    return run_command(args, started)
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, started: float) -> int:
     from flows import commands
     from flows.config import ConfigError
     from flows.ingest import UnusableInputError
@@ -72,9 +74,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "run":
-            commands.run_report(args.input, args.period, args.out, args.config, args.lang)
+            commands.run_report(
+                args.input, args.period, args.out, args.config, args.lang, started=started
+            )
         elif args.command == "demo":
-            commands.demo(args.out, args.lang)
+            commands.demo(args.out, args.lang, started=started)
         elif args.command == "validate":
             return commands.validate_exports(args.input, args.config)
         else:
