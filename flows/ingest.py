@@ -23,7 +23,13 @@ from transforms.integrity import (
     opportunity_rule_reasons,
     orphan_reasons,
 )
-from transforms.parse import derive_status, parse_table
+from transforms.parse import (
+    STAGE_FROM_HISTORY,
+    derive_status,
+    lost_stage_to_status,
+    parse_table,
+    stage_from_history,
+)
 
 DERIVED_WHEN_ABSENT = {"status"}
 
@@ -137,9 +143,13 @@ def typed_table(file: InputFile | None, table: str, settings: RunSettings) -> pl
         if file is not None
         else pl.DataFrame(schema={"_row": pl.UInt32, **dict.fromkeys(columns, pl.String)})
     )
-    return parse_table(
-        raw.lazy(), columns=columns, funnel=settings.funnel, timezone=settings.timezone
-    ).collect()
+    frame = raw.lazy()
+    if table == "opportunities":
+        frame = lost_stage_to_status(frame)
+    typed = parse_table(frame, columns=columns, funnel=settings.funnel, timezone=settings.timezone)
+    if table == "opportunities":
+        typed = typed.join(frame.select("_row", STAGE_FROM_HISTORY), on="_row", how="left")
+    return typed.collect()
 
 
 def validate_inputs(
@@ -149,7 +159,12 @@ def validate_inputs(
     funnel = settings.funnel
     history = typed_table(files.get("stage_history"), "stage_history", settings)
     opportunities = derive_status(
-        typed_table(files["opportunities"], "opportunities", settings).lazy(), funnel=funnel
+        stage_from_history(
+            typed_table(files["opportunities"], "opportunities", settings).lazy(),
+            history.lazy(),
+            funnel=funnel,
+        ),
+        funnel=funnel,
     ).collect()
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
     validated = {

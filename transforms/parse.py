@@ -52,7 +52,12 @@ def parse_timestamp(raw: pl.Expr, *, timezone: str) -> pl.Expr:
 
 
 def parse_date(raw: pl.Expr) -> pl.Expr:
-    return blank_to_null(raw).str.to_date("%Y-%m-%d", strict=False)
+    """`YYYY-MM-DD`, also when a time follows (`2024-06-30T00:00:00`: the date part)."""
+    text = blank_to_null(raw)
+    dated = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$")).then(
+        text.str.slice(0, 10)
+    )
+    return dated.str.to_date("%Y-%m-%d", strict=False)
 
 
 def parse_amount(raw: pl.Expr) -> pl.Expr:
@@ -137,6 +142,59 @@ def parse_table(
         else pl.lit([], dtype=pl.List(pl.String))
     )
     return raw.select(pl.col("_row"), *typed, reason_list.alias(REASONS))
+
+
+LOST_STAGE_VALUES = ("lost",)
+STAGE_FROM_HISTORY = "_stage_from_history"
+
+
+def lost_stage_to_status(raw: pl.LazyFrame) -> pl.LazyFrame:
+    """Raw opportunities where `stage` says lost: status lost, stage left to the history.
+
+    Lost is an outcome, not a stage: such a deal's stage is the last one its history shows
+    (see `stage_from_history`), and `_stage_from_history` marks it.
+    """
+    names = raw.collect_schema().names()
+    if "stage" not in names:
+        return raw.with_columns(pl.lit(False).alias(STAGE_FROM_HISTORY))
+    is_lost = pl.col("stage").str.strip_chars().str.to_lowercase().is_in(LOST_STAGE_VALUES)
+    status = pl.col("status") if "status" in names else pl.lit(None, dtype=pl.String)
+    return raw.with_columns(
+        is_lost.fill_null(False).alias(STAGE_FROM_HISTORY),
+        pl.when(is_lost)
+        .then(pl.lit(None, dtype=pl.String))
+        .otherwise(pl.col("stage"))
+        .alias("stage"),
+        pl.when(is_lost & blank_to_null(status).is_null())
+        .then(pl.lit("lost"))
+        .otherwise(status)
+        .alias("status"),
+    )
+
+
+def stage_from_history(
+    opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
+) -> pl.LazyFrame:
+    """Fill the stage of deals marked `_stage_from_history` with their last history stage,
+    or the first stage when they have no history; drop the mark."""
+    index = {stage: i for i, stage in enumerate(funnel.ids)}
+    last = (
+        history.filter(pl.col("stage").is_not_null() & pl.col("entered_at").is_not_null())
+        .with_columns(pl.col("stage").replace_strict(index, return_dtype=pl.Int32).alias("_i"))
+        .group_by("opportunity_id")
+        .agg(pl.col("stage").sort_by("entered_at", "_i").last().alias("_last_stage"))
+    )
+    marked = pl.col(STAGE_FROM_HISTORY).fill_null(False)
+    return (
+        opportunities.join(last, on="opportunity_id", how="left")
+        .with_columns(
+            pl.when(marked)
+            .then(pl.coalesce("_last_stage", pl.lit(funnel.ids[0])))
+            .otherwise(pl.col("stage"))
+            .alias("stage")
+        )
+        .drop("_last_stage", STAGE_FROM_HISTORY)
+    )
 
 
 def derive_status(opportunities: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:

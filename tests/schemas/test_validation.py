@@ -150,3 +150,29 @@ def test_valid_rows_are_typed():
     assert row["amount"] == 1200.5
     assert row["created_at"].isoformat() == "2024-06-01T02:00:00+00:00"
     assert row["status"] == "open"
+
+
+def test_stage_lost_means_status_lost_and_the_last_stage_of_the_history():
+    validated = run(
+        [
+            {**GOOD, "opportunity_id": "A", "stage": "Lost", "closed_at": "2024-06-20"},
+            {**GOOD, "opportunity_id": "B", "stage": "lost", "closed_at": "2024-06-20"},
+            {**GOOD, "opportunity_id": "C", "stage": "lost"},  # lost without closed_at
+        ],
+        stage_history=[
+            {"opportunity_id": "A", "stage": "lead", "entered_at": "2024-06-01"},
+            {"opportunity_id": "A", "stage": "proposal", "entered_at": "2024-06-05"},
+        ],
+    )
+    valid = validated["opportunities"].valid.sort("opportunity_id")
+    assert valid.select("opportunity_id", "stage", "status").rows() == [
+        ("A", "proposal", "lost"),
+        ("B", "lead", "lost"),
+    ]
+    assert "_stage_from_history" not in valid.columns
+    assert reasons_of(validated["opportunities"], 3) == ["closed_at: missing for a lost deal"]
+
+
+def test_dates_may_carry_a_time():
+    validated = run([{**GOOD, "expected_close_date": "2024-07-15T00:00:00"}])
+    assert str(validated["opportunities"].valid["expected_close_date"][0]) == "2024-07-15"
