@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from transforms.funnel_model import DEFAULT_STAGES, FunnelModel, RunSettings, Stage
+from transforms.funnel_model import (
+    DEFAULT_STAGES,
+    FunnelModel,
+    ParseOptions,
+    RunSettings,
+    Stage,
+)
+from transforms.parse import DATE_ORDERS
 
 
 class ConfigError(Exception):
@@ -25,6 +32,30 @@ def _stage(entry: dict[str, Any], path: Path) -> Stage:
         )
     except KeyError:
         raise ConfigError(f"{path}: every [[funnel.stages]] entry needs an id") from None
+
+
+def parse_options(source: dict[str, Any], path: Path | None) -> ParseOptions:
+    """[source.parse] knobs and the [source.stages] / [source.status] / [source.channels] maps."""
+    knobs = source.get("parse", {})
+    order = knobs.get("date_order")
+    if order is not None and str(order).upper() not in DATE_ORDERS:
+        raise ConfigError(
+            f"{path}: [source.parse] date_order {order!r}: expected one of {', '.join(DATE_ORDERS)}"
+        )
+    statuses = {str(k): str(v) for k, v in source.get("status", {}).items()}
+    bad = {v for v in statuses.values() if v not in ("open", "won", "lost")}
+    if bad:
+        raise ConfigError(
+            f"{path}: [source.status] maps to {sorted(bad)}: expected open, won or lost"
+        )
+    return ParseOptions(
+        date_order=str(order).upper() if order else None,
+        decimal=str(knobs.get("decimal", ".")),
+        thousands=str(knobs.get("thousands", ",")),
+        stages={str(k): str(v) for k, v in source.get("stages", {}).items()},
+        statuses=statuses,
+        channels={str(k): str(v) for k, v in source.get("channels", {}).items()},
+    )
 
 
 def settings_from_toml(path: Path | None, *, lang: str | None = None) -> RunSettings:
@@ -64,6 +95,7 @@ def settings_from_toml(path: Path | None, *, lang: str | None = None) -> RunSett
     return RunSettings(
         funnel=funnel,
         timezone=timezone,
+        parse=parse_options(source, path),
         currency=source.get("currency", defaults.currency),
         window_months=int(funnel_doc.get("window_months", defaults.window_months)),
         lang=chosen_lang,

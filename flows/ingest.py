@@ -145,8 +145,14 @@ def typed_table(file: InputFile | None, table: str, settings: RunSettings) -> pl
     )
     frame = raw.lazy()
     if table == "opportunities":
-        frame = lost_stage_to_status(frame)
-    typed = parse_table(frame, columns=columns, funnel=settings.funnel, timezone=settings.timezone)
+        frame = lost_stage_to_status(frame, funnel=settings.funnel, options=settings.parse)
+    typed = parse_table(
+        frame,
+        columns=columns,
+        funnel=settings.funnel,
+        options=settings.parse,
+        timezone=settings.timezone,
+    )
     if table == "opportunities":
         typed = typed.join(frame.select("_row", STAGE_FROM_HISTORY), on="_row", how="left")
     return typed.collect()

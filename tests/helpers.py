@@ -33,6 +33,7 @@ def typed(table: str, rows: list[dict[str, Any]], settings: RunSettings = SETTIN
         raw.lazy(),
         columns=column_types(TABLE_MODELS[table]),
         funnel=settings.funnel,
+        options=settings.parse,
         timezone=settings.timezone,
     )
     if table == "opportunities":

@@ -5,6 +5,7 @@ Pure data: loaded from `funnel.toml` by `flows.config`, passed to every transfor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -69,12 +70,31 @@ DEFAULT_STAGES = (
 
 
 @dataclass(frozen=True)
+class ParseOptions:
+    """How to read values as people typed them; extra value maps come from funnel.toml.
+
+    `date_order` reads numeric dates like 03/04/24 (DMY, MDY or YMD); None infers it from the
+    file's unambiguous dates (a first part over 12 means DMY, a second part over 12 MDY) and
+    falls back to `default_date_order`.
+    """
+
+    date_order: str | None = None
+    default_date_order: str = "DMY"
+    decimal: str = "."
+    thousands: str = ","
+    stages: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    channels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything a run needs besides the data: funnel, time zone, currency, window, language."""
 
     funnel: FunnelModel = field(default_factory=lambda: FunnelModel(DEFAULT_STAGES))
     timezone: str = "UTC"
     currency: str = "USD"
+    parse: ParseOptions = field(default_factory=ParseOptions)
     window_months: int = 12
     lang: str = "en"
     immature_open_share: float = 0.30

@@ -7,21 +7,96 @@ silent null.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime
 
 import polars as pl
 
-from transforms.funnel_model import FunnelModel
+from transforms.funnel_model import FunnelModel, ParseOptions
 
 REASONS = "_parse_reasons"
-NAIVE_TIMESTAMP_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
 ZONED_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
+TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p")
+DATE_ORDERS = ("DMY", "MDY", "YMD")
+NUMERIC_DATE = r"^(\d{1,4})[-/.](\d{1,2})[-/.](\d{1,4})(?:[T ]+(.+))?$"
+EXCEL_SERIAL = r"^\d{4,5}(?:\.\d+)?$"
+EXCEL_EPOCH = datetime(1899, 12, 30)
+CURRENCY_MARKS = r"(?i)(?:US\$|HK\$|RMB|CNY|USD|EUR|GBP|JPY|[¥￥$€£]|元)"
+AMOUNT_MULTIPLIERS = {"万": 1e4, "亿": 1e8, "k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9}
+STATUS_VALUES = {
+    "open": "open",
+    "in progress": "open",
+    "active": "open",
+    "pending": "open",
+    "跟进中": "open",
+    "进行中": "open",
+    "未成交": "open",
+    "进行": "open",
+    "won": "won",
+    "closed won": "won",
+    "closed-won": "won",
+    "closedwon": "won",
+    "win": "won",
+    "赢单": "won",
+    "成交": "won",
+    "已成交": "won",
+    "签约": "won",
+    "已签约": "won",
+    "lost": "lost",
+    "closed lost": "lost",
+    "closed-lost": "lost",
+    "closedlost": "lost",
+    "loss": "lost",
+    "输单": "lost",
+    "丢单": "lost",
+    "已丢单": "lost",
+    "失败": "lost",
+    "已输单": "lost",
+}
+CHANNEL_VALUES = {
+    "phone": "phone",
+    "call": "phone",
+    "电话": "phone",
+    "phone call": "phone",
+    "meeting": "meeting",
+    "会议": "meeting",
+    "面谈": "meeting",
+    "video call": "meeting",
+    "email": "email",
+    "e-mail": "email",
+    "mail": "email",
+    "邮件": "email",
+    "电子邮件": "email",
+    "visit": "visit",
+    "拜访": "visit",
+    "上门": "visit",
+    "上门拜访": "visit",
+    "现场": "visit",
+    "message": "message",
+    "微信": "message",
+    "短信": "message",
+    "消息": "message",
+    "sms": "message",
+    "wechat": "message",
+    "chat": "message",
+    "其他": "other",
+    "other": "other",
+}
+BOOLEAN_VALUES = {
+    "true": True,
+    "t": True,
+    "1": True,
+    "yes": True,
+    "y": True,
+    "是": True,
+    "false": False,
+    "f": False,
+    "0": False,
+    "no": False,
+    "n": False,
+    "否": False,
+}
 
 
 def blank_to_null(raw: pl.Expr) -> pl.Expr:
@@ -30,80 +105,225 @@ def blank_to_null(raw: pl.Expr) -> pl.Expr:
     return pl.when(text.str.len_chars() > 0).then(text)
 
 
-def parse_timestamp(raw: pl.Expr, *, timezone: str) -> pl.Expr:
-    """ISO 8601 with or without a zone, as UTC; naive values are read in `timezone`."""
-    text = blank_to_null(raw).str.replace(" ", "T").str.replace(r"(?i)Z$", "+00:00")
-    text = text.str.replace(r"([+-]\d{2})(\d{2})$", "$1:$2")
+def _cjk_dates(text: pl.Expr) -> pl.Expr:
+    """2024年6月30日 14:05 -> 2024-6-30 14:05."""
+    return text.str.replace(
+        r"^(\d{2,4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?\s*", "$1-$2-$3 "
+    ).str.strip_chars()
+
+
+def _two_digit_year(year: pl.Expr) -> pl.Expr:
+    """Years written with two digits: 00-68 are 2000-2068, 69-99 are 1969-1999 (as strptime)."""
+    return (
+        pl.when(year < 100)
+        .then(pl.when(year < 69).then(year + 2000).otherwise(year + 1900))
+        .otherwise(year)
+    )
+
+
+def _numeric_date(text: pl.Expr, date_order: str) -> tuple[pl.Expr, pl.Expr]:
+    """(date, time text) of `2024-06-30`, `30.06.2024`, `06/30/24 08:55 PM` ... ."""
+    parts = text.str.extract_groups(NUMERIC_DATE)
+    a, b, c = (parts.struct.field(str(i)) for i in (1, 2, 3))
+    first_is_year = a.str.len_chars() == 4
+    day_first = {"DMY": (a, b, c), "MDY": (b, a, c), "YMD": (c, b, a)}[date_order]
+    day = pl.when(first_is_year).then(c).otherwise(day_first[0]).cast(pl.Int32, strict=False)
+    month = pl.when(first_is_year).then(b).otherwise(day_first[1]).cast(pl.Int32, strict=False)
+    year = pl.when(first_is_year).then(a).otherwise(day_first[2]).cast(pl.Int32, strict=False)
+    text_date = pl.format(
+        "{}-{}-{}",
+        _two_digit_year(year).cast(pl.String).str.zfill(4),
+        month.cast(pl.String).str.zfill(2),
+        day.cast(pl.String).str.zfill(2),
+    )
+    checked = text_date.str.to_date("%Y-%m-%d", strict=False)  # 2024-02-30 stays unreadable
+    return checked, parts.struct.field("4")
+
+
+def _time_of_day(text: pl.Expr) -> pl.Expr:
+    clean = text.str.strip_chars().str.to_uppercase()
+    return pl.coalesce([clean.str.to_time(f, strict=False) for f in TIME_FORMATS])
+
+
+def parse_timestamp(raw: pl.Expr, *, timezone: str, date_order: str = "DMY") -> pl.Expr:
+    """A timestamp as UTC: ISO 8601 with a zone, or a local date/time in `timezone`.
+
+    Local forms: ISO without a zone, `2024/6/30`, `30.06.2024`, `06/30/24 08:55 PM` (numeric
+    dates that do not start with a 4-digit year are read in `date_order`), `2024年6月30日`,
+    and Excel serial numbers (days since 1899-12-30).
+    """
+    text = _cjk_dates(blank_to_null(raw))
+    iso = text.str.replace(" ", "T").str.replace(r"(?i)Z$", "+00:00")
+    iso = iso.str.replace(r"([+-]\d{2})(\d{2})$", "$1:$2")
     zoned = pl.coalesce(
         [
-            text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+            iso.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
             for f in ZONED_TIMESTAMP_FORMATS
         ]
     )
-    naive_text = blank_to_null(raw)
-    naive = pl.coalesce(
-        [
-            naive_text.str.to_datetime(f, strict=False, time_unit="us")
-            for f in NAIVE_TIMESTAMP_FORMATS
-        ]
+    date, time_text = _numeric_date(text, date_order)
+    time = pl.when(time_text.is_null()).then(pl.time(0, 0, 0)).otherwise(_time_of_day(time_text))
+    local = date.cast(pl.Datetime("us")).dt.combine(time)
+    serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
+        pl.lit(EXCEL_EPOCH).cast(pl.Datetime("us"))
+        + pl.duration(
+            microseconds=(text.cast(pl.Float64, strict=False) * 86_400e6).round(0).cast(pl.Int64)
+        )
     )
-    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    return pl.coalesce(zoned, local.dt.convert_time_zone("UTC"))
+    naive = pl.coalesce(local, serial)
+    aware = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    return pl.coalesce(zoned, aware.dt.convert_time_zone("UTC"))
 
 
-def parse_date(raw: pl.Expr) -> pl.Expr:
-    """`YYYY-MM-DD`, also when a time follows (`2024-06-30T00:00:00`: the date part)."""
-    text = blank_to_null(raw)
-    dated = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$")).then(
-        text.str.slice(0, 10)
+def parse_date(raw: pl.Expr, *, date_order: str = "DMY") -> pl.Expr:
+    """A calendar date in any of the forms `parse_timestamp` reads (a time part is dropped)."""
+    text = _cjk_dates(blank_to_null(raw))
+    day, time_text = _numeric_date(text, date_order)
+    date = pl.when(time_text.is_null() | _time_of_day(time_text).is_not_null()).then(day)
+    serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
+        pl.lit(EXCEL_EPOCH.date())
+        + pl.duration(days=text.cast(pl.Float64, strict=False).floor().cast(pl.Int64))
     )
-    return dated.str.to_date("%Y-%m-%d", strict=False)
+    return pl.coalesce(date, serial)
 
 
-def parse_amount(raw: pl.Expr) -> pl.Expr:
-    return blank_to_null(raw).cast(pl.Float64, strict=False)
+def parse_amount(raw: pl.Expr, *, decimal: str = ".", thousands: str = ",") -> pl.Expr:
+    """Amounts as people type them: ¥250,000 · 250000.00 · 25万 · 1.2M · (1,000) · 3k."""
+    text = blank_to_null(raw).str.replace_all(CURRENCY_MARKS, "").str.replace_all(r"\s", "")
+    negative = text.str.contains(r"^\(.*\)$") | text.str.starts_with("-")
+    text = text.str.strip_chars("()").str.strip_prefix("-")
+    suffix = text.str.extract(r"(?i)(万|亿|bn|mn|[kmb])$", 1).str.to_lowercase()
+    number = text.str.replace(r"(?i)(万|亿|bn|mn|[kmb])$", "")
+    if thousands:
+        number = number.str.replace_all(re.escape(thousands), "", literal=False)
+    if decimal != ".":
+        number = number.str.replace_all(re.escape(decimal), ".", literal=False)
+    valid = number.str.contains(r"^\d+(?:\.\d+)?$|^\.\d+$")
+    factor = suffix.replace_strict(AMOUNT_MULTIPLIERS, default=1.0, return_dtype=pl.Float64)
+    value = pl.when(valid).then(number.cast(pl.Float64, strict=False) * factor)
+    return pl.when(negative).then(-value).otherwise(value)
 
 
-def stage_lookup(funnel: FunnelModel) -> dict[str, str]:
-    """Lower-cased stage id, English label, Chinese label and aliases -> stage id."""
-    lookup: dict[str, str] = {}
-    for stage in funnel.stages:
-        for name in (stage.id, stage.label_en, stage.label_zh, *stage.aliases):
-            lookup[name.strip().lower()] = stage.id
-    return lookup
-
-
-def parse_stage(raw: pl.Expr, *, funnel: FunnelModel) -> pl.Expr:
-    lookup = stage_lookup(funnel)
+def parse_boolean(raw: pl.Expr) -> pl.Expr:
     return (
         blank_to_null(raw)
         .str.to_lowercase()
-        .replace_strict(list(lookup), list(lookup.values()), default=None, return_dtype=pl.String)
+        .replace_strict(BOOLEAN_VALUES, default=None, return_dtype=pl.Boolean)
     )
 
 
-def parsed_column(name: str, dtype: pl.DataType, *, funnel: FunnelModel, timezone: str) -> pl.Expr:
+def _lookup(raw: pl.Expr, mapping: Mapping[str, str]) -> pl.Expr:
+    lowered = {k.strip().lower(): v for k, v in mapping.items()}
+    return (
+        blank_to_null(raw)
+        .str.to_lowercase()
+        .replace_strict(list(lowered), list(lowered.values()), default=None, return_dtype=pl.String)
+    )
+
+
+def parse_status(raw: pl.Expr, *, options: ParseOptions) -> pl.Expr:
+    return _lookup(raw, {**STATUS_VALUES, **options.statuses})
+
+
+def parse_channel(raw: pl.Expr, *, options: ParseOptions) -> pl.Expr:
+    return _lookup(raw, {**CHANNEL_VALUES, **options.channels})
+
+
+def infer_date_order(raw: pl.LazyFrame, columns: list[str], *, default: str) -> str:
+    """DMY when some date starts with a part over 12, MDY when the middle part is; else default.
+
+    One export uses one format, so every date column of a file votes together.
+    """
+    present = [c for c in columns if c in raw.collect_schema().names()]
+    if not present:
+        return default
+    votes = (
+        raw.select(pl.concat_list([blank_to_null(pl.col(c)) for c in present]).alias("v"))
+        .explode("v")
+        .select(pl.col("v").str.extract_groups(NUMERIC_DATE).alias("p"))
+        .filter(pl.col("p").struct.field("1").str.len_chars() <= 2)
+        .select(
+            (pl.col("p").struct.field("1").cast(pl.Int32, strict=False) > 12).sum().alias("dmy"),
+            (pl.col("p").struct.field("2").cast(pl.Int32, strict=False) > 12).sum().alias("mdy"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    if votes["dmy"] and not votes["mdy"]:
+        return "DMY"
+    if votes["mdy"] and not votes["dmy"]:
+        return "MDY"
+    return default
+
+
+LOST = "lost"
+STAGE_FROM_HISTORY = "_stage_from_history"
+NUMBERING = r"^\s*\d{1,2}\s*[.、:：)）_\-]\s*"
+
+
+def stage_lookup(funnel: FunnelModel, options: ParseOptions) -> dict[str, str]:
+    """Lower-cased input value -> stage id, or "lost": ids, labels, aliases, mapped values."""
+    lookup: dict[str, str] = {LOST: LOST}
+    for stage in funnel.stages:
+        for name in (stage.id, stage.label_en, stage.label_zh, *stage.aliases):
+            lookup[name.strip().lower()] = stage.id
+    lookup.update({k.strip().lower(): v for k, v in options.stages.items()})
+    return lookup
+
+
+def parse_stage(raw: pl.Expr, *, funnel: FunnelModel, options: ParseOptions) -> pl.Expr:
+    """Stage id (or "lost") of a value: as written, or without a numbering like `3.` / `3 -`."""
+    lookup = stage_lookup(funnel, options)
+    text = blank_to_null(raw).str.to_lowercase()
+
+    def find(value: pl.Expr) -> pl.Expr:
+        return value.replace_strict(
+            list(lookup), list(lookup.values()), default=None, return_dtype=pl.String
+        )
+
+    return pl.coalesce(find(text), find(text.str.replace(NUMBERING, "")))
+
+
+def parsed_column(
+    name: str,
+    dtype: pl.DataType,
+    *,
+    funnel: FunnelModel,
+    options: ParseOptions,
+    timezone: str,
+    date_order: str,
+) -> pl.Expr:
     raw = pl.col(name)
-    if name == "stage":
-        return parse_stage(raw, funnel=funnel)
-    if name in ("status", "channel"):
-        return blank_to_null(raw).str.to_lowercase()
+    if name == "stage":  # lost is an outcome: by now only a stage entry can say it
+        stage = parse_stage(raw, funnel=funnel, options=options)
+        return pl.when(stage != LOST).then(stage)
+    if name == "status":
+        return parse_status(raw, options=options)
+    if name == "channel":
+        return parse_channel(raw, options=options)
     if isinstance(dtype, pl.Datetime):
-        return parse_timestamp(raw, timezone=timezone)
+        return parse_timestamp(raw, timezone=timezone, date_order=date_order)
     if dtype == pl.Date:
-        return parse_date(raw)
+        return parse_date(raw, date_order=date_order)
     if dtype == pl.Float64:
-        return parse_amount(raw)
+        return parse_amount(raw, decimal=options.decimal, thousands=options.thousands)
     return blank_to_null(raw)
 
 
+KINDS = {
+    "stage": "stage",
+    "status": "status (open, won or lost)",
+    "channel": "channel (phone, meeting, email, visit, message or other)",
+}
+
+
 def _kind(name: str, dtype: pl.DataType) -> str:
-    if name == "stage":
-        return "stage"
+    if name in KINDS:
+        return KINDS[name]
     if isinstance(dtype, pl.Datetime):
         return "timestamp"
     if dtype == pl.Date:
-        return "date (YYYY-MM-DD)"
+        return "date"
     return "number"
 
 
@@ -112,19 +332,26 @@ def parse_table(
     *,
     columns: Mapping[str, pl.DataType],
     funnel: FunnelModel,
+    options: ParseOptions,
     timezone: str,
 ) -> pl.LazyFrame:
     """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`."""
     present = set(raw.collect_schema().names())
+    dated = [n for n, t in columns.items() if isinstance(t, pl.Datetime) or t == pl.Date]
+    date_order = options.date_order or infer_date_order(
+        raw, dated, default=options.default_date_order
+    )
     typed: list[pl.Expr] = []
     reasons: list[pl.Expr] = []
     for name, dtype in columns.items():
         if name not in present:
             typed.append(pl.lit(None, dtype=dtype).alias(name))
             continue
-        value = parsed_column(name, dtype, funnel=funnel, timezone=timezone)
+        value = parsed_column(
+            name, dtype, funnel=funnel, options=options, timezone=timezone, date_order=date_order
+        )
         typed.append(value.cast(dtype).alias(name))
-        if dtype != pl.String or name == "stage":
+        if dtype != pl.String or name in KINDS:
             unreadable = blank_to_null(pl.col(name)).is_not_null() & value.is_null()
             reasons.append(
                 pl.when(unreadable).then(
@@ -144,12 +371,10 @@ def parse_table(
     return raw.select(pl.col("_row"), *typed, reason_list.alias(REASONS))
 
 
-LOST_STAGE_VALUES = ("lost",)
-STAGE_FROM_HISTORY = "_stage_from_history"
-
-
-def lost_stage_to_status(raw: pl.LazyFrame) -> pl.LazyFrame:
-    """Raw opportunities where `stage` says lost: status lost, stage left to the history.
+def lost_stage_to_status(
+    raw: pl.LazyFrame, *, funnel: FunnelModel, options: ParseOptions
+) -> pl.LazyFrame:
+    """Raw opportunities whose stage means lost: status lost, stage left to the history.
 
     Lost is an outcome, not a stage: such a deal's stage is the last one its history shows
     (see `stage_from_history`), and `_stage_from_history` marks it.
@@ -157,7 +382,7 @@ def lost_stage_to_status(raw: pl.LazyFrame) -> pl.LazyFrame:
     names = raw.collect_schema().names()
     if "stage" not in names:
         return raw.with_columns(pl.lit(False).alias(STAGE_FROM_HISTORY))
-    is_lost = pl.col("stage").str.strip_chars().str.to_lowercase().is_in(LOST_STAGE_VALUES)
+    is_lost = parse_stage(pl.col("stage"), funnel=funnel, options=options) == LOST
     status = pl.col("status") if "status" in names else pl.lit(None, dtype=pl.String)
     return raw.with_columns(
         is_lost.fill_null(False).alias(STAGE_FROM_HISTORY),
@@ -166,7 +391,7 @@ def lost_stage_to_status(raw: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(pl.col("stage"))
         .alias("stage"),
         pl.when(is_lost & blank_to_null(status).is_null())
-        .then(pl.lit("lost"))
+        .then(pl.lit(LOST))
         .otherwise(status)
         .alias("status"),
     )

@@ -54,16 +54,16 @@ def reasons_of(table, row: int) -> list[str]:
         ),
         ({**GOOD, "opportunity_id": "A", "amount": "-5"}, "amount: negative value (got '-5.0')"),
         (
-            {**GOOD, "opportunity_id": "A", "amount": "12k"},
-            "amount: cannot read as a number (got '12k')",
+            {**GOOD, "opportunity_id": "A", "amount": "12 apples"},
+            "amount: cannot read as a number (got '12 apples')",
         ),
         (
             {**GOOD, "opportunity_id": "A", "status": "maybe"},
-            "status: 'maybe' is not an allowed value",
+            "status: cannot read as a status (open, won or lost) (got 'maybe')",
         ),
         (
-            {**GOOD, "opportunity_id": "A", "expected_close_date": "30/06/2024"},
-            "expected_close_date: cannot read as a date (YYYY-MM-DD) (got '30/06/2024')",
+            {**GOOD, "opportunity_id": "A", "expected_close_date": "31/31/2024"},
+            "expected_close_date: cannot read as a date (got '31/31/2024')",
         ),
         (
             {**GOOD, "opportunity_id": "A", "closed_at": "2024-05-01", "status": "lost"},
@@ -140,7 +140,10 @@ def test_children_of_unknown_opportunities_and_late_entries_are_quarantined():
     assert reasons_of(history, 4) == ["entered_at: cannot read as a timestamp (got 'soon')"]
     followups = validated["followups"]
     assert (followups.rows_valid, followups.rows_quarantined) == (1, 2)
-    assert reasons_of(followups, 3) == ["channel: 'pigeon' is not an allowed value"]
+    assert reasons_of(followups, 3) == [
+        "channel: cannot read as a channel (phone, meeting, email, visit, message or other) "
+        "(got 'pigeon')"
+    ]
     assert followups.valid["channel"].to_list() == ["phone"]
 
 

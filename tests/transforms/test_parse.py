@@ -1,12 +1,21 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
-from transforms.funnel_model import RunSettings
-from transforms.parse import parse_date, parse_stage, parse_timestamp
+from transforms.funnel_model import ParseOptions, RunSettings
+from transforms.parse import (
+    infer_date_order,
+    parse_amount,
+    parse_boolean,
+    parse_channel,
+    parse_date,
+    parse_stage,
+    parse_status,
+    parse_timestamp,
+)
 
 FUNNEL = RunSettings().funnel
 
@@ -35,21 +44,132 @@ def test_timestamps_with_and_without_zone(text, expected):
     assert parse(parse_timestamp(pl.col("v"), timezone="Asia/Shanghai"), [text]) == [expected]
 
 
-def test_dates_are_iso_only():
-    assert parse(parse_date(pl.col("v")), ["2024-06-30", "2024/6/30", " "]) == [
-        date(2024, 6, 30),
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("2024-06-30", "DMY", datetime(2024, 6, 30)),
+        ("2024/6/30", "DMY", datetime(2024, 6, 30)),
+        ("06/30/24", "MDY", datetime(2024, 6, 30)),
+        ("30/06/24", "DMY", datetime(2024, 6, 30)),
+        ("30.06.2024", "DMY", datetime(2024, 6, 30)),
+        ("03/04/24", "DMY", datetime(2024, 4, 3)),
+        ("03/04/24", "MDY", datetime(2024, 3, 4)),
+        ("24/04/03", "YMD", datetime(2024, 4, 3)),
+        ("2024年6月30日", "DMY", datetime(2024, 6, 30)),
+        ("2024年6月30日 14:05", "DMY", datetime(2024, 6, 30, 14, 5)),
+        ("02/23/26 08:55 PM", "MDY", datetime(2026, 2, 23, 20, 55)),
+        ("2/3/26 8:05 am", "MDY", datetime(2026, 2, 3, 8, 5)),
+        ("45473", "DMY", datetime(2024, 6, 30)),
+        ("45473.75", "DMY", datetime(2024, 6, 30, 18)),
+        ("12/31/69", "MDY", datetime(1969, 12, 31)),
+        ("06/30/24", "DMY", None),  # no 30th month
+        ("2024-02-30", "DMY", None),
+        ("30/06/2024 25:00", "DMY", None),
+    ],
+)
+def test_dates_as_people_type_them(text, order, expected):
+    got = parse(parse_timestamp(pl.col("v"), timezone="UTC", date_order=order), [text])[0]
+    assert got == (expected.replace(tzinfo=UTC) if expected else None)
+    day = parse(parse_date(pl.col("v"), date_order=order), [text])[0]
+    assert day == (expected.date() if expected else None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("250000", 250000.0),
+        ("250,000.00", 250000.0),
+        ("¥250,000", 250000.0),
+        ("￥ 1,234.5", 1234.5),
+        ("$1,200", 1200.0),
+        ("25万", 250000.0),
+        ("25万元", 250000.0),
+        ("1.2亿", 120000000.0),
+        ("1.2M", 1200000.0),
+        ("3k", 3000.0),
+        ("RMB 88", 88.0),
+        ("(1,000)", -1000.0),
+        ("-5", -5.0),
+        ("12 345", 12345.0),
+        ("", None),
+        ("abc", None),
+        ("1.2.3", None),
+        ("50%", None),
+    ],
+)
+def test_amounts_as_people_type_them(text, expected):
+    got = parse(parse_amount(pl.col("v")), [text])[0]
+    assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+def test_european_amounts_with_configured_separators():
+    got = parse(parse_amount(pl.col("v"), decimal=",", thousands="."), ["1.234,56", "€ 12,5"])
+    assert got == [pytest.approx(1234.56), pytest.approx(12.5)]
+
+
+def test_statuses_channels_and_booleans():
+    options = ParseOptions(statuses={"Gewonnen": "won"}, channels={"Zoom": "meeting"})
+    values = ["Won", "赢单", "输单", "Closed Lost", "跟进中", "gewonnen", "maybe"]
+    assert parse(parse_status(pl.col("v"), options=options), values) == [
+        "won",
+        "won",
+        "lost",
+        "lost",
+        "open",
+        "won",
         None,
+    ]
+    assert parse(parse_channel(pl.col("v"), options=options), ["电话", "微信", "zoom", "fax"]) == [
+        "phone",
+        "message",
+        "meeting",
+        None,
+    ]
+    assert parse(parse_boolean(pl.col("v")), ["TRUE", "0", "是", "否", "maybe"]) == [
+        True,
+        False,
+        True,
+        False,
         None,
     ]
 
 
-def test_stage_names_ids_labels_and_aliases():
-    values = ["lead", "Negotiation", "方案报价", " WON ", "closed", None]
-    assert parse(parse_stage(pl.col("v"), funnel=FUNNEL), values) == [
+def test_date_order_is_inferred_from_unambiguous_dates():
+    frame = pl.LazyFrame({"a": ["03/04/24", "02/23/26"], "b": ["01/02/03", None]})
+    assert infer_date_order(frame, ["a", "b"], default="DMY") == "MDY"
+    frame = pl.LazyFrame({"a": ["03/04/24", "23/02/26"]})
+    assert infer_date_order(frame, ["a"], default="MDY") == "DMY"
+    frame = pl.LazyFrame({"a": ["03/04/24", "2024-12-31"]})
+    assert infer_date_order(frame, ["a"], default="MDY") == "MDY"
+
+
+def test_stage_names_ids_labels_numbered_and_mapped():
+    options = ParseOptions(stages={"Quote Sent": "proposal", "Closed - Lost": "lost"})
+    values = [
+        "lead",
+        "Negotiation",
+        "方案报价",
+        " WON ",
+        "3.方案报价",
+        "4 - Negotiation",
+        "2、需求确认",
+        "quote sent",
+        "Closed - Lost",
+        "lost",
+        "closed",
+        None,
+    ]
+    assert parse(parse_stage(pl.col("v"), funnel=FUNNEL, options=options), values) == [
         "lead",
         "negotiation",
         "proposal",
         "won",
+        "proposal",
+        "negotiation",
+        "qualified",
+        "proposal",
+        "lost",
+        "lost",
         None,
         None,
     ]
