@@ -15,6 +15,7 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_DIR / "data" / "sample"
 SAMPLE_CONFIG = REPO_DIR / "data" / "funnel.toml"
+SOURCES = ["auto", "canonical", "template-zh", "salesforce", "hubspot", "pipedrive", "custom"]
 PREFECT_DEFAULTS = {
     # A temporary Prefect server starts with each run when no API URL is set; on a fresh
     # PREFECT_HOME its migrations take about 20 s, right at Prefect's default time-out.
@@ -38,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, type=Path, help="output folder")
     run.add_argument("--config", type=Path, help="funnel.toml")
     run.add_argument("--lang", choices=["en", "zh"], help="report language (default: config)")
+    run.add_argument("--source", choices=SOURCES, help="export layout (default: detected)")
 
     demo = commands.add_parser("demo", help="monthly and quarterly reports of the sample data")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
@@ -46,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("validate", help="check exports without running the report")
     check.add_argument("--input", required=True, type=Path)
     check.add_argument("--config", type=Path)
+    check.add_argument("--source", choices=SOURCES, help="export layout (default: detected)")
 
     gen = commands.add_parser("generate", help="write synthetic canonical exports")
     gen.add_argument("--out", required=True, type=Path)
@@ -75,12 +78,18 @@ def run_command(args: argparse.Namespace, started: float) -> int:
     try:
         if args.command == "run":
             commands.run_report(
-                args.input, args.period, args.out, args.config, args.lang, started=started
+                args.input,
+                args.period,
+                args.out,
+                args.config,
+                args.lang,
+                args.source,
+                started=started,
             )
         elif args.command == "demo":
             commands.demo(args.out, args.lang, started=started)
         elif args.command == "validate":
-            return commands.validate_exports(args.input, args.config)
+            return commands.validate_exports(args.input, args.config, args.source)
         else:
             commands.generate(
                 args.out, args.opportunities, args.seed, args.followups_per_opportunity

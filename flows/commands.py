@@ -15,7 +15,7 @@ from prefect import flow
 from flows.cli import SAMPLE_CONFIG, SAMPLE_DIR
 from flows.config import settings_from_toml
 from flows.generate import GenerateSpec, generate_exports
-from flows.ingest import read_input_folder, validate_inputs
+from flows.ingest import data_quality, read_inputs, validate_inputs
 from flows.outputs import write_json
 from flows.report_flow import funnel_report
 from schemas.validation import reason_category
@@ -51,11 +51,12 @@ def run_report(
     out_dir: Path,
     config: Path | None,
     lang: str | None,
+    source: str | None,
     *,
     started: float,
 ) -> dict[str, Any]:
     manifest = funnel_report(
-        str(input_dir), period, str(out_dir), str(config) if config else None, lang
+        str(input_dir), period, str(out_dir), str(config) if config else None, lang, source
     )
     record_command_time([manifest], "funnel run", started)
     return manifest
@@ -104,42 +105,44 @@ def demo(out_dir: Path, lang: str | None, *, started: float) -> None:
 
 
 @flow(name="funnel-validate")
-def validate_flow(input_dir: str, config: str | None = None) -> list[dict[str, Any]]:
-    """Per input file: rows read, valid, quarantined, and the top reasons with examples."""
-    settings = settings_from_toml(Path(config) if config else None)
-    files = read_input_folder(Path(input_dir))
-    validated = validate_inputs(files, settings)
-    summary = []
-    for name, file in files.items():
-        table = validated[name]
-        reasons = (
-            table.quarantined.explode("reasons")
-            .with_columns(reason_category(pl.col("reasons")).alias("category"))
-            .group_by("category")
-            .agg(
-                pl.len().alias("rows"),
-                pl.struct((pl.col("_row") + 1).alias("line"), "reasons")
-                .head(EXAMPLES_PER_REASON)
-                .alias("examples"),
+def validate_flow(
+    input_dir: str, config: str | None = None, source: str | None = None
+) -> dict[str, Any]:
+    """The layout detected and, per input file, rows read, valid, quarantined, and the top
+    reasons with example lines."""
+    settings = settings_from_toml(Path(config) if config else None, preset=source)
+    inputs = read_inputs(Path(input_dir), settings)
+    validated = validate_inputs(inputs)
+    quality = data_quality(inputs, validated)
+    files = []
+    for table, entry in quality.items():
+        raw = inputs.raw.get(table)
+        bad = validated[table].quarantined
+        if raw is not None:
+            bad = bad.join(raw.select("_row", "_file", "_line"), on="_row", how="left")
+        for file in entry["files"]:
+            mine = bad.filter(pl.col("_file") == file["file"])
+            reasons = (
+                mine.explode("reasons")
+                .with_columns(reason_category(pl.col("reasons")).alias("category"))
+                .group_by("category")
+                .agg(
+                    pl.len().alias("rows"),
+                    pl.struct("_line", "reasons").head(EXAMPLES_PER_REASON).alias("examples"),
+                )
+                .sort(["rows", "category"], descending=[True, False])
             )
-            .sort(["rows", "category"], descending=[True, False])
-        )
-        summary.append(
-            {
-                "file": str(file.path),
-                "table": name,
-                "rows_read": table.rows_read,
-                "rows_valid": table.rows_valid,
-                "rows_quarantined": table.rows_quarantined,
-                "reasons": reasons.to_dicts(),
-            }
-        )
-    return summary
+            files.append({**file, "table": table, "reasons": reasons.to_dicts()})
+    return {"source": inputs.reason, "ignored": inputs.ignored, "files": files}
 
 
-def validate_exports(input_dir: Path, config: Path | None) -> int:
+def validate_exports(input_dir: Path, config: Path | None, source: str | None = None) -> int:
     """Print the validation summary; exit status 0 (quarantined rows are not an error)."""
-    for entry in validate_flow(str(input_dir), str(config) if config else None):
+    summary = validate_flow(str(input_dir), str(config) if config else None, source)
+    print(f"source: {summary['source']}")
+    if summary["ignored"]:
+        print(f"not used: {', '.join(summary['ignored'])}")
+    for entry in summary["files"]:
         print(
             f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "
             f"valid {entry['rows_valid']}, quarantined {entry['rows_quarantined']}"
@@ -147,7 +150,7 @@ def validate_exports(input_dir: Path, config: Path | None) -> int:
         for reason in entry["reasons"]:
             print(f"  {reason['rows']} × {reason['category']}")
             for example in reason["examples"]:
-                print(f"      line {example['line']}: {example['reasons']}")
+                print(f"      line {example['_line']}: {example['reasons']}")
     return 0
 
 

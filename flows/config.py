@@ -12,9 +12,13 @@ from transforms.funnel_model import (
     FunnelModel,
     ParseOptions,
     RunSettings,
+    SourceSettings,
     Stage,
 )
 from transforms.parse import DATE_ORDERS
+from transforms.sources import TABLES, Preset
+
+PRESETS_FILE = Path(__file__).resolve().parent.parent / "schemas" / "presets.toml"
 
 
 class ConfigError(Exception):
@@ -58,8 +62,44 @@ def parse_options(source: dict[str, Any], path: Path | None) -> ParseOptions:
     )
 
 
-def settings_from_toml(path: Path | None, *, lang: str | None = None) -> RunSettings:
-    """Settings from a funnel.toml (None: all defaults); `lang` overrides [report].lang."""
+def source_settings(
+    source: dict[str, Any], path: Path | None, forced: str | None
+) -> SourceSettings:
+    """[source] preset, [source.files] and [source.columns.<table>] (header or list of headers)."""
+    preset = forced or str(source.get("preset", "auto"))
+    known = ("auto", "custom", *preset_names())
+    if preset not in known:
+        raise ConfigError(f"{path or 'source'}: preset {preset!r} is not one of {', '.join(known)}")
+    columns = {}
+    for table, mapping in source.get("columns", {}).items():
+        if table not in TABLES:
+            raise ConfigError(
+                f"{path}: [source.columns.{table}] is not a table; expected one of "
+                f"{', '.join(TABLES)}"
+            )
+        columns[table] = {
+            str(k): tuple([v] if isinstance(v, str) else [str(x) for x in v])
+            for k, v in mapping.items()
+        }
+    files = {str(k): str(v) for k, v in source.get("files", {}).items()}
+    for table in files:
+        if table not in TABLES:
+            raise ConfigError(
+                f"{path}: [source.files] {table!r} is not a table; expected one of "
+                f"{', '.join(TABLES)}"
+            )
+    return SourceSettings(preset=preset, files=files, columns=columns)
+
+
+def preset_names() -> list[str]:
+    return list(load_presets())
+
+
+def settings_from_toml(
+    path: Path | None, *, lang: str | None = None, preset: str | None = None
+) -> RunSettings:
+    """Settings from a funnel.toml (None: all defaults); `lang` overrides [report].lang and
+    `preset` overrides [source].preset."""
     document: dict[str, Any] = {}
     if path is not None:
         try:
@@ -96,7 +136,35 @@ def settings_from_toml(path: Path | None, *, lang: str | None = None) -> RunSett
         funnel=funnel,
         timezone=timezone,
         parse=parse_options(source, path),
+        source=source_settings(source, path, preset),
         currency=source.get("currency", defaults.currency),
         window_months=int(funnel_doc.get("window_months", defaults.window_months)),
         lang=chosen_lang,
     )
+
+
+def load_presets() -> dict[str, Preset]:
+    """The known export layouts: canonical (the data contract itself) and schemas/presets.toml."""
+    from schemas.canonical import TABLE_MODELS
+
+    presets = {
+        "canonical": Preset(
+            "canonical",
+            "canonical layout",
+            {t: {c: (c,) for c in m.to_schema().columns} for t, m in TABLE_MODELS.items()},
+        )
+    }
+    for name, doc in tomllib.loads(PRESETS_FILE.read_text(encoding="utf-8")).items():
+        presets[name] = Preset(
+            name=name,
+            label=doc.get("label", name),
+            columns={
+                t: {c: tuple(h) for c, h in cols.items()}
+                for t, cols in doc.get("columns", {}).items()
+            },
+            stages=doc.get("stages", {}),
+            statuses=doc.get("status", {}),
+            channels=doc.get("channels", {}),
+            date_order=doc.get("date_order"),
+        )
+    return presets

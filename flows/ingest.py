@@ -1,22 +1,22 @@
-"""Read the canonical input folder, parse and validate it: valid tables plus quarantine.
+"""Read an input folder in any known export layout, then parse and validate it.
 
-`UnusableInputError` is raised for a file that cannot be used at all (unreadable, or a required
-column missing); the CLI turns it into one line on standard error and exit status 2.
+The folder's files (CSV or XLSX) are matched against the source presets (or the one forced
+with --source / [source].preset); the chosen preset maps each file onto a canonical table.
+`UnusableInputError` stops a run whose input cannot be used at all.
 """
 
 from __future__ import annotations
 
-import csv
-import difflib
-import hashlib
-import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from schemas.canonical import REQUIRED_TABLES, TABLE_MODELS, column_types, required_columns
-from schemas.validation import ValidatedTable, validate_table
+from flows.config import load_presets
+from flows.readers import SourceTable, UnusableInputError, export_files, read_source_file
+from schemas.canonical import TABLE_MODELS, column_types
+from schemas.validation import ValidatedTable, reason_counts, validate_table
 from transforms.funnel_model import RunSettings
 from transforms.integrity import (
     history_after_loss_reasons,
@@ -30,120 +30,212 @@ from transforms.parse import (
     parse_table,
     stage_from_history,
 )
+from transforms.sources import (
+    DATE_ENTERED,
+    REQUIRED,
+    TABLES,
+    Preset,
+    TableMatch,
+    best_table,
+    canonical_rows,
+    date_entered_history,
+    match_header,
+    near_miss_hint,
+)
 
-DERIVED_WHEN_ABSENT = {"status"}
-
-
-class UnusableInputError(Exception):
-    """An input file that cannot be used at all; the message says what was found and expected."""
+__all__ = [
+    "InputFile",
+    "Inputs",
+    "UnusableInputError",
+    "data_quality",
+    "read_inputs",
+    "validate_inputs",
+]
+DETECTION_ORDER = ("canonical", "template-zh", "salesforce", "hubspot", "pipedrive")
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file: its table, path, content hash and raw string rows (with `_row`)."""
+    """One input table (a CSV or a sheet) and the canonical table it feeds."""
 
     table: str
-    path: Path
-    sha256: str
-    raw: pl.DataFrame
+    source: SourceTable
+    match: TableMatch
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def rows(self) -> int:
+        return self.source.rows.height
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Inputs:
+    """What was read: the preset and why, the files used, and canonical raw string tables."""
+
+    preset: Preset
+    reason: str
+    files: list[InputFile]
+    ignored: list[str]
+    raw: dict[str, pl.DataFrame]  # canonical names; _row (per table), _line, _file, _source_row
+    settings: RunSettings  # the run's settings with the preset's value maps merged in
 
 
-def file_required_columns(table: str) -> list[str]:
-    return [c for c in required_columns(TABLE_MODELS[table]) if c not in DERIVED_WHEN_ABSENT]
+def chosen_preset(settings: RunSettings) -> list[Preset]:
+    """The presets to try, in order: the forced one, or all of them for "auto"."""
+    presets = load_presets()
+    custom_columns = settings.source.columns
+    custom = Preset("custom", "custom mapping in funnel.toml", custom_columns)
+    name = settings.source.preset
+    if name == "custom" or (name == "auto" and custom_columns):
+        return [presets["canonical"].extended(custom)]
+    if name == "auto":
+        return [presets[n] for n in DETECTION_ORDER]
+    base = presets[name]
+    return [
+        base.extended(replace(custom, name=base.name, label=base.label)) if custom_columns else base
+    ]
 
 
-def check_columns(table: str, path: Path, found: list[str]) -> None:
-    """Stop with a clear message when a required column is missing or a header is repeated."""
-    repeated = sorted({c for c in found if found.count(c) > 1})
-    if repeated:
-        raise UnusableInputError(
-            f"{path}: the header repeats column(s) {', '.join(repeated)}; each column must appear "
-            "once."
+def assign_files(
+    preset: Preset, tables: list[SourceTable], files: dict[str, str]
+) -> tuple[list[InputFile], list[str]]:
+    """Each table to its canonical table under a preset; [source.files] decides when it names
+    one. Returns the used files and the names of the tables left out."""
+    used, ignored = [], []
+    for source in tables:
+        named = [t for t, f in files.items() if f in (source.path.name, source.name)]
+        if named:
+            match = match_header(preset, named[0], source.header)
+            if not match.is_usable:
+                hints = "; ".join(
+                    near_miss_hint(preset, named[0], source.header, m) for m in match.missing
+                )
+                raise UnusableInputError(
+                    f"{source.path}: is set as {named[0]} in [source.files] but has no column "
+                    f"for {hints}. Found: {', '.join(source.header)}."
+                )
+        else:
+            match = best_table(preset, source.header)
+        if match is None or (files and not named and match.table in files):
+            ignored.append(source.name)
+        else:
+            used.append(InputFile(match.table, source, match))
+    return used, ignored
+
+
+def detection_reason(preset: Preset, used: list[InputFile]) -> str:
+    parts = []
+    for file in used:
+        headers = [h for hs in file.match.columns.values() for h in hs][:5]
+        parts.append(
+            f"{file.name} as {file.table} ({file.match.score} columns: "
+            f"{', '.join(headers)}{', ...' if file.match.score > 5 else ''})"
         )
-    missing = [c for c in file_required_columns(table) if c not in found]
-    if not missing:
-        return
-    hints = []
-    for column in missing:
-        near = difflib.get_close_matches(column, found, n=2, cutoff=0.5)
-        hints.append(f"{column} (nearest: {', '.join(near)})" if near else column)
-    raise UnusableInputError(
-        f"{path}: missing required column(s) {'; '.join(hints)}. "
-        f"Found: {', '.join(found) or '(no header)'}. "
-        f"Expected: {', '.join(file_required_columns(table))} (required; the optional columns "
-        "are listed in the README)."
+    return f"{preset.label}: " + "; ".join(parts)
+
+
+def no_layout_error(input_dir: Path, presets: list[Preset], tables: list[SourceTable]) -> str:
+    """The message for a folder where no preset finds opportunities: the nearest miss."""
+    best = max(
+        ((p, t, match_header(p, "opportunities", t.header)) for p in presets for t in tables),
+        key=lambda x: (x[2].score, -len(x[2].missing)),
+        default=None,
+    )
+    if best is None:
+        return (
+            f"{input_dir}: holds no CSV or XLSX file; expected an export with opportunities "
+            "(for example opportunities.csv)."
+        )
+    preset, table, match = best
+    hints = "; ".join(
+        near_miss_hint(preset, "opportunities", table.header, m) for m in match.missing
+    )
+    return (
+        f"{table.path}: no known export layout has all the opportunity columns it needs. "
+        f"Nearest: {preset.label}, which lacks {hints}. Found: {', '.join(table.header)}. "
+        f"Expected at least: {', '.join(REQUIRED['opportunities'])}; map the missing ones in "
+        "funnel.toml under [source.columns.opportunities] (see the README)."
     )
 
 
-def read_input_file(table: str, path: Path) -> InputFile:
-    """The file's rows as strings, numbered from 1 in `_row`; unusable files raise."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise UnusableInputError(f"{path}: cannot be read ({error.strerror}).") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UnusableInputError(
-            f"{path}: is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x}); "
-            "expected a UTF-8 CSV as the canonical layout requires."
-        ) from None
-    if not data.strip():
-        raise UnusableInputError(f"{path}: is empty; expected a CSV with a header row.")
-    try:
-        raw = pl.read_csv(data, infer_schema=False)
-    except pl.exceptions.PolarsError as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UnusableInputError(
-            f"{path}: is not a readable CSV ({first_line}); expected comma-separated UTF-8 text "
-            "with one header row."
-        ) from None
-    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
-    check_columns(table, path, [c.strip() for c in header])
-    columns = [c.lstrip("\ufeff").strip() for c in raw.columns]
-    raw = raw.rename(dict(zip(raw.columns, columns, strict=True)))
-    return InputFile(table, path, sha256_of(path), raw.with_row_index("_row", offset=1))
-
-
-def read_input_folder(input_dir: Path) -> dict[str, InputFile]:
-    """The canonical files present in `input_dir` (opportunities.csv is required)."""
+def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
+    """The folder's exports under canonical column names, with the layout that fits them."""
     if not input_dir.is_dir():
         raise UnusableInputError(
-            f"{input_dir}: is not a folder; expected a folder holding "
-            "opportunities.csv (and optionally stage_history.csv, "
-            "followups.csv)."
+            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
         )
-    files = {}
-    for table in TABLE_MODELS:
-        path = input_dir / f"{table}.csv"
-        if path.exists():
-            files[table] = read_input_file(table, path)
-        elif table in REQUIRED_TABLES:
-            present = sorted(p.name for p in input_dir.iterdir())
+    tables = [t for path in export_files(input_dir) for t in read_source_file(path)]
+    for table, name in settings.source.files.items():
+        if not any(name in (t.path.name, t.name) for t in tables):
+            found = ", ".join(t.name for t in tables) or "no CSV or XLSX file"
             raise UnusableInputError(
-                f"{path}: not found. Found in {input_dir}: {', '.join(present) or 'nothing'}. "
-                "Expected opportunities.csv, and optionally stage_history.csv and followups.csv."
+                f"{input_dir / name}: named for {table} in [source.files] but not found; the "
+                f"folder holds {found}."
             )
-    return files
-
-
-def typed_table(file: InputFile | None, table: str, settings: RunSettings) -> pl.DataFrame:
-    """Parsed canonical columns of a file, or an empty table when the file is absent."""
-    columns = column_types(TABLE_MODELS[table])
-    raw = (
-        file.raw
-        if file is not None
-        else pl.DataFrame(schema={"_row": pl.UInt32, **dict.fromkeys(columns, pl.String)})
+    candidates = chosen_preset(settings)
+    best: tuple[Preset, list[InputFile], list[str]] | None = None
+    for preset in candidates:
+        used, ignored = assign_files(preset, tables, dict(settings.source.files))
+        opportunities = [f for f in used if f.table == "opportunities"]
+        if opportunities and (
+            best is None
+            or opportunities[0].match.score
+            > max(f.match.score for f in best[1] if f.table == "opportunities")
+        ):
+            best = (preset, used, ignored)
+    if best is None:
+        raise UnusableInputError(no_layout_error(input_dir, candidates, tables))
+    preset, used, ignored = best
+    parse = replace(
+        settings.parse,
+        stages={**preset.stages, **settings.parse.stages},
+        statuses={**preset.statuses, **settings.parse.statuses},
+        channels={**preset.channels, **settings.parse.channels},
+        default_date_order=preset.date_order or settings.parse.default_date_order,
     )
-    frame = raw.lazy()
+    return Inputs(
+        preset,
+        detection_reason(preset, used),
+        used,
+        ignored,
+        canonical_tables(used),
+        replace(settings, parse=parse),
+    )
+
+
+def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
+    """Per canonical table, the rows of every file feeding it, numbered 1.. in `_row`."""
+    parts: dict[str, list[pl.LazyFrame]] = {t: [] for t in TABLES}
+    for file in used:
+        rows = file.source.rows.lazy()
+        parts[file.table].append(canonical_rows(rows, file.match, file.name))
+        if DATE_ENTERED in file.match.columns:
+            id_header = file.match.columns["opportunity_id"][0]
+            parts["stage_history"].append(
+                date_entered_history(
+                    rows, file.match, f"{file.name} (Date entered)", id_column=id_header
+                )
+            )
+    tables = {}
+    for table, frames in parts.items():
+        if not frames:
+            continue
+        frame = pl.concat(frames, how="diagonal").collect()
+        tables[table] = (
+            frame.rename({"_row": "_source_row"})
+            .with_row_index("_row", offset=1)
+            .with_columns(pl.col("_row").cast(pl.Int64))
+        )
+    return tables
+
+
+def typed_table(raw: pl.DataFrame | None, table: str, settings: RunSettings) -> pl.DataFrame:
+    """Parsed canonical columns of a table, or an empty table when no file feeds it."""
+    columns = column_types(TABLE_MODELS[table])
+    frame = (raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})).lazy()
     if table == "opportunities":
         frame = lost_stage_to_status(frame, funnel=settings.funnel, options=settings.parse)
     typed = parse_table(
@@ -158,15 +250,14 @@ def typed_table(file: InputFile | None, table: str, settings: RunSettings) -> pl
     return typed.collect()
 
 
-def validate_inputs(
-    files: dict[str, InputFile], settings: RunSettings
-) -> dict[str, ValidatedTable]:
-    """Valid rows and quarantined rows of every table, opportunities first."""
+def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
+    """Valid rows and quarantined rows of every canonical table, opportunities first."""
+    settings = inputs.settings
     funnel = settings.funnel
-    history = typed_table(files.get("stage_history"), "stage_history", settings)
+    history = typed_table(inputs.raw.get("stage_history"), "stage_history", settings)
     opportunities = derive_status(
         stage_from_history(
-            typed_table(files["opportunities"], "opportunities", settings).lazy(),
+            typed_table(inputs.raw["opportunities"], "opportunities", settings).lazy(),
             history.lazy(),
             funnel=funnel,
         ),
@@ -184,7 +275,9 @@ def validate_inputs(
     ).lazy()
     for table in ("stage_history", "followups"):
         typed = (
-            history if table == "stage_history" else typed_table(files.get(table), table, settings)
+            history
+            if table == "stage_history"
+            else typed_table(inputs.raw.get(table), table, settings)
         )
         reasons = [orphan_reasons(typed.lazy(), valid_opps, quarantined_ids)]
         if table == "stage_history":
@@ -193,3 +286,34 @@ def validate_inputs(
             table, typed, TABLE_MODELS[table], pl.concat(reasons).collect()
         )
     return validated
+
+
+def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[str, Any]:
+    """Per canonical table: rows read, valid, quarantined, reasons, and the same per file."""
+    quality = {}
+    for name, table in validated.items():
+        raw = inputs.raw.get(name, pl.DataFrame(schema={"_row": pl.Int64, "_file": pl.String}))
+        bad = table.quarantined.join(raw.select("_row", "_file"), on="_row", how="left")
+        counts = dict(raw.group_by("_file", maintain_order=True).len().iter_rows())
+        names = [f.name for f in inputs.files if f.table == name]
+        names += [n for n in counts if n not in names]
+        per_file = []
+        for file_name in names:
+            rows = counts.get(file_name, 0)
+            quarantined = bad.filter(pl.col("_file") == file_name).height
+            per_file.append(
+                {
+                    "file": file_name,
+                    "rows_read": rows,
+                    "rows_valid": rows - quarantined,
+                    "rows_quarantined": quarantined,
+                }
+            )
+        quality[name] = {
+            "rows_read": table.rows_read,
+            "rows_valid": table.rows_valid,
+            "rows_quarantined": table.rows_quarantined,
+            "reasons": reason_counts(table),
+            "files": per_file,
+        }
+    return quality

@@ -18,10 +18,10 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from flows.config import settings_from_toml
-from flows.ingest import InputFile, read_input_folder, validate_inputs
+from flows.ingest import Inputs, data_quality, read_inputs, validate_inputs
 from flows.outputs import write_json, write_quarantine
 from flows.render import render_html, render_pdf, report_context
-from schemas.validation import ValidatedTable, reason_counts
+from schemas.validation import ValidatedTable
 from transforms.funnel_model import RunSettings
 from transforms.periods import Period, resolve_period
 from transforms.report_metrics import DerivedTables, derive_tables, funnel_metrics
@@ -37,13 +37,13 @@ def timed(timings: dict[str, float], step: str):
 
 
 @task(cache_policy=NONE, persist_result=False)
-def load_inputs(input_dir: Path) -> dict[str, InputFile]:
-    return read_input_folder(input_dir)
+def load_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
+    return read_inputs(input_dir, settings)
 
 
 @task(cache_policy=NONE, persist_result=False)
-def validate(files: dict[str, InputFile], settings: RunSettings) -> dict[str, ValidatedTable]:
-    return validate_inputs(files, settings)
+def validate(inputs: Inputs) -> dict[str, ValidatedTable]:
+    return validate_inputs(inputs)
 
 
 @task(cache_policy=NONE, persist_result=False)
@@ -60,6 +60,7 @@ def derive(
 
 @task(cache_policy=NONE, persist_result=False)
 def compute(
+    inputs: Inputs,
     validated: dict[str, ValidatedTable],
     derived: DerivedTables,
     period: Period,
@@ -73,14 +74,12 @@ def compute(
         settings=settings,
         history_available=history_available,
     )
-    metrics["data_quality"] = {
-        name: {
-            "rows_read": t.rows_read,
-            "rows_valid": t.rows_valid,
-            "rows_quarantined": t.rows_quarantined,
-            "reasons": reason_counts(t),
-        }
-        for name, t in validated.items()
+    metrics["data_quality"] = data_quality(inputs, validated)
+    metrics["source"] = {
+        "preset": inputs.preset.name,
+        "detected": inputs.reason,
+        "files": {f.name: f.table for f in inputs.files},
+        "ignored": inputs.ignored,
     }
     return metrics
 
@@ -103,7 +102,7 @@ def write_outputs(
     metrics: dict[str, Any],
     html: str,
     pdf: bytes,
-    files: dict[str, InputFile],
+    inputs: Inputs,
     validated: dict[str, ValidatedTable],
 ) -> list[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,20 +113,25 @@ def write_outputs(
         "metrics.json",
         "report.html",
         "report.pdf",
-        *write_quarantine(out_dir, files, validated),
+        *write_quarantine(out_dir, inputs, validated),
     ]
 
 
-def input_summary(files: dict[str, InputFile]) -> list[dict[str, Any]]:
+def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any]]:
+    per_file = {f["file"]: f for t in quality.values() for f in t["files"]}
     return [
         {
             "table": f.table,
-            "name": f.path.name,
-            "path": str(f.path),
-            "sha256": f.sha256,
-            "rows": f.raw.height,
+            "name": f.name,
+            "path": str(f.source.path),
+            "sha256": f.source.sha256,
+            "encoding": f.source.encoding,
+            "delimiter": f.source.delimiter,
+            "rows": f.rows,
+            "rows_valid": per_file[f.name]["rows_valid"],
+            "rows_quarantined": per_file[f.name]["rows_quarantined"],
         }
-        for f in files.values()
+        for f in inputs.files
     ]
 
 
@@ -147,49 +151,51 @@ def funnel_report(
     out_dir: str,
     config: str | None = None,
     lang: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
 
-    `last-month` and `last-quarter` name the last full period before today (for schedules).
+    `last-month` and `last-quarter` name the last full period before today (for schedules);
+    `source` forces an export layout (canonical, template-zh, salesforce, hubspot, pipedrive,
+    custom) instead of detecting it.
 
     Writes OUT/<period>/: report.html, report.pdf, metrics.json, manifest.json, quarantine/.
     Returns the manifest.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    settings = settings_from_toml(Path(config) if config else None, lang=lang)
+    settings = settings_from_toml(Path(config) if config else None, lang=lang, preset=source)
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     report_period = resolve_period(period, today=today, timezone=settings.timezone)
     target = Path(out_dir) / report_period.label
     with timed(timings, "load"):
-        files = load_inputs(Path(input_dir))
+        inputs = load_inputs(Path(input_dir), settings)
     with timed(timings, "validate"):
-        validated = validate(files, settings)
+        validated = validate(inputs)
     with timed(timings, "derive"):
-        derived = derive(validated, report_period, settings)
+        derived = derive(validated, report_period, inputs.settings)
     with timed(timings, "compute"):
         metrics = compute(
-            validated, derived, report_period, settings, history_available="stage_history" in files
+            inputs,
+            validated,
+            derived,
+            report_period,
+            inputs.settings,
+            history_available="stage_history" in inputs.raw,
         )
-    inputs = input_summary(files)
+    files = input_summary(inputs, metrics["data_quality"])
     with timed(timings, "render_html"):
-        html = render_report_html(metrics, inputs, settings.lang)
+        html = render_report_html(metrics, files, settings.lang)
     with timed(timings, "render_pdf"):
         pdf = render_report_pdf(html)
     with timed(timings, "write"):
-        written = write_outputs(target, metrics, html, pdf, files, validated)
+        written = write_outputs(target, metrics, html, pdf, inputs, validated)
     flow_seconds = time.perf_counter() - started
     manifest = {
         "period": report_period.as_dict(),
         "lang": settings.lang,
-        "inputs": [
-            {
-                **i,
-                "rows_valid": validated[i["table"]].rows_valid,
-                "rows_quarantined": validated[i["table"]].rows_quarantined,
-            }
-            for i in inputs
-        ],
+        "source": metrics["source"],
+        "inputs": files,
         "outputs": [*written, "manifest.json"],
         "versions": versions(),
         "timings_seconds": {

@@ -90,3 +90,17 @@ def by_key(rows: list[dict[str, Any]], key: str = "stage") -> dict[str, dict[str
 
 def step(metrics: dict[str, Any], a: str, b: str) -> dict[str, Any]:
     return next(r for r in metrics["conversion"] if r["from"] == a and r["to"] == b)
+
+
+def write_csv(path, rows: list[dict[str, Any]]) -> None:
+    """A CSV with the union of the rows' keys as header (empty cells for missing keys)."""
+    import csv
+
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)

@@ -88,6 +88,16 @@ class ParseOptions:
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    """Which export layout to read: a preset name (or "auto" / "custom"), files chosen per
+    canonical table, and custom column mappings (canonical column -> input headers)."""
+
+    preset: str = "auto"
+    files: Mapping[str, str] = field(default_factory=dict)
+    columns: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything a run needs besides the data: funnel, time zone, currency, window, language."""
 
@@ -95,6 +105,7 @@ class RunSettings:
     timezone: str = "UTC"
     currency: str = "USD"
     parse: ParseOptions = field(default_factory=ParseOptions)
+    source: SourceSettings = field(default_factory=SourceSettings)
     window_months: int = 12
     lang: str = "en"
     immature_open_share: float = 0.30

@@ -48,9 +48,9 @@ def test_missing_required_column_stops_with_status_2(tmp_path, capsys):
     assert status == 2
     line = one_error_line(capsys)
     assert "opportunities.csv" in line
-    assert "missing required column(s) created_at (nearest: create_at)" in line
+    assert "lacks created_at (expected 'created_at'; nearest header: 'create_at')" in line
     assert "Found: opportunity_id, stage, create_at" in line
-    assert "Expected: opportunity_id, stage, created_at (required" in line
+    assert "Expected at least: opportunity_id, stage, created_at" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -76,18 +76,22 @@ def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path):
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("funnel: "), done.stderr
-    assert "missing required column(s) created_at" in done.stderr
+    assert "lacks created_at" in done.stderr
 
 
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
         (
-            lambda d: write(d, "opportunities.csv", f"{HEADER}\nA,lead,2024-06-01\n", "utf-16"),
-            "is not UTF-8 text",
+            lambda d: (
+                d.mkdir(parents=True),
+                (d / "opportunities.csv").write_bytes(HEADER.encode() + b"\nA,\x80\xff,x\n"),
+            ),
+            f"is neither UTF-8, UTF-16 nor GBK/GB18030 text (byte {len(HEADER) + 3} is 0x80)",
         ),
         (lambda d: write(d, "opportunities.csv", ""), "is empty"),
-        (lambda d: write(d, "deals.csv", "x\n"), "opportunities.csv: not found. Found in"),
+        (lambda d: write(d, "deals.csv", "x\n"), "deals.csv: no known export layout"),
+        (lambda d: d.mkdir(parents=True), "holds no CSV or XLSX file"),
         (
             lambda d: write(d, "opportunities.csv", "opportunity_id,stage,stage,created_at\n"),
             "repeats column(s) stage",

@@ -12,7 +12,7 @@ import pytest
 
 from flows.cli import SAMPLE_DIR
 from flows.commands import funnel_demo, latest_full_month
-from flows.ingest import sha256_of
+from flows.readers import sha256_of
 
 OPEN_STAGES = ["lead", "qualified", "proposal", "negotiation"]
 
@@ -108,7 +108,9 @@ def test_metrics_json_holds_the_contract_keys(demo):
     for table in ("opportunities", "stage_history", "followups"):
         dq = m["data_quality"][table]
         assert dq["rows_read"] == dq["rows_valid"] + dq["rows_quarantined"]
-        assert set(dq) == {"rows_read", "rows_valid", "rows_quarantined", "reasons"}
+        assert set(dq) == {"rows_read", "rows_valid", "rows_quarantined", "reasons", "files"}
+        assert [f["file"] for f in dq["files"]] == [f"{table}.csv"]
+        assert dq["files"][0]["rows_read"] == dq["rows_read"]
     # the sample is realistic: there is something in every section
     assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0
     assert m["stalls"]["missing_reason_count"] > 0
@@ -134,6 +136,8 @@ def test_manifest_records_inputs_versions_and_timings(demo):
         assert entry["sha256"] == sha256_of(path)
         assert entry["rows"] == pl.read_csv(path, infer_schema=False).height
         assert entry["rows"] == entry["rows_valid"] + entry["rows_quarantined"]
+        assert (entry["encoding"], entry["delimiter"]) == ("utf-8", ",")
+    assert manifest["source"]["preset"] == "canonical"
     assert set(manifest["timings_seconds"]["steps"]) == {
         "load",
         "validate",

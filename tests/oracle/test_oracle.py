@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flows.generate import GenerateSpec, generate_exports
-from flows.ingest import read_input_folder, validate_inputs
+from flows.ingest import read_inputs, validate_inputs
 from tests.helpers import by_key, step
 from transforms.funnel_model import RunSettings
 from transforms.periods import parse_period
@@ -146,7 +146,7 @@ def exports(tmp_path_factory):
 @pytest.mark.parametrize("period_label", ["2026-09", "2026-03", "2025-12", "2026-Q2"])
 def test_pipeline_equals_the_oracle(exports, period_label):
     settings = RunSettings(timezone=TZ, currency="CNY")
-    validated = validate_inputs(read_input_folder(exports), settings)
+    validated = validate_inputs(read_inputs(exports, settings))
     assert all(t.rows_quarantined == 0 for t in validated.values())
     period = parse_period(period_label, TZ)
     derived = derive_tables(

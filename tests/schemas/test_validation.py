@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from flows.ingest import InputFile, validate_inputs
-from tests.helpers import SETTINGS, raw_frame
+from flows.ingest import read_inputs, validate_inputs
+from tests.helpers import SETTINGS, write_csv
 
 GOOD = {"opportunity_id": "OK", "stage": "lead", "created_at": "2024-06-01"}
 
 
 def run(opps, stage_history=None, followups=None):
-    files = {
-        "opportunities": InputFile("opportunities", Path("opportunities.csv"), "-", raw_frame(opps))
-    }
+    """Write the rows as canonical CSV files and read them back through the real ingest."""
+    folder = Path(tempfile.mkdtemp())
+    write_csv(folder / "opportunities.csv", opps)
     if stage_history is not None:
-        files["stage_history"] = InputFile(
-            "stage_history", Path("stage_history.csv"), "-", raw_frame(stage_history)
-        )
+        write_csv(folder / "stage_history.csv", stage_history)
     if followups is not None:
-        files["followups"] = InputFile(
-            "followups", Path("followups.csv"), "-", raw_frame(followups)
-        )
-    validated = validate_inputs(files, SETTINGS)
+        write_csv(folder / "followups.csv", followups)
+    validated = validate_inputs(read_inputs(folder, SETTINGS))
     for table in validated.values():
         assert table.rows_read == table.rows_valid + table.rows_quarantined
     return validated

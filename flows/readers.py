@@ -1,0 +1,181 @@
+"""Read one export file (CSV in any common encoding and delimiter, or XLSX) as string rows.
+
+Each sheet or CSV becomes a `SourceTable`: its header as written, its rows as strings with
+`_row` (1, 2, ... in file order) and `_line` (the line or spreadsheet row the record starts on,
+the header being line 1). Anything that makes a file unusable raises UnusableInputError.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+DELIMITERS = (",", ";", "\t", "|")
+
+
+class UnusableInputError(Exception):
+    """An input that cannot be used at all; the message says what was found and expected."""
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """One CSV file or spreadsheet sheet, as strings."""
+
+    path: Path
+    sheet: str | None
+    sha256: str
+    encoding: str
+    delimiter: str | None
+    header: list[str]
+    rows: pl.DataFrame  # the header's columns as strings, plus _row and _line
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name}[{self.sheet}]" if self.sheet else self.path.name
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def decode(path: Path, data: bytes) -> tuple[str, str]:
+    """The text and its encoding: UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as error:
+            raise UnusableInputError(
+                f"{path}: starts like UTF-16 text but byte {error.start} cannot be read"
+            ) from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as utf8_error:
+        try:
+            return data.decode("gb18030"), "gb18030"
+        except UnicodeDecodeError:
+            raise UnusableInputError(
+                f"{path}: is neither UTF-8, UTF-16 nor GBK/GB18030 text (byte {utf8_error.start} "
+                f"is 0x{data[utf8_error.start]:02x}); save it as CSV UTF-8 or XLSX"
+            ) from None
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter that splits the header line into the most columns (quotes respected)."""
+    first_line = text.split("\n", 1)[0]
+    best, best_count = ",", 0
+    for delimiter in DELIMITERS:
+        count = len(next(csv.reader([first_line], delimiter=delimiter), []))
+        if count > best_count:
+            best, best_count = delimiter, count
+    return best
+
+
+def check_header(path: Path, header: list[str]) -> list[str]:
+    names = [h.strip() for h in header]
+    if not any(names):
+        raise UnusableInputError(f"{path}: has no header row; expected column names on line 1")
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise UnusableInputError(
+            f"{path}: the header repeats column(s) {', '.join(repeated)}; each column must appear "
+            "once"
+        )
+    return names
+
+
+def line_numbers(rows: pl.DataFrame, columns: list[str], first_line: int) -> pl.Expr:
+    """The line each record starts on, counting line breaks inside quoted values."""
+    breaks = (
+        pl.sum_horizontal([pl.col(c).str.count_matches("\n").fill_null(0) for c in columns])
+        if columns
+        else 0
+    )
+    return (pl.lit(first_line) + (pl.lit(1) + breaks).cum_sum().shift(1, fill_value=0)).cast(
+        pl.Int64
+    )
+
+
+def read_csv_file(path: Path, data: bytes) -> SourceTable:
+    text, encoding = decode(path, data)
+    if not text.strip():
+        raise UnusableInputError(f"{path}: is empty; expected a header row and data rows")
+    delimiter = sniff_delimiter(text)
+    raw_header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    header = check_header(path, raw_header)
+    try:
+        rows = pl.read_csv(
+            text.encode("utf-8"),
+            separator=delimiter,
+            infer_schema=False,
+            has_header=True,
+            new_columns=header,
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.PolarsError as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UnusableInputError(
+            f"{path}: is not a readable CSV ({message}); expected one header row and rows with "
+            f"the same number of '{delimiter}'-separated values"
+        ) from None
+    header_lines = 1 + sum(h.count("\n") for h in raw_header)
+    rows = rows.with_row_index("_row", offset=1).with_columns(
+        line_numbers(rows, header, header_lines + 1).alias("_line")
+    )
+    return SourceTable(path, None, sha256_of(path), encoding, delimiter, header, rows)
+
+
+def read_excel_file(path: Path) -> list[SourceTable]:
+    try:
+        sheets = pl.read_excel(path, sheet_id=0, infer_schema_length=0)
+    except Exception as error:  # the engine raises its own types for broken files
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UnusableInputError(f"{path}: is not a readable workbook ({message})") from None
+    digest = sha256_of(path)
+    tables = []
+    for sheet, frame in sheets.items():
+        if frame.width == 0:
+            continue
+        header = check_header(path, frame.columns)
+        rows = (
+            frame.rename(dict(zip(frame.columns, header, strict=True)))
+            .with_row_index("_row", offset=1)
+            .with_columns((pl.col("_row") + 1).cast(pl.Int64).alias("_line"))
+        )
+        tables.append(SourceTable(path, sheet, digest, "xlsx", None, header, rows))
+    return tables
+
+
+def read_source_file(path: Path) -> list[SourceTable]:
+    """Every table in a file: one for a CSV, one per non-empty sheet for a workbook."""
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return read_excel_file(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
+    return [read_csv_file(path, data)]
+
+
+def export_files(folder: Path) -> list[Path]:
+    """The CSV and spreadsheet files directly in a folder, by name."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in CSV_SUFFIXES + EXCEL_SUFFIXES
+        and not p.name.startswith((".", "~$"))
+    )
