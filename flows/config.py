@@ -52,7 +52,14 @@ def parse_options(source: dict[str, Any], path: Path | None) -> ParseOptions:
         raise ConfigError(
             f"{path}: [source.status] maps to {sorted(bad)}: expected open, won or lost"
         )
+    closed = knobs.get("closed_before_created")
+    if closed not in (None, "quarantine", "keep"):
+        raise ConfigError(
+            f"{path}: [source.parse] closed_before_created {closed!r}: expected "
+            "'quarantine' or 'keep'"
+        )
     return ParseOptions(
+        closed_before_created=closed,
         date_order=str(order).upper() if order else None,
         decimal=str(knobs.get("decimal", ".")),
         thousands=str(knobs.get("thousands", ",")),
@@ -166,5 +173,6 @@ def load_presets() -> dict[str, Preset]:
             statuses=doc.get("status", {}),
             channels=doc.get("channels", {}),
             date_order=doc.get("date_order"),
+            closed_before_created=doc.get("closed_before_created"),
         )
     return presets

@@ -24,10 +24,13 @@ from transforms.integrity import (
     orphan_reasons,
 )
 from transforms.parse import (
+    MOVED_CREATED,
     STAGE_FROM_HISTORY,
     derive_status,
+    loss_from_history,
     lost_stage_to_status,
     parse_table,
+    settle_close_dates,
     stage_from_history,
 )
 from transforms.sources import (
@@ -36,7 +39,6 @@ from transforms.sources import (
     TABLES,
     Preset,
     TableMatch,
-    best_table,
     canonical_rows,
     date_entered_history,
     match_header,
@@ -102,28 +104,41 @@ def chosen_preset(settings: RunSettings) -> list[Preset]:
 def assign_files(
     preset: Preset, tables: list[SourceTable], files: dict[str, str]
 ) -> tuple[list[InputFile], list[str]]:
-    """Each table to its canonical table under a preset; [source.files] decides when it names
-    one. Returns the used files and the names of the tables left out."""
-    used, ignored = [], []
-    for source in tables:
-        named = [t for t, f in files.items() if f in (source.path.name, source.name)]
-        if named:
-            match = match_header(preset, named[0], source.header)
-            if not match.is_usable:
-                hints = "; ".join(
-                    near_miss_hint(preset, named[0], source.header, m) for m in match.missing
-                )
-                raise UnusableInputError(
-                    f"{source.path}: is set as {named[0]} in [source.files] but has no column "
-                    f"for {hints}. Found: {', '.join(source.header)}."
-                )
-        else:
-            match = best_table(preset, source.header)
-        if match is None or (files and not named and match.table in files):
-            ignored.append(source.name)
-        else:
-            used.append(InputFile(match.table, source, match))
-    return used, ignored
+    """Each canonical table takes one file: the one named in [source.files], else the file
+    whose header fits it best (ties to the earlier file). Returns the used files and the names
+    of the files left out."""
+    chosen: dict[str, InputFile] = {}
+    for table, name in files.items():
+        source = next(t for t in tables if name in (t.path.name, t.name))
+        match = match_header(preset, table, source.header)
+        if not match.is_usable:
+            hints = "; ".join(
+                near_miss_hint(preset, table, source.header, m) for m in match.missing
+            )
+            raise UnusableInputError(
+                f"{source.path}: is set as {table} in [source.files] but has no column for "
+                f"{hints}. Found: {', '.join(source.header)}."
+            )
+        chosen[table] = InputFile(table, source, match)
+    taken = {id(f.source) for f in chosen.values()}
+    candidates = sorted(
+        (
+            (m.score, -i, m, t)
+            for i, t in enumerate(tables)
+            if id(t) not in taken
+            for table in TABLES
+            if table not in chosen
+            if (m := match_header(preset, table, t.header)).is_usable
+        ),
+        key=lambda c: (c[0], c[1]),
+        reverse=True,
+    )
+    for _, _, match, source in candidates:
+        if match.table not in chosen and id(source) not in taken:
+            chosen[match.table] = InputFile(match.table, source, match)
+            taken.add(id(source))
+    used = [chosen[t] for t in TABLES if t in chosen]
+    return used, [t.name for t in tables if id(t) not in taken]
 
 
 def detection_reason(preset: Preset, used: list[InputFile]) -> str:
@@ -195,6 +210,9 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
         statuses={**preset.statuses, **settings.parse.statuses},
         channels={**preset.channels, **settings.parse.channels},
         default_date_order=preset.date_order or settings.parse.default_date_order,
+        closed_before_created=settings.parse.closed_before_created
+        or preset.closed_before_created
+        or "quarantine",
     )
     return Inputs(
         preset,
@@ -255,18 +273,30 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     settings = inputs.settings
     funnel = settings.funnel
     history = typed_table(inputs.raw.get("stage_history"), "stage_history", settings)
-    opportunities = derive_status(
-        stage_from_history(
-            typed_table(inputs.raw["opportunities"], "opportunities", settings).lazy(),
-            history.lazy(),
-            funnel=funnel,
-        ),
-        funnel=funnel,
-    ).collect()
+    opportunities = (
+        typed_table(inputs.raw["opportunities"], "opportunities", settings)
+        .lazy()
+        .pipe(stage_from_history, history.lazy(), funnel=funnel)
+        .pipe(derive_status, funnel=funnel)
+        .pipe(loss_from_history, history.lazy())
+        .pipe(
+            settle_close_dates,
+            keep_closed_before_created=settings.parse.closed_before_created == "keep",
+        )
+        .collect()
+    )
+    moved = int(opportunities[MOVED_CREATED].sum())
+    opportunities = opportunities.drop(MOVED_CREATED)
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
+    notes = (
+        ({"note": "created_at moved back to closed_at (closed before created)", "rows": moved},)
+        if moved
+        else ()
+    )
     validated = {
-        "opportunities": validate_table(
-            "opportunities", opportunities, TABLE_MODELS["opportunities"], rules
+        "opportunities": replace(
+            validate_table("opportunities", opportunities, TABLE_MODELS["opportunities"], rules),
+            notes=notes,
         )
     }
     valid_opps = validated["opportunities"].valid.lazy()
@@ -314,6 +344,7 @@ def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[s
             "rows_valid": table.rows_valid,
             "rows_quarantined": table.rows_quarantined,
             "reasons": reason_counts(table),
+            "notes": list(table.notes),
             "files": per_file,
         }
     return quality

@@ -42,6 +42,7 @@ class Opportunities(pa.DataFrameModel):
     region: str = _text("Sales region")
     collaborators: str = _text("Other team members on the deal")
     need_description: str = _text("What the customer needs")
+    crm_probability: float = _text("The CRM's own win probability in percent (0-100)", ge=0, le=100)
     contact_name: str = _text("Customer contact (personal data: never reported)")
     contact_title: str = _text("Customer contact's title (never reported)")
     contact_phone: str = _text("Customer contact's phone (personal data: never reported)")

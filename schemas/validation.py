@@ -21,6 +21,7 @@ class ValidatedTable:
     valid: pl.DataFrame
     quarantined: pl.DataFrame
     rows_read: int
+    notes: tuple[dict[str, object], ...] = ()  # rows kept but changed, e.g. dates moved
 
     @property
     def rows_valid(self) -> int:

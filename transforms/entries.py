@@ -7,6 +7,7 @@ from datetime import datetime
 import polars as pl
 
 from transforms.funnel_model import FunnelModel
+from transforms.parse import LOST
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -36,7 +37,7 @@ def stage_entries(
     deal, else at `created_at`).
     """
     first, won = funnel.ids[0], funnel.won_stage
-    from_history = stage_history.select(
+    from_history = stage_history.filter(pl.col("stage") != LOST).select(
         "opportunity_id",
         "stage",
         "entered_at",
@@ -95,9 +96,9 @@ def deal_states(
 ) -> pl.LazyFrame:
     """Every deal as it could be known at `as_of`: one row per opportunity created before it.
 
-    `state` is won (reached the won stage before as_of), lost (status lost and closed before
-    as_of) or open; `stage_at` is the stage of the last entry before as_of; `reach_<stage>` is
-    first_reach(o, stage); `amount_at` is the latest amount the history records before as_of,
+    `state` is won (reached the won stage before as_of, unless a later loss reversed it), lost
+    (status lost and closed before as_of) or open; `stage_at` is the stage of the last entry
+    before as_of; `reach_<stage>` is first_reach(o, stage); `amount_at` is the latest amount the history records before as_of,
     else the opportunity's amount.
     """
     known = entries.filter(pl.col("entered_at") < as_of)
@@ -121,9 +122,11 @@ def deal_states(
         .alias("history_expected_close_date"),
     )
     won_at = pl.col(reach_column(funnel.won_stage))
-    is_lost = (pl.col("status") == "lost") & (pl.col("closed_at") < as_of)
+    is_lost = (pl.col("status") == LOST) & (pl.col("closed_at") < as_of)
+    # a loss after the win reverses it (a deal moved from Closed Won to Closed Lost)
+    is_reversed = is_lost & (pl.col("closed_at") >= won_at)
     state = (
-        pl.when(won_at.is_not_null())
+        pl.when(won_at.is_not_null() & ~is_reversed.fill_null(False))
         .then(pl.lit("won"))
         .when(is_lost)
         .then(pl.lit("lost"))

@@ -82,6 +82,9 @@ class ParseOptions:
     default_date_order: str = "DMY"
     decimal: str = "."
     thousands: str = ","
+    # "quarantine" (the default) or "keep": a deal closed before it was created keeps its row,
+    # with created_at moved back to closed_at (CRMs that stamp created_at on import)
+    closed_before_created: str | None = None
     stages: Mapping[str, str] = field(default_factory=dict)
     statuses: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, str] = field(default_factory=dict)

@@ -361,3 +361,29 @@ def forecast(
         totals["weighted_pipeline"] = totals["next_period"] = None
         by_stage = by_stage.with_columns(pl.lit(None, dtype=pl.Float64).alias("weighted_amount"))
     return {**totals, "by_stage": by_stage.collect().to_dicts()}
+
+
+def totals(states: pl.LazyFrame) -> dict[str, object]:
+    """Every deal's outcome as of as_of, whatever the period: the export's own picture.
+
+    `crm_weighted_open_amount` weights open deals by the CRM's probability (percent), for
+    comparison with the stage-weighted forecast; null when no open deal has one.
+    """
+    is_won, is_lost, is_open = (pl.col("state") == s for s in ("won", "lost", "open"))
+    crm = pl.col("amount_at") * pl.col("crm_probability") / 100
+    row = (
+        states.select(
+            is_won.sum().cast(pl.Int64).alias("won_count"),
+            pl.col("amount_at").filter(is_won).sum().alias("won_amount"),
+            is_lost.sum().cast(pl.Int64).alias("lost_count"),
+            ratio(is_won.sum(), is_won.sum() + is_lost.sum()).alias("win_rate"),
+            is_open.sum().cast(pl.Int64).alias("open_count"),
+            pl.col("amount_at").filter(is_open).sum().alias("open_amount"),
+            pl.when(crm.filter(is_open).is_not_null().any())
+            .then(crm.filter(is_open).sum())
+            .alias("crm_weighted_open_amount"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    return row

@@ -294,9 +294,8 @@ def parsed_column(
     date_order: str,
 ) -> pl.Expr:
     raw = pl.col(name)
-    if name == "stage":  # lost is an outcome: by now only a stage entry can say it
-        stage = parse_stage(raw, funnel=funnel, options=options)
-        return pl.when(stage != LOST).then(stage)
+    if name == "stage":  # "lost" stays: in the history it records the loss itself
+        return parse_stage(raw, funnel=funnel, options=options)
     if name == "status":
         return parse_status(raw, options=options)
     if name == "channel":
@@ -400,11 +399,12 @@ def lost_stage_to_status(
 def stage_from_history(
     opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
-    """Fill the stage of deals marked `_stage_from_history` with their last history stage,
-    or the first stage when they have no history; drop the mark."""
-    index = {stage: i for i, stage in enumerate(funnel.ids)}
+    """Deals marked `_stage_from_history` (their export said lost) get the last open stage
+    their history shows, or the first stage without one; the mark is dropped."""
+    open_stages = [s.id for s in funnel.open_stages]
+    index = {stage: i for i, stage in enumerate(open_stages)}
     last = (
-        history.filter(pl.col("stage").is_not_null() & pl.col("entered_at").is_not_null())
+        history.filter(pl.col("stage").is_in(open_stages) & pl.col("entered_at").is_not_null())
         .with_columns(pl.col("stage").replace_strict(index, return_dtype=pl.Int32).alias("_i"))
         .group_by("opportunity_id")
         .agg(pl.col("stage").sort_by("entered_at", "_i").last().alias("_last_stage"))
@@ -422,6 +422,26 @@ def stage_from_history(
     )
 
 
+def loss_from_history(opportunities: pl.LazyFrame, history: pl.LazyFrame) -> pl.LazyFrame:
+    """Lost deals take their close time from the last "lost" row of their history, when it has
+    one (the history is the finer record: Salesforce's Closed Lost rows)."""
+    losses = (
+        history.filter((pl.col("stage") == LOST) & pl.col("entered_at").is_not_null())
+        .group_by("opportunity_id")
+        .agg(pl.col("entered_at").max().alias("_lost_at"))
+    )
+    return (
+        opportunities.join(losses, on="opportunity_id", how="left")
+        .with_columns(
+            pl.when(pl.col("status") == LOST)
+            .then(pl.coalesce("_lost_at", "closed_at"))
+            .otherwise(pl.col("closed_at"))
+            .alias("closed_at")
+        )
+        .drop("_lost_at")
+    )
+
+
 def derive_status(opportunities: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:
     """Opportunities with `status` filled when empty: won when the stage is won or later, else
     open (also when the stage itself is unreadable: that row is quarantined for its stage)."""
@@ -430,3 +450,22 @@ def derive_status(opportunities: pl.LazyFrame, *, funnel: FunnelModel) -> pl.Laz
         pl.when(pl.col("stage").is_in(won_stages)).then(pl.lit("won")).otherwise(pl.lit("open"))
     )
     return opportunities.with_columns(pl.coalesce(pl.col("status"), derived).alias("status"))
+
+
+MOVED_CREATED = "_created_moved_back"
+
+
+def settle_close_dates(
+    opportunities: pl.LazyFrame, *, keep_closed_before_created: bool
+) -> pl.LazyFrame:
+    """An open deal has no close date (CRMs often put the expected one there). With
+    `keep_closed_before_created`, a deal closed before it was created gets created_at =
+    closed_at, marked in `_created_moved_back`; otherwise validation quarantines it."""
+    closed = pl.when(pl.col("status") != "open").then(pl.col("closed_at"))
+    early = closed.is_not_null() & (closed < pl.col("created_at"))
+    moved = early & pl.lit(keep_closed_before_created)
+    return opportunities.with_columns(
+        closed.alias("closed_at"),
+        pl.when(moved).then(closed).otherwise(pl.col("created_at")).alias("created_at"),
+        moved.fill_null(False).alias(MOVED_CREATED),
+    )

@@ -147,6 +147,7 @@ def funnel_metrics(
             "months": settings.window_months,
         },
         "kpis": kpis,
+        "totals": metrics.totals(states),
         "funnel": metrics.funnel_snapshot(states, funnel=funnel).collect().to_dicts(),
         "conversion": metrics.conversion(
             states,

@@ -43,6 +43,7 @@ class Preset:
     statuses: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, str] = field(default_factory=dict)
     date_order: str | None = None
+    closed_before_created: str | None = None
 
     def extended(self, other: Preset) -> Preset:
         """This preset with `other`'s columns and value maps laid over it (other's keys win)."""
@@ -96,12 +97,6 @@ def match_header(preset: Preset, table: str, header: Sequence[str]) -> TableMatc
     if table == "stage_history" and DATE_ENTERED in columns:
         missing = []
     return TableMatch(table, columns, missing)
-
-
-def best_table(preset: Preset, header: Sequence[str]) -> TableMatch | None:
-    """The canonical table this header fits best under a preset (usable matches only)."""
-    usable = [m for t in TABLES if (m := match_header(preset, t, header)).is_usable]
-    return max(usable, key=lambda m: m.score, default=None)
 
 
 def near_miss_hint(preset: Preset, table: str, header: Sequence[str], missing: str) -> str:
