@@ -98,8 +98,8 @@ def deal_states(
 
     `state` is won (reached the won stage before as_of, unless a later loss reversed it), lost
     (status lost and closed before as_of) or open; `stage_at` is the stage of the last entry
-    before as_of; `reach_<stage>` is first_reach(o, stage); `amount_at` is the latest amount the history records before as_of,
-    else the opportunity's amount.
+    before as_of; `reach_<stage>` is first_reach(o, stage); `amount_at` is the latest amount
+    the history records before as_of, else the opportunity's amount.
     """
     known = entries.filter(pl.col("entered_at") < as_of)
     ordered = ["entered_at", "stage_index"]

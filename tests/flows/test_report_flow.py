@@ -108,7 +108,14 @@ def test_metrics_json_holds_the_contract_keys(demo):
     for table in ("opportunities", "stage_history", "followups"):
         dq = m["data_quality"][table]
         assert dq["rows_read"] == dq["rows_valid"] + dq["rows_quarantined"]
-        assert set(dq) == {"rows_read", "rows_valid", "rows_quarantined", "reasons", "files"}
+        assert set(dq) == {
+            "rows_read",
+            "rows_valid",
+            "rows_quarantined",
+            "reasons",
+            "notes",
+            "files",
+        }
         assert [f["file"] for f in dq["files"]] == [f"{table}.csv"]
         assert dq["files"][0]["rows_read"] == dq["rows_read"]
     # the sample is realistic: there is something in every section
