@@ -34,7 +34,8 @@ def stage_entries(
     An opportunity's stage-history rows are its entries. One without history rows takes them
     from its own fields: the first stage at `created_at`, the won stage at `closed_at` when won,
     and the current stage at `stage_entered_at` (when that is empty: at `closed_at` for a won
-    deal, else at `created_at`).
+    deal in a won stage, else at `created_at`). A won deal whose stage is open (CRMs that keep
+    the stage a deal was won from) enters the won stage at `closed_at`.
     """
     first, won = funnel.ids[0], funnel.won_stage
     from_history = stage_history.filter(pl.col("stage") != LOST).select(
@@ -48,9 +49,10 @@ def stage_entries(
     without_history = opportunities.join(
         stage_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
     )
+    in_won_stage = pl.col("stage").is_in(funnel.ids[funnel.won_index :])
     current_entry = pl.coalesce(
         "stage_entered_at",
-        pl.when(pl.col("status") == "won").then(pl.col("closed_at")),
+        pl.when((pl.col("status") == "won") & in_won_stage).then(pl.col("closed_at")),
         "created_at",
     )
     field_entries = (

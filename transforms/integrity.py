@@ -14,7 +14,7 @@ from transforms.funnel_model import FunnelModel
 def opportunity_rule_reasons(
     opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
-    """Status that contradicts the stage, and won deals with no date of winning."""
+    """Open deals in a won stage, and won deals with no date of winning."""
     won_stages = funnel.ids[funnel.won_index :]
     in_won_stage = pl.col("stage").is_in(won_stages)
     won_entries = (
@@ -24,18 +24,15 @@ def opportunity_rule_reasons(
         .with_columns(pl.lit(True).alias("_has_won_entry"))
     )
     rules = [
-        pl.when((pl.col("status") == "won") & ~in_won_stage).then(
-            pl.format("status: 'won' but the stage '{}' is not a won stage", pl.col("stage"))
-        ),
-        pl.when(pl.col("status").is_in(["open", "lost"]) & in_won_stage).then(
-            pl.format(
-                "status: '{}' but the stage '{}' is a won stage", pl.col("status"), pl.col("stage")
-            )
+        # a CRM may keep the stage a deal was won from; an open deal in a won stage is a
+        # contradiction (a lost one may be a reversed win)
+        pl.when((pl.col("status") == "open") & in_won_stage).then(
+            pl.format("status: 'open' but the stage '{}' is a won stage", pl.col("stage"))
         ),
         pl.when(
             (pl.col("status") == "won")
             & pl.col("closed_at").is_null()
-            & pl.col("stage_entered_at").is_null()
+            & (pl.col("stage_entered_at").is_null() | ~in_won_stage)
             & pl.col("_has_won_entry").is_null()
         ).then(pl.lit("closed_at: missing for a won deal, and no entry into the won stage")),
     ]

@@ -454,3 +454,15 @@ def test_twenty_resolved_deals_are_enough_history():
     # p̄ = 0.6: (12 + 3) / (20 + 5) = 0.6
     assert p["lead"]["p_win"] == pytest.approx(0.6)
     assert p["qualified"]["insufficient_history"] is True  # won deals skipped it: 12 < 20
+
+
+def test_won_deal_that_keeps_its_open_stage_is_won_at_closed_at():
+    # Pipedrive keeps the stage a deal was won from: negotiation, status won, won on 06-10
+    m = metrics_for(
+        opportunities(
+            opp("P", "negotiation", "2024-05-01", status="won", closed_at="2024-06-10", amount=10)
+        )
+    )
+    assert (m["kpis"]["won_count"], m["kpis"]["won_amount"]) == (1, 10.0)
+    assert step(m, "negotiation", "won")["entries_to"] == 1
+    assert m["kpis"]["median_cycle_days"] == pytest.approx(40.0)
