@@ -26,16 +26,22 @@ def reach_column(stage_id: str) -> str:
     return f"reach_{stage_id}"
 
 
+ENTRY_ORDER = ["entered_at", "stage_index"]
+
+
 def stage_entries(
     opportunities: pl.LazyFrame, stage_history: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
     """Stage entries: one row per entry of an opportunity into a stage.
 
-    An opportunity's stage-history rows are its entries. One without history rows takes them
-    from its own fields: the first stage at `created_at`, the won stage at `closed_at` when won,
-    and the current stage at `stage_entered_at` (when that is empty: at `closed_at` for a won
-    deal in a won stage, else at `created_at`). A won deal whose stage is open (CRMs that keep
-    the stage a deal was won from) enters the won stage at `closed_at`.
+    An opportunity's stage-history rows are its entries (rows with stage "lost" record the
+    loss and are left out); `is_stage_change` is false for a row that repeats the stage the
+    deal is already in (Salesforce logs amount changes that way, snapshots observe a stage
+    again): such rows carry amounts, not new visits. An opportunity without history rows
+    takes its entries from its own fields: the first stage at `created_at`, the won stage at
+    `closed_at` when won, and the current stage at `stage_entered_at` (when that is empty: at
+    `closed_at` for a won deal in a won stage, else at `created_at`). A won deal whose stage
+    is open (CRMs keep the stage a deal was won from) enters the won stage at `closed_at`.
     """
     first, won = funnel.ids[0], funnel.won_stage
     from_history = stage_history.filter(pl.col("stage") != LOST).select(
@@ -82,10 +88,12 @@ def stage_entries(
             pl.lit(False).alias("is_from_history"),
         )
     )
+    previous = pl.col("stage").shift(1).over("opportunity_id", order_by=ENTRY_ORDER)
     return (
         pl.concat([from_history, field_entries])
         .with_columns(stage_index(pl.col("stage"), funnel=funnel).alias("stage_index"))
-        .sort(["opportunity_id", "entered_at", "stage_index"])
+        .sort(["opportunity_id", *ENTRY_ORDER])
+        .with_columns((previous.is_null() | (previous != pl.col("stage"))).alias("is_stage_change"))
     )
 
 
@@ -104,14 +112,18 @@ def deal_states(
     the history records before as_of, else the opportunity's amount.
     """
     known = entries.filter(pl.col("entered_at") < as_of)
-    ordered = ["entered_at", "stage_index"]
+    changes = [pl.col(c).filter("is_stage_change") for c in ENTRY_ORDER]
     reached = known.group_by("opportunity_id").agg(
         *[
             pl.col("entered_at").filter(pl.col("stage_index") >= k).min().alias(reach_column(s))
             for k, s in enumerate(funnel.ids)
         ],
-        pl.col("stage").sort_by(ordered).last().alias("stage_at"),
-        pl.col("entered_at").sort_by(ordered).last().alias("stage_entered_at_as_of"),
+        pl.col("stage").filter("is_stage_change").sort_by(changes).last().alias("stage_at"),
+        pl.col("entered_at")
+        .filter("is_stage_change")
+        .sort_by(changes)
+        .last()
+        .alias("stage_entered_at_as_of"),
         pl.col("amount")
         .filter(pl.col("amount").is_not_null())
         .sort_by(pl.col("entered_at").filter(pl.col("amount").is_not_null()))
@@ -175,7 +187,7 @@ def stage_visits(entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime
         .over("opportunity_id", order_by=["entered_at", "stage_index"])
     )
     return (
-        entries.filter(pl.col("entered_at") < as_of)
+        entries.filter((pl.col("entered_at") < as_of) & pl.col("is_stage_change"))
         .join(lost_at, on="opportunity_id", how="inner")
         .with_columns(next_entry.alias("_next"))
         .select(

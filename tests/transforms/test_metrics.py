@@ -466,3 +466,30 @@ def test_won_deal_that_keeps_its_open_stage_is_won_at_closed_at():
     assert (m["kpis"]["won_count"], m["kpis"]["won_amount"]) == (1, 10.0)
     assert step(m, "negotiation", "won")["entries_to"] == 1
     assert m["kpis"]["median_cycle_days"] == pytest.approx(40.0)
+
+
+def test_a_row_repeating_the_current_stage_is_no_new_visit():
+    # R entered proposal on 06-01; a second proposal row on 06-20 only changed the amount.
+    m = metrics_for(
+        opportunities(opp("R", "proposal", "2024-05-25", amount=1)),
+        history(
+            {"opportunity_id": "R", "stage": "lead", "entered_at": "2024-05-25"},
+            {
+                "opportunity_id": "R",
+                "stage": "proposal",
+                "entered_at": "2024-06-01",
+                "amount": "100",
+            },
+            {
+                "opportunity_id": "R",
+                "stage": "proposal",
+                "entered_at": "2024-06-20",
+                "amount": "300",
+            },
+        ),
+    )
+    proposal = by_key(m["dwell"])["proposal"]
+    assert (proposal["completed_visits"], proposal["open_visits"]) == (0, 1)
+    assert proposal["open_median_age_days"] == pytest.approx(30.0)  # since 06-01, not 06-20
+    assert m["stalls"]["deals"][0]["days_in_stage"] == pytest.approx(30.0)
+    assert m["kpis"]["open_amount"] == 300.0  # the latest amount still counts
