@@ -7,6 +7,7 @@ with --source / [source].preset); the chosen preset maps each file onto a canoni
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,16 @@ from transforms.parse import (
 from transforms.sources import (
     DATE_ENTERED,
     REQUIRED,
+    SNAPSHOT,
     TABLES,
     Preset,
     TableMatch,
     canonical_rows,
     date_entered_history,
+    latest_observations,
     match_header,
     near_miss_hint,
+    snapshot_history,
 )
 
 __all__ = [
@@ -176,34 +180,42 @@ def no_layout_error(input_dir: Path, presets: list[Preset], tables: list[SourceT
     )
 
 
-def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
-    """The folder's exports under canonical column names, with the layout that fits them."""
-    if not input_dir.is_dir():
-        raise UnusableInputError(
-            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
-        )
-    tables = [t for path in export_files(input_dir) for t in read_source_file(path)]
+SNAPSHOT_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def read_folder(folder: Path, settings: RunSettings, label: str | None = None) -> list[SourceTable]:
+    tables = [replace(t, folder=label) for p in export_files(folder) for t in read_source_file(p)]
     for table, name in settings.source.files.items():
         if not any(name in (t.path.name, t.name) for t in tables):
             found = ", ".join(t.name for t in tables) or "no CSV or XLSX file"
             raise UnusableInputError(
-                f"{input_dir / name}: named for {table} in [source.files] but not found; the "
+                f"{folder / name}: named for {table} in [source.files] but not found; the "
                 f"folder holds {found}."
             )
+    return tables
+
+
+def choose_layout(
+    folder: Path, tables: list[SourceTable], settings: RunSettings
+) -> tuple[Preset, list[InputFile], list[str]]:
+    """The preset whose opportunities match is strongest, with its file assignment."""
     candidates = chosen_preset(settings)
     best: tuple[Preset, list[InputFile], list[str]] | None = None
     for preset in candidates:
         used, ignored = assign_files(preset, tables, dict(settings.source.files))
-        opportunities = [f for f in used if f.table == "opportunities"]
-        if opportunities and (
+        score = max((f.match.score for f in used if f.table == "opportunities"), default=0)
+        if score and (
             best is None
-            or opportunities[0].match.score
-            > max(f.match.score for f in best[1] if f.table == "opportunities")
+            or score > max(f.match.score for f in best[1] if f.table == "opportunities")
         ):
             best = (preset, used, ignored)
     if best is None:
-        raise UnusableInputError(no_layout_error(input_dir, candidates, tables))
-    preset, used, ignored = best
+        raise UnusableInputError(no_layout_error(folder, candidates, tables))
+    return best
+
+
+def effective_settings(settings: RunSettings, preset: Preset) -> RunSettings:
+    """The run's settings with the preset's value maps under the configured ones."""
     parse = replace(
         settings.parse,
         stages={**preset.stages, **settings.parse.stages},
@@ -214,14 +226,81 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
         or preset.closed_before_created
         or "quarantine",
     )
+    return replace(settings, parse=parse)
+
+
+def snapshot_folders(input_dir: Path) -> list[Path]:
+    """Dated sub-folders (YYYY-MM-DD) of exports, oldest first."""
+    return sorted(p for p in input_dir.iterdir() if p.is_dir() and SNAPSHOT_FOLDER.match(p.name))
+
+
+def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
+    """The folder's exports under canonical column names, with the layout that fits them.
+
+    A folder of dated snapshot folders (exports/2024-05-31/, exports/2024-06-30/, ...) is read
+    as one export whose stage history comes from the differences between snapshots.
+    """
+    if not input_dir.is_dir():
+        raise UnusableInputError(
+            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
+        )
+    if not export_files(input_dir) and (snapshots := snapshot_folders(input_dir)):
+        return read_snapshots(snapshots, settings)
+    tables = read_folder(input_dir, settings)
+    preset, used, ignored = choose_layout(input_dir, tables, settings)
     return Inputs(
         preset,
         detection_reason(preset, used),
         used,
         ignored,
         canonical_tables(used),
-        replace(settings, parse=parse),
+        effective_settings(settings, preset),
     )
+
+
+def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
+    latest = snapshots[-1]
+    preset, _, _ = choose_layout(latest, read_folder(latest, settings, latest.name), settings)
+    used: list[InputFile] = []
+    ignored: list[str] = []
+    observations = []
+    for folder in snapshots:
+        files, left_out = assign_files(
+            preset, read_folder(folder, settings, folder.name), dict(settings.source.files)
+        )
+        ignored += left_out
+        for file in files:
+            if file.table == "opportunities":
+                observations.append(
+                    canonical_rows(file.source.rows.lazy(), file.match, file.name).with_columns(
+                        pl.lit(folder.name).alias(SNAPSHOT)
+                    )
+                )
+            used.append(file)
+    # follow-ups accumulate: the latest snapshot that has them holds them all
+    followups = [f for f in used if f.table == "followups"]
+    ignored += [f.name for f in followups[:-1]]
+    used = [f for f in used if f.table != "followups"] + followups[-1:]
+    if not observations:
+        raise UnusableInputError(f"{latest.parent}: no snapshot holds opportunities.")
+    seen = pl.concat(observations, how="diagonal").rename({"_row": "_source_row"})
+    tables = canonical_tables([f for f in used if f.table != "opportunities"])
+    history = snapshot_history(seen).collect()
+    if "stage_history" in tables:
+        history = pl.concat([tables["stage_history"].drop("_row"), history], how="diagonal")
+    tables["stage_history"] = numbered(history)
+    tables["opportunities"] = numbered(latest_observations(seen).collect())
+    reason = (
+        f"{detection_reason(preset, [f for f in used if f.name.startswith(latest.name)])}"
+        f"; stage history from {len(snapshots)} dated snapshots "
+        f"({snapshots[0].name} … {latest.name})"
+    )
+    return Inputs(preset, reason, used, ignored, tables, effective_settings(settings, preset))
+
+
+def numbered(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_row` 1..n over a canonical table assembled from several files."""
+    return frame.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
 
 
 def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
@@ -237,17 +316,11 @@ def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
                     rows, file.match, f"{file.name} (Date entered)", id_column=id_header
                 )
             )
-    tables = {}
-    for table, frames in parts.items():
-        if not frames:
-            continue
-        frame = pl.concat(frames, how="diagonal").collect()
-        tables[table] = (
-            frame.rename({"_row": "_source_row"})
-            .with_row_index("_row", offset=1)
-            .with_columns(pl.col("_row").cast(pl.Int64))
-        )
-    return tables
+    return {
+        table: numbered(pl.concat(frames, how="diagonal").collect().rename({"_row": "_source_row"}))
+        for table, frames in parts.items()
+        if frames
+    }
 
 
 def typed_table(raw: pl.DataFrame | None, table: str, settings: RunSettings) -> pl.DataFrame:

@@ -36,10 +36,12 @@ class SourceTable:
     delimiter: str | None
     header: list[str]
     rows: pl.DataFrame  # the header's columns as strings, plus _row and _line
+    folder: str | None = None  # the snapshot folder it came from, if any
 
     @property
     def name(self) -> str:
-        return f"{self.path.name}[{self.sheet}]" if self.sheet else self.path.name
+        name = f"{self.path.name}[{self.sheet}]" if self.sheet else self.path.name
+        return f"{self.folder}/{name}" if self.folder else name
 
 
 def sha256_of(path: Path) -> str:

@@ -78,12 +78,17 @@ def orphan_reasons(
 def history_after_loss_reasons(
     history: pl.LazyFrame, valid_opportunities: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """Stage entries dated after their deal was lost."""
+    """Stage entries into another stage dated after their deal was lost (observing the stage it
+    was lost from, or the loss itself, later is no contradiction)."""
     lost = valid_opportunities.filter(pl.col("status") == "lost").select(
-        "opportunity_id", pl.col("closed_at").alias("_lost_at")
+        "opportunity_id", pl.col("closed_at").alias("_lost_at"), pl.col("stage").alias("_stage")
     )
     return (
         history.join(lost, on="opportunity_id", how="inner")
-        .filter(pl.col("entered_at") > pl.col("_lost_at"))
+        .filter(
+            (pl.col("entered_at") > pl.col("_lost_at"))
+            & (pl.col("stage") != pl.col("_stage"))
+            & (pl.col("stage") != "lost")
+        )
         .select("_row", pl.lit("entered_at: after the deal was lost (closed_at)").alias("reason"))
     )

@@ -423,22 +423,35 @@ def stage_from_history(
 
 
 def loss_from_history(opportunities: pl.LazyFrame, history: pl.LazyFrame) -> pl.LazyFrame:
-    """Lost deals take their close time from the last "lost" row of their history, when it has
-    one (the history is the finer record: Salesforce's Closed Lost rows)."""
-    losses = (
-        history.filter((pl.col("stage") == LOST) & pl.col("entered_at").is_not_null())
+    """Lost deals whose close time is missing or earlier than their last stage entry take it
+    from the first "lost" row of their history after that entry (Salesforce's Closed Lost rows,
+    a snapshot that first shows the loss)."""
+    entered = pl.col("entered_at")
+    last_entry = (
+        history.filter((pl.col("stage") != LOST) & entered.is_not_null())
         .group_by("opportunity_id")
-        .agg(pl.col("entered_at").max().alias("_lost_at"))
+        .agg(entered.max().alias("_last_entry"))
+    )
+    losses = (
+        history.filter((pl.col("stage") == LOST) & entered.is_not_null())
+        .join(last_entry, on="opportunity_id", how="left")
+        .filter(pl.col("_last_entry").is_null() | (entered >= pl.col("_last_entry")))
+        .group_by("opportunity_id")
+        .agg(entered.min().alias("_lost_at"), pl.col("_last_entry").first())
+    )
+    closed = pl.col("closed_at")
+    trusted = closed.is_not_null() & (
+        pl.col("_last_entry").is_null() | (closed >= pl.col("_last_entry"))
     )
     return (
         opportunities.join(losses, on="opportunity_id", how="left")
         .with_columns(
-            pl.when(pl.col("status") == LOST)
-            .then(pl.coalesce("_lost_at", "closed_at"))
-            .otherwise(pl.col("closed_at"))
+            pl.when((pl.col("status") == LOST) & ~trusted)
+            .then(pl.coalesce("_lost_at", closed))
+            .otherwise(closed)
             .alias("closed_at")
         )
-        .drop("_lost_at")
+        .drop("_lost_at", "_last_entry")
     )
 
 

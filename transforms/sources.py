@@ -210,3 +210,38 @@ def date_entered_history(
             pl.col("_row").cast(pl.Int64), "_line", "_file", "opportunity_id", "stage", "entered_at"
         )
     )
+
+
+SNAPSHOT = "_snapshot"
+
+
+def snapshot_history(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """Stage history from dated snapshots: every observed row is a history row at its
+    snapshot's date (a deal's first observation at its stage_entered_at when the export has
+    one). Rows repeating the stage a deal is already in become amount updates, not visits."""
+    names = observations.collect_schema().names()
+    first_seen = pl.col(SNAPSHOT) == pl.col(SNAPSHOT).min().over("opportunity_id")
+    entered = pl.col(SNAPSHOT)
+    if "stage_entered_at" in names:
+        entered = (
+            pl.when(first_seen)
+            .then(pl.coalesce("stage_entered_at", SNAPSHOT))
+            .otherwise(pl.col(SNAPSHOT))
+        )
+    keep = [c for c in ("amount", "expected_close_date") if c in names]
+    return observations.select(
+        "_source_row",
+        "_line",
+        "_file",
+        "opportunity_id",
+        "stage",
+        entered.alias("entered_at"),
+        *keep,
+    )
+
+
+def latest_observations(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """Each deal's row from the latest snapshot it appears in."""
+    return observations.filter(
+        pl.col(SNAPSHOT) == pl.col(SNAPSHOT).max().over("opportunity_id")
+    ).drop(SNAPSHOT)

@@ -390,3 +390,49 @@ def test_flags_and_unknown_layouts(tmp_path):
         r"Expected at least: opportunity_id, stage, created_at",
     ):
         read(tmp_path, RunSettings())
+
+
+def test_dated_snapshots_give_stage_history(tmp_path):
+    """Three exports of the same CRM; history is what changed between them."""
+    header = "opportunity_id,stage,status,created_at,stage_entered_at,closed_at,amount\n"
+    snapshots = {
+        "2024-05-31": [
+            "A,lead,open,2024-05-20,,,100",
+            "B,qualified,open,2024-05-01,2024-05-10,,50",
+        ],
+        "2024-06-15": [
+            "A,proposal,open,2024-05-20,,,100",
+            "B,qualified,open,2024-05-01,,,80",
+            "C,lead,open,2024-06-10,2024-06-10,,10",
+        ],
+        "2024-06-30": [
+            "A,negotiation,open,2024-05-20,,,120",
+            "B,qualified,lost,2024-05-01,,2024-06-20,80",
+            "C,lead,open,2024-06-10,,,10",
+        ],
+    }
+    for day, rows in snapshots.items():
+        (tmp_path / "exports" / day).mkdir(parents=True)
+        (tmp_path / "exports" / day / "opportunities.csv").write_text(
+            header + "\n".join(rows) + "\n", encoding="utf-8"
+        )
+    inputs, validated = read(tmp_path / "exports", RunSettings())
+    assert "3 dated snapshots (2024-05-31 … 2024-06-30)" in inputs.reason
+    opps, history = validated["opportunities"], validated["stage_history"]
+    assert (opps.rows_read, opps.rows_valid, history.rows_read, history.rows_valid) == (3, 3, 8, 8)
+    latest = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert (latest["A"]["stage"], latest["A"]["amount"]) == ("negotiation", 120.0)
+    assert latest["B"]["status"] == "lost"
+    from tests.helpers import by_key, metrics_for, step
+
+    m = metrics_for(opps.valid.drop("_row"), history.valid.drop("_row"), period="2024-06")
+    assert step(m, "qualified", "proposal")["entries_to"] == 1  # A, on 06-15
+    assert step(m, "proposal", "negotiation")["entries_to"] == 1  # A, on 06-30
+    assert (m["kpis"]["lost_count"], m["kpis"]["open_count"]) == (1, 2)
+    dwell = by_key(m["dwell"])
+    # B stayed in qualified from 05-10 until it was lost on 06-20: one visit of 41 days
+    assert (dwell["qualified"]["completed_visits"], dwell["qualified"]["mean_days"]) == (1, 41.0)
+    assert dwell["proposal"]["mean_days"] == 15.0  # A: 06-15 .. 06-30
+    assert dwell["lead"]["mean_days"] == 15.0  # A: first seen 05-31, proposal on 06-15
+    assert dwell["lead"]["open_median_age_days"] == 21.0  # C since 06-10
+    assert m["kpis"]["open_amount"] == 130.0  # A's amount as of the last snapshot + C
