@@ -326,6 +326,41 @@ def _kind(name: str, dtype: pl.DataType) -> str:
     return "number"
 
 
+def fast_column(
+    name: str, dtype: pl.DataType, *, timezone: str, options: ParseOptions
+) -> pl.Expr | None:
+    """A cheap parse of the common, unambiguous form (ISO dates, plain decimals); null where
+    it does not apply. The full parser then reads only the distinct values left over."""
+    text = blank_to_null(pl.col(name))
+    if isinstance(dtype, pl.Datetime):
+        iso = text.str.replace(r"Z$", "+00:00")
+        zoned = pl.coalesce(
+            [
+                iso.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+                for f in ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z")
+            ]
+        )
+        naive = pl.coalesce(
+            [
+                text.str.to_datetime(f, strict=False, time_unit="us")
+                for f in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
+            ]
+        )
+        local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        return pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}")).then(
+            pl.coalesce(zoned, local.dt.convert_time_zone("UTC"))
+        )
+    if dtype == pl.Date:
+        return pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}$")).then(
+            text.str.to_date("%Y-%m-%d", strict=False)
+        )
+    if dtype == pl.Float64 and options.decimal == ".":
+        return pl.when(text.str.contains(r"^\d+(?:\.\d+)?$")).then(
+            text.cast(pl.Float64, strict=False)
+        )
+    return None
+
+
 def parse_table(
     raw: pl.LazyFrame,
     *,
@@ -334,20 +369,70 @@ def parse_table(
     options: ParseOptions,
     timezone: str,
 ) -> pl.LazyFrame:
-    """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`."""
+    """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`.
+
+    Dates, timestamps and amounts take a fast path for their common form; the full parser
+    runs once per distinct value left over, joined back, so a million rows of ISO dates cost
+    one pass.
+    """
     present = set(raw.collect_schema().names())
-    dated = [n for n, t in columns.items() if isinstance(t, pl.Datetime) or t == pl.Date]
+    fast = {
+        name: expr
+        for name, dtype in columns.items()
+        if name in present
+        if (expr := fast_column(name, dtype, timezone=timezone, options=options)) is not None
+    }
+    frame = raw.with_columns(expr.alias(f"__fast_{name}") for name, expr in fast.items())
+
+    def leftovers(name: str) -> pl.LazyFrame:
+        return (
+            frame.filter(
+                pl.col(f"__fast_{name}").is_null() & blank_to_null(pl.col(name)).is_not_null()
+            )
+            .select(pl.col(name))
+            .unique()
+        )
+
+    dated = [n for n in fast if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
     date_order = options.date_order or infer_date_order(
-        raw, dated, default=options.default_date_order
+        pl.concat([leftovers(n).rename({n: "v"}) for n in dated])
+        if dated
+        else pl.LazyFrame(schema={"v": pl.String}),
+        ["v"],
+        default=options.default_date_order,
     )
+    for name in fast:
+        slow = parsed_column(
+            name,
+            columns[name],
+            funnel=funnel,
+            options=options,
+            timezone=timezone,
+            date_order=date_order,
+        )
+        frame = frame.join(
+            leftovers(name).with_columns(slow.alias(f"__slow_{name}")),
+            on=name,
+            how="left",
+            maintain_order="left",
+        )
     typed: list[pl.Expr] = []
     reasons: list[pl.Expr] = []
     for name, dtype in columns.items():
         if name not in present:
             typed.append(pl.lit(None, dtype=dtype).alias(name))
             continue
-        value = parsed_column(
-            name, dtype, funnel=funnel, options=options, timezone=timezone, date_order=date_order
+        value = (
+            pl.coalesce(f"__fast_{name}", f"__slow_{name}")
+            if name in fast
+            else parsed_column(
+                name,
+                dtype,
+                funnel=funnel,
+                options=options,
+                timezone=timezone,
+                date_order=date_order,
+            )
         )
         typed.append(value.cast(dtype).alias(name))
         if dtype != pl.String or name in KINDS:
@@ -367,7 +452,7 @@ def parse_table(
         if reasons
         else pl.lit([], dtype=pl.List(pl.String))
     )
-    return raw.select(pl.col("_row"), *typed, reason_list.alias(REASONS))
+    return frame.select(pl.col("_row"), *typed, reason_list.alias(REASONS))
 
 
 def lost_stage_to_status(
