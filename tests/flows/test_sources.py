@@ -380,6 +380,32 @@ def test_flags_and_unknown_layouts(tmp_path):
     assert opps.quarantined["reasons"].to_list() == [
         ["status: cannot read as a status (open, won or lost) (got 'is_won=perhaps')"]
     ]
+    (tmp_path / "Task.csv").write_text(
+        "Id,WhoId,WhatId,Subject,ActivityDate,Status,OwnerId,TaskSubtype,Description\n"
+        "t1,w,a,Intro call,2024-06-02,Completed,u1,Call,Liked it\n"
+        "t2,w,b,Sent quote,2024-06-03,Completed,u1,Email,\n"
+        "t3,w,zz,Orphan,2024-06-03,Completed,u1,Email,\n"
+        "t4,w,b,Carrier pigeon,2024-06-04,Completed,u1,Pigeon,\n",
+        encoding="utf-8",
+    )
+    inputs, validated = read(tmp_path, RunSettings())
+    assert [(f.name, f.table) for f in inputs.files] == [
+        ("Opportunity.csv", "opportunities"),
+        ("Task.csv", "followups"),
+    ]
+    tasks = validated["followups"]
+    assert tasks.valid.select("followup_id", "channel", "summary").rows() == [
+        ("t1", "phone", "Intro call"),
+        ("t2", "email", "Sent quote"),
+    ]
+    assert tasks.quarantined["reasons"].to_list() == [
+        ["opportunity_id: 'zz' is not in opportunities"],
+        [
+            "channel: cannot read as a channel (phone, meeting, email, visit, message or other) "
+            "(got 'Pigeon')"
+        ],
+    ]
+    (tmp_path / "Task.csv").unlink()
     (tmp_path / "Opportunity.csv").unlink()
     (tmp_path / "export.csv").write_text(
         "Deal,Phase,Opened On\nx,New,2024-01-01\n", encoding="utf-8"
