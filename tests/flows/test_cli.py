@@ -23,6 +23,13 @@ def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
+def run_on(tmp_path: Path, period: str = "2024-06") -> int:
+    """`funnel run` on tmp_path/in, writing to tmp_path/out."""
+    return main(
+        ["run", "--input", str(tmp_path / "in"), "--period", period, "--out", str(tmp_path / "out")]
+    )
+
+
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -34,17 +41,7 @@ def test_missing_required_column_stops_with_status_2(tmp_path, capsys):
     write(
         tmp_path / "in", "opportunities.csv", "opportunity_id,stage,create_at\nA,lead,2024-06-01\n"
     )
-    status = main(
-        [
-            "run",
-            "--input",
-            str(tmp_path / "in"),
-            "--period",
-            "2024-06",
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    status = run_on(tmp_path)
     assert status == 2
     line = one_error_line(capsys)
     assert "opportunities.csv" in line
@@ -100,17 +97,7 @@ def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path):
 )
 def test_unusable_inputs_give_status_2_and_a_message(tmp_path, capsys, setup, expected):
     setup(tmp_path / "in")
-    status = main(
-        [
-            "run",
-            "--input",
-            str(tmp_path / "in"),
-            "--period",
-            "2024-06",
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    status = run_on(tmp_path)
     assert status == 2
     assert expected in one_error_line(capsys)
 
