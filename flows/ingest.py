@@ -323,7 +323,12 @@ def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
     }
 
 
-def typed_table(raw: pl.DataFrame | None, table: str, settings: RunSettings) -> pl.DataFrame:
+def typed_table(
+    raw: pl.DataFrame | None,
+    table: str,
+    settings: RunSettings,
+    headers: dict[str, str] | None = None,
+) -> pl.DataFrame:
     """Parsed canonical columns of a table, or an empty table when no file feeds it."""
     columns = column_types(TABLE_MODELS[table])
     frame = (raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})).lazy()
@@ -335,19 +340,32 @@ def typed_table(raw: pl.DataFrame | None, table: str, settings: RunSettings) -> 
         funnel=settings.funnel,
         options=settings.parse,
         timezone=settings.timezone,
+        headers=headers,
     )
     if table == "opportunities":
         typed = typed.join(frame.select("_row", STAGE_FROM_HISTORY), on="_row", how="left")
     return typed.collect()
 
 
+def input_headers(inputs: Inputs, table: str) -> dict[str, str]:
+    """Canonical column -> the input header it came from (the first file's), for messages."""
+    for file in inputs.files:
+        if file.table == table:
+            return {c: headers[0] for c, headers in file.match.columns.items()}
+    return {}
+
+
 def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     """Valid rows and quarantined rows of every canonical table, opportunities first."""
     settings = inputs.settings
     funnel = settings.funnel
-    history = typed_table(inputs.raw.get("stage_history"), "stage_history", settings)
+
+    def typed(table: str) -> pl.DataFrame:
+        return typed_table(inputs.raw.get(table), table, settings, input_headers(inputs, table))
+
+    history = typed("stage_history")
     opportunities = (
-        typed_table(inputs.raw["opportunities"], "opportunities", settings)
+        typed("opportunities")
         .lazy()
         .pipe(stage_from_history, history.lazy(), funnel=funnel)
         .pipe(derive_status, funnel=funnel)
@@ -377,16 +395,12 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         validated["opportunities"].quarantined.select("_row"), on="_row", how="semi"
     ).lazy()
     for table in ("stage_history", "followups"):
-        typed = (
-            history
-            if table == "stage_history"
-            else typed_table(inputs.raw.get(table), table, settings)
-        )
-        reasons = [orphan_reasons(typed.lazy(), valid_opps, quarantined_ids)]
+        rows = history if table == "stage_history" else typed(table)
+        reasons = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]
         if table == "stage_history":
-            reasons.append(history_after_loss_reasons(typed.lazy(), valid_opps))
+            reasons.append(history_after_loss_reasons(rows.lazy(), valid_opps))
         validated[table] = validate_table(
-            table, typed, TABLE_MODELS[table], pl.concat(reasons).collect()
+            table, rows, TABLE_MODELS[table], pl.concat(reasons).collect()
         )
     return validated
 

@@ -87,7 +87,7 @@ def validate_table(
     as missing.
     """
     parse = typed.select("_row", pl.col(REASONS).alias("reason")).explode("reason").drop_nulls()
-    unreadable = parse.select("_row", pl.col("reason").str.extract(r"^([^:]+):").alias("_column"))
+    unreadable = parse.select("_row", pl.col("reason").str.extract(r"^([^: ]+)").alias("_column"))
     schema = (
         schema_reasons(typed, model)
         .join(

@@ -368,13 +368,17 @@ def parse_table(
     funnel: FunnelModel,
     options: ParseOptions,
     timezone: str,
+    headers: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
     """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`.
+
+    `headers` names the input header behind a canonical column, for the reasons.
 
     Dates, timestamps and amounts take a fast path for their common form; the full parser
     runs once per distinct value left over, joined back, so a million rows of ISO dates cost
     one pass.
     """
+    headers = headers or {}
     present = set(raw.collect_schema().names())
     fast = {
         name: expr
@@ -441,7 +445,9 @@ def parse_table(
                 pl.when(unreadable).then(
                     pl.format(
                         "{}: cannot read as a {} (got '{}')",
-                        pl.lit(name),
+                        pl.lit(
+                            name if headers.get(name, name) == name else f"{name} ({headers[name]})"
+                        ),
                         pl.lit(_kind(name, dtype)),
                         pl.col(name),
                     )

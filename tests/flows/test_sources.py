@@ -134,8 +134,8 @@ def check_template(inputs, validated):
     assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (4, 3, 1)
     assert opps.quarantined["reasons"].to_list() == [
         [
-            "created_at: cannot read as a timestamp (got '2024/13/3')",
-            "amount: cannot read as a number (got '八万')",
+            "created_at (创建日期): cannot read as a timestamp (got '2024/13/3')",
+            "amount (预计成交金额): cannot read as a number (got '八万')",
         ]
     ]
     rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
@@ -291,7 +291,7 @@ def test_custom_layout_described_in_funnel_toml(tmp_path):
     assert (dq["rows_read"], dq["rows_valid"], dq["rows_quarantined"]) == (6, 4, 2)
     assert {r["reason"] for r in dq["reasons"]} == {
         "closed_at: missing for a lost deal",
-        "stage: cannot read as a stage",
+        "stage (Pipeline Stage): cannot read as a stage",
     }
     k = m["kpis"]
     # June: D3 won (4000), D4 lost; D1 (created 3 June) and D2 open (1000 + 2500)
@@ -350,7 +350,7 @@ def test_pipedrive_status_and_won_lost_times(tmp_path):
     opps = validated["opportunities"]
     assert (opps.rows_valid, opps.rows_quarantined) == (3, 1)
     assert opps.quarantined["reasons"].to_list() == [
-        ["status: cannot read as a status (open, won or lost) (got 'deleted')"]
+        ["status (Deal - Status): cannot read as a status (open, won or lost) (got 'deleted')"]
     ]
     rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
     assert (rows["1"]["status"], rows["1"]["closed_at"].isoformat()) == (
@@ -401,7 +401,8 @@ def test_flags_and_unknown_layouts(tmp_path):
     assert tasks.quarantined["reasons"].to_list() == [
         ["opportunity_id: 'zz' is not in opportunities"],
         [
-            "channel: cannot read as a channel (phone, meeting, email, visit, message or other) "
+            "channel (TaskSubtype): cannot read as a channel (phone, meeting, email, visit, "
+            "message or other) "
             "(got 'Pigeon')"
         ],
     ]
