@@ -14,6 +14,8 @@ from flows.charts import funnel_chart, paired_bars
 from flows.formatting import TEMPLATES_DIR
 from flows.narrative import change_phrase, summary_sentences
 
+SEGMENT_ROWS = 8
+
 
 class TemplatesOnlyFetcher(URLFetcher):
     """Fetches `data:` URLs and files inside report_templates/; refuses everything else."""
@@ -119,6 +121,7 @@ def report_context(
             metrics["forecast"]["by_stage"], "open_amount", "weighted_amount", stage_labels
         ),
         "input_files": input_files,
+        "segment_rows": SEGMENT_ROWS,
         "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
     }

@@ -70,6 +70,7 @@ def compute(
     metrics = funnel_metrics(
         validated["opportunities"].valid,
         derived,
+        validated["followups"].valid,
         period=period,
         settings=settings,
         history_available=history_available,

@@ -57,6 +57,10 @@ def history(*rows: tuple[str, str, str] | dict[str, Any]) -> pl.DataFrame:
     return typed("stage_history", dicts).drop("_row")
 
 
+def touches(*rows: dict[str, Any]) -> pl.DataFrame:
+    return typed("followups", list(rows)).drop("_row")
+
+
 def path(opportunity_id: str, *steps: tuple[str, str]) -> list[tuple[str, str, str]]:
     """History rows for one deal: path("A", ("lead", "2024-06-01"), ("qualified", ...))."""
     return [(opportunity_id, stage, at) for stage, at in steps]
@@ -68,6 +72,7 @@ def metrics_for(
     *,
     period: str = "2024-06",
     settings: RunSettings = SETTINGS,
+    followups: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """metrics.json for literal tables (no history: an empty history table, flagged as absent)."""
     history_available = stage_history is not None
@@ -78,6 +83,7 @@ def metrics_for(
     return funnel_metrics(
         opps,
         derived,
+        followups,
         period=report_period,
         settings=settings,
         history_available=history_available,

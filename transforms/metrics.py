@@ -266,12 +266,12 @@ def stalls_summary(stalled: pl.LazyFrame) -> dict[str, object]:
     }
 
 
-def headline(states: pl.LazyFrame, *, period_start: datetime, as_of: datetime) -> pl.LazyFrame:
-    """Headline figures of one interval [period_start, as_of): a single row."""
+def headline_figures(*, period_start: datetime, as_of: datetime) -> list[pl.Expr]:
+    """The headline aggregates of one interval [period_start, as_of), over deal states."""
     won = (pl.col("state") == "won") & in_interval(pl.col("won_at"), period_start, as_of)
     lost = (pl.col("state") == "lost") & in_interval(pl.col("closed_at"), period_start, as_of)
     won_amount = pl.col("amount_at").filter(won)
-    return states.select(
+    return [
         (pl.col("state") == "open").sum().cast(pl.Int64).alias("open_count"),
         pl.col("amount_at").filter(pl.col("state") == "open").sum().alias("open_amount"),
         won.sum().cast(pl.Int64).alias("won_count"),
@@ -283,7 +283,33 @@ def headline(states: pl.LazyFrame, *, period_start: datetime, as_of: datetime) -
         .filter(won)
         .median()
         .alias("median_cycle_days"),
-    )
+    ]
+
+
+def headline(states: pl.LazyFrame, *, period_start: datetime, as_of: datetime) -> pl.LazyFrame:
+    """Headline figures of one interval [period_start, as_of): a single row."""
+    return states.select(headline_figures(period_start=period_start, as_of=as_of))
+
+
+SEGMENT_DIMENSIONS = ("owner", "source", "industry", "customer_size", "region")
+
+
+def segments(
+    states: pl.LazyFrame, *, period_start: datetime, as_of: datetime
+) -> dict[str, list[dict[str, object]]]:
+    """Headline figures per value of each segment dimension (blank values as "—"), largest
+    open pipeline first."""
+    figures = headline_figures(period_start=period_start, as_of=as_of)
+    return {
+        dimension: states.group_by(pl.col(dimension).fill_null("—").alias("value"))
+        .agg(figures)
+        .sort(
+            ["won_amount", "open_amount", "value"], descending=[True, True, False], nulls_last=True
+        )
+        .collect()
+        .to_dicts()
+        for dimension in SEGMENT_DIMENSIONS
+    }
 
 
 def kpis(

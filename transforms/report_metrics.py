@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from transforms import metrics
+from transforms.activity import followup_activity
 from transforms.entries import deal_states, stage_entries, stage_visits
 from transforms.funnel_model import RunSettings
 from transforms.periods import Period
@@ -104,6 +105,7 @@ def derive_tables(
 def funnel_metrics(
     opportunities: pl.DataFrame,
     derived: DerivedTables,
+    followups: pl.DataFrame | None = None,
     *,
     period: Period,
     settings: RunSettings,
@@ -148,6 +150,14 @@ def funnel_metrics(
         },
         "kpis": kpis,
         "totals": metrics.totals(states),
+        "segments": metrics.segments(states, period_start=period.start, as_of=period.end),
+        "followups": followup_activity(
+            (followups if followups is not None else empty_followups()).lazy(),
+            states,
+            period_start=period.start,
+            as_of=period.end,
+            window_start=window_start,
+        ),
         "funnel": metrics.funnel_snapshot(states, funnel=funnel).collect().to_dicts(),
         "conversion": metrics.conversion(
             states,
@@ -204,3 +214,9 @@ def funnel_metrics(
             headline_for(entries, opps, period=m, settings=settings) for m in period.month_periods()
         ]
     return document
+
+
+def empty_followups() -> pl.DataFrame:
+    from schemas.canonical import Followups, column_types
+
+    return pl.DataFrame(schema=column_types(Followups))

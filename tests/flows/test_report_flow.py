@@ -118,6 +118,16 @@ def test_metrics_json_holds_the_contract_keys(demo):
         }
         assert [f["file"] for f in dq["files"]] == [f"{table}.csv"]
         assert dq["files"][0]["rows_read"] == dq["rows_read"]
+    assert set(m["segments"]) == {"owner", "source", "industry", "customer_size", "region"}
+    assert {
+        "touches_in_period",
+        "touches_per_open_deal",
+        "channel_mix",
+        "silent_open_deals",
+        "overdue_next_actions",
+        "won_vs_lost",
+    } <= set(m["followups"])
+    assert m["followups"]["touches_in_period"] > 0
     # the sample is realistic: there is something in every section
     assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0
     assert m["stalls"]["missing_reason_count"] > 0
@@ -167,6 +177,8 @@ def test_pdf_reads_as_a_report_with_embedded_fonts(demo):
     assert 3 <= page_count <= 8
     text = pdf_text(pdf)
     for heading in (
+        "Team and segments",
+        "Follow-up activity",
         "Sales funnel report",
         "Executive summary",
         "Stage conversion",
