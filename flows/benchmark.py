@@ -1,0 +1,192 @@
+"""Speed and memory of each step at growing sizes: `python -m flows.benchmark`.
+
+For each size it generates canonical exports with `funnel generate` (10 follow-ups per deal),
+then, each in a fresh process: polars alone reading the three CSV files; the pipeline's
+steps (read + validate, derive, compute, render HTML + PDF) with their wall time and the
+process's peak memory after each; and the whole `funnel run` as a user runs it (Prefect
+included). It prints a table; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIZES = (10_000, 100_000, 1_000_000)
+PERIOD = "2026-09"
+TIMEZONE = "Asia/Shanghai"
+
+
+def machine() -> str:
+    """CPU model, cores, memory and software versions, for the record."""
+    import os
+
+    import polars as pl
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    memory = (
+        next(
+            (
+                int(line.split()[1]) // 1024 // 1024
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ),
+            0,
+        )
+        if Path("/proc/meminfo").exists()
+        else 0
+    )
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory} GiB, {platform.machine()}, "
+        f"Python {platform.python_version()}, polars {pl.__version__}"
+    )
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bare_read(folder: str) -> dict[str, float]:
+    import polars as pl
+
+    started = time.perf_counter()
+    rows = sum(
+        pl.read_csv(Path(folder) / f"{t}.csv", infer_schema=False).height
+        for t in ("opportunities", "stage_history", "followups")
+    )
+    return {"seconds": time.perf_counter() - started, "peak_mib": peak_mib(), "rows": rows}
+
+
+def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
+    from flows.ingest import read_inputs, validate_inputs
+    from flows.render import render_html, render_pdf, report_context
+    from transforms.funnel_model import RunSettings
+    from transforms.periods import parse_period
+    from transforms.report_metrics import derive_tables, funnel_metrics
+
+    steps: dict[str, dict[str, float]] = {}
+
+    def step(name: str, started: float) -> None:
+        steps[name] = {"seconds": time.perf_counter() - started, "peak_mib": peak_mib()}
+
+    settings = RunSettings(timezone=TIMEZONE, currency="CNY")
+    period = parse_period(PERIOD, TIMEZONE)
+    started = time.perf_counter()
+    inputs = read_inputs(Path(folder), settings)
+    validated = validate_inputs(inputs)
+    step("read_validate", started)
+    started = time.perf_counter()
+    derived = derive_tables(
+        validated["opportunities"].valid,
+        validated["stage_history"].valid,
+        period=period,
+        settings=inputs.settings,
+    )
+    step("derive", started)
+    started = time.perf_counter()
+    metrics = funnel_metrics(
+        validated["opportunities"].valid,
+        derived,
+        validated["followups"].valid,
+        period=period,
+        settings=inputs.settings,
+        history_available=True,
+    )
+    from flows.ingest import data_quality
+
+    metrics["data_quality"] = data_quality(inputs, validated)
+    metrics["source"] = {"detected": inputs.reason}
+    step("compute", started)
+    started = time.perf_counter()
+    render_pdf(render_html(report_context(metrics, input_files=[], lang="en")))
+    step("render", started)
+    return steps
+
+
+def in_fresh_process(function: str, folder: Path) -> dict:
+    code = f"import json, flows.benchmark as b; print(json.dumps(b.{function}({str(folder)!r})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def whole_run(folder: Path, out: Path) -> float:
+    funnel = Path(sys.executable).parent / "funnel"
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            str(funnel),
+            "run",
+            "--input",
+            str(folder),
+            "--period",
+            PERIOD,
+            "--out",
+            str(out),
+            "--config",
+            str(Path(__file__).parents[1] / "data" / "funnel.toml"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    parser.add_argument("--work", type=Path, default=Path("out/benchmark"))
+    args = parser.parse_args(argv)
+    from flows.generate import GenerateSpec, generate_exports
+
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{resource.getpagesize()} B pages, Python {platform.python_version()}"
+    )
+    header = (
+        f"{'deals':>9} {'rows':>11} {'bare read':>10} {'read+valid':>11} {'derive':>8} "
+        f"{'compute':>8} {'render':>8} {'peak MiB':>9} {'funnel run':>11} {'x read':>7}"
+    )
+    print(header)
+    for size in (int(s) for s in args.sizes.split(",")):
+        folder = args.work / f"exports-{size}"
+        if not (folder / "followups.csv").exists():
+            generate_exports(
+                folder, GenerateSpec(opportunities=size, seed=3, followups_per_opportunity=10)
+            )
+        bare = in_fresh_process("bare_read", folder)
+        steps = in_fresh_process("pipeline_steps", folder)
+        run_seconds = whole_run(folder, args.work / f"run-{size}")
+        validate_compute = sum(steps[s]["seconds"] for s in ("read_validate", "derive", "compute"))
+        print(
+            f"{size:>9,} {bare['rows']:>11,} {bare['seconds']:>9.2f}s "
+            f"{steps['read_validate']['seconds']:>10.2f}s {steps['derive']['seconds']:>7.2f}s "
+            f"{steps['compute']['seconds']:>7.2f}s {steps['render']['seconds']:>7.2f}s "
+            f"{max(s['peak_mib'] for s in steps.values()):>9,.0f} {run_seconds:>10.2f}s "
+            f"{validate_compute / bare['seconds']:>6.1f}x",
+            flush=True,
+        )
+        for name, figures in steps.items():
+            print(
+                f"          {name:<14} {figures['seconds']:8.2f}s  peak so far "
+                f"{figures['peak_mib']:8,.0f} MiB",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
