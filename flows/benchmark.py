@@ -152,10 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from flows.generate import GenerateSpec, generate_exports
 
-    print(
-        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"{resource.getpagesize()} B pages, Python {platform.python_version()}"
-    )
+    print(f"machine: {machine()}")
     header = (
         f"{'deals':>9} {'rows':>11} {'bare read':>10} {'read+valid':>11} {'derive':>8} "
         f"{'compute':>8} {'render':>8} {'peak MiB':>9} {'funnel run':>11} {'x read':>7}"
