@@ -119,8 +119,13 @@ def read_csv_file(path: Path, data: bytes) -> SourceTable:
     raw_header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
     header = check_header(path, raw_header)
     try:
+        utf8 = (
+            data[len(codecs.BOM_UTF8) :]
+            if encoding == "utf-8-sig"
+            else (data if encoding == "utf-8" else text.encode("utf-8"))
+        )
         rows = pl.read_csv(
-            text.encode("utf-8"),
+            utf8,
             separator=delimiter,
             infer_schema=False,
             has_header=True,
@@ -134,10 +139,16 @@ def read_csv_file(path: Path, data: bytes) -> SourceTable:
             f"the same number of '{delimiter}'-separated values"
         ) from None
     header_lines = 1 + sum(h.count("\n") for h in raw_header)
-    rows = rows.with_row_index("_row", offset=1).with_columns(
-        line_numbers(rows, header, header_lines + 1).alias("_line")
+    breaks = text.count("\n") - (1 if text.endswith("\n") else 0)
+    lines = (
+        (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
+        if breaks == header_lines - 1 + rows.height
+        else line_numbers(rows, header, header_lines + 1)
     )
-    return SourceTable(path, None, sha256_of(path), encoding, delimiter, header, rows)
+    rows = rows.with_row_index("_row", offset=1).with_columns(lines.alias("_line"))
+    return SourceTable(
+        path, None, hashlib.sha256(data).hexdigest(), encoding, delimiter, header, rows
+    )
 
 
 def read_excel_file(path: Path) -> list[SourceTable]:

@@ -386,79 +386,72 @@ def parse_table(
         if name in present
         if (expr := fast_column(name, dtype, timezone=timezone, options=options)) is not None
     }
-    frame = raw.with_columns(expr.alias(f"__fast_{name}") for name, expr in fast.items())
-
-    def leftovers(name: str) -> pl.LazyFrame:
-        return (
-            frame.filter(
-                pl.col(f"__fast_{name}").is_null() & blank_to_null(pl.col(name)).is_not_null()
-            )
-            .select(pl.col(name))
-            .unique()
-        )
-
+    # one eager pass: the fast parses, then the few distinct values they leave over
+    frame = raw.with_columns(expr.alias(f"__fast_{name}") for name, expr in fast.items()).collect()
+    leftovers = {
+        name: frame.lazy()
+        .filter(pl.col(f"__fast_{name}").is_null() & blank_to_null(pl.col(name)).is_not_null())
+        .select(pl.col(name))
+        .unique()
+        .collect()
+        for name in fast
+    }
     dated = [n for n in fast if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
     date_order = options.date_order or infer_date_order(
-        pl.concat([leftovers(n).rename({n: "v"}) for n in dated])
+        pl.concat([leftovers[n].rename({n: "v"}).lazy() for n in dated])
         if dated
         else pl.LazyFrame(schema={"v": pl.String}),
         ["v"],
         default=options.default_date_order,
     )
-    for name in fast:
-        slow = parsed_column(
-            name,
-            columns[name],
-            funnel=funnel,
-            options=options,
-            timezone=timezone,
-            date_order=date_order,
-        )
-        frame = frame.join(
-            leftovers(name).with_columns(slow.alias(f"__slow_{name}")),
-            on=name,
-            how="left",
-            maintain_order="left",
-        )
-    typed: list[pl.Expr] = []
-    reasons: list[pl.Expr] = []
+    values: dict[str, pl.Expr] = {}
     for name, dtype in columns.items():
         if name not in present:
-            typed.append(pl.lit(None, dtype=dtype).alias(name))
             continue
-        value = (
-            pl.coalesce(f"__fast_{name}", f"__slow_{name}")
-            if name in fast
-            else parsed_column(
-                name,
-                dtype,
-                funnel=funnel,
-                options=options,
-                timezone=timezone,
-                date_order=date_order,
+        slow = parsed_column(
+            name, dtype, funnel=funnel, options=options, timezone=timezone, date_order=date_order
+        )
+        if name not in fast:
+            values[name] = slow
+        elif leftovers[name].height == 0:
+            values[name] = pl.col(f"__fast_{name}")
+        else:
+            frame = frame.join(
+                leftovers[name].with_columns(slow.alias(f"__slow_{name}")),
+                on=name,
+                how="left",
+                maintain_order="left",
+            )
+            values[name] = pl.coalesce(f"__fast_{name}", f"__slow_{name}")
+    typed_frame = frame.lazy().with_columns(
+        v.cast(columns[n]).alias(f"__value_{n}") for n, v in values.items()
+    )
+    reasons = [
+        pl.when(
+            blank_to_null(pl.col(name)).is_not_null() & pl.col(f"__value_{name}").is_null()
+        ).then(
+            pl.format(
+                "{}: cannot read as a {} (got '{}')",
+                pl.lit(name if headers.get(name, name) == name else f"{name} ({headers[name]})"),
+                pl.lit(_kind(name, columns[name])),
+                pl.col(name),
             )
         )
-        typed.append(value.cast(dtype).alias(name))
-        if dtype != pl.String or name in KINDS:
-            unreadable = blank_to_null(pl.col(name)).is_not_null() & value.is_null()
-            reasons.append(
-                pl.when(unreadable).then(
-                    pl.format(
-                        "{}: cannot read as a {} (got '{}')",
-                        pl.lit(
-                            name if headers.get(name, name) == name else f"{name} ({headers[name]})"
-                        ),
-                        pl.lit(_kind(name, dtype)),
-                        pl.col(name),
-                    )
-                )
-            )
+        for name in values
+        if columns[name] != pl.String or name in KINDS
+    ]
     reason_list = (
         pl.concat_list(reasons).list.drop_nulls()
         if reasons
         else pl.lit([], dtype=pl.List(pl.String))
     )
-    return frame.select(pl.col("_row"), *typed, reason_list.alias(REASONS))
+    typed = [
+        pl.col(f"__value_{name}").alias(name)
+        if name in values
+        else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in columns.items()
+    ]
+    return typed_frame.select(pl.col("_row"), *typed, reason_list.alias(REASONS))
 
 
 def lost_stage_to_status(
