@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="funnel.toml")
     run.add_argument("--lang", choices=["en", "zh"], help="report language (default: config)")
     run.add_argument("--source", choices=SOURCES, help="export layout (default: detected)")
+    run.add_argument("--target", type=float, help="won amount to reach in the period")
 
     demo = commands.add_parser("demo", help="monthly and quarterly reports of the sample data")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
@@ -84,6 +85,7 @@ def run_command(args: argparse.Namespace, started: float) -> int:
                 args.config,
                 args.lang,
                 args.source,
+                args.target,
                 started=started,
             )
         elif args.command == "demo":

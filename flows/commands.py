@@ -52,11 +52,18 @@ def run_report(
     config: Path | None,
     lang: str | None,
     source: str | None,
+    target: float | None,
     *,
     started: float,
 ) -> dict[str, Any]:
     manifest = funnel_report(
-        str(input_dir), period, str(out_dir), str(config) if config else None, lang, source
+        str(input_dir),
+        period,
+        str(out_dir),
+        str(config) if config else None,
+        lang,
+        source,
+        target,
     )
     record_command_time([manifest], "funnel run", started)
     return manifest

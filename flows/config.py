@@ -98,6 +98,26 @@ def source_settings(
     return SourceSettings(preset=preset, files=files, columns=columns)
 
 
+def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:
+    """[targets]: period label = won amount, e.g. "2024-06" = 500000."""
+    from transforms.periods import PeriodError, parse_period
+
+    result = {}
+    for label, amount in section.items():
+        try:
+            period = parse_period(str(label))
+        except PeriodError:
+            raise ConfigError(
+                f"{path}: [targets] {label!r} is not a period like 2024-06 or 2024-Q2"
+            ) from None
+        if not isinstance(amount, int | float) or amount <= 0:
+            raise ConfigError(
+                f"{path}: [targets] {label!r} = {amount!r}: expected a positive amount"
+            )
+        result[period.label] = float(amount)
+    return result
+
+
 def preset_names() -> list[str]:
     return list(load_presets())
 
@@ -144,6 +164,7 @@ def settings_from_toml(
         timezone=timezone,
         parse=parse_options(source, path),
         source=source_settings(source, path, preset),
+        targets=targets(document.get("targets", {}), path),
         currency=source.get("currency", defaults.currency),
         window_months=int(funnel_doc.get("window_months", defaults.window_months)),
         lang=chosen_lang,

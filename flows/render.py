@@ -10,7 +10,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
 from flows import formatting as fmt
-from flows.charts import funnel_chart, paired_bars
+from flows.charts import funnel_chart, paired_bars, range_chart
 from flows.formatting import TEMPLATES_DIR
 from flows.narrative import change_phrase, summary_sentences
 
@@ -119,6 +119,10 @@ def report_context(
         "funnel_chart": funnel_chart(metrics, stage_labels),
         "forecast_chart": paired_bars(
             metrics["forecast"]["by_stage"], "open_amount", "weighted_amount", stage_labels
+        ),
+        "range_chart": range_chart(
+            metrics["forecast"]["monte_carlo"],
+            metrics["targets"]["target"] if metrics.get("targets") else None,
         ),
         "input_files": input_files,
         "segment_rows": SEGMENT_ROWS,

@@ -66,6 +66,7 @@ def compute(
     period: Period,
     settings: RunSettings,
     history_available: bool,
+    target: float | None,
 ) -> dict[str, Any]:
     metrics = funnel_metrics(
         validated["opportunities"].valid,
@@ -74,6 +75,7 @@ def compute(
         period=period,
         settings=settings,
         history_available=history_available,
+        target=target,
     )
     metrics["data_quality"] = data_quality(inputs, validated)
     metrics["source"] = {
@@ -153,12 +155,14 @@ def funnel_report(
     config: str | None = None,
     lang: str | None = None,
     source: str | None = None,
+    target: float | None = None,
 ) -> dict[str, Any]:
     """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
 
     `last-month` and `last-quarter` name the last full period before today (for schedules);
     `source` forces an export layout (canonical, template-zh, salesforce, hubspot, pipedrive,
-    custom) instead of detecting it.
+    custom) instead of detecting it; `target` (a won amount for the period) overrides the
+    period's entry in funnel.toml [targets].
 
     Writes OUT/<period>/: report.html, report.pdf, metrics.json, manifest.json, quarantine/.
     Returns the manifest.
@@ -168,7 +172,7 @@ def funnel_report(
     settings = settings_from_toml(Path(config) if config else None, lang=lang, preset=source)
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     report_period = resolve_period(period, today=today, timezone=settings.timezone)
-    target = Path(out_dir) / report_period.label
+    report_dir = Path(out_dir) / report_period.label
     with timed(timings, "load"):
         inputs = load_inputs(Path(input_dir), settings)
     with timed(timings, "validate"):
@@ -183,6 +187,7 @@ def funnel_report(
             report_period,
             inputs.settings,
             history_available="stage_history" in inputs.raw,
+            target=target or settings.targets.get(report_period.label),
         )
     files = input_summary(inputs, metrics["data_quality"])
     with timed(timings, "render_html"):
@@ -190,7 +195,7 @@ def funnel_report(
     with timed(timings, "render_pdf"):
         pdf = render_report_pdf(html)
     with timed(timings, "write"):
-        written = write_outputs(target, metrics, html, pdf, inputs, validated)
+        written = write_outputs(report_dir, metrics, html, pdf, inputs, validated)
     flow_seconds = time.perf_counter() - started
     manifest = {
         "period": report_period.as_dict(),
@@ -205,6 +210,6 @@ def funnel_report(
             "flow_overhead": round(flow_seconds - sum(timings.values()), 4),
         },
     }
-    write_json(target / "manifest.json", manifest)
-    print(f"funnel report {report_period.label}: {target}")
-    return {**manifest, "out_dir": str(target)}
+    write_json(report_dir / "manifest.json", manifest)
+    print(f"funnel report {report_period.label}: {report_dir}")
+    return {**manifest, "out_dir": str(report_dir)}

@@ -73,6 +73,7 @@ def metrics_for(
     period: str = "2024-06",
     settings: RunSettings = SETTINGS,
     followups: pl.DataFrame | None = None,
+    target: float | None = None,
 ) -> dict[str, Any]:
     """metrics.json for literal tables (no history: an empty history table, flagged as absent)."""
     history_available = stage_history is not None
@@ -87,6 +88,7 @@ def metrics_for(
         period=report_period,
         settings=settings,
         history_available=history_available,
+        target=target,
     )
 
 

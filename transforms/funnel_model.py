@@ -109,6 +109,7 @@ class RunSettings:
     currency: str = "USD"
     parse: ParseOptions = field(default_factory=ParseOptions)
     source: SourceSettings = field(default_factory=SourceSettings)
+    targets: Mapping[str, float] = field(default_factory=dict)  # period label -> won amount
     window_months: int = 12
     lang: str = "en"
     immature_open_share: float = 0.30

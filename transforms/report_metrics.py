@@ -10,6 +10,7 @@ import polars as pl
 from transforms import metrics
 from transforms.activity import followup_activity
 from transforms.entries import deal_states, stage_entries, stage_visits
+from transforms.forecast import monte_carlo, target_decomposition
 from transforms.funnel_model import RunSettings
 from transforms.periods import Period
 
@@ -110,6 +111,7 @@ def funnel_metrics(
     period: Period,
     settings: RunSettings,
     history_available: bool,
+    target: float | None = None,
 ) -> dict[str, Any]:
     """Every figure of DESIGN §5 that this version computes, keyed as metrics.json."""
     funnel = settings.funnel
@@ -199,6 +201,9 @@ def funnel_metrics(
                 probabilities_known=probabilities_known,
             ),
             "next_period_label": next_period.label,
+            "monte_carlo": monte_carlo(
+                weighted, target=target, probabilities_known=probabilities_known
+            ),
         },
         "comparison": {
             "previous": {**previous, "change": change(kpis, previous["kpis"])},
@@ -209,6 +214,22 @@ def funnel_metrics(
             opps, states, period=period, history_available=history_available
         ),
     }
+    forecast = document["forecast"]
+    document["targets"] = (
+        None
+        if target is None
+        else target_decomposition(
+            states,
+            probabilities,
+            funnel=funnel,
+            target=target,
+            won_amount=kpis["won_amount"],
+            avg_won_amount=kpis["window"]["avg_won_amount"],
+            weighted_pipeline=forecast["weighted_pipeline"],
+            window_start=window_start,
+            period_end=period.end_date,
+        )
+    )
     if period.grain == "quarter":
         document["months"] = [
             headline_for(entries, opps, period=m, settings=settings) for m in period.month_periods()

@@ -230,3 +230,38 @@ def test_generate_writes_valid_canonical_exports(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "read 120, valid 120, quarantined 0" in out
     assert out.count("quarantined 0") == 3
+
+
+def test_target_from_the_command_line_and_from_funnel_toml(tmp_path):
+    config = tmp_path / "funnel.toml"
+    config.write_text(
+        SAMPLE_CONFIG.read_text(encoding="utf-8") + '\n[targets]\n"2026-08" = 900000\n',
+        encoding="utf-8",
+    )
+    for period, extra, target in (
+        ("2026-08", [], 900_000),
+        ("2026-07", ["--target", "5e5"], 500_000),
+    ):
+        assert (
+            main(
+                [
+                    "run",
+                    "--input",
+                    str(SAMPLE_DIR),
+                    "--config",
+                    str(config),
+                    "--period",
+                    period,
+                    "--out",
+                    str(tmp_path / "out"),
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        m = json.loads((tmp_path / "out" / period / "metrics.json").read_text(encoding="utf-8"))
+        assert m["targets"]["target"] == target
+        assert m["targets"]["remaining"] == max(target - m["kpis"]["won_amount"], 0)
+        assert 0 <= m["forecast"]["monte_carlo"]["p_hit_target"] <= 1
+        html = (tmp_path / "out" / period / "report.html").read_text(encoding="utf-8")
+        assert "What the target asks" in html and "Range of outcomes" in html

@@ -128,6 +128,9 @@ def test_metrics_json_holds_the_contract_keys(demo):
         "won_vs_lost",
     } <= set(m["followups"])
     assert m["followups"]["touches_in_period"] > 0
+    mc = m["forecast"]["monte_carlo"]
+    assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"] <= m["kpis"]["open_amount"]
+    assert m["targets"] is None  # the sample's funnel.toml sets no target
     # the sample is realistic: there is something in every section
     assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0
     assert m["stalls"]["missing_reason_count"] > 0

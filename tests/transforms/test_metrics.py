@@ -374,15 +374,15 @@ def test_comparison_with_previous_period_and_year_ago():
 # --- win probability and forecast ------------------------------------------------------------
 
 
-def forecast_world() -> dict[str, object]:
+def forecast_world(target: float | None = None) -> dict[str, object]:
     """3 won (reached negotiation), 2 lost from lead, 1 lost from proposal, 3 open deals.
 
     p̄ = 3/6 = 0.5. lead: 3 won, 3 lost -> (3 + 2.5) / 11 = 0.5.
     qualified and proposal: 3 won, 1 lost -> 5.5 / 9. negotiation: 3 won, 0 lost -> 5.5 / 8.
     """
     opps, rows = [], []
-    for oid in ("W1", "W2", "W3"):
-        opps.append(opp(oid, "won", "2024-02-01", closed_at="2024-03-01"))
+    for oid, amount in (("W1", 1000), ("W2", 2000), ("W3", 3000)):
+        opps.append(opp(oid, "won", "2024-02-01", closed_at="2024-03-01", amount=amount))
         rows += path(
             oid,
             ("lead", "2024-02-01"),
@@ -406,7 +406,7 @@ def forecast_world() -> dict[str, object]:
     rows += path("O1", ("lead", "2024-06-01"))
     rows += path("O2", ("lead", "2024-06-01"), ("negotiation", "2024-06-03"))
     rows += path("O3", ("lead", "2024-06-01"), ("negotiation", "2024-06-03"))
-    return metrics_for(opportunities(*opps), history(*rows))
+    return metrics_for(opportunities(*opps), history(*rows), target=target)
 
 
 def test_win_probability_is_smoothed_toward_the_overall_rate():
@@ -546,3 +546,34 @@ def test_followup_activity():
     assert owners["—"]["lost_count"] == 1  # L1 has no owner
     sources = by_key(m["segments"]["source"], "value")
     assert sources["Web"]["open_count"] == 2
+
+
+def test_monte_carlo_range_of_the_open_pipeline():
+    # O1 1000 at p 0.5, O2 2000 at p 0.6875, O3 no amount: totals 0 (15.6 %), 1000 (15.6 %),
+    # 2000 (34.4 %), 3000 (34.4 %): P10 0, P50 2000, P90 3000; reaching 2000 is 68.75 % likely
+    mc = forecast_world(target=2000)["forecast"]["monte_carlo"]
+    assert (mc["p10"], mc["p50"], mc["p90"]) == (0.0, 2000.0, 3000.0)
+    assert mc["p_hit_target"] == pytest.approx(0.6875, abs=0.02)
+    assert forecast_world(target=2000)["forecast"]["monte_carlo"] == mc  # fixed seed
+    assert forecast_world()["forecast"]["monte_carlo"]["p_hit_target"] is None
+
+
+def test_target_decomposition():
+    # target 10000, average won amount over W (1000, 2000, 3000) = 2000 -> 5 wins needed;
+    # lead p_win 0.5 -> 10 entries; negotiation 0.6875 -> 7.27. Won deals went lead 02-01 ->
+    # won 03-01 (29 days, 2024 is a leap year) and negotiation 02-15 -> won (15 days): enter
+    # lead by 07-01 - 29 days = 06-02, negotiation by 06-16. Nothing won in June, so 10000
+    # remains against a weighted pipeline of 1875: gap 8125, coverage 0.1875.
+    t = forecast_world(target=10000)["targets"]
+    assert (t["target"], t["won_needed"], t["remaining"]) == (10000, 5.0, 10000.0)
+    stages = by_key(t["stages"])
+    assert stages["lead"]["entries_needed"] == pytest.approx(10.0)
+    assert stages["negotiation"]["entries_needed"] == pytest.approx(5 / 0.6875)
+    assert (stages["lead"]["median_days_to_won"], stages["lead"]["latest_entry_date"]) == (
+        29.0,
+        "2024-06-02",
+    )
+    assert stages["negotiation"]["latest_entry_date"] == "2024-06-16"
+    assert t["gap"] == pytest.approx(8125.0)
+    assert t["coverage"] == pytest.approx(0.1875)
+    assert forecast_world()["targets"] is None
