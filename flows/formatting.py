@@ -58,3 +58,8 @@ def points(value: float | None) -> str:
 
 def days(value: float | None) -> str:
     return NOT_AVAILABLE if _missing(value) else f"{value:.1f}"
+
+
+def score(value: float | None) -> str:
+    """A score between 0 and 1 with three decimals (Brier)."""
+    return NOT_AVAILABLE if _missing(value) else f"{value:.3f}"

@@ -48,6 +48,7 @@ def environment() -> jinja2.Environment:
         pct=fmt.percent,
         points=fmt.points,
         days=fmt.days,
+        score=fmt.score,
     )
     return env
 

@@ -7,12 +7,15 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from transforms.entries import days_between, reach_column
-from transforms.funnel_model import FunnelModel
+from transforms import metrics
+from transforms.entries import days_between, deal_states, reach_column
+from transforms.funnel_model import FunnelModel, RunSettings
+from transforms.periods import Period
 
 DRAWS = 5_000
 SEED = 20_240_601
 CHUNK = 4_096
+BACKTEST_PERIODS = 6
 
 
 def monte_carlo(
@@ -111,4 +114,94 @@ def target_decomposition(
             if weighted_pipeline is not None and remaining > 0
             else None
         ),
+    }
+
+
+def backtest(
+    opportunities: pl.LazyFrame,
+    entries: pl.LazyFrame,
+    *,
+    period: Period,
+    settings: RunSettings,
+    periods: int = BACKTEST_PERIODS,
+) -> dict[str, object]:
+    """The forecast method scored on the last `periods` period ends before this period's end.
+
+    At each earlier end e it rebuilds the pipeline with only what was known at e (deal states,
+    win probabilities over the window ending at e) and forecasts the following period
+    (`next_period`: open deals expected to close then, weighted by p_win); `actual` is the
+    amount won in that following period. MAPE averages |forecast − actual| / actual over
+    periods with wins; bias is (Σ forecast − Σ actual) / Σ actual; the Brier score averages
+    (p_win − outcome)² over the deals open at each e that are won (1) or lost (0) by now.
+    """
+    funnel = settings.funnel
+    now = deal_states(opportunities, entries, as_of=period.end, funnel=funnel).select(
+        "opportunity_id",
+        (pl.col("state") == "won").cast(pl.Float64).alias("_won"),
+        pl.col("state").is_in(["won", "lost"]).alias("_resolved"),
+    )
+    rows, squared_errors = [], []
+    for back in range(periods, 0, -1):
+        past = period.shifted(-back)
+        following = past.shifted(1)
+        states = deal_states(opportunities, entries, as_of=past.end, funnel=funnel).cache()
+        probabilities, _ = metrics.stage_probabilities(
+            states,
+            funnel=funnel,
+            window_start=past.window_start(settings.window_months),
+            settings=settings,
+        )
+        known = probabilities["p_win"].null_count() == 0
+        weighted = metrics.weighted_open_deals(states, probabilities, funnel=funnel)
+        forecast = metrics.forecast(
+            weighted,
+            funnel=funnel,
+            next_period_start=following.start_date,
+            next_period_end=following.end_date,
+            probabilities_known=known,
+        )["next_period"]
+        actual = (
+            metrics.headline(
+                deal_states(opportunities, entries, as_of=following.end, funnel=funnel),
+                period_start=following.start,
+                as_of=following.end,
+            )
+            .collect()["won_amount"]
+            .item()
+        )
+        rows.append(
+            {
+                "period": following.label,
+                "forecast_at": past.end_date.isoformat(),
+                "forecast": forecast,
+                "actual": actual,
+                "error": None if forecast is None else forecast - actual,
+            }
+        )
+        if known:
+            squared_errors.append(
+                weighted.join(now, on="opportunity_id")
+                .filter("_resolved")
+                .select((pl.col("p_win") - pl.col("_won")) ** 2)
+                .collect()
+                .to_series()
+            )
+    scored = [r for r in rows if r["forecast"] is not None]
+    with_wins = [r for r in scored if r["actual"] > 0]
+    actual_total = sum(r["actual"] for r in scored)
+    errors = pl.concat(squared_errors) if squared_errors else pl.Series([], dtype=pl.Float64)
+    return {
+        "periods": rows,
+        "mape": (
+            sum(abs(r["error"]) / r["actual"] for r in with_wins) / len(with_wins)
+            if with_wins
+            else None
+        ),
+        "bias": (
+            (sum(r["forecast"] for r in scored) - actual_total) / actual_total
+            if actual_total
+            else None
+        ),
+        "brier": errors.mean() if errors.len() else None,
+        "scored_deals": errors.len(),
     }

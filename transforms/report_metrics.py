@@ -10,7 +10,7 @@ import polars as pl
 from transforms import metrics
 from transforms.activity import followup_activity
 from transforms.entries import deal_states, stage_entries, stage_visits
-from transforms.forecast import monte_carlo, target_decomposition
+from transforms.forecast import backtest, monte_carlo, target_decomposition
 from transforms.funnel_model import RunSettings
 from transforms.periods import Period
 
@@ -201,6 +201,7 @@ def funnel_metrics(
                 probabilities_known=probabilities_known,
             ),
             "next_period_label": next_period.label,
+            "backtest": backtest(opps, entries, period=period, settings=settings),
             "monte_carlo": monte_carlo(
                 weighted, target=target, probabilities_known=probabilities_known
             ),

@@ -199,7 +199,8 @@ def test_pdf_reads_as_a_report_with_embedded_fonts(demo):
     ).stdout
     cjk = [line for line in fonts.splitlines() if "WenQuanYi" in line or "CJK" in line]
     assert cjk and all(" yes " in line for line in cjk), fonts  # embedded, not just extracted
-    assert "The quarter month by month" in pdf_text(out / "2026-Q3" / "report.pdf")
+    quarterly = pdf_text(out / "2026-Q3" / "report.pdf")
+    assert "The quarter month by month" in quarterly and "Forecast report card" in quarterly
 
 
 def test_reports_carry_no_contact_details(demo):

@@ -183,3 +183,42 @@ def test_pipeline_equals_the_oracle(exports, period_label):
     assert m["forecast"]["weighted_pipeline"] == pytest.approx(expected["weighted"])
     assert m["forecast"]["next_period"] == pytest.approx(expected["next_period"])
     assert m["kpis"]["won_count"] > 0 and expected["stalls"][0] > 0  # the periods are not empty
+
+
+def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
+    """Each backtest row equals the next-period forecast of a run as of that earlier period's
+    end, and the won amount a run for the following period reports; MAPE and bias follow."""
+    settings = RunSettings(timezone=TZ, currency="CNY")
+    validated = validate_inputs(read_inputs(exports, settings))
+    opps, history = validated["opportunities"].valid, validated["stage_history"].valid
+
+    def run(label: str) -> dict:
+        period = parse_period(label, TZ)
+        derived = derive_tables(opps, history, period=period, settings=settings)
+        return funnel_metrics(
+            opps, derived, period=period, settings=settings, history_available=True
+        )
+
+    card = run("2026-09")["forecast"]["backtest"]
+    assert [r["period"] for r in card["periods"]] == [
+        "2026-04",
+        "2026-05",
+        "2026-06",
+        "2026-07",
+        "2026-08",
+        "2026-09",
+    ]
+    for row in card["periods"]:
+        earlier = parse_period(row["period"], TZ).shifted(-1)
+        assert row["forecast_at"] == earlier.end_date.isoformat()
+        assert row["forecast"] == pytest.approx(run(earlier.label)["forecast"]["next_period"])
+        assert row["actual"] == pytest.approx(run(row["period"])["kpis"]["won_amount"])
+    rows = card["periods"]
+    assert card["mape"] == pytest.approx(
+        sum(abs(r["forecast"] - r["actual"]) / r["actual"] for r in rows) / len(rows)
+    )
+    assert card["bias"] == pytest.approx(
+        (sum(r["forecast"] for r in rows) - sum(r["actual"] for r in rows))
+        / sum(r["actual"] for r in rows)
+    )
+    assert 0 <= card["brier"] <= 1 and card["scored_deals"] > 0
