@@ -113,3 +113,45 @@ def summary_sentences(
             )
         )
     return sentences[:5]
+
+
+def bottleneck_sentence(
+    row: dict[str, Any],
+    *,
+    text: dict[str, str],
+    stage_labels: dict[str, str],
+    period: str,
+    currency: str,
+) -> str | None:
+    """One plain sentence for a called-out bottleneck; None for a step that did not worsen."""
+    if not row["is_called_out"]:
+        return None
+    lang = text["_lang"]
+    step = f"{stage_labels[row['stage']]} → {stage_labels[row['next_stage']]}"
+    parts = []
+    if row["is_conversion_worse"]:
+        parts.append(
+            text["bottleneck_conversion"].format(
+                step=step,
+                period=period,
+                rate=fmt.percent(row["conversion"]),
+                left=fmt.count(row["left_in_period"]),
+                base=fmt.percent(row["baseline_conversion"]),
+            )
+        )
+    if row["is_dwell_worse"]:
+        parts.append(
+            text["bottleneck_dwell"].format(
+                stage=stage_labels[row["stage"]],
+                period=period,
+                days=fmt.days(row["median_days"]),
+                base=fmt.days(row["baseline_median_days"]),
+            )
+        )
+    if row["revenue_at_risk"]:
+        parts.append(
+            text["bottleneck_risk"].format(
+                amount=f"{currency} {fmt.compact_amount(row['revenue_at_risk'], lang)}"
+            )
+        )
+    return " ".join(parts)

@@ -18,7 +18,9 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from flows.config import settings_from_toml
+from flows.formatting import labels
 from flows.ingest import Inputs, data_quality, read_inputs, validate_inputs
+from flows.narrative import bottleneck_sentence
 from flows.outputs import write_json, write_quarantine
 from flows.render import render_html, render_pdf, report_context
 from schemas.validation import ValidatedTable
@@ -77,6 +79,16 @@ def compute(
         history_available=history_available,
         target=target,
     )
+    text = {**labels(settings.lang), "_lang": settings.lang}
+    stage_labels = {s["id"]: s["label"] for s in metrics["stages"]}
+    for row in metrics["bottlenecks"]:
+        row["sentence"] = bottleneck_sentence(
+            row,
+            text=text,
+            stage_labels=stage_labels,
+            period=period.label,
+            currency=settings.currency,
+        )
     metrics["data_quality"] = data_quality(inputs, validated)
     metrics["source"] = {
         "preset": inputs.preset.name,

@@ -175,25 +175,35 @@ def stage_visits(entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime
 
     A visit starts at an entry and ends at the deal's next entry, or at `closed_at` when the
     deal was lost while there; one with no end before as_of is open. `days` is the length of a
-    completed visit, or the age at as_of of an open one.
+    completed visit, or the age at as_of of an open one; `outcome` is forward, back, lost or
+    open.
     """
     lost_at = states.select(
         "opportunity_id",
         pl.when(pl.col("state") == "lost").then(pl.col("closed_at")).alias("_lost_at"),
     )
-    next_entry = (
-        pl.col("entered_at")
-        .shift(-1)
-        .over("opportunity_id", order_by=["entered_at", "stage_index"])
-    )
+
+    def following(column: str) -> pl.Expr:
+        return pl.col(column).shift(-1).over("opportunity_id", order_by=ENTRY_ORDER)
+
     return (
         entries.filter((pl.col("entered_at") < as_of) & pl.col("is_stage_change"))
         .join(lost_at, on="opportunity_id", how="inner")
-        .with_columns(next_entry.alias("_next"))
+        .with_columns(
+            following("entered_at").alias("_next"), following("stage_index").alias("_next_index")
+        )
         .select(
             "opportunity_id",
             "stage",
             "stage_index",
+            pl.when(pl.col("_next_index") > pl.col("stage_index"))
+            .then(pl.lit("forward"))
+            .when(pl.col("_next_index").is_not_null())
+            .then(pl.lit("back"))
+            .when(pl.col("_lost_at").is_not_null())
+            .then(pl.lit("lost"))
+            .otherwise(pl.lit("open"))
+            .alias("outcome"),
             pl.col("entered_at").alias("started_at"),
             pl.coalesce(
                 "_next",

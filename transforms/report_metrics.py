@@ -9,6 +9,7 @@ import polars as pl
 
 from transforms import metrics
 from transforms.activity import followup_activity
+from transforms.bottlenecks import bottlenecks
 from transforms.entries import deal_states, stage_entries, stage_visits
 from transforms.forecast import backtest, monte_carlo, target_decomposition
 from transforms.funnel_model import RunSettings
@@ -215,6 +216,18 @@ def funnel_metrics(
             opps, states, period=period, history_available=history_available
         ),
     }
+    document["bottlenecks"] = (
+        bottlenecks(
+            visits,
+            {row["stage"]: row["amount"] for row in document["funnel"]},
+            {row["stage"]: row["p_win"] for row in document["forecast"]["stage_probabilities"]},
+            funnel=funnel,
+            period_start=period.start,
+            window_start=window_start,
+        )
+        if history_available
+        else []
+    )
     forecast = document["forecast"]
     document["targets"] = (
         None

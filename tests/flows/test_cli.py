@@ -265,3 +265,40 @@ def test_target_from_the_command_line_and_from_funnel_toml(tmp_path):
         assert 0 <= m["forecast"]["monte_carlo"]["p_hit_target"] <= 1
         html = (tmp_path / "out" / period / "report.html").read_text(encoding="utf-8")
         assert "What the target asks" in html and "Range of outcomes" in html
+
+
+def test_a_called_out_bottleneck_gets_its_sentence(tmp_path):
+    """Negotiation converted 9 of 10 deals in the months before June, 1 of 10 in June."""
+    opps = ["opportunity_id,stage,status,created_at,closed_at,amount,stage_entered_at"]
+    history = ["opportunity_id,stage,entered_at"]
+    for i in range(20):
+        june = i >= 10
+        month = "06" if june else "03"
+        won = (i < 9) or i == 10
+        oid = f"D{i}"
+        closed = f"2024-{month}-20"
+        opps.append(
+            f"{oid},{'won' if won else 'negotiation'},{'won' if won else 'lost'},"
+            f"2024-{month}-01,{closed},100,"
+        )
+        history += [f"{oid},lead,2024-{month}-01", f"{oid},negotiation,2024-{month}-05"]
+        if won:
+            history.append(f"{oid},won,{closed}")
+    opps.append("OPEN,negotiation,open,2024-06-01,,1000,2024-06-02")
+    history += ["OPEN,lead,2024-06-01", "OPEN,negotiation,2024-06-02"]
+    write(tmp_path / "in", "opportunities.csv", "\n".join(opps) + "\n")
+    write(tmp_path / "in", "stage_history.csv", "\n".join(history) + "\n")
+    assert run_on(tmp_path) == 0
+    m = json.loads((tmp_path / "out" / "2024-06" / "metrics.json").read_text(encoding="utf-8"))
+    top = m["bottlenecks"][0]
+    assert (top["stage"], top["conversion"], top["baseline_conversion"]) == (
+        "negotiation",
+        0.1,
+        0.9,
+    )
+    assert top["is_called_out"] is True
+    assert top["revenue_at_risk"] == 800.0  # 1000 open × drop 0.8 × p_win(won) 1
+    assert top["sentence"] == (
+        "Negotiation → Signed converted 10% of the 10 deals that left it in 2024-06, against "
+        "90% before. About USD 800 of open pipeline is at risk."
+    )

@@ -131,6 +131,9 @@ def test_metrics_json_holds_the_contract_keys(demo):
     mc = m["forecast"]["monte_carlo"]
     assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"] <= m["kpis"]["open_amount"]
     assert m["targets"] is None  # the sample's funnel.toml sets no target
+    assert [r["stage"] for r in m["bottlenecks"]] != []
+    for row in m["bottlenecks"]:
+        assert (row["sentence"] is None) == (not row["is_called_out"])
     # the sample is realistic: there is something in every section
     assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0
     assert m["stalls"]["missing_reason_count"] > 0
@@ -181,6 +184,7 @@ def test_pdf_reads_as_a_report_with_embedded_fonts(demo):
     text = pdf_text(pdf)
     for heading in (
         "Team and segments",
+        "Bottlenecks",
         "Follow-up activity",
         "Sales funnel report",
         "Executive summary",
