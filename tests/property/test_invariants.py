@@ -162,3 +162,28 @@ def test_a_run_as_of_the_period_end_ignores_later_events(w):
     for m in (full, early):
         m.pop("point_in_time")
     assert json_ready(full) == json_ready(early)
+
+
+@PROPERTY
+@given(world(), st.floats(min_value=1, max_value=50_000))
+def test_new_figures_stay_consistent(w, target):
+    m = metrics_for(opportunities(*w[0]), history(*w[1]), period=PERIOD, target=target)
+    k = m["kpis"]
+    for rows in m["segments"].values():  # every deal falls in exactly one value
+        assert sum(r["open_count"] for r in rows) == k["open_count"]
+        assert sum(r["won_count"] for r in rows) == k["won_count"]
+    mc = m["forecast"]["monte_carlo"]
+    if mc["p50"] is not None:
+        assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"] <= k["open_amount"] + 1e-6
+        assert 0 <= mc["p_hit_target"] <= 1
+    for row in m["bottlenecks"]:
+        assert all(
+            r is None or 0 <= r <= 1 for r in (row["conversion"], row["baseline_conversion"])
+        )
+        assert row["revenue_at_risk"] is None or row["revenue_at_risk"] >= 0
+    card = m["forecast"]["backtest"]
+    assert card["brier"] is None or 0 <= card["brier"] <= 1
+    assert all(r["actual"] >= 0 for r in card["periods"])
+    t = m["targets"]
+    assert t["remaining"] == max(target - k["won_amount"], 0)
+    assert t["coverage"] is None or t["coverage"] >= 0
