@@ -95,3 +95,27 @@ def range_chart(monte_carlo: dict[str, Any], target: float | None) -> dict[str, 
         "p90": monte_carlo["p90"],
         "target": target,
     }
+
+
+def trend_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Won amount per period as columns, the latest period highlighted."""
+    width, height, bottom, top = 640, 170, 40, 22
+    slot = width / max(len(rows), 1)
+    largest = max((r["won_amount"] or 0.0) for r in rows) or 1.0
+    columns = []
+    for i, row in enumerate(rows):
+        bar = (height - bottom - top) * (row["won_amount"] or 0.0) / largest
+        columns.append(
+            {
+                "label": row["label"],
+                "won_amount": row["won_amount"],
+                "win_rate": row["win_rate"],
+                "x": i * slot + slot * 0.2,
+                "width": slot * 0.6,
+                "y": height - bottom - bar,
+                "height": bar,
+                "centre": i * slot + slot / 2,
+                "is_latest": i == len(rows) - 1,
+            }
+        )
+    return {"width": width, "height": height, "base_y": height - bottom, "columns": columns}

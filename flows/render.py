@@ -10,7 +10,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
 from flows import formatting as fmt
-from flows.charts import funnel_chart, paired_bars, range_chart
+from flows.charts import funnel_chart, paired_bars, range_chart, trend_chart
 from flows.formatting import TEMPLATES_DIR
 from flows.narrative import change_phrase, summary_sentences
 
@@ -118,6 +118,7 @@ def report_context(
         "tiles": kpi_tiles(metrics, text),
         "summary": summary_sentences(metrics, text=text, stage_labels=stage_labels),
         "funnel_chart": funnel_chart(metrics, stage_labels),
+        "trend_chart": trend_chart(metrics["trend"]),
         "forecast_chart": paired_bars(
             metrics["forecast"]["by_stage"], "open_amount", "weighted_amount", stage_labels
         ),

@@ -246,7 +246,7 @@ def stalls_summary(stalled: pl.LazyFrame) -> dict[str, object]:
         stalled.filter(~pl.col("is_missing_reason"))
         .group_by(pl.col("stall_reason").alias("reason"))
         .agg(pl.len().alias("count"), pl.col("amount_at").sum().alias("amount"))
-        .sort(["count", "amount", "reason"], descending=[True, True, False])
+        .sort(["count", pl.col("amount").round(6), "reason"], descending=[True, True, False])
         .collect()
         .to_dicts()
     )
@@ -304,7 +304,9 @@ def segments(
         dimension: states.group_by(pl.col(dimension).fill_null("—").alias("value"))
         .agg(figures)
         .sort(
-            ["won_amount", "open_amount", "value"], descending=[True, True, False], nulls_last=True
+            [pl.col("won_amount").round(6), pl.col("open_amount").round(6), "value"],
+            descending=[True, True, False],
+            nulls_last=True,
         )
         .collect()
         .to_dicts()

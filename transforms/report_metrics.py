@@ -16,6 +16,7 @@ from transforms.funnel_model import RunSettings
 from transforms.periods import Period
 
 STALLED_DEALS_LISTED = 15
+TREND_PERIODS = 6
 
 
 def period_states(
@@ -177,7 +178,10 @@ def funnel_metrics(
         .to_dicts(),
         "stalls": {
             **metrics.stalls_summary(stalled),
-            "deals": stalled.sort(["days_in_stage", "opportunity_id"], descending=[True, False])
+            # rounded: the last bit of a vectorised division must not reorder equal ages
+            "deals": stalled.sort(
+                [pl.col("days_in_stage").round(6), "opportunity_id"], descending=[True, False]
+            )
             .head(STALLED_DEALS_LISTED)
             .select(
                 "opportunity_id",
@@ -228,6 +232,19 @@ def funnel_metrics(
         if history_available
         else []
     )
+    document["trend"] = [
+        {
+            "label": past.label,
+            **{
+                k: v
+                for k, v in headline_for(entries, opps, period=past, settings=settings)[
+                    "kpis"
+                ].items()
+                if k in ("won_count", "won_amount", "lost_count", "win_rate", "open_amount")
+            },
+        }
+        for past in (period.shifted(-back) for back in range(TREND_PERIODS - 1, -1, -1))
+    ]
     forecast = document["forecast"]
     document["targets"] = (
         None

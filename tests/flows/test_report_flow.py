@@ -148,6 +148,16 @@ def test_quarterly_metrics_add_the_months(demo):
     # the quarter's wins are the sum of its months'
     assert m["kpis"]["won_count"] == sum(month["kpis"]["won_count"] for month in m["months"])
     assert m["comparison"]["previous"]["period"]["label"] == "2026-Q2"
+    assert [t["label"] for t in m["trend"]] == [
+        "2025-Q2",
+        "2025-Q3",
+        "2025-Q4",
+        "2026-Q1",
+        "2026-Q2",
+        "2026-Q3",
+    ]
+    assert m["trend"][-1]["won_amount"] == m["kpis"]["won_amount"]
+    assert m["trend"][-2]["won_amount"] == m["comparison"]["previous"]["kpis"]["won_amount"]
     assert m["comparison"]["year_ago"]["period"]["label"] == "2025-Q3"
 
 
