@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
 
 from transforms import metrics
-from transforms.entries import days_between, deal_states, reach_column
+from transforms.entries import days_between, reach_column
 from transforms.funnel_model import FunnelModel, RunSettings
 from transforms.periods import Period
 
@@ -118,8 +119,7 @@ def target_decomposition(
 
 
 def backtest(
-    opportunities: pl.LazyFrame,
-    entries: pl.LazyFrame,
+    states_at: Callable[[datetime], pl.LazyFrame],
     *,
     period: Period,
     settings: RunSettings,
@@ -135,7 +135,7 @@ def backtest(
     (p_win − outcome)² over the deals open at each e that are won (1) or lost (0) by now.
     """
     funnel = settings.funnel
-    now = deal_states(opportunities, entries, as_of=period.end, funnel=funnel).select(
+    now = states_at(period.end).select(
         "opportunity_id",
         (pl.col("state") == "won").cast(pl.Float64).alias("_won"),
         pl.col("state").is_in(["won", "lost"]).alias("_resolved"),
@@ -144,7 +144,7 @@ def backtest(
     for back in range(periods, 0, -1):
         past = period.shifted(-back)
         following = past.shifted(1)
-        states = deal_states(opportunities, entries, as_of=past.end, funnel=funnel).cache()
+        states = states_at(past.end)
         probabilities, _ = metrics.stage_probabilities(
             states,
             funnel=funnel,
@@ -162,7 +162,7 @@ def backtest(
         )["next_period"]
         actual = (
             metrics.headline(
-                deal_states(opportunities, entries, as_of=following.end, funnel=funnel),
+                states_at(following.end),
                 period_start=following.start,
                 as_of=following.end,
             )

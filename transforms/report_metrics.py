@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -10,26 +11,50 @@ import polars as pl
 from transforms import metrics
 from transforms.activity import followup_activity
 from transforms.bottlenecks import bottlenecks
-from transforms.entries import deal_states, stage_entries, stage_visits
+from transforms.entries import deal_states, reach_column, stage_entries, stage_visits
 from transforms.forecast import backtest, monte_carlo, target_decomposition
-from transforms.funnel_model import RunSettings
+from transforms.funnel_model import FunnelModel, RunSettings
 from transforms.periods import Period
 
 STALLED_DEALS_LISTED = 15
 TREND_PERIODS = 6
 
 
-def period_states(
-    entries: pl.LazyFrame, opportunities: pl.LazyFrame, *, period: Period, settings: RunSettings
-) -> pl.LazyFrame:
-    return deal_states(opportunities, entries, as_of=period.end, funnel=settings.funnel)
+# what headline figures, win probabilities and forecasts read from a deal state
+STATE_COLUMNS = (
+    "opportunity_id",
+    "state",
+    "stage_at",
+    "created_at",
+    "won_at",
+    "closed_at",
+    "resolved_at",
+    "amount_at",
+    "expected_close_date_at",
+)
 
 
-def headline_for(
-    entries: pl.LazyFrame, opportunities: pl.LazyFrame, *, period: Period, settings: RunSettings
-) -> dict[str, Any]:
+class StatesAt:
+    """Deal states as of any instant, each computed once: comparisons, months, the trend and
+    the backtest ask for the same period ends again and again."""
+
+    def __init__(self, opportunities: pl.LazyFrame, entries: pl.LazyFrame, funnel: FunnelModel):
+        self._opportunities, self._entries, self._funnel = opportunities, entries, funnel
+        self._known: dict[datetime, pl.DataFrame] = {}
+
+    def __call__(self, as_of: datetime) -> pl.LazyFrame:
+        if as_of not in self._known:
+            self._known[as_of] = (
+                deal_states(self._opportunities, self._entries, as_of=as_of, funnel=self._funnel)
+                .select(*STATE_COLUMNS, *[reach_column(s) for s in self._funnel.ids])
+                .collect()
+            )
+        return self._known[as_of].lazy()
+
+
+def headline_for(states_at: StatesAt, *, period: Period, settings: RunSettings) -> dict[str, Any]:
     """`period` and `kpis` of another period, for comparisons and side-by-side months."""
-    states = period_states(entries, opportunities, period=period, settings=settings).cache()
+    states = states_at(period.end)
     return {
         "period": period.as_dict(),
         "kpis": metrics.kpis(
@@ -98,8 +123,8 @@ def derive_tables(
     entries = stage_entries(
         opportunities.lazy(), stage_history.lazy(), funnel=settings.funnel
     ).collect()
-    states = period_states(
-        entries.lazy(), opportunities.lazy(), period=period, settings=settings
+    states = deal_states(
+        opportunities.lazy(), entries.lazy(), as_of=period.end, funnel=settings.funnel
     ).collect()
     visits = stage_visits(entries.lazy(), states.lazy(), as_of=period.end).collect()
     return DerivedTables(entries, states, visits)
@@ -120,6 +145,7 @@ def funnel_metrics(
     window_start = period.window_start(settings.window_months)
     opps = opportunities.lazy()
     entries, states, visits = derived.entries.lazy(), derived.states.lazy(), derived.visits.lazy()
+    states_at = StatesAt(opps, entries, funnel)
 
     probabilities, p_bar = metrics.stage_probabilities(
         states, funnel=funnel, window_start=window_start, settings=settings
@@ -131,9 +157,9 @@ def funnel_metrics(
     kpis = metrics.kpis(
         states, period_start=period.start, as_of=period.end, window_start=window_start
     )
-    previous = headline_for(entries, opps, period=period.shifted(-1), settings=settings)
+    previous = headline_for(states_at, period=period.shifted(-1), settings=settings)
     year_ago = headline_for(
-        entries, opps, period=period.shifted(-12 // period.months), settings=settings
+        states_at, period=period.shifted(-12 // period.months), settings=settings
     )
     document: dict[str, Any] = {
         "period": period.as_dict(),
@@ -206,7 +232,7 @@ def funnel_metrics(
                 probabilities_known=probabilities_known,
             ),
             "next_period_label": next_period.label,
-            "backtest": backtest(opps, entries, period=period, settings=settings),
+            "backtest": backtest(states_at, period=period, settings=settings),
             "monte_carlo": monte_carlo(
                 weighted, target=target, probabilities_known=probabilities_known
             ),
@@ -237,9 +263,7 @@ def funnel_metrics(
             "label": past.label,
             **{
                 k: v
-                for k, v in headline_for(entries, opps, period=past, settings=settings)[
-                    "kpis"
-                ].items()
+                for k, v in headline_for(states_at, period=past, settings=settings)["kpis"].items()
                 if k in ("won_count", "won_amount", "lost_count", "win_rate", "open_amount")
             },
         }
@@ -263,7 +287,7 @@ def funnel_metrics(
     )
     if period.grain == "quarter":
         document["months"] = [
-            headline_for(entries, opps, period=m, settings=settings) for m in period.month_periods()
+            headline_for(states_at, period=m, settings=settings) for m in period.month_periods()
         ]
     return document
 

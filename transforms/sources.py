@@ -150,7 +150,11 @@ def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.
     """A file's rows under canonical names (first non-blank of the mapped headers per row),
     with `_row`, `_line` and `_file`; flags become a status."""
     mapped = [
-        pl.coalesce([blank_to_null(pl.col(h)) for h in headers]).alias(canonical)
+        (
+            pl.col(headers[0])
+            if len(headers) == 1  # no copy: parsing trims blanks later
+            else pl.coalesce([blank_to_null(pl.col(h)) for h in headers])
+        ).alias(canonical)
         for canonical, headers in match.columns.items()
         if canonical != DATE_ENTERED
     ]
