@@ -84,7 +84,7 @@ def metrics_for(
     return funnel_metrics(
         opps,
         derived,
-        followups,
+        followups if followups is not None else touches(),
         period=report_period,
         settings=settings,
         history_available=history_available,

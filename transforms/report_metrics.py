@@ -133,7 +133,7 @@ def derive_tables(
 def funnel_metrics(
     opportunities: pl.DataFrame,
     derived: DerivedTables,
-    followups: pl.DataFrame | None = None,
+    followups: pl.DataFrame,
     *,
     period: Period,
     settings: RunSettings,
@@ -182,7 +182,7 @@ def funnel_metrics(
         "totals": metrics.totals(states),
         "segments": metrics.segments(states, period_start=period.start, as_of=period.end),
         "followups": followup_activity(
-            (followups if followups is not None else empty_followups()).lazy(),
+            followups.lazy(),
             states,
             period_start=period.start,
             as_of=period.end,
@@ -290,9 +290,3 @@ def funnel_metrics(
             headline_for(states_at, period=m, settings=settings) for m in period.month_periods()
         ]
     return document
-
-
-def empty_followups() -> pl.DataFrame:
-    from schemas.canonical import Followups, column_types
-
-    return pl.DataFrame(schema=column_types(Followups))

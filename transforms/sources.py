@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from schemas.canonical import TABLE_MODELS, required_columns
 from transforms.parse import blank_to_null, parse_boolean
 
-TABLES = ("opportunities", "stage_history", "followups")
+TABLES = tuple(TABLE_MODELS)
+# required canonical columns: the models' non-nullable ones, but status (derived when absent)
 REQUIRED = {
-    "opportunities": ("opportunity_id", "stage", "created_at"),
-    "stage_history": ("opportunity_id", "stage", "entered_at"),
-    "followups": ("opportunity_id", "occurred_at", "channel"),
+    table: tuple(c for c in required_columns(model) if c != "status")
+    for table, model in TABLE_MODELS.items()
 }
 FLAG_COLUMNS = ("is_won", "is_closed")
 DATE_ENTERED = "date_entered"

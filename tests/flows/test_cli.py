@@ -30,6 +30,24 @@ def run_on(tmp_path: Path, period: str = "2024-06") -> int:
     )
 
 
+def run_sample(out: Path, period: str, *extra: str, config: Path = SAMPLE_CONFIG) -> int:
+    """`funnel run` on the sample data in data/sample."""
+    return main(
+        [
+            "run",
+            "--input",
+            str(SAMPLE_DIR),
+            "--config",
+            str(config),
+            "--period",
+            period,
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -174,24 +192,7 @@ def test_input_is_escaped_in_the_report(tmp_path):
 
 
 def test_chinese_report_renders_with_an_embedded_cjk_font(tmp_path):
-    assert (
-        main(
-            [
-                "run",
-                "--input",
-                str(SAMPLE_DIR),
-                "--config",
-                str(SAMPLE_CONFIG),
-                "--period",
-                "2026-08",
-                "--out",
-                str(tmp_path),
-                "--lang",
-                "zh",
-            ]
-        )
-        == 0
-    )
+    assert run_sample(tmp_path, "2026-08", "--lang", "zh") == 0
     pdf = tmp_path / "2026-08" / "report.pdf"
     text = subprocess.run(
         ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
@@ -242,23 +243,7 @@ def test_target_from_the_command_line_and_from_funnel_toml(tmp_path):
         ("2026-08", [], 900_000),
         ("2026-07", ["--target", "5e5"], 500_000),
     ):
-        assert (
-            main(
-                [
-                    "run",
-                    "--input",
-                    str(SAMPLE_DIR),
-                    "--config",
-                    str(config),
-                    "--period",
-                    period,
-                    "--out",
-                    str(tmp_path / "out"),
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        assert run_sample(tmp_path / "out", period, *extra, config=config) == 0
         m = json.loads((tmp_path / "out" / period / "metrics.json").read_text(encoding="utf-8"))
         assert m["targets"]["target"] == target
         assert m["targets"]["remaining"] == max(target - m["kpis"]["won_amount"], 0)

@@ -158,6 +158,7 @@ def test_pipeline_equals_the_oracle(exports, period_label):
     m = funnel_metrics(
         validated["opportunities"].valid,
         derived,
+        validated["followups"].valid,
         period=period,
         settings=settings,
         history_available=True,
@@ -196,7 +197,12 @@ def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
         period = parse_period(label, TZ)
         derived = derive_tables(opps, history, period=period, settings=settings)
         return funnel_metrics(
-            opps, derived, period=period, settings=settings, history_available=True
+            opps,
+            derived,
+            validated["followups"].valid,
+            period=period,
+            settings=settings,
+            history_available=True,
         )
 
     card = run("2026-09")["forecast"]["backtest"]
