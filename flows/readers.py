@@ -11,6 +11,7 @@ import codecs
 import csv
 import hashlib
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,44 +112,128 @@ def line_numbers(rows: pl.DataFrame, columns: list[str], first_line: int) -> pl.
     )
 
 
-def read_csv_file(path: Path, data: bytes) -> SourceTable:
-    text, encoding = decode(path, data)
+HEAD_BYTES = 1 << 20  # enough for the header line and the encoding and delimiter checks
+UTF8_ENCODINGS = ("utf-8", "utf-8-sig")
+
+
+def head_encoding(head: bytes) -> str:
+    """The encoding the first bytes suggest; a UTF-8 guess is confirmed by polars later."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def digest_and_breaks(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and its number of line-feed bytes, in one streaming pass."""
+    digest, breaks = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(block)
+            breaks += block.count(b"\n")
+    return digest.hexdigest(), breaks
+
+
+def polars_csv(source: Path | bytes, delimiter: str, header: list[str]) -> pl.DataFrame:
+    return pl.read_csv(
+        source,
+        separator=delimiter,
+        infer_schema=False,
+        has_header=True,
+        new_columns=header,
+        truncate_ragged_lines=False,
+    )
+
+
+def unreadable_csv(path: Path, error: Exception, delimiter: str) -> UnusableInputError:
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return UnusableInputError(
+        f"{path}: is not a readable CSV ({message}); expected one header row and rows with "
+        f"the same number of '{delimiter}'-separated values"
+    )
+
+
+def csv_layout(path: Path, text: str) -> tuple[str, list[str], list[str]]:
+    """The delimiter, the header as written and the checked header, from the file's start."""
     if not text.strip():
         raise UnusableInputError(f"{path}: is empty; expected a header row and data rows")
     delimiter = sniff_delimiter(text)
     raw_header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
-    header = check_header(path, raw_header)
+    return delimiter, raw_header, check_header(path, raw_header)
+
+
+def read_csv_file(path: Path) -> SourceTable:
+    """A UTF-8 file goes to polars straight from disk (hashed and line-counted alongside, in
+    a second thread); other encodings, or UTF-8 that breaks past the first megabyte, are
+    decoded in Python and handed over as UTF-8."""
     try:
-        utf8 = (
-            data[len(codecs.BOM_UTF8) :]
-            if encoding == "utf-8-sig"
-            else (data if encoding == "utf-8" else text.encode("utf-8"))
-        )
-        rows = pl.read_csv(
-            utf8,
-            separator=delimiter,
-            infer_schema=False,
-            has_header=True,
-            new_columns=header,
-            truncate_ragged_lines=False,
-        )
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as error:
+        raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
+    encoding = head_encoding(head)
+    if encoding in UTF8_ENCODINGS:
+        head_text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+        delimiter, raw_header, header = csv_layout(path, head_text)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            scanned = pool.submit(digest_and_breaks, path)
+            try:
+                rows = polars_csv(path, delimiter, header)
+            except pl.exceptions.PolarsError as error:
+                if "utf-8" not in str(error):
+                    raise unreadable_csv(path, error, delimiter) from None
+                rows = None
+            sha256, breaks = scanned.result()
+        if rows is not None:
+            return _source_table(
+                path, sha256, encoding, delimiter, raw_header, rows, breaks, _last_byte(path)
+            )
+    data = path.read_bytes()
+    text, encoding = decode(path, data)
+    delimiter, raw_header, header = csv_layout(path, text)
+    try:
+        rows = polars_csv(text.encode("utf-8"), delimiter, header)
     except pl.exceptions.PolarsError as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UnusableInputError(
-            f"{path}: is not a readable CSV ({message}); expected one header row and rows with "
-            f"the same number of '{delimiter}'-separated values"
-        ) from None
+        raise unreadable_csv(path, error, delimiter) from None
+    digest = hashlib.sha256(data).hexdigest()
+    return _source_table(
+        path, digest, encoding, delimiter, raw_header, rows, text.count("\n"), text[-1:]
+    )
+
+
+def _last_byte(path: Path) -> str:
+    with path.open("rb") as handle:
+        handle.seek(-1, io.SEEK_END)
+        return handle.read(1).decode("latin-1")
+
+
+def _source_table(
+    path: Path,
+    sha256: str,
+    encoding: str,
+    delimiter: str,
+    raw_header: list[str],
+    rows: pl.DataFrame,
+    breaks: int,
+    last_character: str,
+) -> SourceTable:
+    """The rows numbered, with the line each starts on (cheap when no value holds a break);
+    `breaks` counts the file's line feeds."""
+    header = rows.columns
     header_lines = 1 + sum(h.count("\n") for h in raw_header)
-    breaks = text.count("\n") - (1 if text.endswith("\n") else 0)
+    record_breaks = breaks - (last_character == "\n")
     lines = (
         (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
-        if breaks == header_lines - 1 + rows.height
+        if record_breaks == header_lines - 1 + rows.height
         else line_numbers(rows, header, header_lines + 1)
     )
     rows = rows.with_row_index("_row", offset=1).with_columns(lines.alias("_line"))
-    return SourceTable(
-        path, None, hashlib.sha256(data).hexdigest(), encoding, delimiter, header, rows
-    )
+    return SourceTable(path, None, sha256, encoding, delimiter, header, rows)
 
 
 def read_excel_file(path: Path) -> list[SourceTable]:
@@ -176,11 +261,7 @@ def read_source_file(path: Path) -> list[SourceTable]:
     """Every table in a file: one for a CSV, one per non-empty sheet for a workbook."""
     if path.suffix.lower() in EXCEL_SUFFIXES:
         return read_excel_file(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
-    return [read_csv_file(path, data)]
+    return [read_csv_file(path)]
 
 
 def export_files(folder: Path) -> list[Path]:

@@ -106,8 +106,9 @@ def validate_table(
         .agg(pl.col("reason").alias("reasons"))
         .sort("_row")
     )
-    bad_rows = reasons.select("_row")
-    valid = typed.join(bad_rows, on="_row", how="anti").drop(REASONS)
+    valid = (
+        typed.join(reasons.select("_row"), on="_row", how="anti") if reasons.height else typed
+    ).drop(REASONS)
     return ValidatedTable(name=name, valid=valid, quarantined=reasons, rows_read=typed.height)
 
 

@@ -102,7 +102,7 @@ BOOLEAN_VALUES = {
 def blank_to_null(raw: pl.Expr) -> pl.Expr:
     """Trimmed text; empty or whitespace-only is null."""
     text = raw.str.strip_chars()
-    return pl.when(text.str.len_chars() > 0).then(text)
+    return pl.when(text.str.len_bytes() > 0).then(text)
 
 
 def _cjk_dates(text: pl.Expr) -> pl.Expr:
@@ -326,32 +326,54 @@ def _kind(name: str, dtype: pl.DataType) -> str:
     return "number"
 
 
+ISO_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?P<sep>[T ])\d{2}:\d{2}(?P<seconds>:\d{2})?(?P<fraction>\.\d+)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2}|[+-]\d{4})?$"
+)
+
+
+def iso_timestamp_format(sample: str) -> str | None:
+    """The strftime format of an ISO 8601 timestamp like `sample`, or None if it is not one."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", sample):
+        return "%Y-%m-%d"
+    shape = ISO_TIMESTAMP.match(sample)
+    if shape is None:
+        return None
+    zone = shape["zone"] or ""
+    return (
+        f"%Y-%m-%d{shape['sep']}%H:%M"
+        + (":%S" if shape["seconds"] else "")
+        + ("%.f" if shape["fraction"] else "")
+        + {"": "", "Z": "Z"}.get(zone, "%:z" if ":" in zone else "%z")
+    )
+
+
 def fast_column(
-    name: str, dtype: pl.DataType, *, timezone: str, options: ParseOptions
+    name: str, dtype: pl.DataType, sample: str | None, *, timezone: str, options: ParseOptions
 ) -> pl.Expr | None:
-    """A cheap parse of the common, unambiguous form (ISO dates, plain decimals); null where
-    it does not apply. The full parser then reads only the distinct values left over."""
-    text = blank_to_null(pl.col(name))
+    """A cheap parse of the column's common, unambiguous form; null where it does not apply.
+
+    Timestamps are read in the ISO format of the column's first value (`sample`), one
+    format for the whole column, as one export writes them; dates as YYYY-MM-DD; amounts as
+    plain decimals. The full parser then reads only the distinct values left over.
+    """
+    text = pl.col(name)
+    starts_with_year = text.str.contains(r"^\d{4}-")
     if isinstance(dtype, pl.Datetime):
-        iso = text.str.replace(r"Z$", "+00:00")
-        zoned = pl.coalesce(
-            [
-                iso.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
-                for f in ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z")
-            ]
-        )
-        naive = pl.coalesce(
-            [
-                text.str.to_datetime(f, strict=False, time_unit="us")
-                for f in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
-            ]
-        )
-        local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-        return pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}")).then(
-            pl.coalesce(zoned, local.dt.convert_time_zone("UTC"))
-        )
+        fmt = iso_timestamp_format(sample.strip()) if sample else None
+        if fmt is None:
+            return None
+        if fmt.endswith("z"):
+            parsed = text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+        else:
+            naive = text.str.to_datetime(fmt, strict=False, time_unit="us")
+            zone = "UTC" if fmt.endswith("Z") else timezone
+            parsed = naive.dt.replace_time_zone(
+                zone, ambiguous="earliest", non_existent="null"
+            ).dt.convert_time_zone("UTC")
+        return pl.when(starts_with_year).then(parsed)
     if dtype == pl.Date:
-        return pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}$")).then(
+        return pl.when(starts_with_year & (text.str.len_bytes() == 10)).then(
             text.str.to_date("%Y-%m-%d", strict=False)
         )
     if dtype == pl.Float64 and options.decimal == ".":
@@ -359,6 +381,14 @@ def fast_column(
             text.cast(pl.Float64, strict=False)
         )
     return None
+
+
+def first_values(raw: pl.LazyFrame, names: list[str], rows: int = 1000) -> dict[str, str | None]:
+    """Each column's first non-blank value among the first `rows` rows."""
+    head = raw.select(names).head(rows).collect()
+    return {
+        name: next((v for v in head[name] if v is not None and v.strip()), None) for name in names
+    }
 
 
 def parse_table(
@@ -376,23 +406,29 @@ def parse_table(
 
     Dates, timestamps and amounts take a fast path for their common form; the full parser
     runs once per distinct value left over, joined back, so a million rows of ISO dates cost
-    one pass.
+    one pass. Text columns with nothing to trim are kept as they are, without a copy.
     """
     headers = headers or {}
-    present = set(raw.collect_schema().names())
+    present = [name for name in columns if name in raw.collect_schema().names()]
+    samples = first_values(raw, present)
     fast = {
         name: expr
-        for name, dtype in columns.items()
-        if name in present
-        if (expr := fast_column(name, dtype, timezone=timezone, options=options)) is not None
+        for name in present
+        if (
+            expr := fast_column(
+                name, columns[name], samples[name], timezone=timezone, options=options
+            )
+        )
+        is not None
     }
     # one eager pass: the fast parses, then the few distinct values they leave over
     frame = raw.with_columns(expr.alias(f"__fast_{name}") for name, expr in fast.items()).collect()
     leftovers = {
         name: frame.lazy()
-        .filter(pl.col(f"__fast_{name}").is_null() & blank_to_null(pl.col(name)).is_not_null())
+        .filter(pl.col(f"__fast_{name}").is_null())
         .select(pl.col(name))
         .unique()
+        .filter(blank_to_null(pl.col(name)).is_not_null())
         .collect()
         for name in fast
     }
@@ -404,9 +440,19 @@ def parse_table(
         ["v"],
         default=options.default_date_order,
     )
+    plain_text = [n for n in present if columns[n] == pl.String and n not in KINDS]
+    untrimmed = (
+        frame.select(
+            (pl.col(n).str.contains(r"^\s|\s$") | (pl.col(n) == "")).any() for n in plain_text
+        ).row(0, named=True)
+        if plain_text
+        else {}
+    )
     values: dict[str, pl.Expr] = {}
-    for name, dtype in columns.items():
-        if name not in present:
+    for name in present:
+        dtype = columns[name]
+        if name in untrimmed and not untrimmed[name]:
+            values[name] = pl.col(name)  # nothing to trim: the same strings, no copy
             continue
         slow = parsed_column(
             name, dtype, funnel=funnel, options=options, timezone=timezone, date_order=date_order

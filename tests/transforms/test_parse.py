@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms.funnel_model import ParseOptions, RunSettings
 from transforms.parse import (
@@ -14,6 +16,7 @@ from transforms.parse import (
     parse_date,
     parse_stage,
     parse_status,
+    parse_table,
     parse_timestamp,
 )
 
@@ -173,3 +176,75 @@ def test_stage_names_ids_labels_numbered_and_mapped():
         None,
         None,
     ]
+
+
+TIMESTAMP_FORMS = st.sampled_from(
+    [
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dT%H:%M:%S+08:00",
+        "%Y-%m-%dT%H:%M:%S-0530",
+        "%Y-%m-%dT%H:%M:%S.%f+00:00",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d",
+        "%d/%m/%Y %H:%M",
+        "%y-%m-%d %H:%M:%S",
+        " %Y-%m-%dT%H:%M:%SZ ",
+        "%Y-%m-%dT%H:%M:%S.%fZ",
+    ]
+)
+MOMENTS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 12, 31))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(TIMESTAMP_FORMS, MOMENTS).map(lambda f: f[1].strftime(f[0])),
+            st.sampled_from(["", "  ", "soon", "2024-02-30T10:00:00Z", "2024-13-01", None]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_fast_path_reads_timestamps_as_the_full_parser_does(values):
+    """parse_table reads the column in the first value's format and the rest in full: the
+    result must be the full parser's, value by value, whatever the mix of forms."""
+    raw = pl.LazyFrame({"_row": range(len(values)), "t": values}, schema_overrides={"t": pl.String})
+    table = parse_table(
+        raw,
+        columns={"t": pl.Datetime("us", "UTC")},
+        funnel=FUNNEL,
+        options=ParseOptions(date_order="DMY"),
+        timezone="Asia/Shanghai",
+    ).collect()
+    expected = parse(parse_timestamp(pl.col("v"), timezone="Asia/Shanghai"), values)
+    assert table["t"].to_list() == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.dates().map(lambda d: d.strftime("%Y-%m-%d")),
+            st.floats(0, 1e9, allow_nan=False).map(lambda x: f"{x:.2f}"),
+            st.sampled_from(["24-06-30", "1,250.50", "25万", " 12 ", "", "2024-6-3", "x", None]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_fast_path_reads_dates_and_amounts_as_the_full_parser_does(values):
+    raw = pl.LazyFrame(
+        {"_row": range(len(values)), "d": values, "a": values},
+        schema_overrides={"d": pl.String, "a": pl.String},
+    )
+    table = parse_table(
+        raw,
+        columns={"d": pl.Date, "a": pl.Float64},
+        funnel=FUNNEL,
+        options=ParseOptions(date_order="YMD"),
+        timezone="Asia/Shanghai",
+    ).collect()
+    assert table["d"].to_list() == parse(parse_date(pl.col("v"), date_order="YMD"), values)
+    assert table["a"].to_list() == parse(parse_amount(pl.col("v")), values)
