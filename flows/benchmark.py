@@ -72,11 +72,17 @@ def bare_read(folder: str) -> dict[str, float]:
 
 
 def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
-    from flows.ingest import read_inputs, validate_inputs
-    from flows.render import render_html, render_pdf, report_context
+    """The report flow's own steps (the functions inside its tasks), timed one by one."""
+    from flows.report_flow import (
+        compute,
+        derive,
+        load_inputs,
+        render_report_html,
+        render_report_pdf,
+        validate,
+    )
     from transforms.funnel_model import RunSettings
     from transforms.periods import parse_period
-    from transforms.report_metrics import derive_tables, funnel_metrics
 
     steps: dict[str, dict[str, float]] = {}
 
@@ -86,33 +92,16 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     settings = RunSettings(timezone=TIMEZONE, currency="CNY")
     period = parse_period(PERIOD, TIMEZONE)
     started = time.perf_counter()
-    inputs = read_inputs(Path(folder), settings)
-    validated = validate_inputs(inputs)
+    checked = validate.fn(load_inputs.fn(Path(folder), settings))
     step("read_validate", started)
     started = time.perf_counter()
-    derived = derive_tables(
-        validated["opportunities"].valid,
-        validated["stage_history"].valid,
-        period=period,
-        settings=inputs.settings,
-    )
+    derived = derive.fn(checked, period)
     step("derive", started)
     started = time.perf_counter()
-    metrics = funnel_metrics(
-        validated["opportunities"].valid,
-        derived,
-        validated["followups"].valid,
-        period=period,
-        settings=inputs.settings,
-        history_available=True,
-    )
-    from flows.ingest import data_quality
-
-    metrics["data_quality"] = data_quality(inputs, validated)
-    metrics["source"] = {"detected": inputs.reason}
+    metrics = compute.fn(checked, derived, period, target=None)
     step("compute", started)
     started = time.perf_counter()
-    render_pdf(render_html(report_context(metrics, input_files=[], lang="en")))
+    render_report_pdf.fn(render_report_html.fn(metrics, checked.files, "en"))
     step("render", started)
     return steps
 

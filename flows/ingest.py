@@ -16,8 +16,13 @@ import polars as pl
 
 from flows.config import load_presets
 from flows.readers import SourceTable, UnusableInputError, export_files, read_source_file
-from schemas.canonical import TABLE_MODELS, column_types
-from schemas.validation import ValidatedTable, reason_counts, validate_table
+from schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types
+from schemas.validation import (
+    REASON_SEPARATOR,
+    ValidatedTable,
+    reason_counts,
+    validate_table,
+)
 from transforms.funnel_model import RunSettings
 from transforms.integrity import (
     history_after_loss_reasons,
@@ -50,9 +55,11 @@ from transforms.sources import (
 )
 
 __all__ = [
+    "CheckedInputs",
     "InputFile",
     "Inputs",
     "UnusableInputError",
+    "check_inputs",
     "data_quality",
     "read_inputs",
     "validate_inputs",
@@ -303,6 +310,12 @@ def numbered(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
 
 
+def rows_numbered(frame: pl.DataFrame, numbers: pl.Series) -> pl.DataFrame:
+    """The rows of a table numbered 1..n in order (a canonical table's `_row`, a file's
+    `_row`) with the given numbers: row r sits at index r - 1, so no join is needed."""
+    return frame[numbers.cast(pl.Int64) - 1]
+
+
 def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
     """Per canonical table, the rows of every file feeding it, numbered 1.. in `_row`."""
     parts: dict[str, list[pl.LazyFrame]] = {t: [] for t in TABLES}
@@ -409,9 +422,9 @@ def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[s
     """Per canonical table: rows read, valid, quarantined, reasons, and the same per file."""
     quality = {}
     for name, table in validated.items():
-        raw = inputs.raw.get(name, pl.DataFrame(schema={"_row": pl.Int64, "_file": pl.String}))
-        bad = table.quarantined.join(raw.select("_row", "_file"), on="_row", how="left")
-        counts = dict(raw.group_by("_file", maintain_order=True).len().iter_rows())
+        raw = inputs.raw.get(name, pl.DataFrame(schema={"_row": pl.Int64, "_file": pl.Categorical}))
+        bad = rows_numbered(raw.select("_file"), table.quarantined["_row"])
+        counts = dict(raw.select("_file").group_by("_file", maintain_order=True).len().iter_rows())
         names = [f.name for f in inputs.files if f.table == name]
         names += [n for n in counts if n not in names]
         per_file = []
@@ -435,3 +448,108 @@ def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[s
             "files": per_file,
         }
     return quality
+
+
+def quarantine_rows(
+    raw: pl.DataFrame, table: ValidatedTable, files: list[InputFile]
+) -> pl.DataFrame:
+    """Quarantined rows as they came in (their file's own columns), with file, line number and
+    every reason. `_line` is where the record starts, the header being line 1."""
+    keys = pl.concat(
+        [
+            table.quarantined,
+            rows_numbered(raw.select("_file", "_line", "_source_row"), table.quarantined["_row"]),
+        ],
+        how="horizontal",
+    )
+    reasons = pl.col("reasons").list.join(REASON_SEPARATOR).alias("_reasons")
+    parts = []
+    for file in files:
+        mine = keys.filter(pl.col("_file") == file.name)
+        if mine.height == 0:
+            continue
+        original = rows_numbered(file.source.rows.select(file.source.header), mine["_source_row"])
+        parts.append(
+            pl.concat([mine, original], how="horizontal").select(
+                "_file", "_line", reasons, *file.source.header
+            )
+        )
+    derived = keys.filter(~pl.col("_file").is_in([f.name for f in files]))
+    if derived.height:  # rows made from other rows (HubSpot's "Date entered" columns)
+        values = [c for c in raw.columns if not c.startswith("_")]
+        parts.append(
+            pl.concat(
+                [derived, rows_numbered(raw.select(values), derived["_row"])], how="horizontal"
+            ).select("_file", "_line", reasons, *values)
+        )
+    if not parts:
+        return pl.DataFrame()
+    return (
+        pl.concat(parts, how="diagonal")
+        .with_columns(pl.col("_file").cast(pl.String))
+        .sort("_file", "_line")
+    )
+
+
+def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per input file: where it is, its SHA-256, how it was read, and its row counts."""
+    per_file = {f["file"]: f for t in quality.values() for f in t["files"]}
+    return [
+        {
+            "table": f.table,
+            "name": f.name,
+            "path": str(f.source.path),
+            "sha256": f.source.sha256,
+            "encoding": f.source.encoding,
+            "delimiter": f.source.delimiter,
+            "rows": f.rows,
+            "rows_valid": per_file[f.name]["rows_valid"],
+            "rows_quarantined": per_file[f.name]["rows_quarantined"],
+        }
+        for f in inputs.files
+    ]
+
+
+@dataclass(frozen=True)
+class CheckedInputs:
+    """What a run keeps of its inputs once they are validated; the raw rows can then go.
+
+    `tables` holds the valid rows of each canonical table without the columns no figure reads
+    (contact details, free text: `NOT_ANALYSED`); `quarantine` the quarantined rows as they
+    came in, ready to write.
+    """
+
+    tables: dict[str, pl.DataFrame]
+    quality: dict[str, Any]
+    quarantine: dict[str, pl.DataFrame]
+    files: list[dict[str, Any]]
+    source: dict[str, Any]
+    settings: RunSettings
+    history_available: bool
+
+
+def check_inputs(inputs: Inputs) -> CheckedInputs:
+    validated = validate_inputs(inputs)
+    quality = data_quality(inputs, validated)
+    return CheckedInputs(
+        tables={
+            name: table.valid.drop(NOT_ANALYSED[name], strict=False)
+            for name, table in validated.items()
+        },
+        quality=quality,
+        quarantine={
+            name: quarantine_rows(
+                raw, validated[name], [f for f in inputs.files if f.table == name]
+            )
+            for name, raw in inputs.raw.items()
+        },
+        files=input_summary(inputs, quality),
+        source={
+            "preset": inputs.preset.name,
+            "detected": inputs.reason,
+            "files": {f.name: f.table for f in inputs.files},
+            "ignored": inputs.ignored,
+        },
+        settings=inputs.settings,
+        history_available="stage_history" in inputs.raw,
+    )

@@ -9,9 +9,6 @@ from typing import Any
 
 import polars as pl
 
-from flows.ingest import InputFile, Inputs
-from schemas.validation import REASON_SEPARATOR, ValidatedTable
-
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -43,56 +40,18 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     )
 
 
-def quarantine_rows(
-    raw: pl.DataFrame, table: ValidatedTable, files: list[InputFile]
-) -> pl.DataFrame:
-    """Quarantined rows as they came in (their file's own columns), with file, line number and
-    every reason; formula-safe. `_line` is where the record starts, the header being line 1."""
-    keys = table.quarantined.join(
-        raw.select("_row", "_file", "_line", "_source_row"), on="_row", how="left"
-    )
-    parts = []
-    for file in files:
-        mine = keys.filter(pl.col("_file") == file.name)
-        if mine.height == 0:
-            continue
-        original = file.source.rows.drop("_line").with_columns(pl.col("_row").cast(pl.Int64))
-        parts.append(
-            mine.join(original, left_on="_source_row", right_on="_row", how="left").select(
-                "_file",
-                "_line",
-                pl.col("reasons").list.join(REASON_SEPARATOR).alias("_reasons"),
-                *[formula_safe(pl.col(c)).alias(c) for c in file.source.header],
-            )
-        )
-    derived = keys.filter(~pl.col("_file").is_in([f.name for f in files]))
-    if derived.height:  # rows made from other rows (HubSpot's "Date entered" columns)
-        parts.append(
-            derived.join(raw.drop("_file", "_line", "_source_row"), on="_row", how="left").select(
-                "_file",
-                "_line",
-                pl.col("reasons").list.join(REASON_SEPARATOR).alias("_reasons"),
-                *[formula_safe(pl.col(c)).alias(c) for c in raw.columns if not c.startswith("_")],
-            )
-        )
-    if not parts:
-        return pl.DataFrame()
-    return pl.concat(parts, how="diagonal").sort("_file", "_line")
-
-
-def write_quarantine(
-    out_dir: Path, inputs: Inputs, validated: dict[str, ValidatedTable]
-) -> list[str]:
-    """quarantine/<table>.csv for each table with quarantined rows; returns the paths."""
+def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list[str]:
+    """quarantine/<table>.csv for each table with quarantined rows, formula-safe; returns the
+    paths."""
     folder = out_dir / "quarantine"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, raw in inputs.raw.items():
-        files = [f for f in inputs.files if f.table == name]
-        rows = quarantine_rows(raw, validated[name], files)
+    for name, rows in quarantine.items():
         path = folder / f"{name}.csv"
         if rows.height:
-            rows.write_csv(path)
+            rows.with_columns(
+                formula_safe(pl.col(c)).alias(c) for c in rows.columns if rows[c].dtype == pl.String
+            ).write_csv(path)
             written.append(str(path.relative_to(out_dir)))
         elif path.exists():
             path.unlink()

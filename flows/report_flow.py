@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from flows.config import settings_from_toml
 from flows.formatting import labels
-from flows.ingest import Inputs, data_quality, read_inputs, validate_inputs
+from flows.ingest import CheckedInputs, Inputs, check_inputs, read_inputs
 from flows.narrative import bottleneck_sentence
 from flows.outputs import write_json, write_quarantine
 from flows.render import render_html, render_pdf, report_context
-from schemas.validation import ValidatedTable
 from transforms.funnel_model import RunSettings
 from transforms.periods import Period, resolve_period
 from transforms.report_metrics import DerivedTables, derive_tables, funnel_metrics
@@ -44,39 +44,34 @@ def load_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
 
 
 @task(cache_policy=NONE, persist_result=False)
-def validate(inputs: Inputs) -> dict[str, ValidatedTable]:
-    return validate_inputs(inputs)
+def validate(inputs: Inputs) -> CheckedInputs:
+    return check_inputs(inputs)
 
 
 @task(cache_policy=NONE, persist_result=False)
-def derive(
-    validated: dict[str, ValidatedTable], period: Period, settings: RunSettings
-) -> DerivedTables:
+def derive(checked: CheckedInputs, period: Period) -> DerivedTables:
     return derive_tables(
-        validated["opportunities"].valid,
-        validated["stage_history"].valid,
+        checked.tables["opportunities"],
+        checked.tables["stage_history"],
         period=period,
-        settings=settings,
+        settings=checked.settings,
     )
 
 
 @task(cache_policy=NONE, persist_result=False)
 def compute(
-    inputs: Inputs,
-    validated: dict[str, ValidatedTable],
-    derived: DerivedTables,
-    period: Period,
-    settings: RunSettings,
-    history_available: bool,
-    target: float | None,
+    checked: CheckedInputs, derived: DerivedTables, period: Period, target: float | None
 ) -> dict[str, Any]:
+    """metrics.json: the figures, each bottleneck's sentence in the run's language, the data
+    quality and the source."""
+    settings = checked.settings
     metrics = funnel_metrics(
-        validated["opportunities"].valid,
+        checked.tables["opportunities"],
         derived,
-        validated["followups"].valid,
+        checked.tables["followups"],
         period=period,
         settings=settings,
-        history_available=history_available,
+        history_available=checked.history_available,
         target=target,
     )
     text = {**labels(settings.lang), "_lang": settings.lang}
@@ -89,13 +84,8 @@ def compute(
             period=period.label,
             currency=settings.currency,
         )
-    metrics["data_quality"] = data_quality(inputs, validated)
-    metrics["source"] = {
-        "preset": inputs.preset.name,
-        "detected": inputs.reason,
-        "files": {f.name: f.table for f in inputs.files},
-        "ignored": inputs.ignored,
-    }
+    metrics["data_quality"] = checked.quality
+    metrics["source"] = checked.source
     return metrics
 
 
@@ -117,8 +107,7 @@ def write_outputs(
     metrics: dict[str, Any],
     html: str,
     pdf: bytes,
-    inputs: Inputs,
-    validated: dict[str, ValidatedTable],
+    quarantine: dict[str, pl.DataFrame],
 ) -> list[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)
@@ -128,25 +117,7 @@ def write_outputs(
         "metrics.json",
         "report.html",
         "report.pdf",
-        *write_quarantine(out_dir, inputs, validated),
-    ]
-
-
-def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any]]:
-    per_file = {f["file"]: f for t in quality.values() for f in t["files"]}
-    return [
-        {
-            "table": f.table,
-            "name": f.name,
-            "path": str(f.source.path),
-            "sha256": f.source.sha256,
-            "encoding": f.source.encoding,
-            "delimiter": f.source.delimiter,
-            "rows": f.rows,
-            "rows_valid": per_file[f.name]["rows_valid"],
-            "rows_quarantined": per_file[f.name]["rows_quarantined"],
-        }
-        for f in inputs.files
+        *write_quarantine(out_dir, quarantine),
     ]
 
 
@@ -188,26 +159,21 @@ def funnel_report(
     with timed(timings, "load"):
         inputs = load_inputs(Path(input_dir), settings)
     with timed(timings, "validate"):
-        validated = validate(inputs)
+        checked = validate(inputs)
+    del inputs  # the raw rows: what is left of them is in `checked`
     with timed(timings, "derive"):
-        derived = derive(validated, report_period, inputs.settings)
+        derived = derive(checked, report_period)
     with timed(timings, "compute"):
         metrics = compute(
-            inputs,
-            validated,
-            derived,
-            report_period,
-            inputs.settings,
-            history_available="stage_history" in inputs.raw,
-            target=target or settings.targets.get(report_period.label),
+            checked, derived, report_period, target or settings.targets.get(report_period.label)
         )
-    files = input_summary(inputs, metrics["data_quality"])
+    files = checked.files
     with timed(timings, "render_html"):
         html = render_report_html(metrics, files, settings.lang)
     with timed(timings, "render_pdf"):
         pdf = render_report_pdf(html)
     with timed(timings, "write"):
-        written = write_outputs(report_dir, metrics, html, pdf, inputs, validated)
+        written = write_outputs(report_dir, metrics, html, pdf, checked.quarantine)
     flow_seconds = time.perf_counter() - started
     manifest = {
         "period": report_period.as_dict(),

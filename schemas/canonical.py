@@ -103,6 +103,20 @@ TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "followups": Followups,
 }
 REQUIRED_TABLES = ("opportunities",)
+# columns no figure reads: contact details and free text stay out of the analysis (and out of
+# memory once the quarantine is written)
+NOT_ANALYSED: dict[str, tuple[str, ...]] = {
+    "opportunities": (
+        "collaborators",
+        "need_description",
+        "contact_name",
+        "contact_title",
+        "contact_phone",
+        "contact_email",
+    ),
+    "stage_history": ("changed_by",),
+    "followups": ("followup_id", "summary", "customer_feedback", "next_action"),
+}
 
 
 def column_types(model: type[pa.DataFrameModel]) -> dict[str, pl.DataType]:

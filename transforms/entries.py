@@ -106,34 +106,25 @@ def deal_states(
 ) -> pl.LazyFrame:
     """Every deal as it could be known at `as_of`: one row per opportunity created before it.
 
+    `entries` is `stage_entries`' table, in its order (opportunity, entered_at, stage_index).
+
     `state` is won (reached the won stage before as_of, unless a later loss reversed it), lost
     (status lost and closed before as_of) or open; `stage_at` is the stage of the last entry
     before as_of; `reach_<stage>` is first_reach(o, stage); `amount_at` is the latest amount
     the history records before as_of, else the opportunity's amount.
     """
     known = entries.filter(pl.col("entered_at") < as_of)
-    changes = [pl.col(c).filter("is_stage_change") for c in ENTRY_ORDER]
+    # entries come in stage_entries' order and a group keeps its rows' order: the last row
+    # of a group is the latest entry, with no sort per group
     reached = known.group_by("opportunity_id").agg(
         *[
             pl.col("entered_at").filter(pl.col("stage_index") >= k).min().alias(reach_column(s))
             for k, s in enumerate(funnel.ids)
         ],
-        pl.col("stage").filter("is_stage_change").sort_by(changes).last().alias("stage_at"),
-        pl.col("entered_at")
-        .filter("is_stage_change")
-        .sort_by(changes)
-        .last()
-        .alias("stage_entered_at_as_of"),
-        pl.col("amount")
-        .filter(pl.col("amount").is_not_null())
-        .sort_by(pl.col("entered_at").filter(pl.col("amount").is_not_null()))
-        .last()
-        .alias("history_amount"),
-        pl.col("expected_close_date")
-        .filter(pl.col("expected_close_date").is_not_null())
-        .sort_by(pl.col("entered_at").filter(pl.col("expected_close_date").is_not_null()))
-        .last()
-        .alias("history_expected_close_date"),
+        pl.col("stage").filter("is_stage_change").last().alias("stage_at"),
+        pl.col("entered_at").filter("is_stage_change").last().alias("stage_entered_at_as_of"),
+        pl.col("amount").drop_nulls().last().alias("history_amount"),
+        pl.col("expected_close_date").drop_nulls().last().alias("history_expected_close_date"),
     )
     won_at = pl.col(reach_column(funnel.won_stage))
     is_lost = (pl.col("status") == LOST) & (pl.col("closed_at") < as_of)

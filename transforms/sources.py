@@ -162,7 +162,7 @@ def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.
     frame = rows.select(
         pl.col("_row").cast(pl.Int64),
         pl.col("_line").cast(pl.Int64),
-        pl.lit(file_name).alias("_file"),
+        pl.lit(file_name, dtype=pl.Categorical).alias("_file"),
         *mapped,
     )
     return flags_to_status(frame) if match.table == "opportunities" else frame
@@ -182,7 +182,7 @@ def date_entered_history(
             schema={
                 "_row": pl.Int64,
                 "_line": pl.Int64,
-                "_file": pl.String,
+                "_file": pl.Categorical,
                 "opportunity_id": pl.String,
                 "stage": pl.String,
                 "entered_at": pl.String,
@@ -207,7 +207,7 @@ def date_entered_history(
             .str.replace(r'\s*\([^()]*\)\s*"?$', "")
             .str.strip_chars('" ')
             .alias("stage"),
-            pl.lit(file_name).alias("_file"),
+            pl.lit(file_name, dtype=pl.Categorical).alias("_file"),
         )
         .sort("_line", "_header")
         .with_row_index("_row", offset=1)
