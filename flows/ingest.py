@@ -533,7 +533,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
     quality = data_quality(inputs, validated)
     return CheckedInputs(
         tables={
-            name: table.valid.drop(NOT_ANALYSED[name], strict=False)
+            name: table.valid.lazy().drop(NOT_ANALYSED[name], strict=False).collect()
             for name, table in validated.items()
         },
         quality=quality,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandera.polars as pa
 import polars as pl
+from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaErrors
 
 from transforms.parse import REASONS
@@ -50,13 +51,18 @@ def _schema_reason(check: pl.Expr, column: pl.Expr, value: pl.Expr) -> pl.Expr:
 
 
 def schema_reasons(typed: pl.DataFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
-    """`_row`, `reason` for every pandera failure of the typed rows."""
+    """`_row`, `reason` for every pandera failure of the typed rows.
+
+    The frame goes to pandera as a LazyFrame with data checks switched on: validating the
+    DataFrame itself makes polars realign every column's chunks first, a copy of the table.
+    """
     columns = list(model.to_schema().columns)
     try:
-        model.validate(typed.select(columns), lazy=True)
+        with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+            model.validate(typed.lazy().select(columns), lazy=True).collect()
     except SchemaErrors as errors:
         cases = errors.failure_cases.filter(pl.col("index").is_not_null())
-        rows = typed.select("_row").with_row_index("index")
+        rows = typed.lazy().select("_row").with_row_index("index").collect()
         return (
             cases.with_columns(pl.col("index").cast(pl.UInt32))
             .join(rows, on="index", how="inner")
@@ -86,7 +92,13 @@ def validate_table(
     rules that need other tables. A value already reported as unreadable is not reported again
     as missing.
     """
-    parse = typed.select("_row", pl.col(REASONS).alias("reason")).explode("reason").drop_nulls()
+    parse = (
+        typed.lazy()
+        .select("_row", pl.col(REASONS).alias("reason"))
+        .explode("reason")
+        .drop_nulls()
+        .collect()
+    )
     unreadable = parse.select("_row", pl.col("reason").str.extract(r"^([^: ]+)").alias("_column"))
     schema = (
         schema_reasons(typed, model)
@@ -107,9 +119,13 @@ def validate_table(
         .sort("_row")
     )
     valid = (
-        typed.join(reasons.select("_row"), on="_row", how="anti") if reasons.height else typed
+        typed.lazy().join(reasons.lazy().select("_row"), on="_row", how="anti")
+        if reasons.height
+        else typed.lazy()
     ).drop(REASONS)
-    return ValidatedTable(name=name, valid=valid, quarantined=reasons, rows_read=typed.height)
+    return ValidatedTable(
+        name=name, valid=valid.collect(), quarantined=reasons, rows_read=typed.height
+    )
 
 
 def reason_category(reason: pl.Expr) -> pl.Expr:
