@@ -56,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--opportunities", required=True, type=int)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--followups-per-opportunity", type=float, default=5.0)
+    gen.add_argument(
+        "--updates-per-opportunity",
+        type=float,
+        default=0.0,
+        help="extra history rows per deal that restate its stage (CRM change log rows)",
+    )
     return root
 
 
@@ -94,7 +100,11 @@ def run_command(args: argparse.Namespace, started: float) -> int:
             return commands.validate_exports(args.input, args.config, args.source)
         else:
             commands.generate(
-                args.out, args.opportunities, args.seed, args.followups_per_opportunity
+                args.out,
+                args.opportunities,
+                args.seed,
+                args.followups_per_opportunity,
+                args.updates_per_opportunity,
             )
     except (UnusableInputError, ConfigError, PeriodError) as error:
         print(f"funnel: {error}", file=sys.stderr)

@@ -163,7 +163,11 @@ def validate_exports(input_dir: Path, config: Path | None, source: str | None = 
 
 @flow(name="funnel-generate")
 def generate_flow(
-    out_dir: str, opportunities: int, seed: int = 7, followups_per_opportunity: float = 5.0
+    out_dir: str,
+    opportunities: int,
+    seed: int = 7,
+    followups_per_opportunity: float = 5.0,
+    updates_per_opportunity: float = 0.0,
 ) -> dict[str, int]:
     """Synthetic canonical exports (see flows.generate), streamed to disk in chunks."""
     return generate_exports(
@@ -172,10 +176,13 @@ def generate_flow(
             opportunities=opportunities,
             seed=seed,
             followups_per_opportunity=followups_per_opportunity,
+            updates_per_opportunity=updates_per_opportunity,
         ),
     )
 
 
-def generate(out_dir: Path, opportunities: int, seed: int, followups: float) -> None:
-    counts = generate_flow(str(out_dir), opportunities, seed, followups)
+def generate(
+    out_dir: Path, opportunities: int, seed: int, followups: float, updates: float
+) -> None:
+    counts = generate_flow(str(out_dir), opportunities, seed, followups, updates)
     print(f"wrote {out_dir}: " + ", ".join(f"{n} {table} rows" for table, n in counts.items()))

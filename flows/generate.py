@@ -141,6 +141,9 @@ class GenerateSpec:
     export_at: datetime = datetime(2026, 9, 30, 18, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     timezone: str = "Asia/Shanghai"
     followups_per_opportunity: float = 5.0
+    # history rows that restate a deal's current stage with its amount (a CRM logs one for
+    # every amount or close-date change; they add rows, not stage entries)
+    updates_per_opportunity: float = 0.0
     chunk_size: int = 50_000
 
 
@@ -267,23 +270,6 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
         }
     )
 
-    e_opp = np.concatenate(entry_opp)
-    e_stage = np.concatenate(entry_stage)
-    e_time = np.concatenate(entry_time)
-    order = np.lexsort((e_stage, e_time, e_opp))
-    e_opp, e_stage, e_time = e_opp[order], e_stage[order], e_time[order]
-    e_amount = np.where(e_stage >= 2, amount[e_opp], initial_amount[e_opp])
-    stage_history = pl.DataFrame(
-        {
-            "opportunity_id": ids[e_opp],
-            "stage": np.asarray(STAGES)[e_stage],
-            "entered_at": _timestamps(e_time, spec.timezone),
-            "amount": pl.Series(np.where(has_amount[e_opp], e_amount, np.nan)).fill_nan(None),
-            "expected_close_date": _dates(expected_close[e_opp]),
-            "changed_by": owner[e_opp],
-        }
-    )
-
     touches = rng.poisson(spec.followups_per_opportunity, n)
     f_opp = np.repeat(np.arange(n), touches)
     last = np.where(np.isnan(closed), t_end - 3600, closed)[f_opp]
@@ -303,7 +289,40 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
             "owner": owner[f_opp],
         }
     )
+    if spec.updates_per_opportunity > 0:
+        entry_opp, entry_stage, entry_time = _with_updates(
+            rng, spec, entry_opp, entry_stage, entry_time, created, closed, t_end
+        )
+    e_opp, e_stage, e_time = (np.concatenate(e) for e in (entry_opp, entry_stage, entry_time))
+    order = np.lexsort((e_stage, e_time, e_opp))
+    e_opp, e_stage, e_time = e_opp[order], e_stage[order], e_time[order]
+    e_amount = np.where(e_stage >= 2, amount[e_opp], initial_amount[e_opp])
+    stage_history = pl.DataFrame(
+        {
+            "opportunity_id": ids[e_opp],
+            "stage": np.asarray(STAGES)[e_stage],
+            "entered_at": _timestamps(e_time, spec.timezone),
+            "amount": pl.Series(np.where(has_amount[e_opp], e_amount, np.nan)).fill_nan(None),
+            "expected_close_date": _dates(expected_close[e_opp]),
+            "changed_by": owner[e_opp],
+        }
+    )
+
     return opportunities, stage_history, followups
+
+
+def _with_updates(rng, spec, entry_opp, entry_stage, entry_time, created, closed, t_end):
+    """Entries plus update rows: each at a random time before the deal closed (or the
+    export), in the stage the deal was in then."""
+    e_opp, e_stage, e_time = (np.concatenate(e) for e in (entry_opp, entry_stage, entry_time))
+    order = np.lexsort((e_time, e_opp))
+    key = e_opp[order] * 1e10 + e_time[order]  # exact: < 2**53 for a chunk's deals
+    n = created.size
+    u_opp = np.repeat(np.arange(n), rng.poisson(spec.updates_per_opportunity, n))
+    last = np.where(np.isnan(closed), t_end - 3600, closed)[u_opp]
+    u_time = created[u_opp] + rng.uniform(size=u_opp.size) * (last - created[u_opp])
+    at = np.searchsorted(key, u_opp * 1e10 + u_time, side="right") - 1
+    return [e_opp, u_opp], [e_stage, e_stage[order][at]], [e_time, u_time]
 
 
 def _rank(group: np.ndarray) -> np.ndarray:

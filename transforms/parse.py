@@ -332,20 +332,53 @@ ISO_TIMESTAMP = re.compile(
 )
 
 
-def iso_timestamp_format(sample: str) -> str | None:
-    """The strftime format of an ISO 8601 timestamp like `sample`, or None if it is not one."""
+def _digits(text: pl.Expr, start: int, length: int) -> pl.Expr:
+    """The number written at a fixed position, null unless it is all digits."""
+    part = text.str.slice(start, length)
+    return pl.when(part.str.contains(r"^\d+$")).then(part.cast(pl.Int64, strict=False))
+
+
+def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | None:
+    """Timestamps laid out exactly like `sample` (an ISO 8601 timestamp or date), read by
+    position: the local part with one fixed format, the fraction and the UTC offset as
+    numbers. Any other layout is null (the full parser reads it). None if `sample` is no
+    ISO timestamp."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", sample):
-        return "%Y-%m-%d"
-    shape = ISO_TIMESTAMP.match(sample)
-    if shape is None:
+        local_format, fraction, zone = "%Y-%m-%d", "", ""
+    elif shape := ISO_TIMESTAMP.match(sample):
+        local_format = f"%Y-%m-%d{shape['sep']}%H:%M" + (":%S" if shape["seconds"] else "")
+        fraction, zone = shape["fraction"] or "", shape["zone"] or ""
+    else:
         return None
-    zone = shape["zone"] or ""
-    return (
-        f"%Y-%m-%d{shape['sep']}%H:%M"
-        + (":%S" if shape["seconds"] else "")
-        + ("%.f" if shape["fraction"] else "")
-        + {"": "", "Z": "Z"}.get(zone, "%:z" if ":" in zone else "%z")
+    if len(fraction) > 7:  # finer than microseconds: left to the full parser
+        return None
+    local_end = len(sample) - len(fraction) - len(zone)
+    instant = text.str.slice(0, local_end).str.to_datetime(
+        local_format, strict=False, time_unit="us"
     )
+    if fraction:
+        digits = len(fraction) - 1
+        micros = _digits(text, local_end + 1, digits) * 10 ** (6 - digits)
+        instant = pl.when(text.str.slice(local_end, 1) == ".").then(
+            instant + pl.duration(microseconds=micros)
+        )
+    exact = text.str.contains(r"^\d{4}-") & (text.str.len_bytes() == len(sample))
+    if not zone:
+        local = instant.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        return pl.when(exact).then(local.dt.convert_time_zone("UTC"))
+    at = local_end + len(fraction)
+    if zone == "Z":
+        offset, zone_ok = pl.lit(0), text.str.slice(at, 1) == "Z"
+    else:
+        hours = _digits(text, at + 1, 2)
+        minutes = _digits(text, at + (4 if ":" in zone else 3), 2)
+        sign = text.str.slice(at, 1)
+        offset = pl.when(sign == "-").then(-1).otherwise(1) * (hours * 60 + minutes)
+        zone_ok = sign.is_in(["+", "-"]) & (hours < 24) & (minutes < 60)
+        if ":" in zone:
+            zone_ok = zone_ok & (text.str.slice(at + 3, 1) == ":")
+    utc = (instant - pl.duration(minutes=offset)).dt.replace_time_zone("UTC")
+    return pl.when(exact & zone_ok).then(utc)
 
 
 def fast_column(
@@ -353,27 +386,15 @@ def fast_column(
 ) -> pl.Expr | None:
     """A cheap parse of the column's common, unambiguous form; null where it does not apply.
 
-    Timestamps are read in the ISO format of the column's first value (`sample`), one
-    format for the whole column, as one export writes them; dates as YYYY-MM-DD; amounts as
+    Timestamps are read in the ISO layout of the column's first value (`sample`), one
+    layout for the whole column, as one export writes them; dates as YYYY-MM-DD; amounts as
     plain decimals. The full parser then reads only the distinct values left over.
     """
     text = pl.col(name)
-    starts_with_year = text.str.contains(r"^\d{4}-")
     if isinstance(dtype, pl.Datetime):
-        fmt = iso_timestamp_format(sample.strip()) if sample else None
-        if fmt is None:
-            return None
-        if fmt.endswith("z"):
-            parsed = text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
-        else:
-            naive = text.str.to_datetime(fmt, strict=False, time_unit="us")
-            zone = "UTC" if fmt.endswith("Z") else timezone
-            parsed = naive.dt.replace_time_zone(
-                zone, ambiguous="earliest", non_existent="null"
-            ).dt.convert_time_zone("UTC")
-        return pl.when(starts_with_year).then(parsed)
+        return iso_timestamp(text, sample.strip(), timezone=timezone) if sample else None
     if dtype == pl.Date:
-        return pl.when(starts_with_year & (text.str.len_bytes() == 10)).then(
+        return pl.when(text.str.contains(r"^\d{4}-") & (text.str.len_bytes() == 10)).then(
             text.str.to_date("%Y-%m-%d", strict=False)
         )
     if dtype == pl.Float64 and options.decimal == ".":

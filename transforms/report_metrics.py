@@ -38,16 +38,24 @@ class StatesAt:
     """Deal states as of any instant, each computed once: comparisons, months, the trend and
     the backtest ask for the same period ends again and again."""
 
-    def __init__(self, opportunities: pl.LazyFrame, entries: pl.LazyFrame, funnel: FunnelModel):
+    def __init__(
+        self,
+        opportunities: pl.LazyFrame,
+        entries: pl.LazyFrame,
+        funnel: FunnelModel,
+        known: dict[datetime, pl.LazyFrame],
+    ):
+        """`known`: deal states already derived, by as-of instant."""
         self._opportunities, self._entries, self._funnel = opportunities, entries, funnel
-        self._known: dict[datetime, pl.DataFrame] = {}
+        self._known = {as_of: self._kept(states) for as_of, states in known.items()}
+
+    def _kept(self, states: pl.LazyFrame) -> pl.DataFrame:
+        return states.select(*STATE_COLUMNS, *[reach_column(s) for s in self._funnel.ids]).collect()
 
     def __call__(self, as_of: datetime) -> pl.LazyFrame:
         if as_of not in self._known:
-            self._known[as_of] = (
+            self._known[as_of] = self._kept(
                 deal_states(self._opportunities, self._entries, as_of=as_of, funnel=self._funnel)
-                .select(*STATE_COLUMNS, *[reach_column(s) for s in self._funnel.ids])
-                .collect()
             )
         return self._known[as_of].lazy()
 
@@ -145,7 +153,7 @@ def funnel_metrics(
     window_start = period.window_start(settings.window_months)
     opps = opportunities.lazy()
     entries, states, visits = derived.entries.lazy(), derived.states.lazy(), derived.visits.lazy()
-    states_at = StatesAt(opps, entries, funnel)
+    states_at = StatesAt(opps, entries, funnel, known={period.end: states})
 
     probabilities, p_bar = metrics.stage_probabilities(
         states, funnel=funnel, window_start=window_start, settings=settings

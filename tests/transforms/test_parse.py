@@ -191,17 +191,36 @@ TIMESTAMP_FORMS = st.sampled_from(
         "%y-%m-%d %H:%M:%S",
         " %Y-%m-%dT%H:%M:%SZ ",
         "%Y-%m-%dT%H:%M:%S.%fZ",
+        "%Y-%m-%dT%H:%M:%S.%f",
+        "%Y-%m-%d %H:%M:%S+05:45",
+        "%Y-%m-%dT%H:%M-03:30",
+        "%Y-%m-%dT%H:%M:%S.000+0800",
+        "%Y-%m-%dT%H:%M:%S+08:00 ",
+        "%Y-%m-%dT%H:%M:%S+24:00",
     ]
 )
 MOMENTS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 12, 31))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
         st.one_of(
             st.tuples(TIMESTAMP_FORMS, MOMENTS).map(lambda f: f[1].strftime(f[0])),
-            st.sampled_from(["", "  ", "soon", "2024-02-30T10:00:00Z", "2024-13-01", None]),
+            st.sampled_from(
+                [
+                    "",
+                    "  ",
+                    "soon",
+                    "2024-02-30T10:00:00Z",
+                    "2024-13-01",
+                    "2024-06-30T10:00:00+08x00",
+                    "2024-06-30T10:00:00.1a3Z",
+                    "2024-06-30T10:00:00.-12Z",
+                    "2024-06-30T10:00:00?08:00",
+                    None,
+                ]
+            ),
         ),
         min_size=1,
         max_size=12,
