@@ -2,9 +2,10 @@
 
 For each size it generates canonical exports with `funnel generate` (10 follow-ups and
 about 5 stage-history rows per deal), then, each in a fresh process: polars alone reading
-the three CSV files; the pipeline's steps (read + validate, derive, compute, render HTML + PDF) with their wall time and the
-process's peak memory after each; and the whole `funnel run` as a user runs it (Prefect
-included). It prints a table; nothing here is a test.
+the three CSV files; the pipeline's steps (read + validate, derive, compute, render HTML +
+PDF) with their wall time and the process's peak memory after each; and the whole
+`funnel run` as a user runs it (Prefect included). It prints a table; nothing here is a
+test.
 """
 
 from __future__ import annotations
@@ -114,26 +115,22 @@ def in_fresh_process(function: str, folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def whole_run(folder: Path, out: Path) -> float:
+def whole_run(folder: str) -> dict[str, float]:
+    """`funnel run` as a user runs it, in its own process: wall time and peak memory."""
     funnel = Path(sys.executable).parent / "funnel"
+    config = Path(__file__).parents[1] / "data" / "funnel.toml"
+    out = Path(folder).parent / f"run-{Path(folder).name}"
     started = time.perf_counter()
+    arguments = ["run", "--input", folder, "--period", PERIOD, "--out", str(out)]
     subprocess.run(
-        [
-            str(funnel),
-            "run",
-            "--input",
-            str(folder),
-            "--period",
-            PERIOD,
-            "--out",
-            str(out),
-            "--config",
-            str(Path(__file__).parents[1] / "data" / "funnel.toml"),
-        ],
+        [str(funnel), *arguments, "--config", str(config)],
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - started
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     header = (
         f"{'deals':>9} {'rows':>11} {'bare read':>10} {'read+valid':>11} {'derive':>8} "
-        f"{'compute':>8} {'render':>8} {'peak MiB':>9} {'funnel run':>11} {'x read':>7}"
+        f"{'compute':>8} {'render':>8} {'peak MiB':>9} {'funnel run':>11} {'run MiB':>8} "
+        f"{'x read':>7}"
     )
     print(header)
     for size in (int(s) for s in args.sizes.split(",")):
@@ -163,13 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         bare = in_fresh_process("bare_read", folder)
         steps = in_fresh_process("pipeline_steps", folder)
-        run_seconds = whole_run(folder, args.work / f"run-{size}")
+        run = in_fresh_process("whole_run", folder)
         validate_compute = sum(steps[s]["seconds"] for s in ("read_validate", "derive", "compute"))
         print(
             f"{size:>9,} {bare['rows']:>11,} {bare['seconds']:>9.2f}s "
             f"{steps['read_validate']['seconds']:>10.2f}s {steps['derive']['seconds']:>7.2f}s "
             f"{steps['compute']['seconds']:>7.2f}s {steps['render']['seconds']:>7.2f}s "
-            f"{max(s['peak_mib'] for s in steps.values()):>9,.0f} {run_seconds:>10.2f}s "
+            f"{max(s['peak_mib'] for s in steps.values()):>9,.0f} {run['seconds']:>10.2f}s "
+            f"{run['peak_mib']:>8,.0f} "
             f"{validate_compute / bare['seconds']:>6.1f}x",
             flush=True,
         )

@@ -119,3 +119,58 @@ def trend_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
             }
         )
     return {"width": width, "height": height, "base_y": height - bottom, "columns": columns}
+
+
+DAY_STEPS = (1, 2, 5, 7, 10, 14, 30, 60, 90, 180, 365)
+
+
+def dwell_chart(
+    dwell: list[dict[str, Any]], stages: list[dict[str, Any]], stage_labels: dict[str, str]
+) -> dict[str, Any] | None:
+    """Per open stage on one day axis: the middle half of completed visits (p25–p75) with
+    the median and a whisker to p90, the Kaplan–Meier median (open deals counted), and the
+    stall threshold."""
+    stall = {s["id"]: s.get("stall_days") for s in stages}
+    ends = [
+        value
+        for row in dwell
+        for value in (row["p90_days"], row["km_median_days"], stall.get(row["stage"]))
+        if value is not None
+    ]
+    if not any(row["completed_visits"] for row in dwell) or not ends:
+        return None
+    width, label_width, right, row_height, top = 640, 170, 20, 30, 18
+    step = next((d for d in DAY_STEPS if max(ends) / d <= 6), DAY_STEPS[-1])
+    axis_days = step * (int(max(ends) * 1.05 // step) + 1)
+
+    def x(days: float | None) -> float | None:
+        if days is None:
+            return None
+        return label_width + (width - label_width - right) * min(days, axis_days) / axis_days
+
+    rows = [
+        {
+            "label": stage_labels[row["stage"]],
+            "y": top + i * row_height,
+            "has_visits": bool(row["completed_visits"]),
+            "p25_x": x(row["p25_days"]),
+            "p75_x": x(row["p75_days"]),
+            "p90_x": x(row["p90_days"]),
+            "median_x": x(row["median_days"]),
+            "median": row["median_days"],
+            "km_x": x(row["km_median_days"]),
+            "stall_x": x(stall.get(row["stage"])),
+        }
+        for i, row in enumerate(dwell)
+    ]
+    axis_y = top + len(rows) * row_height
+    return {
+        "width": width,
+        "height": axis_y + 24,
+        "label_width": label_width,
+        "row_height": row_height,
+        "axis_y": axis_y,
+        "axis_x1": x(axis_days),
+        "ticks": [{"x": x(d), "days": d} for d in range(0, axis_days + 1, step)],
+        "rows": rows,
+    }

@@ -10,7 +10,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
 from flows import formatting as fmt
-from flows.charts import funnel_chart, paired_bars, range_chart, trend_chart
+from flows.charts import dwell_chart, funnel_chart, paired_bars, range_chart, trend_chart
 from flows.formatting import TEMPLATES_DIR
 from flows.narrative import change_phrase, summary_sentences
 
@@ -126,6 +126,7 @@ def report_context(
             metrics["forecast"]["monte_carlo"],
             metrics["targets"]["target"] if metrics.get("targets") else None,
         ),
+        "dwell_chart": dwell_chart(metrics["dwell"], metrics["stages"], stage_labels),
         "input_files": input_files,
         "segment_rows": SEGMENT_ROWS,
         "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],

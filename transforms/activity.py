@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 
@@ -18,6 +18,7 @@ def followup_activity(
     *,
     period_start: datetime,
     as_of: datetime,
+    as_of_date: date,
     window_start: datetime,
 ) -> dict[str, object]:
     """Touches per open deal in the period, channel mix, open deals silent for 14 days,
@@ -25,7 +26,8 @@ def followup_activity(
 
     A deal is silent when its last follow-up before as_of (its creation when it has none) is
     more than 14 days old; a next action is overdue when the deal's latest follow-up set a due
-    date before as_of and nothing followed.
+    date before `as_of_date` (the local date as_of falls on: a due date is a local day) and
+    nothing followed.
     """
     known = followups.filter(pl.col("occurred_at") < as_of)
     in_period = known.filter(in_interval(pl.col("occurred_at"), period_start, as_of))
@@ -34,13 +36,13 @@ def followup_activity(
     )
     last = known.group_by("opportunity_id").agg(
         pl.col("occurred_at").max().alias("last_touch"),
-        pl.col("next_action_due").sort_by("occurred_at").last().alias("due"),
+        pl.col("next_action_due").get(pl.col("occurred_at").arg_max()).alias("due"),
     )
     open_activity = open_deals.join(last, on="opportunity_id", how="left").with_columns(
         (days_between(pl.coalesce("last_touch", "created_at"), pl.lit(as_of)) > SILENT_DAYS).alias(
             "is_silent"
         ),
-        (pl.col("due") < as_of.date()).fill_null(False).alias("is_overdue"),
+        (pl.col("due") < as_of_date).fill_null(False).alias("is_overdue"),
     )
     touches_open = in_period.join(open_deals, on="opportunity_id", how="semi").select(pl.len())
     summary = (

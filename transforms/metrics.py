@@ -177,8 +177,9 @@ def dwell(
 ) -> pl.LazyFrame:
     """Time in each open stage: one row per open stage.
 
-    Completed visits whose end lies in W (count, mean, median, p90 days); visits open at as_of
-    (count, median age); the Kaplan–Meier median over both. All null without stage history.
+    Completed visits whose end lies in W (count, mean, quartiles, median, p90 days); visits
+    open at as_of (count, median age); the Kaplan–Meier median over both. All null without
+    stage history.
     """
     stages = open_stage_frame(funnel)
     relevant = visits.filter(
@@ -190,6 +191,8 @@ def dwell(
         (~pl.col("is_open")).sum().cast(pl.Int64).alias("completed_visits"),
         completed.mean().alias("mean_days"),
         completed.median().alias("median_days"),
+        completed.quantile(0.25, interpolation="linear").alias("p25_days"),
+        completed.quantile(0.75, interpolation="linear").alias("p75_days"),
         completed.quantile(0.9, interpolation="linear").alias("p90_days"),
         pl.col("is_open").sum().cast(pl.Int64).alias("open_visits"),
         pl.col("days").filter(pl.col("is_open")).median().alias("open_median_age_days"),

@@ -194,6 +194,7 @@ def funnel_metrics(
             states,
             period_start=period.start,
             as_of=period.end,
+            as_of_date=period.end_date,
             window_start=window_start,
         ),
         "funnel": metrics.funnel_snapshot(states, funnel=funnel).collect().to_dicts(),

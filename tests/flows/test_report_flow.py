@@ -77,6 +77,8 @@ def test_metrics_json_holds_the_contract_keys(demo):
             "completed_visits",
             "mean_days",
             "median_days",
+            "p25_days",
+            "p75_days",
             "p90_days",
             "open_visits",
             "open_median_age_days",

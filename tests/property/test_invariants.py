@@ -124,6 +124,9 @@ def test_reached_counts_never_grow_down_the_funnel_and_dwell_is_not_negative(w):
             "km_median_days",
         ):
             assert row[key] is None or row[key] >= 0
+        if row["completed_visits"]:
+            quartiles = [row[k] for k in ("p25_days", "median_days", "p75_days", "p90_days")]
+            assert quartiles == sorted(quartiles)
 
 
 @PROPERTY

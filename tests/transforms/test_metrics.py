@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import by_key, history, metrics_for, opportunities, path, step, touches
+from tests.helpers import (
+    by_key,
+    history,
+    metrics_for,
+    opportunities,
+    path,
+    step,
+    touches,
+    typed,
+)
+from transforms.funnel_model import RunSettings
 
 
 def opp(oid: str, stage: str, created: str, **fields: object) -> dict[str, object]:
@@ -240,7 +250,8 @@ def test_empty_period_gives_zero_counts_and_null_rates():
 def test_dwell_figures_and_kaplan_meier_median():
     # qualified visits: completed 2, 4, 6 days; open visits aged 3 and 10 days at 07-01.
     # KM: t=2 at risk 5 -> S=0.8; t=3 censored; t=4 at risk 3 -> S=0.533; t=6 at risk 2 -> 0.267
-    # so the KM median is 6. Completed: mean 4, median 4, p90 = 4 + 0.8 * (6 - 4) = 5.6.
+    # so the KM median is 6. Completed: mean 4, median 4, p90 = 4 + 0.8 * (6 - 4) = 5.6,
+    # p25 = 2 + 0.5 * (4 - 2) = 3, p75 = 4 + 0.5 * (6 - 4) = 5 (linear interpolation).
     rows = []
     for oid, end in (("Q1", "2024-06-07"), ("Q2", "2024-06-09"), ("Q3", "2024-06-11")):
         rows += path(oid, ("lead", "2024-06-01"), ("qualified", "2024-06-05"), ("proposal", end))
@@ -253,6 +264,7 @@ def test_dwell_figures_and_kaplan_meier_median():
     assert q["mean_days"] == pytest.approx(4.0)
     assert q["median_days"] == pytest.approx(4.0)
     assert q["p90_days"] == pytest.approx(5.6)
+    assert (q["p25_days"], q["p75_days"]) == (pytest.approx(3.0), pytest.approx(5.0))
     assert q["open_visits"] == 2
     assert q["open_median_age_days"] == pytest.approx(6.5)
     assert q["km_median_days"] == pytest.approx(6.0)
@@ -546,6 +558,32 @@ def test_followup_activity():
     assert owners["—"]["lost_count"] == 1  # L1 has no owner
     sources = by_key(m["segments"]["source"], "value")
     assert sources["Web"]["open_count"] == 2
+
+
+def test_next_actions_due_on_the_periods_last_local_day_are_overdue_at_its_end():
+    # Shanghai: June ends at 2024-07-01 00:00 local (06-30 16:00 UTC). A's next action was due
+    # 06-30 (passed: overdue), B's is due 07-01 (not yet).
+    shanghai = RunSettings(timezone="Asia/Shanghai")
+    opps = typed(
+        "opportunities",
+        [opp("A", "lead", "2024-06-01"), opp("B", "lead", "2024-06-01")],
+        shanghai,
+    ).drop("_row")
+    followups = typed(
+        "followups",
+        [
+            {
+                "opportunity_id": o,
+                "occurred_at": "2024-06-25",
+                "channel": "phone",
+                "next_action_due": due,
+            }
+            for o, due in (("A", "2024-06-30"), ("B", "2024-07-01"))
+        ],
+        shanghai,
+    ).drop("_row")
+    m = metrics_for(opps, settings=shanghai, followups=followups)
+    assert m["followups"]["overdue_next_actions"] == 1
 
 
 def test_monte_carlo_range_of_the_open_pipeline():
