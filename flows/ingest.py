@@ -470,17 +470,19 @@ def quarantine_rows(
             continue
         original = rows_numbered(file.source.rows.select(file.source.header), mine["_source_row"])
         parts.append(
-            pl.concat([mine, original], how="horizontal").select(
-                "_file", "_line", reasons, *file.source.header
-            )
+            pl.concat([mine.select("_file", "_line", reasons), original], how="horizontal")
         )
     derived = keys.filter(~pl.col("_file").is_in([f.name for f in files]))
     if derived.height:  # rows made from other rows (HubSpot's "Date entered" columns)
         values = [c for c in raw.columns if not c.startswith("_")]
         parts.append(
             pl.concat(
-                [derived, rows_numbered(raw.select(values), derived["_row"])], how="horizontal"
-            ).select("_file", "_line", reasons, *values)
+                [
+                    derived.select("_file", "_line", reasons),
+                    rows_numbered(raw.select(values), derived["_row"]),
+                ],
+                how="horizontal",
+            )
         )
     if not parts:
         return pl.DataFrame()

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.ingest import read_inputs, validate_inputs
+from flows.ingest import check_inputs, read_inputs, validate_inputs
 from tests.helpers import SETTINGS, write_csv
 
 GOOD = {"opportunity_id": "OK", "stage": "lead", "created_at": "2024-06-01"}
@@ -177,3 +177,32 @@ def test_dates_may_carry_a_time():
 def test_a_won_deal_may_keep_the_stage_it_was_won_from():
     validated = run([{**GOOD, "stage": "negotiation", "status": "won", "closed_at": "2024-06-09"}])
     assert validated["opportunities"].rows_valid == 1
+
+
+def test_quarantined_rows_keep_the_files_own_columns_even_when_named_like_ours():
+    """An export's own "reasons" column is kept next to `_reasons`; lines and files match."""
+    folder = Path(tempfile.mkdtemp())
+    write_csv(
+        folder / "opportunities.csv",
+        [
+            {**GOOD, "reasons": "budget"},
+            {**GOOD, "opportunity_id": "B", "created_at": "never", "reasons": "=1+1"},
+        ],
+    )
+    inputs = read_inputs(folder, SETTINGS)
+    checked = check_inputs(inputs)
+    rows = checked.quarantine["opportunities"]
+    assert rows.columns == ["_file", "_line", "_reasons", *inputs.files[0].source.header]
+    assert rows.row(0, named=True) == {
+        "_file": "opportunities.csv",
+        "_line": 3,
+        "_reasons": "created_at: cannot read as a timestamp (got 'never')",
+        "opportunity_id": "B",
+        "stage": "lead",
+        "created_at": "never",
+        "reasons": "=1+1",  # as it came in; made formula-safe when written
+    }
+    assert checked.quality["opportunities"]["files"] == [
+        {"file": "opportunities.csv", "rows_read": 2, "rows_valid": 1, "rows_quarantined": 1}
+    ]
+    assert "contact_name" not in checked.tables["opportunities"].columns
