@@ -56,7 +56,14 @@ def sha256_of(path: Path) -> str:
 def decode(path: Path, data: bytes) -> tuple[str, str]:
     """The text and its encoding: UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030."""
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
+        try:
+            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as error:
+            at = error.start + len(codecs.BOM_UTF8)
+            raise UnusableInputError(
+                f"{path}: starts like UTF-8 text (byte order mark) but byte {at} is "
+                f"0x{data[at]:02x}; save it as CSV UTF-8 or XLSX"
+            ) from None
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16"), "utf-16"

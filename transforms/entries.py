@@ -92,7 +92,7 @@ def stage_entries(
     return (
         pl.concat([from_history, field_entries])
         .with_columns(stage_index(pl.col("stage"), funnel=funnel).alias("stage_index"))
-        .sort(["opportunity_id", *ENTRY_ORDER])
+        .sort(["opportunity_id", *ENTRY_ORDER], maintain_order=True)  # ties: export order
         .with_columns((previous.is_null() | (previous != pl.col("stage"))).alias("is_stage_change"))
     )
 

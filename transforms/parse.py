@@ -362,7 +362,10 @@ def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | Non
         instant = pl.when(text.str.slice(local_end, 1) == ".").then(
             instant + pl.duration(microseconds=micros)
         )
-    exact = text.str.contains(r"^\d{4}-") & (text.str.len_bytes() == len(sample))
+    # the sample's exact shape (digits where it has digits): no space or sign inside a number
+    exact = text.str.contains("^" + re.sub(r"\d", r"\\d", re.escape(sample)) + "$")
+    if "%S" in local_format:  # a leap second (:60) is left to the full parser, which rejects it
+        exact = exact & (_digits(text, 17, 2) < 60)
     if not zone:
         local = instant.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
         return pl.when(exact).then(local.dt.convert_time_zone("UTC"))
@@ -394,7 +397,7 @@ def fast_column(
     if isinstance(dtype, pl.Datetime):
         return iso_timestamp(text, sample.strip(), timezone=timezone) if sample else None
     if dtype == pl.Date:
-        return pl.when(text.str.contains(r"^\d{4}-") & (text.str.len_bytes() == 10)).then(
+        return pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}$")).then(
             text.str.to_date("%Y-%m-%d", strict=False)
         )
     if dtype == pl.Float64 and options.decimal == ".":
@@ -453,9 +456,17 @@ def parse_table(
         .collect()
         for name in fast
     }
-    dated = [n for n in fast if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
+    # every date column votes on the day/month order with the values the fast path left
+    dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
     date_order = options.date_order or infer_date_order(
-        pl.concat([leftovers[n].rename({n: "v"}).lazy() for n in dated])
+        pl.concat(
+            [
+                (leftovers[n] if n in fast else frame.select(pl.col(n).unique()))
+                .lazy()
+                .select(pl.col(n).alias("v"))
+                for n in dated
+            ]
+        )
         if dated
         else pl.LazyFrame(schema={"v": pl.String}),
         ["v"],

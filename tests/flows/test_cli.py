@@ -104,6 +104,15 @@ def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path):
             ),
             f"is neither UTF-8, UTF-16 nor GBK/GB18030 text (byte {len(HEADER) + 3} is 0x80)",
         ),
+        (
+            lambda d: (
+                d.mkdir(parents=True),
+                (d / "opportunities.csv").write_bytes(
+                    b"\xef\xbb\xbf" + HEADER.encode() + b"\nA,\x80\xff,x\n"
+                ),
+            ),
+            f"starts like UTF-8 text (byte order mark) but byte {len(HEADER) + 6} is 0x80",
+        ),
         (lambda d: write(d, "opportunities.csv", ""), "is empty"),
         (lambda d: write(d, "deals.csv", "x\n"), "deals.csv: no known export layout"),
         (lambda d: d.mkdir(parents=True), "holds no CSV or XLSX file"),

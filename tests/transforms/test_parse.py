@@ -218,6 +218,13 @@ MOMENTS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 
                     "2024-06-30T10:00:00.1a3Z",
                     "2024-06-30T10:00:00.-12Z",
                     "2024-06-30T10:00:00?08:00",
+                    "2024-06- 3T14:05:00",
+                    "2024-06- 3T14:05:00+08:00",
+                    "2024-06-\xa03T14:5:00",
+                    "2024-06-30\t14:05:00",
+                    "2024-06-30T23:59:60",
+                    "2024-06-30T23:59:60Z",
+                    "2024- 6-30",
                     None,
                 ]
             ),
@@ -247,7 +254,9 @@ def test_the_fast_path_reads_timestamps_as_the_full_parser_does(values):
         st.one_of(
             st.dates().map(lambda d: d.strftime("%Y-%m-%d")),
             st.floats(0, 1e9, allow_nan=False).map(lambda x: f"{x:.2f}"),
-            st.sampled_from(["24-06-30", "1,250.50", "25万", " 12 ", "", "2024-6-3", "x", None]),
+            st.sampled_from(
+                ["24-06-30", "1,250.50", "25万", " 12 ", "", "2024-6-3", "2024-06- 3", "x", None]
+            ),
         ),
         min_size=1,
         max_size=12,
@@ -267,3 +276,21 @@ def test_the_fast_path_reads_dates_and_amounts_as_the_full_parser_does(values):
     ).collect()
     assert table["d"].to_list() == parse(parse_date(pl.col("v"), date_order="YMD"), values)
     assert table["a"].to_list() == parse(parse_amount(pl.col("v")), values)
+
+
+def test_timestamp_columns_read_in_full_vote_on_the_date_order():
+    # US-style timestamps in the only date column: 06/30 and 12/31 say month first, so 03/04
+    # is 4 March, not 3 April, although the default order is DMY
+    values = ["06/30/2024 14:05", "03/04/2024 10:00", "12/31/2024 09:00"]
+    table = parse_table(
+        pl.LazyFrame({"_row": [1, 2, 3], "t": values}),
+        columns={"t": pl.Datetime("us", "UTC")},
+        funnel=FUNNEL,
+        options=ParseOptions(default_date_order="DMY"),
+        timezone="UTC",
+    ).collect()
+    assert table["t"].to_list() == [
+        datetime(2024, 6, 30, 14, 5, tzinfo=UTC),
+        datetime(2024, 3, 4, 10, 0, tzinfo=UTC),
+        datetime(2024, 12, 31, 9, 0, tzinfo=UTC),
+    ]
