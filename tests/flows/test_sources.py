@@ -175,6 +175,25 @@ def test_chinese_template_in_excel_encodings(tmp_path, encoding):
     assert {f.source.delimiter for f in inputs.files} == {delimiter}
 
 
+def test_gbk_text_after_a_first_megabyte_of_plain_ascii_is_still_read(tmp_path):
+    """The encoding is guessed from the first MiB; GBK bytes further down make polars refuse
+    the file as UTF-8, and the whole file is then decoded as GB18030, line numbers intact."""
+    filler = [[f"PAD-{i:06d}", "lead", "2024-06-01", "x" * 40] for i in range(25_000)]
+    text = csv_text(["opportunity_id", "stage", "created_at", "note"], filler)
+    assert len(text) > 1 << 20
+    tail = csv_text(
+        ["opportunity_id", "stage", "created_at", "note"],
+        [["GBK-1", "线索获取", "2024-06-02", "客户"]],
+    )
+    path = tmp_path / "opportunities.csv"
+    path.write_bytes(text.encode("ascii") + tail.split("\n", 1)[1].encode("gbk"))
+    inputs, validated = read(tmp_path)
+    assert inputs.files[0].source.encoding == "gb18030"
+    last = inputs.raw["opportunities"].tail(1).row(0, named=True)
+    assert (last["opportunity_id"], last["stage"], last["_line"]) == ("GBK-1", "线索获取", 25_002)
+    assert validated["opportunities"].rows_valid == 25_001
+
+
 def test_chinese_template_as_a_workbook(tmp_path):
     book = xlsxwriter.Workbook(str(tmp_path / "funnel.xlsx"))
     for name, header, rows in (
