@@ -333,9 +333,8 @@ ISO_TIMESTAMP = re.compile(
 
 
 def _digits(text: pl.Expr, start: int, length: int) -> pl.Expr:
-    """The number written at a fixed position, null unless it is all digits."""
-    part = text.str.slice(start, length)
-    return pl.when(part.str.contains(r"^\d+$")).then(part.cast(pl.Int64, strict=False))
+    """The number written at a fixed position (the shape check makes sure it is digits)."""
+    return text.str.slice(start, length).cast(pl.Int64, strict=False)
 
 
 def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | None:
@@ -359,9 +358,7 @@ def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | Non
     if fraction:
         digits = len(fraction) - 1
         micros = _digits(text, local_end + 1, digits) * 10 ** (6 - digits)
-        instant = pl.when(text.str.slice(local_end, 1) == ".").then(
-            instant + pl.duration(microseconds=micros)
-        )
+        instant = instant + pl.duration(microseconds=micros)
     # the sample's exact shape (digits where it has digits): no space or sign inside a number
     exact = text.str.contains("^" + re.sub(r"\d", r"\\d", re.escape(sample)) + "$")
     if "%S" in local_format:  # a leap second (:60) is left to the full parser, which rejects it
@@ -369,17 +366,14 @@ def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | Non
     if not zone:
         local = instant.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
         return pl.when(exact).then(local.dt.convert_time_zone("UTC"))
-    at = local_end + len(fraction)
+    at = local_end + len(fraction)  # the shape fixes the zone's form and sign: the sample's
     if zone == "Z":
-        offset, zone_ok = pl.lit(0), text.str.slice(at, 1) == "Z"
+        offset, zone_ok = pl.lit(0), pl.lit(True)
     else:
         hours = _digits(text, at + 1, 2)
         minutes = _digits(text, at + (4 if ":" in zone else 3), 2)
-        sign = text.str.slice(at, 1)
-        offset = pl.when(sign == "-").then(-1).otherwise(1) * (hours * 60 + minutes)
-        zone_ok = sign.is_in(["+", "-"]) & (hours < 24) & (minutes < 60)
-        if ":" in zone:
-            zone_ok = zone_ok & (text.str.slice(at + 3, 1) == ":")
+        offset = (-1 if zone.startswith("-") else 1) * (hours * 60 + minutes)
+        zone_ok = (hours < 24) & (minutes < 60)
     utc = (instant - pl.duration(minutes=offset)).dt.replace_time_zone("UTC")
     return pl.when(exact & zone_ok).then(utc)
 
