@@ -15,7 +15,7 @@ from prefect import flow
 from flows.cli import SAMPLE_CONFIG, SAMPLE_DIR
 from flows.config import settings_from_toml
 from flows.generate import GenerateSpec, generate_exports
-from flows.ingest import data_quality, read_inputs, validate_inputs
+from flows.ingest import data_quality, read_inputs, rows_numbered, validate_inputs
 from flows.outputs import write_json
 from flows.report_flow import funnel_report
 from schemas.validation import reason_category
@@ -126,7 +126,9 @@ def validate_flow(
         raw = inputs.raw.get(table)
         bad = validated[table].quarantined
         if raw is not None:
-            bad = bad.join(raw.select("_row", "_file", "_line"), on="_row", how="left")
+            bad = pl.concat(
+                [bad, rows_numbered(raw.select("_file", "_line"), bad["_row"])], how="horizontal"
+            )
         for file in entry["files"]:
             mine = bad.filter(pl.col("_file") == file["file"])
             reasons = (

@@ -291,7 +291,11 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     )
     if spec.updates_per_opportunity > 0:
         entry_opp, entry_stage, entry_time = _with_updates(
-            rng, spec, entry_opp, entry_stage, entry_time, created, closed, t_end
+            rng,
+            spec.updates_per_opportunity,
+            (entry_opp, entry_stage, entry_time),
+            created,
+            np.where(np.isnan(closed), t_end - 3600, closed),
         )
     e_opp, e_stage, e_time = (np.concatenate(e) for e in (entry_opp, entry_stage, entry_time))
     order = np.lexsort((e_stage, e_time, e_opp))
@@ -311,16 +315,21 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     return opportunities, stage_history, followups
 
 
-def _with_updates(rng, spec, entry_opp, entry_stage, entry_time, created, closed, t_end):
-    """Entries plus update rows: each at a random time before the deal closed (or the
-    export), in the stage the deal was in then."""
-    e_opp, e_stage, e_time = (np.concatenate(e) for e in (entry_opp, entry_stage, entry_time))
+def _with_updates(
+    rng: np.random.Generator,
+    per_deal: float,
+    entries: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
+    created: np.ndarray,
+    last: np.ndarray,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Entries (deal, stage, time) plus update rows: each at a random time between a deal's
+    creation and `last` (its close, or the export), in the stage the deal was in then."""
+    e_opp, e_stage, e_time = (np.concatenate(e) for e in entries)
     order = np.lexsort((e_time, e_opp))
     key = e_opp[order] * 1e10 + e_time[order]  # exact: < 2**53 for a chunk's deals
     n = created.size
-    u_opp = np.repeat(np.arange(n), rng.poisson(spec.updates_per_opportunity, n))
-    last = np.where(np.isnan(closed), t_end - 3600, closed)[u_opp]
-    u_time = created[u_opp] + rng.uniform(size=u_opp.size) * (last - created[u_opp])
+    u_opp = np.repeat(np.arange(n), rng.poisson(per_deal, n))
+    u_time = created[u_opp] + rng.uniform(size=u_opp.size) * (last[u_opp] - created[u_opp])
     at = np.searchsorted(key, u_opp * 1e10 + u_time, side="right") - 1
     return [e_opp, u_opp], [e_stage, e_stage[order][at]], [e_time, u_time]
 

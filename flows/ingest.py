@@ -3,6 +3,10 @@
 The folder's files (CSV or XLSX) are matched against the source presets (or the one forced
 with --source / [source].preset); the chosen preset maps each file onto a canonical table.
 `UnusableInputError` stops a run whose input cannot be used at all.
+
+Tables of a million rows are transformed lazily (`frame.lazy()....collect()`): an eager
+operation on a frame that polars' streaming engine produced first realigns the chunks of every
+column, a copy of the whole table.
 """
 
 from __future__ import annotations
@@ -390,7 +394,7 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         .collect()
     )
     moved = int(opportunities[MOVED_CREATED].sum())
-    opportunities = opportunities.drop(MOVED_CREATED)
+    opportunities = opportunities.lazy().drop(MOVED_CREATED).collect()
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
     notes = (
         ({"note": "created_at moved back to closed_at (closed before created)", "rows": moved},)
@@ -404,9 +408,9 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         )
     }
     valid_opps = validated["opportunities"].valid.lazy()
-    quarantined_ids = opportunities.join(
-        validated["opportunities"].quarantined.select("_row"), on="_row", how="semi"
-    ).lazy()
+    quarantined_ids = opportunities.lazy().join(
+        validated["opportunities"].quarantined.lazy().select("_row"), on="_row", how="semi"
+    )
     for table in ("stage_history", "followups"):
         rows = history if table == "stage_history" else typed(table)
         reasons = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]

@@ -46,11 +46,7 @@ class SourceTable:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return scan_file(path)[0]
 
 
 def decode(path: Path, data: bytes) -> tuple[str, str]:
@@ -136,14 +132,15 @@ def head_encoding(head: bytes) -> str:
     return "utf-8"
 
 
-def digest_and_breaks(path: Path) -> tuple[str, int]:
-    """The file's SHA-256 and its number of line-feed bytes, in one streaming pass."""
-    digest, breaks = hashlib.sha256(), 0
+def scan_file(path: Path) -> tuple[str, int, bool]:
+    """The file's SHA-256, its number of line-feed bytes and whether it ends with one, in one
+    streaming pass."""
+    digest, breaks, block = hashlib.sha256(), 0, b""
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(8 << 20), b""):
             digest.update(block)
             breaks += block.count(b"\n")
-    return digest.hexdigest(), breaks
+    return digest.hexdigest(), breaks, block.endswith(b"\n")
 
 
 def polars_csv(source: Path | bytes, delimiter: str, header: list[str]) -> pl.DataFrame:
@@ -188,17 +185,17 @@ def read_csv_file(path: Path) -> SourceTable:
         head_text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
         delimiter, raw_header, header = csv_layout(path, head_text)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            scanned = pool.submit(digest_and_breaks, path)
+            scanned = pool.submit(scan_file, path)
             try:
                 rows = polars_csv(path, delimiter, header)
             except pl.exceptions.PolarsError as error:
                 if "utf-8" not in str(error):
                     raise unreadable_csv(path, error, delimiter) from None
                 rows = None
-            sha256, breaks = scanned.result()
+            sha256, breaks, ends_with_break = scanned.result()
         if rows is not None:
             return _source_table(
-                path, sha256, encoding, delimiter, raw_header, rows, breaks, _last_byte(path)
+                path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
             )
     data = path.read_bytes()
     text, encoding = decode(path, data)
@@ -208,15 +205,8 @@ def read_csv_file(path: Path) -> SourceTable:
     except pl.exceptions.PolarsError as error:
         raise unreadable_csv(path, error, delimiter) from None
     digest = hashlib.sha256(data).hexdigest()
-    return _source_table(
-        path, digest, encoding, delimiter, raw_header, rows, text.count("\n"), text[-1:]
-    )
-
-
-def _last_byte(path: Path) -> str:
-    with path.open("rb") as handle:
-        handle.seek(-1, io.SEEK_END)
-        return handle.read(1).decode("latin-1")
+    record_breaks = text.count("\n") - text.endswith("\n")
+    return _source_table(path, digest, encoding, delimiter, raw_header, rows, record_breaks)
 
 
 def _source_table(
@@ -226,14 +216,12 @@ def _source_table(
     delimiter: str,
     raw_header: list[str],
     rows: pl.DataFrame,
-    breaks: int,
-    last_character: str,
+    record_breaks: int,
 ) -> SourceTable:
     """The rows numbered, with the line each starts on (cheap when no value holds a break);
-    `breaks` counts the file's line feeds."""
+    `record_breaks` counts the line feeds between the file's first and last record."""
     header = rows.columns
     header_lines = 1 + sum(h.count("\n") for h in raw_header)
-    record_breaks = breaks - (last_character == "\n")
     lines = (
         (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
         if record_breaks == header_lines - 1 + rows.height

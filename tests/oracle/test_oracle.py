@@ -415,11 +415,7 @@ def same(actual: object, expected: object) -> bool:
 def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
     """Each backtest row equals the next-period forecast of a run as of that earlier period's
     end, and the won amount a run for the following period reports; MAPE and bias follow."""
-
-    def run(label: str) -> dict:
-        return run_pipeline(exports, label)
-
-    card = run("2026-09")["forecast"]["backtest"]
+    card = run_pipeline(exports, "2026-09")["forecast"]["backtest"]
     assert [r["period"] for r in card["periods"]] == [
         "2026-04",
         "2026-05",
@@ -431,8 +427,9 @@ def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
     for row in card["periods"]:
         earlier = parse_period(row["period"], TZ).shifted(-1)
         assert row["forecast_at"] == earlier.end_date.isoformat()
-        assert row["forecast"] == pytest.approx(run(earlier.label)["forecast"]["next_period"])
-        assert row["actual"] == pytest.approx(run(row["period"])["kpis"]["won_amount"])
+        then, following = run_pipeline(exports, earlier.label), run_pipeline(exports, row["period"])
+        assert row["forecast"] == pytest.approx(then["forecast"]["next_period"])
+        assert row["actual"] == pytest.approx(following["kpis"]["won_amount"])
     rows = card["periods"]
     assert card["mape"] == pytest.approx(
         sum(abs(r["forecast"] - r["actual"]) / r["actual"] for r in rows) / len(rows)
