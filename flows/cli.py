@@ -12,10 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO_DIR / "data" / "sample"
-SAMPLE_CONFIG = REPO_DIR / "data" / "funnel.toml"
-SOURCES = ["auto", "canonical", "template-zh", "salesforce", "hubspot", "pipedrive", "custom"]
+from schemas.vocabulary import LANGUAGES, SOURCE_CHOICES
+
 PREFECT_DEFAULTS = {
     # A temporary Prefect server starts with each run when no API URL is set; on a fresh
     # PREFECT_HOME its migrations take about 20 s, right at Prefect's default time-out.
@@ -38,18 +36,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--period", required=True, help="2024-06 or 2024-Q2")
     run.add_argument("--out", required=True, type=Path, help="output folder")
     run.add_argument("--config", type=Path, help="funnel.toml")
-    run.add_argument("--lang", choices=["en", "zh"], help="report language (default: config)")
-    run.add_argument("--source", choices=SOURCES, help="export layout (default: detected)")
+    run.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
+    run.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
     run.add_argument("--target", type=float, help="won amount to reach in the period")
 
     demo = commands.add_parser("demo", help="monthly and quarterly reports of the sample data")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
-    demo.add_argument("--lang", choices=["en", "zh"], help="report language")
+    demo.add_argument("--lang", choices=LANGUAGES, help="report language")
 
     check = commands.add_parser("validate", help="check exports without running the report")
     check.add_argument("--input", required=True, type=Path)
     check.add_argument("--config", type=Path)
-    check.add_argument("--source", choices=SOURCES, help="export layout (default: detected)")
+    check.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
 
     gen = commands.add_parser("generate", help="write synthetic canonical exports")
     gen.add_argument("--out", required=True, type=Path)
@@ -78,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace, started: float) -> int:
     from flows import commands
-    from flows.config import ConfigError
-    from flows.ingest import UnusableInputError
+    from flows.io.config import ConfigError
     from transforms.periods import PeriodError
+    from transforms.staging.layout import UnusableInputError
 
     try:
         if args.command == "run":

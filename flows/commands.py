@@ -1,4 +1,6 @@
-"""The CLI's commands as Prefect flows: demo, validate and generate (run is flows.report_flow)."""
+"""The CLI's commands as Prefect flows: demo, validate and generate (run is flows.report_flow).
+
+The CLI (flows.cli) calls these; nothing here imports it."""
 
 from __future__ import annotations
 
@@ -12,17 +14,16 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from prefect import flow
 
-from flows.cli import SAMPLE_CONFIG, SAMPLE_DIR
-from flows.config import settings_from_toml
-from flows.generate import GenerateSpec, generate_exports
-from flows.ingest import data_quality, read_inputs, rows_numbered, validate_inputs
-from flows.outputs import write_json
+from flows.io.config import settings_from_toml
+from flows.io.exports import read_inputs
+from flows.io.outputs import write_json
+from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from flows.report_flow import funnel_report
-from schemas.validation import reason_category
-from transforms.parse import parse_timestamp
+from flows.tools.generate import GenerateSpec, generate_exports
+from schemas.vocabulary import TABLES
 from transforms.periods import add_months
-
-EXAMPLES_PER_REASON = 2
+from transforms.staging.checks import data_quality, validate_inputs, validation_summary
+from transforms.staging.parse import parse_timestamp
 
 
 def record_command_time(manifests: list[dict[str, Any]], command: str, started: float) -> None:
@@ -72,11 +73,7 @@ def run_report(
 def latest_full_month(input_dir: Path, timezone: str) -> str:
     """The last month whose final day the exports reach (their latest timestamp, local time)."""
     latest = None
-    for table, column in (
-        ("opportunities", "created_at"),
-        ("stage_history", "entered_at"),
-        ("followups", "occurred_at"),
-    ):
+    for table, column in zip(TABLES, ("created_at", "entered_at", "occurred_at"), strict=True):
         path = input_dir / f"{table}.csv"
         if path.exists():
             stamp = (
@@ -120,29 +117,7 @@ def validate_flow(
     settings = settings_from_toml(Path(config) if config else None, preset=source)
     inputs = read_inputs(Path(input_dir), settings)
     validated = validate_inputs(inputs)
-    quality = data_quality(inputs, validated)
-    files = []
-    for table, entry in quality.items():
-        raw = inputs.raw.get(table)
-        bad = validated[table].quarantined
-        if raw is not None:
-            bad = pl.concat(
-                [bad, rows_numbered(raw.select("_file", "_line"), bad["_row"])], how="horizontal"
-            )
-        for file in entry["files"]:
-            mine = bad.filter(pl.col("_file") == file["file"])
-            reasons = (
-                mine.explode("reasons")
-                .with_columns(reason_category(pl.col("reasons")).alias("category"))
-                .group_by("category")
-                .agg(
-                    pl.len().alias("rows"),
-                    pl.struct("_line", "reasons").head(EXAMPLES_PER_REASON).alias("examples"),
-                )
-                .sort(["rows", "category"], descending=[True, False])
-            )
-            files.append({**file, "table": table, "reasons": reasons.to_dicts()})
-    return {"source": inputs.reason, "ignored": inputs.ignored, "files": files}
+    return validation_summary(inputs, validated, data_quality(inputs, validated))
 
 
 def validate_exports(input_dir: Path, config: Path | None, source: str | None = None) -> int:
@@ -171,7 +146,7 @@ def generate_flow(
     followups_per_opportunity: float = 5.0,
     updates_per_opportunity: float = 0.0,
 ) -> dict[str, int]:
-    """Synthetic canonical exports (see flows.generate), streamed to disk in chunks."""
+    """Synthetic canonical exports (see flows.tools.generate), streamed to disk in chunks."""
     return generate_exports(
         Path(out_dir),
         GenerateSpec(

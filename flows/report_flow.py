@@ -1,8 +1,8 @@
 """The report run as a Prefect flow: load, validate, derive, compute, render, write.
 
-The flow stays an outline; every rule lives in transforms/ and schemas/, every format in
-report_templates/. The CLI (`funnel run`, `funnel demo`) and the deployments in prefect.yaml
-run this same flow.
+The flow stays an outline: files are read and written in flows/io, every rule lives in
+transforms/ and schemas/, every word and format in report_templates/. The CLI (`funnel run`,
+`funnel demo`) and the deployments in prefect.yaml run this same flow.
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from flows.config import settings_from_toml
-from flows.formatting import labels
-from flows.ingest import CheckedInputs, Inputs, check_inputs, read_inputs
-from flows.narrative import bottleneck_sentence
-from flows.outputs import write_json, write_quarantine
-from flows.render import render_html, render_pdf, report_context
-from transforms.funnel_model import RunSettings
+from flows.io.config import settings_from_toml
+from flows.io.exports import read_inputs
+from flows.io.outputs import write_json, write_quarantine
+from report_templates.context import report_context
+from report_templates.render import render_html, render_pdf
+from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from transforms.funnel_model import FunnelModel, RunSettings
+from transforms.intermediate.derived import DerivedTables, derive_tables
+from transforms.metrics_document import funnel_metrics
 from transforms.periods import Period, resolve_period
-from transforms.report_metrics import DerivedTables, derive_tables, funnel_metrics
+from transforms.staging.checks import CheckedInputs, check_inputs
+from transforms.staging.layout import Inputs
 
 
 @contextmanager
@@ -51,10 +54,10 @@ def validate(inputs: Inputs) -> CheckedInputs:
 @task(cache_policy=NONE, persist_result=False)
 def derive(checked: CheckedInputs, period: Period) -> DerivedTables:
     return derive_tables(
-        checked.tables["opportunities"],
-        checked.tables["stage_history"],
-        period=period,
-        settings=checked.settings,
+        checked.tables[OPPORTUNITIES],
+        checked.tables[STAGE_HISTORY],
+        as_of=period.end,
+        funnel=checked.settings.funnel,
     )
 
 
@@ -62,38 +65,24 @@ def derive(checked: CheckedInputs, period: Period) -> DerivedTables:
 def compute(
     checked: CheckedInputs, derived: DerivedTables, period: Period, target: float | None
 ) -> dict[str, Any]:
-    """metrics.json: the figures, each bottleneck's sentence in the run's language, the data
-    quality and the source."""
-    settings = checked.settings
+    """metrics.json: the figures, the data quality and the source."""
     metrics = funnel_metrics(
-        checked.tables["opportunities"],
+        checked.tables[OPPORTUNITIES],
         derived,
-        checked.tables["followups"],
+        checked.tables[FOLLOWUPS],
         period=period,
-        settings=settings,
+        settings=checked.settings,
         history_available=checked.history_available,
         target=target,
     )
-    text = {**labels(settings.lang), "_lang": settings.lang}
-    stage_labels = {s["id"]: s["label"] for s in metrics["stages"]}
-    for row in metrics["bottlenecks"]:
-        row["sentence"] = bottleneck_sentence(
-            row,
-            text=text,
-            stage_labels=stage_labels,
-            period=period.label,
-            currency=settings.currency,
-        )
-    metrics["data_quality"] = checked.quality
-    metrics["source"] = checked.source
-    return metrics
+    return {**metrics, "data_quality": checked.quality, "source": checked.source}
 
 
 @task(cache_policy=NONE, persist_result=False)
 def render_report_html(
-    metrics: dict[str, Any], input_files: list[dict[str, Any]], lang: str
+    metrics: dict[str, Any], input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
 ) -> str:
-    return render_html(report_context(metrics, input_files=input_files, lang=lang))
+    return render_html(report_context(metrics, input_files=input_files, lang=lang, funnel=funnel))
 
 
 @task(cache_policy=NONE, persist_result=False)
@@ -169,7 +158,7 @@ def funnel_report(
         )
     files = checked.files
     with timed(timings, "render_html"):
-        html = render_report_html(metrics, files, settings.lang)
+        html = render_report_html(metrics, files, settings.lang, settings.funnel)
     with timed(timings, "render_pdf"):
         pdf = render_report_pdf(html)
     with timed(timings, "write"):

@@ -1,6 +1,6 @@
 """The canonical tables of DESIGN §3, as pandera models (polars backend).
 
-Raw CSV strings are parsed to these types by `transforms.parse` first (pandera coercion from
+Raw CSV strings are parsed to these types by `transforms.staging.parse` first (pandera coercion from
 strings fails on polars 2); the models then check the typed frames. A nullable field may be
 missing from the input file; a non-nullable one is required.
 """
@@ -11,9 +11,15 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
+from schemas.vocabulary import (
+    CHANNELS,
+    FOLLOWUPS,
+    OPPORTUNITIES,
+    STAGE_HISTORY,
+    STATUSES,
+)
+
 UTC_TIMESTAMP = DateTime(time_zone="UTC", time_unit="us")
-CHANNELS = ("phone", "meeting", "email", "visit", "message", "other")
-STATUSES = ("open", "won", "lost")
 
 
 def _text(description: str, **checks: object) -> object:
@@ -26,7 +32,9 @@ class Opportunities(pa.DataFrameModel):
     opportunity_id: str = pa.Field(unique=True, description="Opportunity key, unique in the export")
     stage: str = pa.Field(description="Current stage id (a funnel stage; never 'lost')")
     created_at: UTC_TIMESTAMP = pa.Field(description="When the opportunity was created (UTC)")
-    status: str = pa.Field(isin=STATUSES, description="open, won or lost (derived when absent)")
+    status: str = pa.Field(
+        isin=list(STATUSES), description="open, won or lost (derived when absent)"
+    )
     owner: str = _text("Sales rep who owns the deal")
     customer_name: str = _text("Customer (company) name")
     stage_entered_at: UTC_TIMESTAMP = _text("When the current stage was entered (UTC)")
@@ -83,9 +91,7 @@ class Followups(pa.DataFrameModel):
 
     opportunity_id: str = pa.Field(description="The opportunity the interaction belongs to")
     occurred_at: UTC_TIMESTAMP = pa.Field(description="When it happened (UTC)")
-    channel: str = pa.Field(
-        isin=CHANNELS, description="phone, meeting, email, visit, message, other"
-    )
+    channel: str = pa.Field(isin=list(CHANNELS), description=", ".join(CHANNELS))
     followup_id: str = _text("Interaction key")
     summary: str = _text("What was discussed (沟通要点)")
     customer_feedback: str = _text("What the customer said (客户反馈)")
@@ -98,15 +104,14 @@ class Followups(pa.DataFrameModel):
 
 
 TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
-    "opportunities": Opportunities,
-    "stage_history": StageHistory,
-    "followups": Followups,
+    OPPORTUNITIES: Opportunities,
+    STAGE_HISTORY: StageHistory,
+    FOLLOWUPS: Followups,
 }
-REQUIRED_TABLES = ("opportunities",)
 # columns no figure reads: contact details and free text stay out of the analysis (and out of
 # memory once the quarantine is written)
 NOT_ANALYSED: dict[str, tuple[str, ...]] = {
-    "opportunities": (
+    OPPORTUNITIES: (
         "collaborators",
         "need_description",
         "contact_name",
@@ -114,8 +119,8 @@ NOT_ANALYSED: dict[str, tuple[str, ...]] = {
         "contact_phone",
         "contact_email",
     ),
-    "stage_history": ("changed_by",),
-    "followups": ("followup_id", "summary", "customer_feedback", "next_action"),
+    STAGE_HISTORY: ("changed_by",),
+    FOLLOWUPS: ("followup_id", "summary", "customer_feedback", "next_action"),
 }
 
 

@@ -9,9 +9,7 @@ import polars as pl
 from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaErrors
 
-from transforms.parse import REASONS
-
-REASON_SEPARATOR = "; "
+from schemas.vocabulary import PARSE_REASONS
 
 
 @dataclass(frozen=True)
@@ -88,13 +86,13 @@ def validate_table(
 ) -> ValidatedTable:
     """Rows with no reason are valid; the rest are quarantined with all their reasons.
 
-    `typed` comes from `transforms.parse.parse_table`; `rule_reasons` (`_row`, `reason`) adds
-    rules that need other tables. A value already reported as unreadable is not reported again
-    as missing.
+    `typed` comes from `transforms.staging.parse.parse_table`; `rule_reasons` (`_row`,
+    `reason`) adds rules that need other tables. A value already reported as unreadable is not
+    reported again as missing.
     """
     parse = (
         typed.lazy()
-        .select("_row", pl.col(REASONS).alias("reason"))
+        .select("_row", pl.col(PARSE_REASONS).alias("reason"))
         .explode("reason")
         .drop_nulls()
         .collect()
@@ -122,7 +120,7 @@ def validate_table(
         typed.lazy().join(reasons.lazy().select("_row"), on="_row", how="anti")
         if reasons.height
         else typed.lazy()
-    ).drop(REASONS)
+    ).drop(PARSE_REASONS)
     return ValidatedTable(
         name=name, valid=valid.collect(), quarantined=reasons, rows_read=typed.height
     )

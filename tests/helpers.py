@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from schemas.canonical import TABLE_MODELS, column_types
+from schemas.vocabulary import PARSE_REASONS
 from transforms.funnel_model import RunSettings
-from transforms.parse import REASONS, derive_status, parse_table
-from transforms.periods import parse_period
-from transforms.report_metrics import derive_tables, funnel_metrics
+from transforms.intermediate.derived import DerivedTables, derive_tables
+from transforms.intermediate.states import DealStatesAt
+from transforms.marts.comparison import comparison
+from transforms.marts.conversion import conversion
+from transforms.marts.dwell import dwell
+from transforms.marts.followups import followup_activity
+from transforms.marts.forecast import forecast, weighted_open_deals
+from transforms.marts.funnel_snapshot import funnel_snapshot
+from transforms.marts.kpis import kpis
+from transforms.marts.monte_carlo import monte_carlo
+from transforms.marts.point_in_time import point_in_time_notes
+from transforms.marts.segments import segments
+from transforms.marts.stalls import stalled_deals, stalls_summary
+from transforms.marts.targets import target_decomposition
+from transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
+from transforms.metrics_document import funnel_metrics
+from transforms.periods import Period, parse_period
+from transforms.staging.outcomes import derive_status
+from transforms.staging.parse import parse_table
 
 SETTINGS = RunSettings()
 
@@ -39,9 +58,14 @@ def typed(table: str, rows: list[dict[str, Any]], settings: RunSettings = SETTIN
     if table == "opportunities":
         frame = derive_status(frame, funnel=settings.funnel)
     frame = frame.collect()
-    bad = frame.filter(pl.col(REASONS).list.len() > 0)
-    assert bad.height == 0, f"unreadable literal values: {bad[REASONS].to_list()}"
-    return frame.drop(REASONS)
+    bad = frame.filter(pl.col(PARSE_REASONS).list.len() > 0)
+    assert bad.height == 0, f"unreadable literal values: {bad[PARSE_REASONS].to_list()}"
+    return frame.drop(PARSE_REASONS)
+
+
+def opp(oid: str, stage: str, created: str, **fields: object) -> dict[str, object]:
+    """An opportunity row: id, stage, created_at and any other canonical fields."""
+    return {"opportunity_id": oid, "stage": stage, "created_at": created, **fields}
 
 
 def opportunities(*rows: dict[str, Any]) -> pl.DataFrame:
@@ -66,6 +90,187 @@ def path(opportunity_id: str, *steps: tuple[str, str]) -> list[tuple[str, str, s
     return [(opportunity_id, stage, at) for stage, at in steps]
 
 
+@dataclass(frozen=True)
+class World:
+    """Literal tables derived as of a period's end: what every mart reads."""
+
+    opportunities: pl.DataFrame
+    followups: pl.DataFrame
+    derived: DerivedTables
+    period: Period
+    settings: RunSettings
+    history_available: bool
+    target: float | None
+
+    @property
+    def window_start(self):
+        return self.period.window_start(self.settings.window_months)
+
+    @property
+    def states(self) -> pl.LazyFrame:
+        return self.derived.states.lazy()
+
+    def probabilities(self) -> pl.DataFrame:
+        return stage_probabilities(
+            self.derived.reaches.lazy(),
+            self.states,
+            funnel=self.settings.funnel,
+            window_start=self.window_start,
+            p_bar=overall_win_rate(self.states, window_start=self.window_start),
+            smoothing_strength=self.settings.smoothing_strength,
+            min_resolved=self.settings.min_resolved_for_p_win,
+        )
+
+    def kpis(self) -> dict[str, Any]:
+        return kpis(
+            self.states,
+            period_start=self.period.start,
+            as_of=self.period.end,
+            window_start=self.window_start,
+        )
+
+    def forecast(self) -> dict[str, Any]:
+        """Win probabilities, the weighted pipeline and the Monte Carlo range."""
+        probabilities = self.probabilities()
+        known = probabilities["p_win"].null_count() == 0
+        weighted = weighted_open_deals(self.states, probabilities)
+        following = self.period.shifted(1)
+        return {
+            "stage_probabilities": probabilities.to_dicts(),
+            "p_bar": overall_win_rate(self.states, window_start=self.window_start),
+            **forecast(
+                weighted,
+                funnel=self.settings.funnel,
+                next_period_start=following.start_date,
+                next_period_end=following.end_date,
+                probabilities_known=known,
+            ),
+            "next_period_label": following.label,
+            "monte_carlo": monte_carlo(weighted, target=self.target, probabilities_known=known),
+        }
+
+    def targets(self) -> dict[str, Any] | None:
+        if self.target is None:
+            return None
+        figures, f = self.kpis(), self.forecast()
+        return target_decomposition(
+            self.derived.reaches.lazy(),
+            self.states,
+            self.probabilities(),
+            funnel=self.settings.funnel,
+            target=self.target,
+            won_amount=figures["won_amount"],
+            avg_won_amount=figures["window"]["avg_won_amount"],
+            weighted_pipeline=f["weighted_pipeline"],
+            window_start=self.window_start,
+            period_end=self.period.end_date,
+        )
+
+
+def world(
+    opps: pl.DataFrame,
+    stage_history: pl.DataFrame | None = None,
+    *,
+    period: str = "2024-06",
+    settings: RunSettings = SETTINGS,
+    followups: pl.DataFrame | None = None,
+    target: float | None = None,
+) -> World:
+    """Literal tables and their derived tables (no history: an empty history table, flagged as
+    absent)."""
+    report_period = parse_period(period, settings.timezone)
+    return World(
+        opportunities=opps,
+        followups=followups if followups is not None else touches(),
+        derived=derive_tables(
+            opps,
+            stage_history if stage_history is not None else history(),
+            as_of=report_period.end,
+            funnel=settings.funnel,
+        ),
+        period=report_period,
+        settings=settings,
+        history_available=stage_history is not None,
+        target=target,
+    )
+
+
+# each figure of metrics.json from its own mart function, as the document keys it
+MARTS: dict[str, Callable[[World], Any]] = {
+    "funnel": lambda w: funnel_snapshot(w.states, funnel=w.settings.funnel).collect().to_dicts(),
+    "conversion": lambda w: conversion(
+        w.derived.reaches.lazy(),
+        w.states,
+        funnel=w.settings.funnel,
+        period_start=w.period.start,
+        as_of=w.period.end,
+        window_start=w.window_start,
+        immature_open_share=w.settings.immature_open_share,
+    ).to_dicts(),
+    "dwell": lambda w: (
+        dwell(
+            w.derived.visits.lazy(),
+            funnel=w.settings.funnel,
+            window_start=w.window_start,
+            history_available=w.history_available,
+        )
+        .collect()
+        .to_dicts()
+    ),
+    "stalls": lambda w: stalls_summary(
+        stalled_deals(w.states, funnel=w.settings.funnel, as_of=w.period.end)
+    ),
+    "kpis": World.kpis,
+    "forecast": World.forecast,
+    "targets": World.targets,
+    "comparison": lambda w: comparison(
+        DealStatesAt(
+            w.opportunities.lazy(),
+            w.derived.entries.lazy(),
+            funnel=w.settings.funnel,
+            known={w.period.end: (w.derived.states, w.derived.reaches)},
+        ),
+        w.kpis(),
+        period=w.period,
+        window_months=w.settings.window_months,
+    ),
+    "followups": lambda w: followup_activity(
+        w.followups.lazy(),
+        w.states,
+        period_start=w.period.start,
+        as_of=w.period.end,
+        as_of_date=w.period.end_date,
+        window_start=w.window_start,
+    ),
+    "segments": lambda w: segments(w.states, period_start=w.period.start, as_of=w.period.end),
+    "point_in_time": lambda w: point_in_time_notes(
+        w.opportunities.lazy(),
+        w.states,
+        as_of=w.period.end,
+        history_available=w.history_available,
+    ),
+    "history_available": lambda w: w.history_available,
+}
+
+
+def figures(
+    opps: pl.DataFrame,
+    stage_history: pl.DataFrame | None = None,
+    *,
+    of: tuple[str, ...],
+    period: str = "2024-06",
+    settings: RunSettings = SETTINGS,
+    followups: pl.DataFrame | None = None,
+    target: float | None = None,
+) -> dict[str, Any]:
+    """The named figures of literal tables, each computed by its own mart (keyed as in
+    metrics.json)."""
+    w = world(
+        opps, stage_history, period=period, settings=settings, followups=followups, target=target
+    )
+    return {key: MARTS[key](w) for key in of}
+
+
 def metrics_for(
     opps: pl.DataFrame,
     stage_history: pl.DataFrame | None = None,
@@ -75,19 +280,17 @@ def metrics_for(
     followups: pl.DataFrame | None = None,
     target: float | None = None,
 ) -> dict[str, Any]:
-    """metrics.json for literal tables (no history: an empty history table, flagged as absent)."""
-    history_available = stage_history is not None
-    if stage_history is None:
-        stage_history = history()
-    report_period = parse_period(period, settings.timezone)
-    derived = derive_tables(opps, stage_history, period=report_period, settings=settings)
+    """The whole metrics.json document for literal tables (for invariants across figures)."""
+    w = world(
+        opps, stage_history, period=period, settings=settings, followups=followups, target=target
+    )
     return funnel_metrics(
         opps,
-        derived,
-        followups if followups is not None else touches(),
-        period=report_period,
+        w.derived,
+        w.followups,
+        period=w.period,
         settings=settings,
-        history_available=history_available,
+        history_available=w.history_available,
         target=target,
     )
 

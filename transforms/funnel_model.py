@@ -52,6 +52,15 @@ class FunnelModel:
         """Stages before won: where a deal is open and can be lost."""
         return self.stages[: self.won_index]
 
+    @property
+    def open_ids(self) -> list[str]:
+        return self.ids[: self.won_index]
+
+    @property
+    def won_ids(self) -> list[str]:
+        """The won stage and every stage after it (post-sale stages count as won)."""
+        return self.ids[self.won_index :]
+
     def index(self, stage_id: str) -> int:
         return self.ids.index(stage_id)
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.cli import SAMPLE_DIR
 from flows.commands import funnel_demo, latest_full_month
-from flows.readers import sha256_of
+from flows.io.readers import sha256_of
+from flows.io.resources import SAMPLE_DIR
+from report_templates.context import report_context
+from transforms.funnel_model import RunSettings
 
 OPEN_STAGES = ["lead", "qualified", "proposal", "negotiation"]
 
@@ -134,7 +136,10 @@ def test_metrics_json_holds_the_contract_keys(demo):
     assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"] <= m["kpis"]["open_amount"]
     assert m["targets"] is None  # the sample's funnel.toml sets no target
     assert [r["stage"] for r in m["bottlenecks"]] != []
-    for row in m["bottlenecks"]:
+    # sentences are made when the report is rendered: one for each called-out step
+    assert all("sentence" not in row for row in m["bottlenecks"])
+    context = report_context(m, input_files=[], lang="en", funnel=RunSettings().funnel)
+    for row in context["bottlenecks"]:
         assert (row["sentence"] is None) == (not row["is_called_out"])
     # the sample is realistic: there is something in every section
     assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.generate import GenerateSpec, generate_exports
-from flows.ingest import read_inputs, validate_inputs
+from flows.io.exports import read_inputs
+from flows.tools.generate import GenerateSpec, generate_exports
 from tests.helpers import by_key, step
 from transforms.funnel_model import RunSettings
+from transforms.intermediate.derived import derive_tables
+from transforms.metrics_document import funnel_metrics
 from transforms.periods import parse_period
-from transforms.report_metrics import derive_tables, funnel_metrics
+from transforms.staging.checks import validate_inputs
 
 TZ = "Asia/Shanghai"
 DIMENSIONS = ("owner", "source", "industry", "customer_size", "region")
@@ -346,7 +348,7 @@ def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict
     period = parse_period(label, TZ)
     return funnel_metrics(
         opps,
-        derive_tables(opps, history, period=period, settings=settings),
+        derive_tables(opps, history, as_of=period.end, funnel=settings.funnel),
         validated["followups"].valid,
         period=period,
         settings=settings,

@@ -10,11 +10,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.outputs import json_ready
+from flows.io.outputs import json_ready
 from tests.helpers import SETTINGS, history, metrics_for, opportunities
-from transforms.entries import reach_column
+from transforms.intermediate.derived import derive_tables
 from transforms.periods import parse_period
-from transforms.report_metrics import derive_tables
 
 STAGES = SETTINGS.funnel.ids
 WON = SETTINGS.funnel.won_index
@@ -105,14 +104,15 @@ def test_rates_lie_in_zero_one_and_counts_add_up(w):
 @given(world())
 def test_reached_counts_never_grow_down_the_funnel_and_dwell_is_not_negative(w):
     opps, rows = w
-    derived = derive_tables(
-        opportunities(*opps), history(*rows), period=parse_period(PERIOD), settings=SETTINGS
-    )
-    reached = [derived.states[reach_column(s)].count() for s in STAGES]
+    derived = derive_tables(opportunities(*opps), history(*rows), as_of=END, funnel=SETTINGS.funnel)
+    reaches = {s: derived.reaches.filter(pl.col("stage") == s) for s in STAGES}
+    reached = [reaches[s].height for s in STAGES]
     assert reached == sorted(reached, reverse=True)
     for a, b in pairwise(STAGES):
-        both = derived.states.filter(pl.col(reach_column(b)).is_not_null())
-        assert (both[reach_column(a)] <= both[reach_column(b)]).all()
+        # every deal that reached b reached a too, no later
+        both = reaches[a].join(reaches[b], on="opportunity_id", suffix="_b")
+        assert both.height == reaches[b].height
+        assert (both["reached_at"] <= both["reached_at_b"]).all()
     assert (derived.visits["days"] >= 0).all()
     m = run(opps, rows)
     for row in m["dwell"]:

@@ -1,0 +1,183 @@
+"""Read `funnel.toml` into `RunSettings`; every key is optional and falls back to the defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from schemas.vocabulary import (
+    CLOSED_BEFORE_CREATED,
+    DATE_ORDERS,
+    LANGUAGES,
+    SOURCE_CHOICES,
+    STATUSES,
+    TABLES,
+)
+from transforms.funnel_model import (
+    DEFAULT_STAGES,
+    FunnelModel,
+    ParseOptions,
+    RunSettings,
+    SourceSettings,
+    Stage,
+)
+from transforms.periods import PeriodError, parse_period
+from transforms.staging.presets import Preset, presets_from_document
+
+# the export layouts ship inside the schemas package
+PRESETS_FILE = files("schemas") / "presets.toml"
+
+
+class ConfigError(Exception):
+    """A funnel.toml that cannot be used; the message names the file and the key."""
+
+
+def _stage(entry: dict[str, Any], path: Path) -> Stage:
+    try:
+        return Stage(
+            id=str(entry["id"]),
+            label_en=str(entry.get("label_en", entry["id"])),
+            label_zh=str(entry.get("label_zh", entry.get("label_en", entry["id"]))),
+            stall_days=entry.get("stall_days"),
+            aliases=tuple(str(a) for a in entry.get("aliases", ())),
+        )
+    except KeyError:
+        raise ConfigError(f"{path}: every [[funnel.stages]] entry needs an id") from None
+
+
+def parse_options(source: dict[str, Any], path: Path | None) -> ParseOptions:
+    """[source.parse] knobs and the [source.stages] / [source.status] / [source.channels] maps."""
+    knobs = source.get("parse", {})
+    order = knobs.get("date_order")
+    if order is not None and str(order).upper() not in DATE_ORDERS:
+        raise ConfigError(
+            f"{path}: [source.parse] date_order {order!r}: expected one of {', '.join(DATE_ORDERS)}"
+        )
+    statuses = {str(k): str(v) for k, v in source.get("status", {}).items()}
+    bad = {v for v in statuses.values() if v not in STATUSES}
+    if bad:
+        raise ConfigError(
+            f"{path}: [source.status] maps to {sorted(bad)}: expected open, won or lost"
+        )
+    closed = knobs.get("closed_before_created")
+    if closed is not None and closed not in CLOSED_BEFORE_CREATED:
+        raise ConfigError(
+            f"{path}: [source.parse] closed_before_created {closed!r}: expected "
+            "'quarantine' or 'keep'"
+        )
+    return ParseOptions(
+        closed_before_created=closed,
+        date_order=str(order).upper() if order else None,
+        decimal=str(knobs.get("decimal", ".")),
+        thousands=str(knobs.get("thousands", ",")),
+        stages={str(k): str(v) for k, v in source.get("stages", {}).items()},
+        statuses=statuses,
+        channels={str(k): str(v) for k, v in source.get("channels", {}).items()},
+    )
+
+
+def source_settings(
+    source: dict[str, Any], path: Path | None, forced: str | None
+) -> SourceSettings:
+    """[source] preset, [source.files] and [source.columns.<table>] (header or list of headers)."""
+    preset = forced or str(source.get("preset", "auto"))
+    if preset not in SOURCE_CHOICES:
+        raise ConfigError(
+            f"{path or 'source'}: preset {preset!r} is not one of {', '.join(SOURCE_CHOICES)}"
+        )
+    columns = {}
+    for table, mapping in source.get("columns", {}).items():
+        if table not in TABLES:
+            raise ConfigError(
+                f"{path}: [source.columns.{table}] is not a table; expected one of "
+                f"{', '.join(TABLES)}"
+            )
+        columns[table] = {
+            str(k): tuple([v] if isinstance(v, str) else [str(x) for x in v])
+            for k, v in mapping.items()
+        }
+    files = {str(k): str(v) for k, v in source.get("files", {}).items()}
+    for table in files:
+        if table not in TABLES:
+            raise ConfigError(
+                f"{path}: [source.files] {table!r} is not a table; expected one of "
+                f"{', '.join(TABLES)}"
+            )
+    return SourceSettings(preset=preset, files=files, columns=columns)
+
+
+def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:
+    """[targets]: period label = won amount, e.g. "2024-06" = 500000."""
+    result = {}
+    for label, amount in section.items():
+        try:
+            period = parse_period(str(label))
+        except PeriodError:
+            raise ConfigError(
+                f"{path}: [targets] {label!r} is not a period like 2024-06 or 2024-Q2"
+            ) from None
+        if not isinstance(amount, int | float) or amount <= 0:
+            raise ConfigError(
+                f"{path}: [targets] {label!r} = {amount!r}: expected a positive amount"
+            )
+        result[period.label] = float(amount)
+    return result
+
+
+def settings_from_toml(
+    path: Path | None, *, lang: str | None = None, preset: str | None = None
+) -> RunSettings:
+    """Settings from a funnel.toml (None: all defaults); `lang` overrides [report].lang and
+    `preset` overrides [source].preset."""
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: is not valid TOML ({error})") from None
+    funnel_doc = document.get("funnel", {})
+    source = document.get("source", {})
+    report = document.get("report", {})
+    stages = (
+        tuple(_stage(s, path) for s in funnel_doc["stages"])
+        if "stages" in funnel_doc
+        else DEFAULT_STAGES
+    )
+    defaults = RunSettings()
+    try:
+        funnel = FunnelModel(stages, won_stage=funnel_doc.get("won_stage", "won"))
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    timezone = source.get("timezone", defaults.timezone)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{path}: [source] timezone {timezone!r} is not a known time zone "
+            "(expected an IANA name such as 'UTC' or 'Asia/Shanghai')"
+        ) from None
+    chosen_lang = lang or report.get("lang", defaults.lang)
+    if chosen_lang not in LANGUAGES:
+        raise ConfigError(f"report language {chosen_lang!r}: expected 'en' or 'zh'")
+    return RunSettings(
+        funnel=funnel,
+        timezone=timezone,
+        parse=parse_options(source, path),
+        source=source_settings(source, path, preset),
+        targets=targets(document.get("targets", {}), path),
+        currency=source.get("currency", defaults.currency),
+        window_months=int(funnel_doc.get("window_months", defaults.window_months)),
+        lang=chosen_lang,
+    )
+
+
+@cache
+def load_presets() -> dict[str, Preset]:
+    """The known export layouts: canonical (the data contract itself) and schemas/presets.toml."""
+    return presets_from_document(tomllib.loads(PRESETS_FILE.read_text(encoding="utf-8")))

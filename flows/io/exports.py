@@ -1,0 +1,117 @@
+"""Read an input folder of exports (CSV or XLSX, or dated snapshot folders of them) into
+canonical raw tables, with the layout that fits them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+
+from flows.io.config import load_presets
+from flows.io.readers import export_files, read_source_file
+from transforms.funnel_model import RunSettings
+from transforms.staging.layout import (
+    InputFile,
+    Inputs,
+    SourceTable,
+    UnusableInputError,
+    assign_files,
+    choose_layout,
+    detection_reason,
+    effective_settings,
+)
+from transforms.staging.mapping import (
+    SNAPSHOT,
+    canonical_rows,
+    canonical_tables,
+    latest_observations,
+    numbered,
+    snapshot_history,
+)
+
+SNAPSHOT_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def read_folder(folder: Path, settings: RunSettings, label: str | None = None) -> list[SourceTable]:
+    tables = [replace(t, folder=label) for p in export_files(folder) for t in read_source_file(p)]
+    for table, name in settings.source.files.items():
+        if not any(name in (t.path.name, t.name) for t in tables):
+            found = ", ".join(t.name for t in tables) or "no CSV or XLSX file"
+            raise UnusableInputError(
+                f"{folder / name}: named for {table} in [source.files] but not found; the "
+                f"folder holds {found}."
+            )
+    return tables
+
+
+def snapshot_folders(input_dir: Path) -> list[Path]:
+    """Dated sub-folders (YYYY-MM-DD) of exports, oldest first."""
+    return sorted(p for p in input_dir.iterdir() if p.is_dir() and SNAPSHOT_FOLDER.match(p.name))
+
+
+def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
+    """The folder's exports under canonical column names, with the layout that fits them.
+
+    A folder of dated snapshot folders (exports/2024-05-31/, exports/2024-06-30/, ...) is read
+    as one export whose stage history comes from the differences between snapshots.
+    """
+    if not input_dir.is_dir():
+        raise UnusableInputError(
+            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
+        )
+    if not export_files(input_dir) and (snapshots := snapshot_folders(input_dir)):
+        return read_snapshots(snapshots, settings)
+    tables = read_folder(input_dir, settings)
+    preset, used, ignored = choose_layout(input_dir, tables, settings, load_presets())
+    return Inputs(
+        preset,
+        detection_reason(preset, used),
+        used,
+        ignored,
+        canonical_tables(used),
+        effective_settings(settings, preset),
+    )
+
+
+def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
+    latest = snapshots[-1]
+    preset, _, _ = choose_layout(
+        latest, read_folder(latest, settings, latest.name), settings, load_presets()
+    )
+    used: list[InputFile] = []
+    ignored: list[str] = []
+    observations = []
+    for folder in snapshots:
+        files, left_out = assign_files(
+            preset, read_folder(folder, settings, folder.name), dict(settings.source.files)
+        )
+        ignored += left_out
+        for file in files:
+            if file.table == "opportunities":
+                observations.append(
+                    canonical_rows(file.source.rows.lazy(), file.match, file.name).with_columns(
+                        pl.lit(folder.name).alias(SNAPSHOT)
+                    )
+                )
+            used.append(file)
+    # follow-ups accumulate: the latest snapshot that has them holds them all
+    followups = [f for f in used if f.table == "followups"]
+    ignored += [f.name for f in followups[:-1]]
+    used = [f for f in used if f.table != "followups"] + followups[-1:]
+    if not observations:
+        raise UnusableInputError(f"{latest.parent}: no snapshot holds opportunities.")
+    seen = pl.concat(observations, how="diagonal").rename({"_row": "_source_row"})
+    tables = canonical_tables([f for f in used if f.table != "opportunities"])
+    history = snapshot_history(seen).collect()
+    if "stage_history" in tables:
+        history = pl.concat([tables["stage_history"].drop("_row"), history], how="diagonal")
+    tables["stage_history"] = numbered(history)
+    tables["opportunities"] = numbered(latest_observations(seen).collect())
+    reason = (
+        f"{detection_reason(preset, [f for f in used if f.name.startswith(latest.name)])}"
+        f"; stage history from {len(snapshots)} dated snapshots "
+        f"({snapshots[0].name} … {latest.name})"
+    )
+    return Inputs(preset, reason, used, ignored, tables, effective_settings(settings, preset))

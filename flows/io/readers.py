@@ -1,0 +1,248 @@
+"""Read one export file (CSV in any common encoding and delimiter, or XLSX) as string rows.
+
+Each sheet or CSV becomes a `SourceTable`: its header as written, its rows as strings with
+`_row` (1, 2, ... in file order) and `_line` (the line or spreadsheet row the record starts on,
+the header being line 1). Anything that makes a file unusable raises UnusableInputError.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+
+from transforms.staging.layout import SourceTable, UnusableInputError
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sha256_of(path: Path) -> str:
+    return scan_file(path)[0]
+
+
+def decode(path: Path, data: bytes) -> tuple[str, str]:
+    """The text and its encoding: UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030."""
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as error:
+            at = error.start + len(codecs.BOM_UTF8)
+            raise UnusableInputError(
+                f"{path}: starts like UTF-8 text (byte order mark) but byte {at} is "
+                f"0x{data[at]:02x}; save it as CSV UTF-8 or XLSX"
+            ) from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as error:
+            raise UnusableInputError(
+                f"{path}: starts like UTF-16 text but byte {error.start} cannot be read"
+            ) from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as utf8_error:
+        try:
+            return data.decode("gb18030"), "gb18030"
+        except UnicodeDecodeError:
+            raise UnusableInputError(
+                f"{path}: is neither UTF-8, UTF-16 nor GBK/GB18030 text (byte {utf8_error.start} "
+                f"is 0x{data[utf8_error.start]:02x}); save it as CSV UTF-8 or XLSX"
+            ) from None
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter that splits the header line into the most columns (quotes respected)."""
+    first_line = text.split("\n", 1)[0]
+    best, best_count = ",", 0
+    for delimiter in DELIMITERS:
+        count = len(next(csv.reader([first_line], delimiter=delimiter), []))
+        if count > best_count:
+            best, best_count = delimiter, count
+    return best
+
+
+def check_header(path: Path, header: list[str]) -> list[str]:
+    names = [h.strip() for h in header]
+    if not any(names):
+        raise UnusableInputError(f"{path}: has no header row; expected column names on line 1")
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise UnusableInputError(
+            f"{path}: the header repeats column(s) {', '.join(repeated)}; each column must appear "
+            "once"
+        )
+    return names
+
+
+def line_numbers(rows: pl.DataFrame, columns: list[str], first_line: int) -> pl.Expr:
+    """The line each record starts on, counting line breaks inside quoted values."""
+    breaks = (
+        pl.sum_horizontal([pl.col(c).str.count_matches("\n").fill_null(0) for c in columns])
+        if columns
+        else 0
+    )
+    return (pl.lit(first_line) + (pl.lit(1) + breaks).cum_sum().shift(1, fill_value=0)).cast(
+        pl.Int64
+    )
+
+
+HEAD_BYTES = 1 << 20  # enough for the header line and the encoding and delimiter checks
+UTF8_ENCODINGS = ("utf-8", "utf-8-sig")
+
+
+def head_encoding(head: bytes) -> str:
+    """The encoding the first bytes suggest; a UTF-8 guess is confirmed by polars later."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def scan_file(path: Path) -> tuple[str, int, bool]:
+    """The file's SHA-256, its number of line-feed bytes and whether it ends with one, in one
+    streaming pass."""
+    digest, breaks, block = hashlib.sha256(), 0, b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(block)
+            breaks += block.count(b"\n")
+    return digest.hexdigest(), breaks, block.endswith(b"\n")
+
+
+def polars_csv(source: Path | bytes, delimiter: str, header: list[str]) -> pl.DataFrame:
+    return pl.read_csv(
+        source,
+        separator=delimiter,
+        infer_schema=False,
+        has_header=True,
+        new_columns=header,
+        truncate_ragged_lines=False,
+    )
+
+
+def unreadable_csv(path: Path, error: Exception, delimiter: str) -> UnusableInputError:
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return UnusableInputError(
+        f"{path}: is not a readable CSV ({message}); expected one header row and rows with "
+        f"the same number of '{delimiter}'-separated values"
+    )
+
+
+def csv_layout(path: Path, text: str) -> tuple[str, list[str], list[str]]:
+    """The delimiter, the header as written and the checked header, from the file's start."""
+    if not text.strip():
+        raise UnusableInputError(f"{path}: is empty; expected a header row and data rows")
+    delimiter = sniff_delimiter(text)
+    raw_header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    return delimiter, raw_header, check_header(path, raw_header)
+
+
+def read_csv_file(path: Path) -> SourceTable:
+    """A UTF-8 file goes to polars straight from disk (hashed and line-counted alongside, in
+    a second thread); other encodings, or UTF-8 that breaks past the first megabyte, are
+    decoded in Python and handed over as UTF-8."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as error:
+        raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
+    encoding = head_encoding(head)
+    if encoding in UTF8_ENCODINGS:
+        head_text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+        delimiter, raw_header, header = csv_layout(path, head_text)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            scanned = pool.submit(scan_file, path)
+            try:
+                rows = polars_csv(path, delimiter, header)
+            except pl.exceptions.PolarsError as error:
+                if "utf-8" not in str(error):
+                    raise unreadable_csv(path, error, delimiter) from None
+                rows = None
+            sha256, breaks, ends_with_break = scanned.result()
+        if rows is not None:
+            return _source_table(
+                path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
+            )
+    data = path.read_bytes()
+    text, encoding = decode(path, data)
+    delimiter, raw_header, header = csv_layout(path, text)
+    try:
+        rows = polars_csv(text.encode("utf-8"), delimiter, header)
+    except pl.exceptions.PolarsError as error:
+        raise unreadable_csv(path, error, delimiter) from None
+    digest = hashlib.sha256(data).hexdigest()
+    record_breaks = text.count("\n") - text.endswith("\n")
+    return _source_table(path, digest, encoding, delimiter, raw_header, rows, record_breaks)
+
+
+def _source_table(
+    path: Path,
+    sha256: str,
+    encoding: str,
+    delimiter: str,
+    raw_header: list[str],
+    rows: pl.DataFrame,
+    record_breaks: int,
+) -> SourceTable:
+    """The rows numbered, with the line each starts on (cheap when no value holds a break);
+    `record_breaks` counts the line feeds between the file's first and last record."""
+    header = rows.columns
+    header_lines = 1 + sum(h.count("\n") for h in raw_header)
+    lines = (
+        (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
+        if record_breaks == header_lines - 1 + rows.height
+        else line_numbers(rows, header, header_lines + 1)
+    )
+    rows = rows.with_row_index("_row", offset=1).with_columns(lines.alias("_line"))
+    return SourceTable(path, None, sha256, encoding, delimiter, header, rows)
+
+
+def read_excel_file(path: Path) -> list[SourceTable]:
+    try:
+        sheets = pl.read_excel(path, sheet_id=0, infer_schema_length=0)
+    except Exception as error:  # the engine raises its own types for broken files
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UnusableInputError(f"{path}: is not a readable workbook ({message})") from None
+    digest = sha256_of(path)
+    tables = []
+    for sheet, frame in sheets.items():
+        if frame.width == 0:
+            continue
+        header = check_header(path, frame.columns)
+        rows = (
+            frame.rename(dict(zip(frame.columns, header, strict=True)))
+            .with_row_index("_row", offset=1)
+            .with_columns((pl.col("_row") + 1).cast(pl.Int64).alias("_line"))
+        )
+        tables.append(SourceTable(path, sheet, digest, "xlsx", None, header, rows))
+    return tables
+
+
+def read_source_file(path: Path) -> list[SourceTable]:
+    """Every table in a file: one for a CSV, one per non-empty sheet for a workbook."""
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return read_excel_file(path)
+    return [read_csv_file(path)]
+
+
+def export_files(folder: Path) -> list[Path]:
+    """The CSV and spreadsheet files directly in a folder, by name."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in CSV_SUFFIXES + EXCEL_SUFFIXES
+        and not p.name.startswith((".", "~$"))
+    )

@@ -1,0 +1,180 @@
+"""What the report shows: one view model per section, built from metrics.json.
+
+Rows arrive joined, sorted and labelled in the report's language; the templates only loop
+and format. Sentences come from `report_templates.narrative`, chart geometry from
+`report_templates.charts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from report_templates import formatting as fmt
+from report_templates.charts import dwell_chart, funnel_chart, paired_bars, range_chart, trend_chart
+from report_templates.formatting import TEMPLATES_DIR
+from report_templates.narrative import bottleneck_sentence, change_phrase, summary_sentences
+from transforms.funnel_model import FunnelModel
+
+SEGMENT_ROWS = 8
+
+# the headline figures: metrics key, label key, kind (how it formats); the comparison table
+# shows them all, the summary tiles the ones in TILE_FIGURES
+HEADLINE_FIGURES = (
+    ("won_count", "won_deals", "count"),
+    ("won_amount", "won_amount", "amount"),
+    ("lost_count", "lost_deals", "count"),
+    ("win_rate", "win_rate", "rate"),
+    ("avg_won_amount", "avg_won", "amount"),
+    ("median_cycle_days", "cycle_days", "days"),
+    ("open_count", "open_deals", "count"),
+    ("open_amount", "open_pipeline", "amount"),
+    ("pipeline_velocity", "velocity", "amount"),
+)
+TILE_FIGURES = ("won_amount", "won_count", "win_rate", "open_amount")
+TILE_TITLES = {"won_count": "won_deals", "open_amount": "open_pipeline"}
+
+
+def direction(delta: float | None) -> str | None:
+    if delta is None:
+        return None
+    return "up" if delta > 0 else "down" if delta < 0 else "flat"
+
+
+def kpi_tiles(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
+    """The headline figures at the top of the summary, each with its change."""
+    kpis, previous = metrics["kpis"], metrics["comparison"]["previous"]
+    label, lang = previous["period"]["label"], text["_lang"]
+    kinds = {key: kind for key, _, kind in HEADLINE_FIGURES}
+    titles = {key: title for key, title, _ in HEADLINE_FIGURES}
+    tiles = []
+    for key in TILE_FIGURES:
+        kind = kinds[key]
+        current, before = kpis[key], previous["kpis"][key]
+        value = fmt.compact_amount(current, lang) if kind == "amount" else fmt.figure(current, kind)
+        tiles.append(
+            {
+                "title": text[titles[key]],
+                "value": value,
+                "change": change_phrase(current, before, label=label, kind=kind, text=text),
+                "direction": direction(previous["change"][key]),
+            }
+        )
+    forecast, stalls = metrics["forecast"], metrics["stalls"]
+    tiles.append(
+        {
+            "title": text["weighted_pipeline"],
+            "value": fmt.compact_amount(forecast["weighted_pipeline"], lang),
+            "change": text["next_period_forecast"].format(label=forecast["next_period_label"])
+            + ": "
+            + fmt.compact_amount(forecast["next_period"], lang),
+            "direction": None,
+        }
+    )
+    tiles.append(
+        {
+            "title": text["stalled_deals"],
+            "value": fmt.count(stalls["stalled_count"]),
+            "change": f"{text['compliance']}: {fmt.percent(stalls['compliance_rate'])}",
+            "direction": None,
+        }
+    )
+    return tiles
+
+
+def comparison_rows(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per headline figure: this period, the previous one and a year ago, with the
+    changes."""
+    kpis, comparison = metrics["kpis"], metrics["comparison"]
+    return [
+        {
+            "title": text[title],
+            "kind": kind,
+            "current": kpis[key],
+            "others": [
+                (comparison[other]["kpis"][key], comparison[other]["change"][key])
+                for other in ("previous", "year_ago")
+            ],
+        }
+        for key, title, kind in HEADLINE_FIGURES
+    ]
+
+
+def step_label(labels: dict[str, str], a: str, b: str) -> str:
+    return f"{labels[a]} → {labels[b]}"
+
+
+def forecast_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The open pipeline per stage joined with the stage's win probability."""
+    probabilities = {p["stage"]: p for p in metrics["forecast"]["stage_probabilities"]}
+    return [
+        {**row, **probabilities[row["stage"]], "label": labels[row["stage"]]}
+        for row in metrics["forecast"]["by_stage"]
+    ]
+
+
+def bottleneck_rows(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each step with its label and, when called out, its sentence."""
+    return [
+        {
+            **row,
+            "label": step_label(labels, row["stage"], row["next_stage"]),
+            "sentence": bottleneck_sentence(
+                row,
+                text=text,
+                stage_labels=labels,
+                period=metrics["period"]["label"],
+                currency=metrics["currency"],
+            ),
+        }
+        for row in metrics["bottlenecks"]
+    ]
+
+
+def labelled(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows keyed by `stage`, with the stage's label."""
+    return [{**row, "label": labels[row["stage"]]} for row in rows]
+
+
+def report_context(
+    metrics: dict[str, Any], *, input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
+) -> dict[str, Any]:
+    """Everything the templates show, already computed, joined and sorted."""
+    text = {**fmt.labels(lang), "_lang": lang}
+    labels = {s.id: s.label(lang) for s in funnel.stages}
+    stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
+    forecast = metrics["forecast"]
+    bottlenecks = bottleneck_rows(metrics, text, labels)
+    return {
+        "m": metrics,
+        "t": text,
+        "lang": lang,
+        "stall_days": "/".join(str(d) for d in stall_days) or "–",
+        "tiles": kpi_tiles(metrics, text),
+        "summary": summary_sentences(metrics, text=text, stage_labels=labels),
+        "conversion": [
+            {**row, "label": step_label(labels, row["from"], row["to"])}
+            for row in metrics["conversion"]
+        ],
+        "bottlenecks": bottlenecks,
+        "called_out": [row["sentence"] for row in bottlenecks if row["sentence"]],
+        "forecast_rows": forecast_rows(metrics, labels),
+        "target_rows": labelled(metrics["targets"]["stages"], labels) if metrics["targets"] else [],
+        "dwell": labelled(metrics["dwell"], labels),
+        "stalled_deals": labelled(metrics["stalls"]["deals"], labels),
+        "comparison": comparison_rows(metrics, text),
+        "funnel_chart": funnel_chart(metrics, labels),
+        "trend_chart": trend_chart(metrics["trend"]),
+        "forecast_chart": paired_bars(
+            forecast["by_stage"], "open_amount", "weighted_amount", labels
+        ),
+        "range_chart": range_chart(
+            forecast["monte_carlo"], metrics["targets"]["target"] if metrics["targets"] else None
+        ),
+        "dwell_chart": dwell_chart(metrics["dwell"], metrics["stages"], labels),
+        "input_files": input_files,
+        "segment_rows": SEGMENT_ROWS,
+        "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+    }

@@ -1,0 +1,157 @@
+"""What the executive summary says: three to five plain sentences chosen from the figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from report_templates import formatting as fmt
+
+
+def change_phrase(
+    current: float | None, previous: float | None, *, label: str, kind: str, text: dict[str, str]
+) -> str:
+    """'up 12% on 2024-05' style text; `kind` is amount, count or rate (rates in points)."""
+    if current is None or previous is None:
+        return text["change_unknown"].format(label=label)
+    delta = current - previous
+    if abs(delta) < 1e-12:
+        return text["change_flat"].format(label=label)
+    if kind == "rate":
+        value = f"{abs(delta) * 100:.1f} pp"
+    elif kind == "amount":
+        value = fmt.compact_amount(abs(delta), text["_lang"])
+    else:
+        value = fmt.count(abs(delta))
+    return text["change_up" if delta > 0 else "change_down"].format(value=value, label=label)
+
+
+def summary_sentences(
+    metrics: dict[str, Any], *, text: dict[str, str], stage_labels: dict[str, str]
+) -> list[str]:
+    kpis = metrics["kpis"]
+    previous = metrics["comparison"]["previous"]
+    prev_label = previous["period"]["label"]
+    prev = previous["kpis"]
+    lang = text["_lang"]
+    money = metrics["currency"] + " "
+    sentences = []
+    won_change = change_phrase(
+        kpis["won_amount"], prev["won_amount"], label=prev_label, kind="amount", text=text
+    )
+    if kpis["won_count"]:
+        sentences.append(
+            text["summary_won"].format(
+                period=metrics["period"]["label"],
+                won_count=fmt.count(kpis["won_count"]),
+                won_amount=money + fmt.compact_amount(kpis["won_amount"], lang),
+                won_change=won_change,
+                win_rate=fmt.percent(kpis["win_rate"]),
+                rate_change=change_phrase(
+                    kpis["win_rate"], prev["win_rate"], label=prev_label, kind="rate", text=text
+                ),
+            )
+        )
+    else:
+        sentences.append(
+            text["summary_no_won"].format(
+                period=metrics["period"]["label"],
+                won_change=won_change,
+                lost_count=fmt.count(kpis["lost_count"]),
+            )
+        )
+    forecast = metrics["forecast"]
+    if forecast["weighted_pipeline"] is not None:
+        sentences.append(
+            text["summary_pipeline"].format(
+                open_count=fmt.count(kpis["open_count"]),
+                open_amount=money + fmt.compact_amount(kpis["open_amount"], lang),
+                weighted=money + fmt.compact_amount(forecast["weighted_pipeline"], lang),
+                next_amount=money + fmt.compact_amount(forecast["next_period"], lang),
+                next_label=forecast["next_period_label"],
+            )
+        )
+    else:
+        sentences.append(
+            text["summary_pipeline_unweighted"].format(
+                open_count=fmt.count(kpis["open_count"]),
+                open_amount=money + fmt.compact_amount(kpis["open_amount"], lang),
+            )
+        )
+    open_steps = [
+        s
+        for s in metrics["conversion"]
+        if s["resolved_rate"] is not None
+        and s["to"] in stage_labels
+        and s["from"] in {st["id"] for st in metrics["stages"] if st["is_open"]}
+    ]
+    if open_steps:
+        weakest = min(open_steps, key=lambda s: s["resolved_rate"])
+        sentences.append(
+            text["summary_leak"].format(
+                **{"from": stage_labels[weakest["from"]], "to": stage_labels[weakest["to"]]},
+                months=metrics["window"]["months"],
+                rate=fmt.percent(weakest["resolved_rate"]),
+            )
+        )
+    stalls = metrics["stalls"]
+    if stalls["stalled_count"]:
+        sentences.append(
+            text["summary_stalls"].format(
+                stalled=fmt.count(stalls["stalled_count"]),
+                stalled_amount=money + fmt.compact_amount(stalls["stalled_amount"], lang),
+                missing=fmt.count(stalls["missing_reason_count"]),
+            )
+        )
+    else:
+        sentences.append(text["summary_no_stalls"])
+    dwell = [d for d in metrics["dwell"] if d["median_days"] is not None]
+    if dwell:
+        slowest = max(dwell, key=lambda d: d["median_days"])
+        sentences.append(
+            text["summary_slowest"].format(
+                stage=stage_labels[slowest["stage"]], days=fmt.days(slowest["median_days"])
+            )
+        )
+    return sentences[:5]
+
+
+def bottleneck_sentence(
+    row: dict[str, Any],
+    *,
+    text: dict[str, str],
+    stage_labels: dict[str, str],
+    period: str,
+    currency: str,
+) -> str | None:
+    """One plain sentence for a called-out bottleneck; None for a step that did not worsen."""
+    if not row["is_called_out"]:
+        return None
+    lang = text["_lang"]
+    step = f"{stage_labels[row['stage']]} → {stage_labels[row['next_stage']]}"
+    parts = []
+    if row["is_conversion_worse"]:
+        parts.append(
+            text["bottleneck_conversion"].format(
+                step=step,
+                period=period,
+                rate=fmt.percent(row["conversion"]),
+                left=fmt.count(row["left_in_period"]),
+                base=fmt.percent(row["baseline_conversion"]),
+            )
+        )
+    if row["is_dwell_worse"]:
+        parts.append(
+            text["bottleneck_dwell"].format(
+                stage=stage_labels[row["stage"]],
+                period=period,
+                days=fmt.days(row["median_days"]),
+                base=fmt.days(row["baseline_median_days"]),
+            )
+        )
+    if row["revenue_at_risk"]:
+        parts.append(
+            text["bottleneck_risk"].format(
+                amount=f"{currency} {fmt.compact_amount(row['revenue_at_risk'], lang)}"
+            )
+        )
+    return " ".join(parts)

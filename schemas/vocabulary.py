@@ -1,0 +1,53 @@
+"""The project's vocabularies, each written down once: statuses and deal states, channels,
+tables, export layouts, and the names of the bookkeeping columns that carry rows and reasons.
+
+Everything else imports these; nothing here imports the rest of the project.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# an opportunity's status in an export, and a deal's state as of a date: the same three words
+OPEN: Final = "open"
+WON: Final = "won"
+LOST: Final = "lost"
+STATUSES: Final = (OPEN, WON, LOST)
+RESOLVED: Final = (WON, LOST)
+
+# how a stage visit ended: onward, back to an earlier stage, lost there, or not yet
+FORWARD: Final = "forward"
+BACK: Final = "back"
+VISIT_OUTCOMES: Final = (FORWARD, BACK, LOST, OPEN)
+
+CHANNELS: Final = ("phone", "meeting", "email", "visit", "message", "other")
+
+# the canonical tables of DESIGN §3; only opportunities must be present
+OPPORTUNITIES: Final = "opportunities"
+STAGE_HISTORY: Final = "stage_history"
+FOLLOWUPS: Final = "followups"
+TABLES: Final = (OPPORTUNITIES, STAGE_HISTORY, FOLLOWUPS)
+
+# export layouts: the data contract itself, then schemas/presets.toml, in detection order
+CANONICAL: Final = "canonical"
+PRESETS: Final = (CANONICAL, "template-zh", "salesforce", "hubspot", "pipedrive")
+AUTO: Final = "auto"
+CUSTOM: Final = "custom"
+SOURCE_CHOICES: Final = (AUTO, *PRESETS, CUSTOM)
+
+# how a deal closed before it was created is handled (`[source.parse] closed_before_created`)
+QUARANTINE: Final = "quarantine"
+KEEP: Final = "keep"
+CLOSED_BEFORE_CREATED: Final = (QUARANTINE, KEEP)
+
+DATE_ORDERS: Final = ("DMY", "MDY", "YMD")
+LANGUAGES: Final = ("en", "zh")
+
+# staged rows carry `_row` (the row's number in its canonical table), `_line` and `_file`; the
+# reasons their values could not be read are listed in this column, and joined in the
+# quarantine files with this separator
+PARSE_REASONS: Final = "_parse_reasons"
+REASON_SEPARATOR: Final = "; "
+
+# the segment dimensions of DESIGN §5, in report order
+SEGMENT_DIMENSIONS: Final = ("owner", "source", "industry", "customer_size", "region")

@@ -1,0 +1,485 @@
+"""Exports in the layouts and encodings people have: each read with exact, reconciled counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import xlsxwriter
+
+from flows.io.exports import read_inputs
+from transforms.funnel_model import RunSettings
+from transforms.staging.checks import validate_inputs
+from transforms.staging.layout import UnusableInputError
+
+TEMPLATE_HEADER = [
+    "机会编号",
+    "客户名称",
+    "联系人",
+    "所属行业",
+    "客户规模",
+    "需求描述",
+    "需求来源",
+    "当前阶段",
+    "预计成交金额",
+    "预计成交日期",
+    "阶段停留原因",
+    "销售负责人",
+    "协作成员",
+    "创建日期",
+    "成交日期",
+    "状态",
+]
+TEMPLATE_ROWS = [
+    [
+        "ZH-1",
+        "华东精密制造有限公司",
+        "赵经理",
+        "制造",
+        "中型",
+        "MES 升级",
+        "展会",
+        "3.方案报价",
+        "25万",
+        "2024/7/15",
+        "客户预算审批中",
+        "张伟",
+        "李娜",
+        "2024/6/1",
+        "",
+        "跟进中",
+    ],
+    [
+        "ZH-2",
+        "南方物流集团",
+        "钱经理",
+        "物流",
+        "大型",
+        "仓储系统",
+        "转介绍",
+        "5.成交签约",
+        "￥1,200,000",
+        "2024/6/20",
+        "",
+        "李娜",
+        "",
+        "2024/5/2",
+        "2024年6月18日",
+        "赢单",
+    ],
+    [
+        "ZH-3",
+        "远航软件",
+        "孙经理",
+        "软件",
+        "小型",
+        "",
+        "官网",
+        "需求确认",
+        "8万",
+        "",
+        "",
+        "王芳",
+        "",
+        "2024/6/3",
+        "2024/6/25",
+        "输单",
+    ],
+    [
+        "ZH-4",
+        "坏数据公司",
+        "周经理",
+        "软件",
+        "小型",
+        "",
+        "官网",
+        "需求确认",
+        "八万",
+        "",
+        "",
+        "王芳",
+        "",
+        "2024/13/3",
+        "",
+        "跟进中",
+    ],
+]
+FOLLOWUP_HEADER = ["机会编号", "沟通时间", "沟通方式", "沟通要点", "客户反馈", "下一步行动"]
+FOLLOWUP_ROWS = [
+    ["ZH-1", "2024/6/5 10:30", "电话", "介绍方案", "认可", "发送报价单"],
+    ["ZH-2", "2024/6/10", "拜访", "价格谈判", "需要内部讨论", "安排签约"],
+    ["ZH-9", "2024/6/10", "微信", "无此商机", "", ""],
+]
+
+
+def csv_text(header: list[str], rows: list[list[str]], delimiter: str = ",") -> str:
+    def cell(v: str) -> str:
+        return f'"{v}"' if any(c in v for c in (delimiter, '"', "\n")) else v
+
+    return "\n".join(delimiter.join(cell(v) for v in row) for row in [header, *rows]) + "\n"
+
+
+def read(folder: Path, settings: RunSettings | None = None):
+    inputs = read_inputs(folder, settings or RunSettings(timezone="Asia/Shanghai"))
+    validated = validate_inputs(inputs)
+    for table in validated.values():
+        assert table.rows_read == table.rows_valid + table.rows_quarantined
+    return inputs, validated
+
+
+def check_template(inputs, validated):
+    assert inputs.preset.name == "template-zh"
+    opps = validated["opportunities"]
+    assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (4, 3, 1)
+    assert opps.quarantined["reasons"].to_list() == [
+        [
+            "created_at (创建日期): cannot read as a timestamp (got '2024/13/3')",
+            "amount (预计成交金额): cannot read as a number (got '八万')",
+        ]
+    ]
+    rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert (rows["ZH-1"]["stage"], rows["ZH-1"]["status"], rows["ZH-1"]["amount"]) == (
+        "proposal",
+        "open",
+        250_000.0,
+    )
+    assert str(rows["ZH-1"]["expected_close_date"]) == "2024-07-15"
+    assert (rows["ZH-2"]["stage"], rows["ZH-2"]["status"], rows["ZH-2"]["amount"]) == (
+        "won",
+        "won",
+        1_200_000.0,
+    )
+    assert rows["ZH-2"]["closed_at"].isoformat() == "2024-06-17T16:00:00+00:00"  # +08:00
+    assert (rows["ZH-3"]["status"], rows["ZH-3"]["stage"]) == ("lost", "qualified")
+    assert rows["ZH-1"]["contact_name"] == "赵经理"  # kept in the table, never reported
+    followups = validated["followups"]
+    assert (followups.rows_valid, followups.rows_quarantined) == (2, 1)
+    assert followups.valid["channel"].to_list() == ["phone", "visit"]
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig", "utf-16"])
+def test_chinese_template_in_excel_encodings(tmp_path, encoding):
+    delimiter = "\t" if encoding == "utf-16" else ","  # Excel's "Unicode text" is tab-separated
+    (tmp_path / "销售漏斗.csv").write_bytes(
+        csv_text(TEMPLATE_HEADER, TEMPLATE_ROWS, delimiter).encode(encoding)
+    )
+    (tmp_path / "跟进记录.csv").write_bytes(
+        csv_text(FOLLOWUP_HEADER, FOLLOWUP_ROWS, delimiter).encode(encoding)
+    )
+    inputs, validated = read(tmp_path)
+    check_template(inputs, validated)
+    assert {f.source.encoding for f in inputs.files} == {
+        "utf-16" if encoding == "utf-16" else "utf-8-sig" if encoding == "utf-8-sig" else "gb18030"
+    }
+    assert {f.source.delimiter for f in inputs.files} == {delimiter}
+
+
+def test_gbk_text_after_a_first_megabyte_of_plain_ascii_is_still_read(tmp_path):
+    """The encoding is guessed from the first MiB; GBK bytes further down make polars refuse
+    the file as UTF-8, and the whole file is then decoded as GB18030, line numbers intact."""
+    filler = [[f"PAD-{i:06d}", "lead", "2024-06-01", "x" * 40] for i in range(25_000)]
+    text = csv_text(["opportunity_id", "stage", "created_at", "note"], filler)
+    assert len(text) > 1 << 20
+    tail = csv_text(
+        ["opportunity_id", "stage", "created_at", "note"],
+        [["GBK-1", "线索获取", "2024-06-02", "客户"]],
+    )
+    path = tmp_path / "opportunities.csv"
+    path.write_bytes(text.encode("ascii") + tail.split("\n", 1)[1].encode("gbk"))
+    inputs, validated = read(tmp_path)
+    assert inputs.files[0].source.encoding == "gb18030"
+    last = inputs.raw["opportunities"].tail(1).row(0, named=True)
+    assert (last["opportunity_id"], last["stage"], last["_line"]) == ("GBK-1", "线索获取", 25_002)
+    assert validated["opportunities"].rows_valid == 25_001
+
+
+def test_chinese_template_as_a_workbook(tmp_path):
+    book = xlsxwriter.Workbook(str(tmp_path / "funnel.xlsx"))
+    for name, header, rows in (
+        ("商机", TEMPLATE_HEADER, TEMPLATE_ROWS),
+        ("跟进记录", FOLLOWUP_HEADER, FOLLOWUP_ROWS),
+    ):
+        sheet = book.add_worksheet(name)
+        sheet.write_row(0, 0, header)
+        for i, row in enumerate(rows, start=1):
+            sheet.write_row(i, 0, row)
+    book.close()
+    inputs, validated = read(tmp_path)
+    check_template(inputs, validated)
+    assert [f.name for f in inputs.files] == ["funnel.xlsx[商机]", "funnel.xlsx[跟进记录]"]
+    lines = (
+        validated["opportunities"]
+        .quarantined.join(inputs.raw["opportunities"].select("_row", "_line"), on="_row")["_line"]
+        .to_list()
+    )
+    assert lines == [5]  # the sheet row of ZH-4
+
+
+def test_semicolons_and_quoted_line_breaks_keep_true_line_numbers(tmp_path):
+    text = (
+        "opportunity_id;stage;created_at;need_description;amount\n"
+        'A;lead;2024-06-01;"two\nlines";100\n'
+        'B;lead;2024-06-02;"three\nline\nnote";-5\n'
+        "C;lead;not a date;;7\n"
+    )
+    (tmp_path / "opportunities.csv").write_text(text, encoding="utf-8")
+    inputs, validated = read(tmp_path)
+    opps = validated["opportunities"]
+    assert (opps.rows_valid, opps.rows_quarantined) == (1, 2)
+    assert opps.valid["need_description"].to_list() == ["two\nlines"]
+    lines = (
+        opps.quarantined.join(inputs.raw["opportunities"].select("_row", "_line"), on="_row")
+        .sort("_line")["_line"]
+        .to_list()
+    )
+    assert lines == [4, 7]  # B starts on line 4, C on line 7
+
+
+DESIGN_MAPPING = """
+[source]
+preset = "custom"
+timezone = "UTC"
+currency = "USD"
+
+[source.parse]
+date_order = "DMY"
+decimal = "."
+thousands = ","
+
+[source.files]
+opportunities = "deals.csv"
+
+[source.columns.opportunities]
+opportunity_id = "Deal No"
+owner = "Rep"
+customer_name = "Account"
+stage = "Pipeline Stage"
+created_at = "Opened"
+closed_at = "Closed On"
+amount = "Deal Value"
+
+[source.stages]
+"New" = "lead"
+"Discovery" = "qualified"
+"Quote Sent" = "proposal"
+"Closed - Won" = "won"
+"Closed - Lost" = "lost"
+"""
+
+
+def test_custom_layout_described_in_funnel_toml(tmp_path):
+    """DESIGN §4's example mapping, on a layout no preset knows, through the whole run."""
+    from flows.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "deals.csv").write_text(
+        "Deal No,Rep,Account,Pipeline Stage,Opened,Closed On,Deal Value\n"
+        'D1,Ann,Acme,New,03/06/2024,,"1,000"\n'
+        "D2,Ann,Beta,Quote Sent,01/05/2024,,2500\n"
+        "D3,Bob,Gamma,Closed - Won,01/05/2024,20/06/2024,4000\n"
+        "D4,Bob,Delta,Closed - Lost,01/05/2024,10/06/2024,900\n"
+        "D5,Bob,Eps,Closed - Lost,01/05/2024,,900\n"
+        "D6,Cy,Zeta,Won-ish,01/05/2024,,1\n",
+        encoding="utf-8",
+    )
+    (folder / "notes.csv").write_text("whatever\nx\n", encoding="utf-8")
+    config = tmp_path / "funnel.toml"
+    config.write_text(DESIGN_MAPPING, encoding="utf-8")
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(folder),
+                "--config",
+                str(config),
+                "--period",
+                "2024-06",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
+    m = json.loads((tmp_path / "out" / "2024-06" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["source"]["preset"] == "custom"
+    assert m["source"]["ignored"] == ["notes.csv"]
+    dq = m["data_quality"]["opportunities"]
+    assert (dq["rows_read"], dq["rows_valid"], dq["rows_quarantined"]) == (6, 4, 2)
+    assert {r["reason"] for r in dq["reasons"]} == {
+        "closed_at: missing for a lost deal",
+        "stage (Pipeline Stage): cannot read as a stage",
+    }
+    k = m["kpis"]
+    # June: D3 won (4000), D4 lost; D1 (created 3 June) and D2 open (1000 + 2500)
+    assert (k["won_count"], k["won_amount"], k["lost_count"], k["win_rate"]) == (1, 4000.0, 1, 0.5)
+    assert (k["open_count"], k["open_amount"]) == (2, 3500.0)
+    assert {r["stage"]: r["count"] for r in m["funnel"]}["proposal"] == 1
+    quarantine = pl.read_csv(
+        tmp_path / "out" / "2024-06" / "quarantine" / "opportunities.csv", infer_schema=False
+    )
+    assert quarantine.columns[:3] == ["_file", "_line", "_reasons"]
+    assert quarantine["Deal No"].to_list() == ["D5", "D6"]
+    assert quarantine["_line"].to_list() == ["6", "7"]
+
+
+def test_hubspot_date_entered_columns_become_stage_history(tmp_path):
+    (tmp_path / "hubspot-deals.csv").write_text(
+        "Record ID,Deal Name,Deal Stage,Amount,Create Date,Close Date,Deal owner,"
+        '"Date entered ""Appointment Scheduled (Sales Pipeline)""",'
+        '"Date entered ""Contract Sent (Sales Pipeline)""",'
+        '"Date entered ""Closed Won (Sales Pipeline)"""\n'
+        "11,Big deal,Closed Won,5000,2024-06-01 09:00,2024-06-20 10:00,Ann,"
+        "2024-06-01 09:00,2024-06-10 09:00,2024-06-20 10:00\n"
+        "12,Small deal,Contract Sent,800,2024-06-05 09:00,2024-07-30,Bob,"
+        "2024-06-05 09:00,2024-06-08 09:00,\n",
+        encoding="utf-8",
+    )
+    inputs, validated = read(tmp_path, RunSettings())
+    assert inputs.preset.name == "hubspot"
+    history = validated["stage_history"]
+    assert (history.rows_read, history.rows_valid) == (5, 5)
+    entries = history.valid.sort("opportunity_id", "entered_at")
+    assert entries.select("opportunity_id", "stage").rows() == [
+        ("11", "lead"),
+        ("11", "negotiation"),
+        ("11", "won"),
+        ("12", "lead"),
+        ("12", "negotiation"),
+    ]
+    opps = {r["opportunity_id"]: r for r in validated["opportunities"].valid.to_dicts()}
+    assert (opps["11"]["status"], opps["12"]["status"]) == ("won", "open")
+    assert opps["12"]["closed_at"] is None  # an open deal's close date is only expected
+
+
+def test_pipedrive_status_and_won_lost_times(tmp_path):
+    (tmp_path / "deals.csv").write_text(
+        "Deal - ID,Deal - Title,Deal - Organization,Deal - Value,Deal - Currency,Deal - Stage,"
+        "Deal - Status,Deal - Deal created,Deal - Won time,Deal - Lost time,Deal - Lost reason\n"
+        "1,A,Org A,1000,EUR,Negotiations Started,won,2024-05-01 10:00:00,2024-06-02 10:00:00,,\n"
+        "2,B,Org B,500,EUR,Proposal Made,lost,2024-05-01 10:00:00,,2024-06-03 10:00:00,Price\n"
+        "3,C,Org C,700,EUR,Demo Scheduled,open,2024-05-01 10:00:00,,,\n"
+        "4,D,Org D,300,EUR,Proposal Made,deleted,2024-05-01 10:00:00,,,\n",
+        encoding="utf-8",
+    )
+    inputs, validated = read(tmp_path, RunSettings())
+    assert inputs.preset.name == "pipedrive"
+    opps = validated["opportunities"]
+    assert (opps.rows_valid, opps.rows_quarantined) == (3, 1)
+    assert opps.quarantined["reasons"].to_list() == [
+        ["status (Deal - Status): cannot read as a status (open, won or lost) (got 'deleted')"]
+    ]
+    rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert (rows["1"]["status"], rows["1"]["closed_at"].isoformat()) == (
+        "won",
+        "2024-06-02T10:00:00+00:00",
+    )
+    assert (rows["2"]["status"], rows["2"]["lost_reason"]) == ("lost", "Price")
+    assert rows["3"]["stage"] == "proposal"
+
+
+def test_flags_and_unknown_layouts(tmp_path):
+    (tmp_path / "Opportunity.csv").write_text(
+        "Id,StageName,CreatedDate,CloseDate,IsWon,IsClosed,Amount\n"
+        "a,Closed Won,2024-06-01,2024-06-05,TRUE,TRUE,10\n"
+        "b,Prospecting,2024-06-01,2024-09-01,0,0,20\n"
+        "c,Closed Lost,2024-06-01,2024-06-09,否,是,30\n"
+        "d,Qualification,2024-06-01,2024-09-01,perhaps,0,40\n",
+        encoding="utf-8",
+    )
+    _, validated = read(tmp_path, RunSettings())
+    opps = validated["opportunities"]
+    assert {r["opportunity_id"]: r["status"] for r in opps.valid.to_dicts()} == {
+        "a": "won",
+        "b": "open",
+        "c": "lost",
+    }
+    assert opps.quarantined["reasons"].to_list() == [
+        ["status: cannot read as a status (open, won or lost) (got 'is_won=perhaps')"]
+    ]
+    (tmp_path / "Task.csv").write_text(
+        "Id,WhoId,WhatId,Subject,ActivityDate,Status,OwnerId,TaskSubtype,Description\n"
+        "t1,w,a,Intro call,2024-06-02,Completed,u1,Call,Liked it\n"
+        "t2,w,b,Sent quote,2024-06-03,Completed,u1,Email,\n"
+        "t3,w,zz,Orphan,2024-06-03,Completed,u1,Email,\n"
+        "t4,w,b,Carrier pigeon,2024-06-04,Completed,u1,Pigeon,\n",
+        encoding="utf-8",
+    )
+    inputs, validated = read(tmp_path, RunSettings())
+    assert [(f.name, f.table) for f in inputs.files] == [
+        ("Opportunity.csv", "opportunities"),
+        ("Task.csv", "followups"),
+    ]
+    tasks = validated["followups"]
+    assert tasks.valid.select("followup_id", "channel", "summary").rows() == [
+        ("t1", "phone", "Intro call"),
+        ("t2", "email", "Sent quote"),
+    ]
+    assert tasks.quarantined["reasons"].to_list() == [
+        ["opportunity_id: 'zz' is not in opportunities"],
+        [
+            "channel (TaskSubtype): cannot read as a channel (phone, meeting, email, visit, "
+            "message or other) "
+            "(got 'Pigeon')"
+        ],
+    ]
+    (tmp_path / "Task.csv").unlink()
+    (tmp_path / "Opportunity.csv").unlink()
+    (tmp_path / "export.csv").write_text(
+        "Deal,Phase,Opened On\nx,New,2024-01-01\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        UnusableInputError,
+        match=r"export.csv: no known export layout.*"
+        r"Expected at least: opportunity_id, stage, created_at",
+    ):
+        read(tmp_path, RunSettings())
+
+
+def test_dated_snapshots_give_stage_history(tmp_path):
+    """Three exports of the same CRM; history is what changed between them."""
+    header = "opportunity_id,stage,status,created_at,stage_entered_at,closed_at,amount\n"
+    snapshots = {
+        "2024-05-31": [
+            "A,lead,open,2024-05-20,,,100",
+            "B,qualified,open,2024-05-01,2024-05-10,,50",
+        ],
+        "2024-06-15": [
+            "A,proposal,open,2024-05-20,,,100",
+            "B,qualified,open,2024-05-01,,,80",
+            "C,lead,open,2024-06-10,2024-06-10,,10",
+        ],
+        "2024-06-30": [
+            "A,negotiation,open,2024-05-20,,,120",
+            "B,qualified,lost,2024-05-01,,2024-06-20,80",
+            "C,lead,open,2024-06-10,,,10",
+        ],
+    }
+    for day, rows in snapshots.items():
+        (tmp_path / "exports" / day).mkdir(parents=True)
+        (tmp_path / "exports" / day / "opportunities.csv").write_text(
+            header + "\n".join(rows) + "\n", encoding="utf-8"
+        )
+    inputs, validated = read(tmp_path / "exports", RunSettings())
+    assert "3 dated snapshots (2024-05-31 … 2024-06-30)" in inputs.reason
+    opps, history = validated["opportunities"], validated["stage_history"]
+    assert (opps.rows_read, opps.rows_valid, history.rows_read, history.rows_valid) == (3, 3, 8, 8)
+    latest = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert (latest["A"]["stage"], latest["A"]["amount"]) == ("negotiation", 120.0)
+    assert latest["B"]["status"] == "lost"
+    from tests.helpers import by_key, metrics_for, step
+
+    m = metrics_for(opps.valid.drop("_row"), history.valid.drop("_row"), period="2024-06")
+    assert step(m, "qualified", "proposal")["entries_to"] == 1  # A, on 06-15
+    assert step(m, "proposal", "negotiation")["entries_to"] == 1  # A, on 06-30
+    assert (m["kpis"]["lost_count"], m["kpis"]["open_count"]) == (1, 2)
+    dwell = by_key(m["dwell"])
+    # B stayed in qualified from 05-10 until it was lost on 06-20: one visit of 41 days
+    assert (dwell["qualified"]["completed_visits"], dwell["qualified"]["mean_days"]) == (1, 41.0)
+    assert dwell["proposal"]["mean_days"] == 15.0  # A: 06-15 .. 06-30
+    assert dwell["lead"]["mean_days"] == 15.0  # A: first seen 05-31, proposal on 06-15
+    assert dwell["lead"]["open_median_age_days"] == 21.0  # C since 06-10
+    assert m["kpis"]["open_amount"] == 130.0  # A's amount as of the last snapshot + C

@@ -1,0 +1,55 @@
+"""Chart geometry (flows/charts.py) computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from report_templates.charts import dwell_chart
+
+STAGES = [
+    {"id": "lead", "stall_days": 7},
+    {"id": "qualified", "stall_days": None},
+    {"id": "won", "stall_days": None},
+]
+LABELS = {"lead": "Lead", "qualified": "Qualified", "won": "Won"}
+
+
+def dwell_row(stage, completed, p25=None, median=None, p75=None, p90=None, km=None):
+    return {
+        "stage": stage,
+        "completed_visits": completed,
+        "p25_days": p25,
+        "median_days": median,
+        "p75_days": p75,
+        "p90_days": p90,
+        "km_median_days": km,
+    }
+
+
+def test_dwell_chart_places_quartiles_median_km_and_threshold_on_one_day_axis():
+    # the longest end is the 7-day threshold: steps of 2 days (7 / 1 > 6 ticks), the axis
+    # runs to 2 * (7.35 // 2 + 1) = 8 days over 640 - 170 - 20 = 450 px: 56.25 px a day
+    chart = dwell_chart(
+        [
+            dwell_row("lead", 3, p25=3, median=4, p75=5, p90=5.6, km=6),
+            dwell_row("qualified", 0),
+        ],
+        STAGES,
+        LABELS,
+    )
+    lead, qualified = chart["rows"]
+    assert [t["days"] for t in chart["ticks"]] == [0, 2, 4, 6, 8]
+    assert chart["axis_x1"] == pytest.approx(170 + 8 * 56.25)
+    assert lead["p25_x"] == pytest.approx(170 + 3 * 56.25)
+    assert lead["median_x"] == pytest.approx(170 + 4 * 56.25)
+    assert lead["p75_x"] == pytest.approx(170 + 5 * 56.25)
+    assert lead["p90_x"] == pytest.approx(170 + 5.6 * 56.25)
+    assert lead["km_x"] == pytest.approx(170 + 6 * 56.25)
+    assert lead["stall_x"] == pytest.approx(170 + 7 * 56.25)
+    assert (lead["has_visits"], qualified["has_visits"]) == (True, False)
+    assert qualified["stall_x"] is None and qualified["km_x"] is None
+    assert qualified["y"] - lead["y"] == chart["row_height"]
+
+
+def test_no_dwell_chart_without_completed_visits():
+    assert dwell_chart([dwell_row("lead", 0, km=3)], STAGES, LABELS) is None

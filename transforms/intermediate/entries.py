@@ -1,0 +1,85 @@
+"""Stage entries: when each deal entered each stage, from its history or its own fields."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from schemas.vocabulary import LOST, WON
+from transforms.funnel_model import FunnelModel
+
+
+def stage_index(stage: pl.Expr, *, funnel: FunnelModel) -> pl.Expr:
+    """A stage id's position in the funnel (0 for the first stage)."""
+    return stage.replace_strict(funnel.ids, list(range(len(funnel.ids))), return_dtype=pl.Int32)
+
+
+# stage_entries' order within a deal: by time, entries at the same instant by stage
+ENTRY_ORDER = ["entered_at", "stage_index"]
+
+
+def stage_entries(
+    opportunities: pl.LazyFrame, stage_history: pl.LazyFrame, *, funnel: FunnelModel
+) -> pl.LazyFrame:
+    """Stage entries: one row per entry of an opportunity into a stage.
+
+    An opportunity's stage-history rows are its entries (rows with stage "lost" record the
+    loss and are left out); `is_stage_change` is false for a row that repeats the stage the
+    deal is already in (Salesforce logs amount changes that way, snapshots observe a stage
+    again): such rows carry amounts, not new visits. An opportunity without history rows
+    takes its entries from its own fields: the first stage at `created_at`, the won stage at
+    `closed_at` when won, and the current stage at `stage_entered_at` (when that is empty: at
+    `closed_at` for a won deal in a won stage, else at `created_at`). A won deal whose stage
+    is open (CRMs keep the stage a deal was won from) enters the won stage at `closed_at`.
+    """
+    first, won = funnel.ids[0], funnel.won_stage
+    from_history = stage_history.filter(pl.col("stage") != LOST).select(
+        "opportunity_id",
+        "stage",
+        "entered_at",
+        "amount",
+        "expected_close_date",
+        pl.lit(True).alias("is_from_history"),
+    )
+    without_history = opportunities.join(
+        stage_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
+    )
+    in_won_stage = pl.col("stage").is_in(funnel.won_ids)
+    current_entry = pl.coalesce(
+        "stage_entered_at",
+        pl.when((pl.col("status") == WON) & in_won_stage).then(pl.col("closed_at")),
+        "created_at",
+    )
+    field_entries = (
+        pl.concat(
+            [
+                without_history.select(
+                    "opportunity_id",
+                    pl.lit(first).alias("stage"),
+                    pl.col("created_at").alias("entered_at"),
+                ),
+                without_history.filter(
+                    (pl.col("status") == WON) & pl.col("closed_at").is_not_null()
+                ).select(
+                    "opportunity_id",
+                    pl.lit(won).alias("stage"),
+                    pl.col("closed_at").alias("entered_at"),
+                ),
+                without_history.select(
+                    "opportunity_id", "stage", current_entry.alias("entered_at")
+                ),
+            ]
+        )
+        .unique()
+        .with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("amount"),
+            pl.lit(None, dtype=pl.Date).alias("expected_close_date"),
+            pl.lit(False).alias("is_from_history"),
+        )
+    )
+    previous = pl.col("stage").shift(1).over("opportunity_id", order_by=ENTRY_ORDER)
+    return (
+        pl.concat([from_history, field_entries])
+        .with_columns(stage_index(pl.col("stage"), funnel=funnel).alias("stage_index"))
+        .sort(["opportunity_id", *ENTRY_ORDER], maintain_order=True)  # ties: export order
+        .with_columns((previous.is_null() | (previous != pl.col("stage"))).alias("is_stage_change"))
+    )

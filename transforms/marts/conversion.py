@@ -1,0 +1,75 @@
+"""Stage conversion (DESIGN §5 `conversion`): flow and cohort rates of each adjacent pair."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from schemas.vocabulary import LOST
+from transforms.expressions import in_interval, ratio
+from transforms.funnel_model import FunnelModel
+from transforms.marts.funnel_snapshot import stage_frame
+
+
+def conversion(
+    reaches: pl.LazyFrame,
+    states: pl.LazyFrame,
+    *,
+    funnel: FunnelModel,
+    period_start: datetime,
+    as_of: datetime,
+    window_start: datetime,
+    immature_open_share: float,
+) -> pl.DataFrame:
+    """Flow and cohort conversion: one row per adjacent pair of stages (from, to).
+
+    `entries_*` count deals whose first reach of the stage lies in P; the cohort of a stage
+    holds the deals that first reached it in W; `advanced` members also reached the next
+    stage (a deal's reaches are the stages 0..k, so any later row means it did), `lost` the
+    others lost by as_of. Post-sale steps have no resolved rate.
+    """
+    reached_next = pl.col("reached_next")
+    in_cohort = in_interval(pl.col("reached_at"), window_start, as_of)
+    counts = (
+        reaches.join(states.select("opportunity_id", "state"), on="opportunity_id")
+        .with_columns(
+            (pl.col("stage_index") < pl.col("stage_index").max().over("opportunity_id")).alias(
+                "reached_next"
+            )
+        )
+        .group_by("stage_index")
+        .agg(
+            in_interval(pl.col("reached_at"), period_start, as_of).sum().alias("entries"),
+            in_cohort.sum().alias("cohort_size"),
+            (in_cohort & reached_next).sum().alias("advanced"),
+            (in_cohort & ~reached_next & (pl.col("state") == LOST)).sum().alias("lost"),
+        )
+    )
+    n, adv, lost = pl.col("cohort_size"), pl.col("advanced"), pl.col("lost")
+    is_post_sale = pl.col("stage_index") >= funnel.won_index
+    return (
+        stage_frame(funnel, open_only=False)
+        .join(counts, on="stage_index", how="left")
+        .sort("stage_index")
+        .with_columns(pl.col("entries", "cohort_size", "advanced", "lost").fill_null(0))
+        .select(
+            pl.col("stage").alias("from"),
+            pl.col("stage").shift(-1).alias("to"),
+            pl.col("entries").alias("entries_from"),
+            pl.col("entries").shift(-1).alias("entries_to"),
+            ratio(pl.col("entries").shift(-1), pl.col("entries")).alias("flow_rate"),
+            n,
+            adv,
+            lost,
+            (n - adv - lost).alias("open"),
+            ratio(adv, n).alias("cohort_rate"),
+            pl.when(~is_post_sale).then(ratio(adv, adv + lost)).alias("resolved_rate"),
+            ((n > 0) & (ratio(n - adv - lost, n) > immature_open_share))
+            .fill_null(False)
+            .alias("is_immature"),
+        )
+        .head(len(funnel.ids) - 1)
+        .cast({pl.UInt32: pl.Int64})
+        .collect()
+    )

@@ -1,0 +1,93 @@
+"""Follow-up activity (DESIGN §5 `followups`): how open deals are being worked, and how won
+and lost deals were."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+
+from schemas.vocabulary import OPEN, RESOLVED
+from transforms.expressions import days_between, in_interval
+
+SILENT_DAYS = 14
+
+
+def followup_activity(
+    followups: pl.LazyFrame,
+    states: pl.LazyFrame,
+    *,
+    period_start: datetime,
+    as_of: datetime,
+    as_of_date: date,
+    window_start: datetime,
+) -> dict[str, Any]:
+    """Touches per open deal in the period, channel mix, open deals silent for 14 days,
+    overdue next actions, and touches per deal of deals won against deals lost in W.
+
+    A deal is silent when its last follow-up before as_of (its creation when it has none) is
+    more than 14 days old; a next action is overdue when the deal's latest follow-up set a due
+    date before `as_of_date` (the local date as_of falls on: a due date is a local day) and
+    nothing followed.
+    """
+    known = followups.filter(pl.col("occurred_at") < as_of)
+    in_period = known.filter(in_interval(pl.col("occurred_at"), period_start, as_of))
+    open_deals = states.filter(pl.col("state") == OPEN).select(
+        "opportunity_id", "created_at", "amount_at"
+    )
+    last = known.group_by("opportunity_id").agg(
+        pl.col("occurred_at").max().alias("last_touch"),
+        pl.col("next_action_due").get(pl.col("occurred_at").arg_max()).alias("due"),
+    )
+    open_activity = open_deals.join(last, on="opportunity_id", how="left").with_columns(
+        (days_between(pl.coalesce("last_touch", "created_at"), pl.lit(as_of)) > SILENT_DAYS).alias(
+            "is_silent"
+        ),
+        (pl.col("due") < as_of_date).fill_null(False).alias("is_overdue"),
+    )
+    touches_open = in_period.join(open_deals, on="opportunity_id", how="semi").select(pl.len())
+    summary = (
+        open_activity.select(
+            pl.len().alias("open_count"),
+            pl.col("is_silent").sum().cast(pl.Int64).alias("silent_count"),
+            pl.col("amount_at").filter("is_silent").sum().alias("silent_amount"),
+            pl.col("is_overdue").sum().cast(pl.Int64).alias("overdue_next_actions"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    touches = touches_open.collect().item()
+    mix = (
+        in_period.group_by("channel")
+        .agg(pl.len().alias("touches"))
+        .with_columns((pl.col("touches") / pl.col("touches").sum()).alias("share"))
+        .sort(["touches", "channel"], descending=[True, False])
+        .collect()
+        .to_dicts()
+    )
+    resolved = states.filter(
+        pl.col("state").is_in(RESOLVED) & (pl.col("resolved_at") >= window_start)
+    ).select("opportunity_id", "state")
+    per_deal = resolved.join(
+        known.group_by("opportunity_id").agg(pl.len().alias("touches")),
+        on="opportunity_id",
+        how="left",
+    ).with_columns(pl.col("touches").fill_null(0))
+    pattern = (
+        per_deal.group_by("state")
+        .agg(pl.len().alias("deals"), pl.col("touches").mean().alias("touches_per_deal"))
+        .sort("state", descending=True)
+        .collect()
+        .to_dicts()
+    )
+    return {
+        "touches_in_period": in_period.select(pl.len()).collect().item(),
+        "touches_per_open_deal": touches / summary["open_count"] if summary["open_count"] else None,
+        "channel_mix": mix,
+        "silent_days": SILENT_DAYS,
+        "silent_open_deals": summary["silent_count"],
+        "silent_open_amount": summary["silent_amount"],
+        "overdue_next_actions": summary["overdue_next_actions"],
+        "won_vs_lost": pattern,
+    }

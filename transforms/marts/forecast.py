@@ -1,0 +1,69 @@
+"""The forecast (DESIGN §5 `forecast`): the stage-weighted open pipeline at as_of and the part
+expected to close in the next period."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from schemas.vocabulary import OPEN
+from transforms.funnel_model import FunnelModel
+from transforms.marts.funnel_snapshot import stage_frame
+
+
+def weighted_open_deals(states: pl.LazyFrame, probabilities: pl.DataFrame) -> pl.LazyFrame:
+    """Open deals at as_of with the win probability of their stage and amount × p_win."""
+    p_win = probabilities.lazy().select(pl.col("stage").alias("stage_at"), "p_win")
+    return (
+        states.filter(pl.col("state") == OPEN)
+        .join(p_win, on="stage_at", how="left")
+        .with_columns((pl.col("amount_at") * pl.col("p_win")).alias("weighted_amount"))
+    )
+
+
+def forecast(
+    weighted: pl.LazyFrame,
+    *,
+    funnel: FunnelModel,
+    next_period_start: date,
+    next_period_end: date,
+    probabilities_known: bool,
+) -> dict[str, Any]:
+    """Stage-weighted pipeline at as_of, and the part expected to close in the next period."""
+    in_next = (pl.col("expected_close_date_at") >= next_period_start) & (
+        pl.col("expected_close_date_at") < next_period_end
+    )
+    totals = (
+        weighted.select(
+            pl.col("weighted_amount").sum().alias("weighted_pipeline"),
+            pl.col("weighted_amount").filter(in_next).sum().alias("next_period"),
+            pl.col("amount_at").is_null().sum().cast(pl.Int64).alias("unpriced_count"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    by_stage = (
+        stage_frame(funnel)
+        .select("stage")
+        .join(
+            weighted.group_by(pl.col("stage_at").alias("stage")).agg(
+                pl.len().alias("open_count"),
+                pl.col("amount_at").sum().alias("open_amount"),
+                pl.col("weighted_amount").sum().alias("weighted_amount"),
+            ),
+            on="stage",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.col("open_count").fill_null(0),
+            pl.col("open_amount").fill_null(0.0),
+            pl.col("weighted_amount").fill_null(0.0),
+        )
+    )
+    if not probabilities_known:
+        totals["weighted_pipeline"] = totals["next_period"] = None
+        by_stage = by_stage.with_columns(pl.lit(None, dtype=pl.Float64).alias("weighted_amount"))
+    return {**totals, "by_stage": by_stage.collect().to_dicts()}

@@ -1,0 +1,32 @@
+"""The funnel snapshot (DESIGN §5 `funnel`): open deals per stage at as_of."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from schemas.vocabulary import OPEN
+from transforms.funnel_model import FunnelModel
+
+
+def stage_frame(funnel: FunnelModel, *, open_only: bool = True) -> pl.LazyFrame:
+    """One row per (open) stage in funnel order: `stage`, `stage_index`."""
+    ids = funnel.open_ids if open_only else funnel.ids
+    return pl.LazyFrame(
+        {"stage": ids, "stage_index": list(range(len(ids)))},
+        schema={"stage": pl.String, "stage_index": pl.Int32},
+    )
+
+
+def funnel_snapshot(states: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:
+    """Open deals at as_of: one row per open stage, with count and amount."""
+    per_stage = (
+        states.filter(pl.col("state") == OPEN)
+        .group_by(pl.col("stage_at").alias("stage"))
+        .agg(pl.len().alias("count"), pl.col("amount_at").sum().alias("amount"))
+    )
+    return (
+        stage_frame(funnel)
+        .select("stage")
+        .join(per_stage, on="stage", how="left", maintain_order="left")
+        .with_columns(pl.col("count").fill_null(0).cast(pl.Int64), pl.col("amount").fill_null(0.0))
+    )

@@ -1,0 +1,68 @@
+"""Headline figures (DESIGN §5 `kpis`) of a period, and pipeline velocity over W."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from schemas.vocabulary import LOST, OPEN, WON
+from transforms.expressions import days_between, in_interval, ratio
+
+WINDOW_FIGURES = ("won_count", "lost_count", "win_rate", "avg_won_amount", "median_cycle_days")
+
+
+def headline_figures(*, period_start: datetime, as_of: datetime) -> list[pl.Expr]:
+    """The headline aggregates of one interval [period_start, as_of), over deal states."""
+    won = (pl.col("state") == WON) & in_interval(pl.col("won_at"), period_start, as_of)
+    lost = (pl.col("state") == LOST) & in_interval(pl.col("closed_at"), period_start, as_of)
+    won_amount = pl.col("amount_at").filter(won)
+    return [
+        (pl.col("state") == OPEN).sum().cast(pl.Int64).alias("open_count"),
+        pl.col("amount_at").filter(pl.col("state") == OPEN).sum().alias("open_amount"),
+        won.sum().cast(pl.Int64).alias("won_count"),
+        won_amount.sum().alias("won_amount"),
+        lost.sum().cast(pl.Int64).alias("lost_count"),
+        ratio(won.sum(), won.sum() + lost.sum()).alias("win_rate"),
+        won_amount.mean().alias("avg_won_amount"),
+        days_between(pl.col("created_at"), pl.col("won_at"))
+        .filter(won)
+        .median()
+        .alias("median_cycle_days"),
+    ]
+
+
+def headline(states: pl.LazyFrame, *, period_start: datetime, as_of: datetime) -> pl.LazyFrame:
+    """Headline figures of one interval [period_start, as_of): a single row."""
+    return states.select(headline_figures(period_start=period_start, as_of=as_of))
+
+
+def kpis(
+    states: pl.LazyFrame, *, period_start: datetime, as_of: datetime, window_start: datetime
+) -> dict[str, Any]:
+    """Headline figures for the period, and pipeline velocity from the figures over W."""
+    figures = headline(states, period_start=period_start, as_of=as_of).collect().row(0, named=True)
+    window = headline(states, period_start=window_start, as_of=as_of).collect().row(0, named=True)
+    parts = (window["win_rate"], window["avg_won_amount"], window["median_cycle_days"])
+    velocity = None
+    if all(p is not None for p in parts) and window["median_cycle_days"] > 0:
+        velocity = figures["open_count"] * parts[0] * parts[1] / parts[2]
+    return {
+        **figures,
+        "pipeline_velocity": velocity,
+        "window": {k: window[k] for k in WINDOW_FIGURES},
+    }
+
+
+def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Difference current - previous for each numeric headline figure (null when either is)."""
+    return {
+        key: (
+            value - previous[key]
+            if isinstance(value, int | float) and isinstance(previous.get(key), int | float)
+            else None
+        )
+        for key, value in current.items()
+        if key != "window"
+    }

@@ -1,0 +1,93 @@
+"""Stalled deals (DESIGN §5 `stalls`): open deals past their stage's stall threshold."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from schemas.vocabulary import OPEN
+from transforms.expressions import days_between
+from transforms.funnel_model import FunnelModel
+
+STALLED_DEALS_LISTED = 15
+
+
+def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, as_of: datetime) -> pl.LazyFrame:
+    """Open deals whose current visit is older than their stage's stall threshold."""
+    thresholds = pl.LazyFrame(
+        {
+            "stage_at": [s.id for s in funnel.stages if s.stall_days is not None],
+            "stall_days": [s.stall_days for s in funnel.stages if s.stall_days is not None],
+        }
+    )
+    return (
+        states.filter(pl.col("state") == OPEN)
+        .join(thresholds, on="stage_at", how="inner")
+        .with_columns(
+            days_between(pl.col("stage_entered_at_as_of"), pl.lit(as_of)).alias("days_in_stage")
+        )
+        .filter(pl.col("days_in_stage") > pl.col("stall_days"))
+        .with_columns(pl.col("stall_reason").is_null().alias("is_missing_reason"))
+    )
+
+
+def stalls_summary(stalled: pl.LazyFrame) -> dict[str, Any]:
+    """stalled_count, stalled_amount, missing_reason_count, compliance_rate, reasons[],
+    by_owner[] and the longest stalled deals[]."""
+    totals = (
+        stalled.select(
+            pl.len().alias("stalled_count"),
+            pl.col("amount_at").sum().alias("stalled_amount"),
+            pl.col("is_missing_reason").sum().cast(pl.Int64).alias("missing_reason_count"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    n, missing = totals["stalled_count"], totals["missing_reason_count"]
+    reasons = (
+        stalled.filter(~pl.col("is_missing_reason"))
+        .group_by(pl.col("stall_reason").alias("reason"))
+        .agg(pl.len().alias("count"), pl.col("amount_at").sum().alias("amount"))
+        .sort(["count", pl.col("amount").round(6), "reason"], descending=[True, True, False])
+        .collect()
+        .to_dicts()
+    )
+    by_owner = (
+        stalled.group_by(pl.col("owner").fill_null("—").alias("owner"))
+        .agg(pl.len().alias("stalled"), pl.col("is_missing_reason").sum().alias("missing_reason"))
+        .with_columns((1 - pl.col("missing_reason") / pl.col("stalled")).alias("compliance_rate"))
+        .sort(["missing_reason", "stalled", "owner"], descending=[True, True, False])
+        .collect()
+        .to_dicts()
+    )
+    return {
+        **totals,
+        "compliance_rate": 1 - missing / n if n else None,
+        "reasons": reasons,
+        "by_owner": by_owner,
+        "deals": longest_stalled(stalled),
+    }
+
+
+def longest_stalled(
+    stalled: pl.LazyFrame, *, listed: int = STALLED_DEALS_LISTED
+) -> list[dict[str, Any]]:
+    """The `listed` deals stalled longest, longest first."""
+    return (
+        # rounded: the last bit of a vectorised division must not reorder equal ages
+        stalled.sort([pl.col("days_in_stage").round(6), "opportunity_id"], descending=[True, False])
+        .head(listed)
+        .select(
+            "opportunity_id",
+            "customer_name",
+            "owner",
+            pl.col("stage_at").alias("stage"),
+            "days_in_stage",
+            pl.col("amount_at").alias("amount"),
+            "stall_reason",
+        )
+        .collect()
+        .to_dicts()
+    )

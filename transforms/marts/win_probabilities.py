@@ -1,0 +1,71 @@
+"""Win probability from each stage (DESIGN §5 `forecast.stage_probabilities`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from schemas.vocabulary import LOST, RESOLVED, WON
+from transforms.funnel_model import FunnelModel
+from transforms.marts.funnel_snapshot import stage_frame
+
+
+def resolved_in_window(states: pl.LazyFrame, *, window_start: datetime) -> pl.LazyFrame:
+    """Deals won or lost with their resolution time in W (W ends at the states' as_of)."""
+    return states.filter(pl.col("state").is_in(RESOLVED) & (pl.col("resolved_at") >= window_start))
+
+
+def overall_win_rate(states: pl.LazyFrame, *, window_start: datetime) -> float | None:
+    """p̄: the share won among every deal resolved in W; None when nothing was resolved."""
+    won, resolved = (
+        resolved_in_window(states, window_start=window_start)
+        .select((pl.col("state") == WON).sum(), pl.len())
+        .collect()
+        .row(0)
+    )
+    return won / resolved if resolved else None
+
+
+def stage_probabilities(
+    reaches: pl.LazyFrame,
+    states: pl.LazyFrame,
+    *,
+    funnel: FunnelModel,
+    window_start: datetime,
+    p_bar: float | None,
+    smoothing_strength: float,
+    min_resolved: int,
+) -> pl.DataFrame:
+    """Smoothed win probability from each open stage: one row per open stage.
+
+    Among deals that reached the stage and were resolved in W: p_win = (won + m·p̄) /
+    (won + lost + m), with p̄ = `overall_win_rate` and m the smoothing strength. Null when
+    nothing was resolved in W; `insufficient_history` under `min_resolved` resolved deals.
+    """
+    resolved = resolved_in_window(states, window_start=window_start).select(
+        "opportunity_id", "state"
+    )
+    counts = (
+        reaches.join(resolved, on="opportunity_id")
+        .group_by("stage")
+        .agg(
+            (pl.col("state") == WON).sum().alias("won"),
+            (pl.col("state") == LOST).sum().alias("lost"),
+        )
+    )
+    won, lost, m = pl.col("won"), pl.col("lost"), smoothing_strength
+    p_win = (
+        pl.lit(None, dtype=pl.Float64) if p_bar is None else (won + m * p_bar) / (won + lost + m)
+    )
+    return (
+        stage_frame(funnel)
+        .select("stage")
+        .join(counts, on="stage", how="left", maintain_order="left")
+        .with_columns(won.fill_null(0).cast(pl.Int64), lost.fill_null(0).cast(pl.Int64))
+        .with_columns(
+            p_win.alias("p_win"),
+            (pl.lit(p_bar is None) | (won + lost < min_resolved)).alias("insufficient_history"),
+        )
+        .collect()
+    )

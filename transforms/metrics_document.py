@@ -1,0 +1,164 @@
+"""The `metrics.json` document of one period: every mart, under the keys of DESIGN §5.
+
+It holds numbers, ids and keys only, never text in the report's language: the same export
+and period give the same document whatever language the report is rendered in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from transforms.funnel_model import RunSettings
+from transforms.intermediate.derived import DerivedTables
+from transforms.intermediate.states import DealStatesAt
+from transforms.marts.backtest import backtest
+from transforms.marts.bottlenecks import bottlenecks
+from transforms.marts.comparison import comparison, months, trend
+from transforms.marts.conversion import conversion
+from transforms.marts.dwell import dwell
+from transforms.marts.followups import followup_activity
+from transforms.marts.forecast import forecast, weighted_open_deals
+from transforms.marts.funnel_snapshot import funnel_snapshot
+from transforms.marts.kpis import kpis
+from transforms.marts.monte_carlo import monte_carlo
+from transforms.marts.point_in_time import point_in_time_notes
+from transforms.marts.segments import segments
+from transforms.marts.stalls import stalled_deals, stalls_summary
+from transforms.marts.targets import target_decomposition
+from transforms.marts.totals import totals
+from transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
+from transforms.periods import Period
+
+
+def funnel_metrics(
+    opportunities: pl.DataFrame,
+    derived: DerivedTables,
+    followups: pl.DataFrame,
+    *,
+    period: Period,
+    settings: RunSettings,
+    history_available: bool,
+    target: float | None = None,
+) -> dict[str, Any]:
+    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json."""
+    funnel, window = settings.funnel, settings.window_months
+    start, as_of, window_start = period.start, period.end, period.window_start(window)
+    states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
+    states_at = DealStatesAt(
+        opportunities.lazy(),
+        derived.entries.lazy(),
+        funnel=funnel,
+        known={as_of: (derived.states, derived.reaches)},
+    )
+    p_bar = overall_win_rate(states, window_start=window_start)
+    probabilities = stage_probabilities(
+        reaches,
+        states,
+        funnel=funnel,
+        window_start=window_start,
+        p_bar=p_bar,
+        smoothing_strength=settings.smoothing_strength,
+        min_resolved=settings.min_resolved_for_p_win,
+    )
+    probabilities_known = probabilities["p_win"].null_count() == 0
+    weighted = weighted_open_deals(states, probabilities)
+    next_period = period.shifted(1)
+    headline = kpis(states, period_start=start, as_of=as_of, window_start=window_start)
+    snapshot = funnel_snapshot(states, funnel=funnel)
+    pipeline = forecast(
+        weighted,
+        funnel=funnel,
+        next_period_start=next_period.start_date,
+        next_period_end=next_period.end_date,
+        probabilities_known=probabilities_known,
+    )
+    document: dict[str, Any] = {
+        "period": period.as_dict(),
+        "currency": settings.currency,
+        "stages": [
+            {"id": s.id, "is_open": i < funnel.won_index, "stall_days": s.stall_days}
+            for i, s in enumerate(funnel.stages)
+        ],
+        "window": {"start": window_start.isoformat(), "end": as_of.isoformat(), "months": window},
+        "kpis": headline,
+        "totals": totals(states),
+        "segments": segments(states, period_start=start, as_of=as_of),
+        "followups": followup_activity(
+            followups.lazy(),
+            states,
+            period_start=start,
+            as_of=as_of,
+            as_of_date=period.end_date,
+            window_start=window_start,
+        ),
+        "funnel": snapshot.collect().to_dicts(),
+        "conversion": conversion(
+            reaches,
+            states,
+            funnel=funnel,
+            period_start=start,
+            as_of=as_of,
+            window_start=window_start,
+            immature_open_share=settings.immature_open_share,
+        ).to_dicts(),
+        "dwell": dwell(
+            visits, funnel=funnel, window_start=window_start, history_available=history_available
+        )
+        .collect()
+        .to_dicts(),
+        "stalls": stalls_summary(stalled_deals(states, funnel=funnel, as_of=as_of)),
+        "forecast": {
+            "stage_probabilities": probabilities.to_dicts(),
+            "p_bar": p_bar,
+            **pipeline,
+            "next_period_label": next_period.label,
+            "backtest": backtest(
+                states_at,
+                period=period,
+                funnel=funnel,
+                window_months=window,
+                smoothing_strength=settings.smoothing_strength,
+                min_resolved=settings.min_resolved_for_p_win,
+            ),
+            "monte_carlo": monte_carlo(
+                weighted, target=target, probabilities_known=probabilities_known
+            ),
+        },
+        "comparison": comparison(states_at, headline, period=period, window_months=window),
+        "history_available": history_available,
+        "point_in_time": point_in_time_notes(
+            opportunities.lazy(), states, as_of=as_of, history_available=history_available
+        ),
+        "bottlenecks": (
+            bottlenecks(
+                visits,
+                snapshot,
+                probabilities,
+                funnel=funnel,
+                period_start=start,
+                window_start=window_start,
+            )
+            if history_available
+            else []
+        ),
+        "trend": trend(states_at, period=period, window_months=window),
+        "targets": None
+        if target is None
+        else target_decomposition(
+            reaches,
+            states,
+            probabilities,
+            funnel=funnel,
+            target=target,
+            won_amount=headline["won_amount"],
+            avg_won_amount=headline["window"]["avg_won_amount"],
+            weighted_pipeline=pipeline["weighted_pipeline"],
+            window_start=window_start,
+            period_end=period.end_date,
+        ),
+    }
+    if period.grain == "quarter":
+        document["months"] = months(states_at, period=period, window_months=window)
+    return document

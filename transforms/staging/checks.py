@@ -1,0 +1,301 @@
+"""Checked inputs: the canonical raw tables parsed to types, every row rule applied, and each
+row either valid or quarantined with all its reasons; the counts per table and per file.
+
+Pure: what `flows.io.exports` read goes in, what a run keeps comes out (`CheckedInputs`).
+Tables of a million rows are transformed lazily (`frame.lazy()....collect()`): an eager
+operation on a frame that polars' streaming engine produced first realigns the chunks of every
+column, a copy of the whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import polars as pl
+
+from schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types
+from schemas.validation import ValidatedTable, reason_category, reason_counts, validate_table
+from schemas.vocabulary import (
+    FOLLOWUPS,
+    KEEP,
+    OPPORTUNITIES,
+    REASON_SEPARATOR,
+    STAGE_HISTORY,
+)
+from transforms.funnel_model import RunSettings
+from transforms.staging.layout import InputFile, Inputs
+from transforms.staging.outcomes import (
+    MOVED_CREATED,
+    STAGE_FROM_HISTORY,
+    derive_status,
+    loss_from_history,
+    lost_stage_to_status,
+    settle_close_dates,
+    stage_from_history,
+)
+from transforms.staging.parse import parse_table
+from transforms.staging.rules import (
+    history_after_loss_reasons,
+    opportunity_rule_reasons,
+    orphan_reasons,
+)
+
+
+def rows_numbered(frame: pl.DataFrame, numbers: pl.Series) -> pl.DataFrame:
+    """The rows of a table numbered 1..n in order (a canonical table's `_row`, a file's
+    `_row`) with the given numbers: row r sits at index r - 1, so no join is needed."""
+    return frame[numbers.cast(pl.Int64) - 1]
+
+
+def typed_table(
+    raw: pl.DataFrame | None,
+    table: str,
+    settings: RunSettings,
+    headers: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """Parsed canonical columns of a table, or an empty table when no file feeds it."""
+    columns = column_types(TABLE_MODELS[table])
+    frame = (raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})).lazy()
+    if table == OPPORTUNITIES:
+        frame = lost_stage_to_status(frame, funnel=settings.funnel, options=settings.parse)
+    typed = parse_table(
+        frame,
+        columns=columns,
+        funnel=settings.funnel,
+        options=settings.parse,
+        timezone=settings.timezone,
+        headers=headers,
+    )
+    if table == OPPORTUNITIES:
+        typed = typed.join(frame.select("_row", STAGE_FROM_HISTORY), on="_row", how="left")
+    return typed.collect()
+
+
+def input_headers(inputs: Inputs, table: str) -> dict[str, str]:
+    """Canonical column -> the input header it came from (the first file's), for messages."""
+    for file in inputs.files:
+        if file.table == table:
+            return {c: headers[0] for c, headers in file.match.columns.items()}
+    return {}
+
+
+def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
+    """Valid rows and quarantined rows of every canonical table, opportunities first."""
+    settings = inputs.settings
+    funnel = settings.funnel
+
+    def typed(table: str) -> pl.DataFrame:
+        return typed_table(inputs.raw.get(table), table, settings, input_headers(inputs, table))
+
+    history = typed(STAGE_HISTORY)
+    opportunities = (
+        typed(OPPORTUNITIES)
+        .lazy()
+        .pipe(stage_from_history, history.lazy(), funnel=funnel)
+        .pipe(derive_status, funnel=funnel)
+        .pipe(loss_from_history, history.lazy())
+        .pipe(
+            settle_close_dates,
+            keep_closed_before_created=settings.parse.closed_before_created == KEEP,
+        )
+        .collect()
+    )
+    moved = int(opportunities[MOVED_CREATED].sum())
+    opportunities = opportunities.lazy().drop(MOVED_CREATED).collect()
+    rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
+    notes = (
+        ({"note": "created_at moved back to closed_at (closed before created)", "rows": moved},)
+        if moved
+        else ()
+    )
+    validated = {
+        OPPORTUNITIES: replace(
+            validate_table(OPPORTUNITIES, opportunities, TABLE_MODELS[OPPORTUNITIES], rules),
+            notes=notes,
+        )
+    }
+    valid_opps = validated[OPPORTUNITIES].valid.lazy()
+    quarantined_ids = opportunities.lazy().join(
+        validated[OPPORTUNITIES].quarantined.lazy().select("_row"), on="_row", how="semi"
+    )
+    for table in (STAGE_HISTORY, FOLLOWUPS):
+        rows = history if table == STAGE_HISTORY else typed(table)
+        reasons = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]
+        if table == STAGE_HISTORY:
+            reasons.append(history_after_loss_reasons(rows.lazy(), valid_opps))
+        validated[table] = validate_table(
+            table, rows, TABLE_MODELS[table], pl.concat(reasons).collect()
+        )
+    return validated
+
+
+def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[str, Any]:
+    """Per canonical table: rows read, valid, quarantined, reasons, and the same per file."""
+    quality = {}
+    for name, table in validated.items():
+        raw = inputs.raw.get(name, pl.DataFrame(schema={"_row": pl.Int64, "_file": pl.Categorical}))
+        bad = rows_numbered(raw.select("_file"), table.quarantined["_row"])
+        counts = dict(raw.select("_file").group_by("_file", maintain_order=True).len().iter_rows())
+        names = [f.name for f in inputs.files if f.table == name]
+        names += [n for n in counts if n not in names]
+        per_file = []
+        for file_name in names:
+            rows = counts.get(file_name, 0)
+            quarantined = bad.filter(pl.col("_file") == file_name).height
+            per_file.append(
+                {
+                    "file": file_name,
+                    "rows_read": rows,
+                    "rows_valid": rows - quarantined,
+                    "rows_quarantined": quarantined,
+                }
+            )
+        quality[name] = {
+            "rows_read": table.rows_read,
+            "rows_valid": table.rows_valid,
+            "rows_quarantined": table.rows_quarantined,
+            "reasons": reason_counts(table),
+            "notes": list(table.notes),
+            "files": per_file,
+        }
+    return quality
+
+
+def quarantine_rows(
+    raw: pl.DataFrame, table: ValidatedTable, files: list[InputFile]
+) -> pl.DataFrame:
+    """Quarantined rows as they came in (their file's own columns), with file, line number and
+    every reason. `_line` is where the record starts, the header being line 1."""
+    keys = pl.concat(
+        [
+            table.quarantined,
+            rows_numbered(raw.select("_file", "_line", "_source_row"), table.quarantined["_row"]),
+        ],
+        how="horizontal",
+    )
+    reasons = pl.col("reasons").list.join(REASON_SEPARATOR).alias("_reasons")
+    parts = []
+    for file in files:
+        mine = keys.filter(pl.col("_file") == file.name)
+        if mine.height == 0:
+            continue
+        original = rows_numbered(file.source.rows.select(file.source.header), mine["_source_row"])
+        parts.append(
+            pl.concat([mine.select("_file", "_line", reasons), original], how="horizontal")
+        )
+    derived = keys.filter(~pl.col("_file").is_in([f.name for f in files]))
+    if derived.height:  # rows made from other rows (HubSpot's "Date entered" columns)
+        values = [c for c in raw.columns if not c.startswith("_")]
+        parts.append(
+            pl.concat(
+                [
+                    derived.select("_file", "_line", reasons),
+                    rows_numbered(raw.select(values), derived["_row"]),
+                ],
+                how="horizontal",
+            )
+        )
+    if not parts:
+        return pl.DataFrame()
+    return (
+        pl.concat(parts, how="diagonal")
+        .with_columns(pl.col("_file").cast(pl.String))
+        .sort("_file", "_line")
+    )
+
+
+def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per input file: where it is, its SHA-256, how it was read, and its row counts."""
+    per_file = {f["file"]: f for t in quality.values() for f in t["files"]}
+    return [
+        {
+            "table": f.table,
+            "name": f.name,
+            "path": str(f.source.path),
+            "sha256": f.source.sha256,
+            "encoding": f.source.encoding,
+            "delimiter": f.source.delimiter,
+            "rows": f.rows,
+            "rows_valid": per_file[f.name]["rows_valid"],
+            "rows_quarantined": per_file[f.name]["rows_quarantined"],
+        }
+        for f in inputs.files
+    ]
+
+
+@dataclass(frozen=True)
+class CheckedInputs:
+    """What a run keeps of its inputs once they are validated; the raw rows can then go.
+
+    `tables` holds the valid rows of each canonical table without the columns no figure reads
+    (contact details, free text: `NOT_ANALYSED`); `quarantine` the quarantined rows as they
+    came in, ready to write.
+    """
+
+    tables: dict[str, pl.DataFrame]
+    quality: dict[str, Any]
+    quarantine: dict[str, pl.DataFrame]
+    files: list[dict[str, Any]]
+    source: dict[str, Any]
+    settings: RunSettings
+    history_available: bool
+
+
+def check_inputs(inputs: Inputs) -> CheckedInputs:
+    validated = validate_inputs(inputs)
+    quality = data_quality(inputs, validated)
+    return CheckedInputs(
+        tables={
+            name: table.valid.lazy().drop(NOT_ANALYSED[name], strict=False).collect()
+            for name, table in validated.items()
+        },
+        quality=quality,
+        quarantine={
+            name: quarantine_rows(
+                raw, validated[name], [f for f in inputs.files if f.table == name]
+            )
+            for name, raw in inputs.raw.items()
+        },
+        files=input_summary(inputs, quality),
+        source={
+            "preset": inputs.preset.name,
+            "detected": inputs.reason,
+            "files": {f.name: f.table for f in inputs.files},
+            "ignored": inputs.ignored,
+        },
+        settings=inputs.settings,
+        history_available=STAGE_HISTORY in inputs.raw,
+    )
+
+
+EXAMPLES_PER_REASON = 2
+
+
+def validation_summary(
+    inputs: Inputs, validated: dict[str, ValidatedTable], quality: dict[str, Any]
+) -> dict[str, Any]:
+    """What `funnel validate` prints: the layout detected, the files left out and, per input
+    file, its counts and the top reasons with example lines."""
+    files = []
+    for table, entry in quality.items():
+        raw = inputs.raw.get(table)
+        bad = validated[table].quarantined
+        if raw is not None:
+            bad = pl.concat(
+                [bad, rows_numbered(raw.select("_file", "_line"), bad["_row"])], how="horizontal"
+            )
+        for file in entry["files"]:
+            mine = bad.filter(pl.col("_file") == file["file"])
+            reasons = (
+                mine.explode("reasons")
+                .with_columns(reason_category(pl.col("reasons")).alias("category"))
+                .group_by("category")
+                .agg(
+                    pl.len().alias("rows"),
+                    pl.struct("_line", "reasons").head(EXAMPLES_PER_REASON).alias("examples"),
+                )
+                .sort(["rows", "category"], descending=[True, False])
+            )
+            files.append({**file, "table": table, "reasons": reasons.to_dicts()})
+    return {"source": inputs.reason, "ignored": inputs.ignored, "files": files}

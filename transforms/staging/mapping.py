@@ -1,0 +1,186 @@
+"""Source mapping: a file's rows under canonical column names, in string form.
+
+Pure: `canonical_rows` renames and combines columns and turns CRM flags into a status;
+`date_entered_history` unpivots HubSpot's "Date entered <stage>" columns into stage history;
+dated snapshots become stage history in `snapshot_history`. Value parsing comes next, in
+`transforms.staging.parse`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from schemas.vocabulary import OPPORTUNITIES, TABLES
+from transforms.staging.parse import blank_to_null, parse_boolean
+from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
+
+if TYPE_CHECKING:
+    from transforms.staging.layout import InputFile
+
+SNAPSHOT = "_snapshot"
+SOURCE_ROW = "_source_row"  # the row's number within its own file
+
+
+def flags_to_status(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """`is_won` / `is_closed` flags as a status: won, lost (closed, not won) or open.
+
+    An unreadable flag becomes a status nobody can read, so the row is quarantined naming it.
+    """
+    names = rows.collect_schema().names()
+    flags = [c for c in FLAG_COLUMNS if c in names]
+    if not flags:
+        return rows
+    won = parse_boolean(pl.col("is_won")) if "is_won" in flags else pl.lit(None, pl.Boolean)
+    closed = (
+        parse_boolean(pl.col("is_closed")) if "is_closed" in flags else pl.lit(None, pl.Boolean)
+    )
+    unreadable = pl.concat_str(
+        [
+            pl.when(
+                blank_to_null(pl.col(f)).is_not_null() & parse_boolean(pl.col(f)).is_null()
+            ).then(pl.format("{}={}", pl.lit(f), pl.col(f)))
+            for f in flags
+        ],
+        ignore_nulls=True,
+    )
+    from_flags = (
+        pl.when(unreadable.str.len_chars() > 0)
+        .then(unreadable)
+        .when(won)
+        .then(pl.lit("won"))
+        .when(closed & ~won.fill_null(False))
+        .then(pl.lit("lost"))
+        .when(closed.is_not_null() | won.is_not_null())
+        .then(pl.lit("open"))
+    )
+    status = blank_to_null(pl.col("status")) if "status" in names else pl.lit(None, pl.String)
+    return rows.with_columns(pl.coalesce(status, from_flags).alias("status")).drop(flags)
+
+
+def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.LazyFrame:
+    """A file's rows under canonical names (first non-blank of the mapped headers per row),
+    with `_row`, `_line` and `_file`; flags become a status."""
+    mapped = [
+        (
+            pl.col(headers[0])
+            if len(headers) == 1  # no copy: parsing trims blanks later
+            else pl.coalesce([blank_to_null(pl.col(h)) for h in headers])
+        ).alias(canonical)
+        for canonical, headers in match.columns.items()
+        if canonical != DATE_ENTERED
+    ]
+    frame = rows.select(
+        pl.col("_row").cast(pl.Int64),
+        pl.col("_line").cast(pl.Int64),
+        pl.lit(file_name, dtype=pl.Categorical).alias("_file"),
+        *mapped,
+    )
+    return flags_to_status(frame) if match.table == OPPORTUNITIES else frame
+
+
+def date_entered_history(
+    rows: pl.LazyFrame, match: TableMatch, file_name: str, *, id_column: str
+) -> pl.LazyFrame:
+    """HubSpot's `Date entered "<stage> (<pipeline>)"` columns as stage history rows.
+
+    One row per deal and filled column; the stage is the text between `Date entered` and the
+    pipeline in brackets, mapped like any stage value later.
+    """
+    columns = match.columns.get(DATE_ENTERED, [])
+    if not columns:
+        return pl.LazyFrame(
+            schema={
+                "_row": pl.Int64,
+                "_line": pl.Int64,
+                "_file": pl.Categorical,
+                "opportunity_id": pl.String,
+                "stage": pl.String,
+                "entered_at": pl.String,
+            }
+        )
+    return (
+        rows.select(
+            pl.col("_line").cast(pl.Int64),
+            pl.col(id_column).alias("opportunity_id"),
+            *[pl.col(c) for c in columns],
+        )
+        .unpivot(
+            index=["_line", "opportunity_id"],
+            on=columns,
+            variable_name="_header",
+            value_name="entered_at",
+        )
+        .filter(blank_to_null(pl.col("entered_at")).is_not_null())
+        .with_columns(
+            pl.col("_header")
+            .str.replace(r'(?i)^date entered\s*"?', "")
+            .str.replace(r'\s*\([^()]*\)\s*"?$', "")
+            .str.strip_chars('" ')
+            .alias("stage"),
+            pl.lit(file_name, dtype=pl.Categorical).alias("_file"),
+        )
+        .sort("_line", "_header")
+        .with_row_index("_row", offset=1)
+        .select(
+            pl.col("_row").cast(pl.Int64), "_line", "_file", "opportunity_id", "stage", "entered_at"
+        )
+    )
+
+
+def snapshot_history(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """Stage history from dated snapshots: every observed row is a history row at its
+    snapshot's date (a deal's first observation at its stage_entered_at when the export has
+    one). Rows repeating the stage a deal is already in become amount updates, not visits."""
+    names = observations.collect_schema().names()
+    first_seen = pl.col(SNAPSHOT) == pl.col(SNAPSHOT).min().over("opportunity_id")
+    entered = pl.col(SNAPSHOT)
+    if "stage_entered_at" in names:
+        entered = (
+            pl.when(first_seen)
+            .then(pl.coalesce("stage_entered_at", SNAPSHOT))
+            .otherwise(pl.col(SNAPSHOT))
+        )
+    keep = [c for c in ("amount", "expected_close_date") if c in names]
+    return observations.select(
+        "_source_row",
+        "_line",
+        "_file",
+        "opportunity_id",
+        "stage",
+        entered.alias("entered_at"),
+        *keep,
+    )
+
+
+def latest_observations(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """Each deal's row from the latest snapshot it appears in."""
+    return observations.filter(
+        pl.col(SNAPSHOT) == pl.col(SNAPSHOT).max().over("opportunity_id")
+    ).drop(SNAPSHOT)
+
+
+def numbered(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_row` 1..n over a canonical table assembled from several files."""
+    return frame.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
+
+
+def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
+    """Per canonical table, the rows of every file feeding it, numbered 1.. in `_row`."""
+    parts: dict[str, list[pl.LazyFrame]] = {t: [] for t in TABLES}
+    for file in used:
+        rows = file.source.rows.lazy()
+        parts[file.table].append(canonical_rows(rows, file.match, file.name))
+        if DATE_ENTERED in file.match.columns:
+            id_header = file.match.columns["opportunity_id"][0]
+            parts["stage_history"].append(
+                date_entered_history(
+                    rows, file.match, f"{file.name} (Date entered)", id_column=id_header
+                )
+            )
+    return {
+        table: numbered(pl.concat(frames, how="diagonal").collect().rename({"_row": "_source_row"}))
+        for table, frames in parts.items()
+        if frames
+    }

@@ -1,0 +1,523 @@
+"""Typed canonical tables from raw string columns, with a reason for every value that can't be read.
+
+One row in, one row out: `_row` (the input row number) is kept, and `_parse_reasons` lists the
+values that could not be read. A value that cannot be read becomes null *and* a reason, never a
+silent null.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+
+import polars as pl
+
+from schemas.vocabulary import CHANNELS, LOST, OPEN, PARSE_REASONS, STATUSES, WON
+from transforms.funnel_model import FunnelModel, ParseOptions
+
+ZONED_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
+TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p")
+NUMERIC_DATE = r"^(\d{1,4})[-/.](\d{1,2})[-/.](\d{1,4})(?:[T ]+(.+))?$"
+EXCEL_SERIAL = r"^\d{4,5}(?:\.\d+)?$"
+EXCEL_EPOCH = datetime(1899, 12, 30)
+CURRENCY_MARKS = r"(?i)(?:US\$|HK\$|RMB|CNY|USD|EUR|GBP|JPY|[¥￥$€£]|元)"
+AMOUNT_MULTIPLIERS = {"万": 1e4, "亿": 1e8, "k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9}
+STATUS_VALUES = {
+    "open": OPEN,
+    "in progress": OPEN,
+    "active": OPEN,
+    "pending": OPEN,
+    "跟进中": OPEN,
+    "进行中": OPEN,
+    "未成交": OPEN,
+    "进行": OPEN,
+    "won": WON,
+    "closed won": WON,
+    "closed-won": WON,
+    "closedwon": WON,
+    "win": WON,
+    "赢单": WON,
+    "成交": WON,
+    "已成交": WON,
+    "签约": WON,
+    "已签约": WON,
+    "lost": LOST,
+    "closed lost": LOST,
+    "closed-lost": LOST,
+    "closedlost": LOST,
+    "loss": LOST,
+    "输单": LOST,
+    "丢单": LOST,
+    "已丢单": LOST,
+    "失败": LOST,
+    "已输单": LOST,
+}
+CHANNEL_VALUES = {
+    "phone": "phone",
+    "call": "phone",
+    "电话": "phone",
+    "phone call": "phone",
+    "meeting": "meeting",
+    "会议": "meeting",
+    "面谈": "meeting",
+    "video call": "meeting",
+    "email": "email",
+    "e-mail": "email",
+    "mail": "email",
+    "邮件": "email",
+    "电子邮件": "email",
+    "visit": "visit",
+    "拜访": "visit",
+    "上门": "visit",
+    "上门拜访": "visit",
+    "现场": "visit",
+    "message": "message",
+    "微信": "message",
+    "短信": "message",
+    "消息": "message",
+    "sms": "message",
+    "wechat": "message",
+    "chat": "message",
+    "其他": "other",
+    "other": "other",
+}
+BOOLEAN_VALUES = {
+    "true": True,
+    "t": True,
+    "1": True,
+    "yes": True,
+    "y": True,
+    "是": True,
+    "false": False,
+    "f": False,
+    "0": False,
+    "no": False,
+    "n": False,
+    "否": False,
+}
+
+
+def blank_to_null(raw: pl.Expr) -> pl.Expr:
+    """Trimmed text; empty or whitespace-only is null."""
+    text = raw.str.strip_chars()
+    return pl.when(text.str.len_bytes() > 0).then(text)
+
+
+def _cjk_dates(text: pl.Expr) -> pl.Expr:
+    """2024年6月30日 14:05 -> 2024-6-30 14:05."""
+    return text.str.replace(
+        r"^(\d{2,4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?\s*", "$1-$2-$3 "
+    ).str.strip_chars()
+
+
+def _two_digit_year(year: pl.Expr) -> pl.Expr:
+    """Years written with two digits: 00-68 are 2000-2068, 69-99 are 1969-1999 (as strptime)."""
+    return (
+        pl.when(year < 100)
+        .then(pl.when(year < 69).then(year + 2000).otherwise(year + 1900))
+        .otherwise(year)
+    )
+
+
+def _numeric_date(text: pl.Expr, date_order: str) -> tuple[pl.Expr, pl.Expr]:
+    """(date, time text) of `2024-06-30`, `30.06.2024`, `06/30/24 08:55 PM` ... ."""
+    parts = text.str.extract_groups(NUMERIC_DATE)
+    a, b, c = (parts.struct.field(str(i)) for i in (1, 2, 3))
+    first_is_year = a.str.len_chars() == 4
+    day_first = {"DMY": (a, b, c), "MDY": (b, a, c), "YMD": (c, b, a)}[date_order]
+    day = pl.when(first_is_year).then(c).otherwise(day_first[0]).cast(pl.Int32, strict=False)
+    month = pl.when(first_is_year).then(b).otherwise(day_first[1]).cast(pl.Int32, strict=False)
+    year = pl.when(first_is_year).then(a).otherwise(day_first[2]).cast(pl.Int32, strict=False)
+    text_date = pl.format(
+        "{}-{}-{}",
+        _two_digit_year(year).cast(pl.String).str.zfill(4),
+        month.cast(pl.String).str.zfill(2),
+        day.cast(pl.String).str.zfill(2),
+    )
+    checked = text_date.str.to_date("%Y-%m-%d", strict=False)  # 2024-02-30 stays unreadable
+    return checked, parts.struct.field("4")
+
+
+def _time_of_day(text: pl.Expr) -> pl.Expr:
+    clean = text.str.strip_chars().str.to_uppercase()
+    return pl.coalesce([clean.str.to_time(f, strict=False) for f in TIME_FORMATS])
+
+
+def parse_timestamp(raw: pl.Expr, *, timezone: str, date_order: str = "DMY") -> pl.Expr:
+    """A timestamp as UTC: ISO 8601 with a zone, or a local date/time in `timezone`.
+
+    Local forms: ISO without a zone, `2024/6/30`, `30.06.2024`, `06/30/24 08:55 PM` (numeric
+    dates that do not start with a 4-digit year are read in `date_order`), `2024年6月30日`,
+    and Excel serial numbers (days since 1899-12-30).
+    """
+    text = _cjk_dates(blank_to_null(raw))
+    iso = text.str.replace(" ", "T").str.replace(r"(?i)Z$", "+00:00")
+    iso = iso.str.replace(r"([+-]\d{2})(\d{2})$", "$1:$2")
+    zoned = pl.coalesce(
+        [
+            iso.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+            for f in ZONED_TIMESTAMP_FORMATS
+        ]
+    )
+    date, time_text = _numeric_date(text, date_order)
+    time = pl.when(time_text.is_null()).then(pl.time(0, 0, 0)).otherwise(_time_of_day(time_text))
+    local = date.cast(pl.Datetime("us")).dt.combine(time)
+    serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
+        pl.lit(EXCEL_EPOCH).cast(pl.Datetime("us"))
+        + pl.duration(
+            microseconds=(text.cast(pl.Float64, strict=False) * 86_400e6).round(0).cast(pl.Int64)
+        )
+    )
+    naive = pl.coalesce(local, serial)
+    aware = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    return pl.coalesce(zoned, aware.dt.convert_time_zone("UTC"))
+
+
+def parse_date(raw: pl.Expr, *, date_order: str = "DMY") -> pl.Expr:
+    """A calendar date in any of the forms `parse_timestamp` reads (a time part is dropped)."""
+    text = _cjk_dates(blank_to_null(raw))
+    day, time_text = _numeric_date(text, date_order)
+    date = pl.when(time_text.is_null() | _time_of_day(time_text).is_not_null()).then(day)
+    serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
+        pl.lit(EXCEL_EPOCH.date())
+        + pl.duration(days=text.cast(pl.Float64, strict=False).floor().cast(pl.Int64))
+    )
+    return pl.coalesce(date, serial)
+
+
+def parse_amount(raw: pl.Expr, *, decimal: str = ".", thousands: str = ",") -> pl.Expr:
+    """Amounts as people type them: ¥250,000 · 250000.00 · 25万 · 1.2M · (1,000) · 3k."""
+    text = blank_to_null(raw).str.replace_all(CURRENCY_MARKS, "").str.replace_all(r"\s", "")
+    negative = text.str.contains(r"^\(.*\)$") | text.str.starts_with("-")
+    text = text.str.strip_chars("()").str.strip_prefix("-")
+    suffix = text.str.extract(r"(?i)(万|亿|bn|mn|[kmb])$", 1).str.to_lowercase()
+    number = text.str.replace(r"(?i)(万|亿|bn|mn|[kmb])$", "")
+    if thousands:
+        number = number.str.replace_all(re.escape(thousands), "", literal=False)
+    if decimal != ".":
+        number = number.str.replace_all(re.escape(decimal), ".", literal=False)
+    valid = number.str.contains(r"^\d+(?:\.\d+)?$|^\.\d+$")
+    factor = suffix.replace_strict(AMOUNT_MULTIPLIERS, default=1.0, return_dtype=pl.Float64)
+    value = pl.when(valid).then(number.cast(pl.Float64, strict=False) * factor)
+    return pl.when(negative).then(-value).otherwise(value)
+
+
+def parse_boolean(raw: pl.Expr) -> pl.Expr:
+    return (
+        blank_to_null(raw)
+        .str.to_lowercase()
+        .replace_strict(BOOLEAN_VALUES, default=None, return_dtype=pl.Boolean)
+    )
+
+
+def _lookup(raw: pl.Expr, mapping: Mapping[str, str]) -> pl.Expr:
+    lowered = {k.strip().lower(): v for k, v in mapping.items()}
+    return (
+        blank_to_null(raw)
+        .str.to_lowercase()
+        .replace_strict(list(lowered), list(lowered.values()), default=None, return_dtype=pl.String)
+    )
+
+
+def parse_status(raw: pl.Expr, *, options: ParseOptions) -> pl.Expr:
+    return _lookup(raw, {**STATUS_VALUES, **options.statuses})
+
+
+def parse_channel(raw: pl.Expr, *, options: ParseOptions) -> pl.Expr:
+    return _lookup(raw, {**CHANNEL_VALUES, **options.channels})
+
+
+def infer_date_order(raw: pl.LazyFrame, columns: list[str], *, default: str) -> str:
+    """DMY when some date starts with a part over 12, MDY when the middle part is; else default.
+
+    One export uses one format, so every date column of a file votes together.
+    """
+    present = [c for c in columns if c in raw.collect_schema().names()]
+    if not present:
+        return default
+    votes = (
+        raw.select(pl.concat_list([blank_to_null(pl.col(c)) for c in present]).alias("v"))
+        .explode("v")
+        .select(pl.col("v").str.extract_groups(NUMERIC_DATE).alias("p"))
+        .filter(pl.col("p").struct.field("1").str.len_chars() <= 2)
+        .select(
+            (pl.col("p").struct.field("1").cast(pl.Int32, strict=False) > 12).sum().alias("dmy"),
+            (pl.col("p").struct.field("2").cast(pl.Int32, strict=False) > 12).sum().alias("mdy"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    if votes["dmy"] and not votes["mdy"]:
+        return "DMY"
+    if votes["mdy"] and not votes["dmy"]:
+        return "MDY"
+    return default
+
+
+NUMBERING = r"^\s*\d{1,2}\s*[.、:：)）_\-]\s*"
+
+
+def stage_lookup(funnel: FunnelModel, options: ParseOptions) -> dict[str, str]:
+    """Lower-cased input value -> stage id, or "lost": ids, labels, aliases, mapped values."""
+    lookup: dict[str, str] = {LOST: LOST}
+    for stage in funnel.stages:
+        for name in (stage.id, stage.label_en, stage.label_zh, *stage.aliases):
+            lookup[name.strip().lower()] = stage.id
+    lookup.update({k.strip().lower(): v for k, v in options.stages.items()})
+    return lookup
+
+
+def parse_stage(raw: pl.Expr, *, funnel: FunnelModel, options: ParseOptions) -> pl.Expr:
+    """Stage id (or "lost") of a value: as written, or without a numbering like `3.` / `3 -`."""
+    lookup = stage_lookup(funnel, options)
+    text = blank_to_null(raw).str.to_lowercase()
+
+    def find(value: pl.Expr) -> pl.Expr:
+        return value.replace_strict(
+            list(lookup), list(lookup.values()), default=None, return_dtype=pl.String
+        )
+
+    return pl.coalesce(find(text), find(text.str.replace(NUMBERING, "")))
+
+
+def parsed_column(
+    name: str,
+    dtype: pl.DataType,
+    *,
+    funnel: FunnelModel,
+    options: ParseOptions,
+    timezone: str,
+    date_order: str,
+) -> pl.Expr:
+    raw = pl.col(name)
+    if name == "stage":  # "lost" stays: in the history it records the loss itself
+        return parse_stage(raw, funnel=funnel, options=options)
+    if name == "status":
+        return parse_status(raw, options=options)
+    if name == "channel":
+        return parse_channel(raw, options=options)
+    if isinstance(dtype, pl.Datetime):
+        return parse_timestamp(raw, timezone=timezone, date_order=date_order)
+    if dtype == pl.Date:
+        return parse_date(raw, date_order=date_order)
+    if dtype == pl.Float64:
+        return parse_amount(raw, decimal=options.decimal, thousands=options.thousands)
+    return blank_to_null(raw)
+
+
+KINDS = {
+    "stage": "stage",
+    "status": f"status ({', '.join(STATUSES[:-1])} or {STATUSES[-1]})",
+    "channel": f"channel ({', '.join(CHANNELS[:-1])} or {CHANNELS[-1]})",
+}
+
+
+def _kind(name: str, dtype: pl.DataType) -> str:
+    if name in KINDS:
+        return KINDS[name]
+    if isinstance(dtype, pl.Datetime):
+        return "timestamp"
+    if dtype == pl.Date:
+        return "date"
+    return "number"
+
+
+ISO_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?P<sep>[T ])\d{2}:\d{2}(?P<seconds>:\d{2})?(?P<fraction>\.\d+)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2}|[+-]\d{4})?$"
+)
+
+
+def _digits(text: pl.Expr, start: int, length: int) -> pl.Expr:
+    """The number written at a fixed position (the shape check makes sure it is digits)."""
+    return text.str.slice(start, length).cast(pl.Int64, strict=False)
+
+
+def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | None:
+    """Timestamps laid out exactly like `sample` (an ISO 8601 timestamp or date), read by
+    position: the local part with one fixed format, the fraction and the UTC offset as
+    numbers. Any other layout is null (the full parser reads it). None if `sample` is no
+    ISO timestamp."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", sample):
+        local_format, fraction, zone = "%Y-%m-%d", "", ""
+    elif shape := ISO_TIMESTAMP.match(sample):
+        local_format = f"%Y-%m-%d{shape['sep']}%H:%M" + (":%S" if shape["seconds"] else "")
+        fraction, zone = shape["fraction"] or "", shape["zone"] or ""
+    else:
+        return None
+    if len(fraction) > 7:  # finer than microseconds: left to the full parser
+        return None
+    local_end = len(sample) - len(fraction) - len(zone)
+    instant = text.str.slice(0, local_end).str.to_datetime(
+        local_format, strict=False, time_unit="us"
+    )
+    if fraction:
+        digits = len(fraction) - 1
+        micros = _digits(text, local_end + 1, digits) * 10 ** (6 - digits)
+        instant = instant + pl.duration(microseconds=micros)
+    # the sample's exact shape (digits where it has digits): no space or sign inside a number
+    exact = text.str.contains("^" + re.sub(r"\d", r"\\d", re.escape(sample)) + "$")
+    if "%S" in local_format:  # a leap second (:60) is left to the full parser, which rejects it
+        exact = exact & (_digits(text, 17, 2) < 60)
+    if not zone:
+        local = instant.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        return pl.when(exact).then(local.dt.convert_time_zone("UTC"))
+    at = local_end + len(fraction)  # the shape fixes the zone's form and sign: the sample's
+    if zone == "Z":
+        offset, zone_ok = pl.lit(0), pl.lit(True)
+    else:
+        hours = _digits(text, at + 1, 2)
+        minutes = _digits(text, at + (4 if ":" in zone else 3), 2)
+        offset = (-1 if zone.startswith("-") else 1) * (hours * 60 + minutes)
+        zone_ok = (hours < 24) & (minutes < 60)
+    utc = (instant - pl.duration(minutes=offset)).dt.replace_time_zone("UTC")
+    return pl.when(exact & zone_ok).then(utc)
+
+
+def fast_column(
+    name: str, dtype: pl.DataType, sample: str | None, *, timezone: str, options: ParseOptions
+) -> pl.Expr | None:
+    """A cheap parse of the column's common, unambiguous form; null where it does not apply.
+
+    Timestamps are read in the ISO layout of the column's first value (`sample`), one
+    layout for the whole column, as one export writes them; dates as YYYY-MM-DD; amounts as
+    plain decimals. The full parser then reads only the distinct values left over.
+    """
+    text = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        return iso_timestamp(text, sample.strip(), timezone=timezone) if sample else None
+    if dtype == pl.Date:
+        return pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}$")).then(
+            text.str.to_date("%Y-%m-%d", strict=False)
+        )
+    if dtype == pl.Float64 and options.decimal == ".":
+        return pl.when(text.str.contains(r"^\d+(?:\.\d+)?$")).then(
+            text.cast(pl.Float64, strict=False)
+        )
+    return None
+
+
+def first_values(raw: pl.LazyFrame, names: list[str], rows: int = 1000) -> dict[str, str | None]:
+    """Each column's first non-blank value among the first `rows` rows."""
+    head = raw.select(names).head(rows).collect()
+    return {
+        name: next((v for v in head[name] if v is not None and v.strip()), None) for name in names
+    }
+
+
+def parse_table(
+    raw: pl.LazyFrame,
+    *,
+    columns: Mapping[str, pl.DataType],
+    funnel: FunnelModel,
+    options: ParseOptions,
+    timezone: str,
+    headers: Mapping[str, str] | None = None,
+) -> pl.LazyFrame:
+    """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`.
+
+    `headers` names the input header behind a canonical column, for the reasons.
+
+    Dates, timestamps and amounts take a fast path for their common form; the full parser
+    runs once per distinct value left over, joined back, so a million rows of ISO dates cost
+    one pass. Text columns with nothing to trim are kept as they are, without a copy.
+    """
+    headers = headers or {}
+    present = [name for name in columns if name in raw.collect_schema().names()]
+    samples = first_values(raw, present)
+    fast = {
+        name: expr
+        for name in present
+        if (
+            expr := fast_column(
+                name, columns[name], samples[name], timezone=timezone, options=options
+            )
+        )
+        is not None
+    }
+    # one eager pass: the fast parses, then the few distinct values they leave over
+    frame = raw.with_columns(expr.alias(f"__fast_{name}") for name, expr in fast.items()).collect()
+    leftovers = {
+        name: frame.lazy()
+        .filter(pl.col(f"__fast_{name}").is_null())
+        .select(pl.col(name))
+        .unique()
+        .filter(blank_to_null(pl.col(name)).is_not_null())
+        .collect()
+        for name in fast
+    }
+    # every date column votes on the day/month order with the values the fast path left
+    dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
+    date_order = options.date_order or infer_date_order(
+        pl.concat(
+            [
+                (leftovers[n] if n in fast else frame.select(pl.col(n).unique()))
+                .lazy()
+                .select(pl.col(n).alias("v"))
+                for n in dated
+            ]
+        )
+        if dated
+        else pl.LazyFrame(schema={"v": pl.String}),
+        ["v"],
+        default=options.default_date_order,
+    )
+    plain_text = [n for n in present if columns[n] == pl.String and n not in KINDS]
+    untrimmed = (
+        frame.select(
+            (pl.col(n).str.contains(r"^\s|\s$") | (pl.col(n) == "")).any() for n in plain_text
+        ).row(0, named=True)
+        if plain_text
+        else {}
+    )
+    values: dict[str, pl.Expr] = {}
+    for name in present:
+        dtype = columns[name]
+        if name in untrimmed and not untrimmed[name]:
+            values[name] = pl.col(name)  # nothing to trim: the same strings, no copy
+            continue
+        slow = parsed_column(
+            name, dtype, funnel=funnel, options=options, timezone=timezone, date_order=date_order
+        )
+        if name not in fast:
+            values[name] = slow
+        elif leftovers[name].height == 0:
+            values[name] = pl.col(f"__fast_{name}")
+        else:
+            frame = frame.join(
+                leftovers[name].with_columns(slow.alias(f"__slow_{name}")),
+                on=name,
+                how="left",
+                maintain_order="left",
+            )
+            values[name] = pl.coalesce(f"__fast_{name}", f"__slow_{name}")
+    typed_frame = frame.lazy().with_columns(
+        v.cast(columns[n]).alias(f"__value_{n}") for n, v in values.items()
+    )
+    reasons = [
+        pl.when(
+            blank_to_null(pl.col(name)).is_not_null() & pl.col(f"__value_{name}").is_null()
+        ).then(
+            pl.format(
+                "{}: cannot read as a {} (got '{}')",
+                pl.lit(name if headers.get(name, name) == name else f"{name} ({headers[name]})"),
+                pl.lit(_kind(name, columns[name])),
+                pl.col(name),
+            )
+        )
+        for name in values
+        if columns[name] != pl.String or name in KINDS
+    ]
+    reason_list = (
+        pl.concat_list(reasons).list.drop_nulls()
+        if reasons
+        else pl.lit([], dtype=pl.List(pl.String))
+    )
+    typed = [
+        pl.col(f"__value_{name}").alias(name)
+        if name in values
+        else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in columns.items()
+    ]
+    return typed_frame.select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS))

@@ -1,0 +1,95 @@
+"""Row rules that need the funnel settings or another table: one row per (input row, reason).
+
+Each function returns `_row`, `reason` for the rows of its table that break a rule; the rows
+themselves are quarantined by `schemas.validation`.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from schemas.vocabulary import LOST, OPEN, WON
+from transforms.funnel_model import FunnelModel
+
+
+def opportunity_rule_reasons(
+    opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
+) -> pl.LazyFrame:
+    """Open deals in a won stage, and won deals with no date of winning."""
+    won_stages = funnel.won_ids
+    in_won_stage = pl.col("stage").is_in(won_stages)
+    won_entries = (
+        history.filter(pl.col("stage").is_in(won_stages) & pl.col("entered_at").is_not_null())
+        .select("opportunity_id")
+        .unique()
+        .with_columns(pl.lit(True).alias("_has_won_entry"))
+    )
+    rules = [
+        # a CRM may keep the stage a deal was won from; an open deal in a won stage is a
+        # contradiction (a lost one may be a reversed win)
+        pl.when((pl.col("status") == OPEN) & in_won_stage).then(
+            pl.format("status: 'open' but the stage '{}' is a won stage", pl.col("stage"))
+        ),
+        pl.when(
+            (pl.col("status") == WON)
+            & pl.col("closed_at").is_null()
+            & (pl.col("stage_entered_at").is_null() | ~in_won_stage)
+            & pl.col("_has_won_entry").is_null()
+        ).then(pl.lit("closed_at: missing for a won deal, and no entry into the won stage")),
+    ]
+    return (
+        opportunities.join(won_entries, on="opportunity_id", how="left")
+        .select("_row", pl.concat_list(rules).list.drop_nulls().alias("reason"))
+        .explode("reason")
+        .drop_nulls("reason")
+    )
+
+
+def orphan_reasons(
+    rows: pl.LazyFrame, valid_opportunities: pl.LazyFrame, quarantined_ids: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Rows of a child table whose opportunity is unknown or quarantined."""
+    known = valid_opportunities.select("opportunity_id").with_columns(pl.lit("valid").alias("_opp"))
+    bad = (
+        quarantined_ids.select("opportunity_id")
+        .unique()
+        .with_columns(pl.lit("quarantined").alias("_bad"))
+    )
+    return (
+        rows.filter(pl.col("opportunity_id").is_not_null())
+        .join(known, on="opportunity_id", how="left")
+        .join(bad, on="opportunity_id", how="left")
+        .filter(pl.col("_opp").is_null())
+        .select(
+            "_row",
+            pl.when(pl.col("_bad").is_not_null())
+            .then(
+                pl.format(
+                    "opportunity_id: '{}' is quarantined in opportunities", pl.col("opportunity_id")
+                )
+            )
+            .otherwise(
+                pl.format("opportunity_id: '{}' is not in opportunities", pl.col("opportunity_id"))
+            )
+            .alias("reason"),
+        )
+    )
+
+
+def history_after_loss_reasons(
+    history: pl.LazyFrame, valid_opportunities: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Stage entries into another stage dated after their deal was lost (observing the stage it
+    was lost from, or the loss itself, later is no contradiction)."""
+    lost = valid_opportunities.filter(pl.col("status") == LOST).select(
+        "opportunity_id", pl.col("closed_at").alias("_lost_at"), pl.col("stage").alias("_stage")
+    )
+    return (
+        history.join(lost, on="opportunity_id", how="inner")
+        .filter(
+            (pl.col("entered_at") > pl.col("_lost_at"))
+            & (pl.col("stage") != pl.col("_stage"))
+            & (pl.col("stage") != LOST)
+        )
+        .select("_row", pl.lit("entered_at: after the deal was lost (closed_at)").alias("reason"))
+    )
