@@ -1,0 +1,109 @@
+"""A plain (not editable) `pip install .`, as a Prefect worker image does it, run from a folder
+outside the checkout: the templates, the presets and the sample must come with the package."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """A fresh virtualenv holding a wheel-style install of the project. Its dependencies are
+    the test environment's own (a .pth file points at their site-packages, whose editable
+    finder for this project is not loaded from there), so only the project itself is new."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return venv
+
+
+def run_installed(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed `funnel`, against the tests' Prefect server (no temporary one to start)."""
+    from prefect.settings import get_current_settings
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PREFECT_API_URL"] = str(get_current_settings().api.url)
+    return subprocess.run(
+        [str(venv / "bin" / "funnel"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_the_install_holds_the_code_and_its_files(installed, tmp_path):
+    probe = (
+        "import flows, report_templates, schemas, funnel_sample, json;"
+        "from flows.io.config import PRESETS_FILE;"
+        "print(json.dumps([flows.__file__, report_templates.__file__, str(PRESETS_FILE),"
+        " funnel_sample.__file__]))"
+    )
+    done = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for path in json.loads(done.stdout):
+        assert str(installed) in path and str(REPO) not in path, path
+    site = next((installed / "lib").glob("python3*/site-packages"))
+    for shipped in (
+        "report_templates/report.html.j2",
+        "report_templates/charts.html.j2",
+        "report_templates/report.css",
+        "report_templates/labels.toml",
+        "schemas/presets.toml",
+        "funnel_sample/funnel.toml",
+        "funnel_sample/sample/opportunities.csv",
+        "funnel_sample/sample/stage_history.csv",
+        "funnel_sample/sample/followups.csv",
+    ):
+        assert (site / shipped).is_file(), shipped
+
+
+def test_demo_and_run_work_from_another_folder(installed, tmp_path):
+    demo = run_installed(installed, "demo", "--out", "out", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    for period in ("2026-09", "2026-Q3"):
+        folder = tmp_path / "out" / period
+        assert (folder / "report.pdf").read_bytes().startswith(b"%PDF")
+        assert "Sales funnel report" in (folder / "report.html").read_text(encoding="utf-8")
+    sample = next((installed / "lib").glob("python3*/site-packages")) / "funnel_sample"
+    run = run_installed(
+        installed,
+        "run",
+        "--input",
+        str(sample / "sample"),
+        "--config",
+        str(sample / "funnel.toml"),
+        "--period",
+        "2026-08",
+        "--lang",
+        "zh",
+        "--out",
+        "runs",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "runs" / "2026-08" / "metrics.json").read_text("utf-8"))
+    assert metrics["kpis"]["won_count"] > 0
+    assert "销售漏斗" in (tmp_path / "runs" / "2026-08" / "report.html").read_text("utf-8")
