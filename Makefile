@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set everything up (system packages, virtualenv) and report on the sample data
 #   make test   set everything up and run the tests
+#   make lint   ruff (lint and format) and the type checker on transforms/ and schemas/
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
@@ -20,7 +21,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 setup: system-packages $(VENV)/.installed
 

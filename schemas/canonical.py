@@ -7,6 +7,9 @@ missing from the input file; a non-nullable one is required.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
@@ -19,10 +22,13 @@ from schemas.vocabulary import (
     STATUSES,
 )
 
-UTC_TIMESTAMP = DateTime(time_zone="UTC", time_unit="us")
+if TYPE_CHECKING:  # for the type checker a timestamp field is a datetime
+    UTC_TIMESTAMP = datetime
+else:  # for pandera, a polars Datetime in UTC with microseconds
+    UTC_TIMESTAMP = DateTime(time_zone="UTC", time_unit="us")
 
 
-def _text(description: str, **checks: object) -> object:
+def _text(description: str, **checks: Any) -> Any:
     return pa.Field(nullable=True, description=description, **checks)
 
 
