@@ -9,6 +9,7 @@ import polars as pl
 from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaErrors
 
+from schemas import reasons
 from schemas.vocabulary import PARSE_REASONS
 
 
@@ -35,16 +36,16 @@ def _schema_reason(check: pl.Expr, column: pl.Expr, value: pl.Expr) -> pl.Expr:
     """A readable reason from a pandera failure case."""
     return (
         pl.when(check == "not_nullable")
-        .then(pl.format("{}: missing (required)", column))
+        .then(pl.format(reasons.MISSING_REQUIRED, column))
         .when(check == "field_uniqueness")
-        .then(pl.format("{}: '{}' appears more than once (every copy quarantined)", column, value))
+        .then(pl.format(reasons.REPEATED_ID, column, value))
         .when(check.str.starts_with("isin"))
-        .then(pl.format("{}: '{}' is not an allowed value", column, value))
+        .then(pl.format(reasons.NOT_ALLOWED, column, value))
         .when(check.str.starts_with("greater_than_or_equal_to"))
-        .then(pl.format("{}: negative value (got '{}')", column, value))
+        .then(pl.format(reasons.NEGATIVE, column, value))
         .when(pl.col("schema_context") == "DataFrameSchema")
         .then(check)
-        .otherwise(pl.format("{}: fails {} (got '{}')", column, check, value))
+        .otherwise(pl.format(reasons.FAILS_CHECK, column, check, value))
     )
 
 

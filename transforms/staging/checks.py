@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from schemas import reasons
 from schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types
 from schemas.validation import ValidatedTable, reason_category, reason_counts, validate_table
 from schemas.vocabulary import (
@@ -104,11 +105,7 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     moved = int(opportunities[MOVED_CREATED].sum())
     opportunities = opportunities.lazy().drop(MOVED_CREATED).collect()
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
-    notes = (
-        ({"note": "created_at moved back to closed_at (closed before created)", "rows": moved},)
-        if moved
-        else ()
-    )
+    notes = ({"note": reasons.CREATED_MOVED_BACK, "rows": moved},) if moved else ()
     validated = {
         OPPORTUNITIES: replace(
             validate_table(OPPORTUNITIES, opportunities, TABLE_MODELS[OPPORTUNITIES], rules),
@@ -121,11 +118,11 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     )
     for table in (STAGE_HISTORY, FOLLOWUPS):
         rows = history if table == STAGE_HISTORY else typed(table)
-        reasons = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]
+        rule_rows = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]
         if table == STAGE_HISTORY:
-            reasons.append(history_after_loss_reasons(rows.lazy(), valid_opps))
+            rule_rows.append(history_after_loss_reasons(rows.lazy(), valid_opps))
         validated[table] = validate_table(
-            table, rows, TABLE_MODELS[table], pl.concat(reasons).collect()
+            table, rows, TABLE_MODELS[table], pl.concat(rule_rows).collect()
         )
     return validated
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import polars as pl
 
+from schemas import reasons
 from schemas.vocabulary import CHANNELS, LOST, OPEN, PARSE_REASONS, STATUSES, WON
 from transforms.funnel_model import FunnelModel, ParseOptions
 
@@ -495,12 +496,12 @@ def parse_table(
     typed_frame = frame.lazy().with_columns(
         v.cast(columns[n]).alias(f"__value_{n}") for n, v in values.items()
     )
-    reasons = [
+    unreadable = [
         pl.when(
             blank_to_null(pl.col(name)).is_not_null() & pl.col(f"__value_{name}").is_null()
         ).then(
             pl.format(
-                "{}: cannot read as a {} (got '{}')",
+                reasons.UNREADABLE,
                 pl.lit(name if headers.get(name, name) == name else f"{name} ({headers[name]})"),
                 pl.lit(_kind(name, columns[name])),
                 pl.col(name),
@@ -510,8 +511,8 @@ def parse_table(
         if columns[name] != pl.String or name in KINDS
     ]
     reason_list = (
-        pl.concat_list(reasons).list.drop_nulls()
-        if reasons
+        pl.concat_list(unreadable).list.drop_nulls()
+        if unreadable
         else pl.lit([], dtype=pl.List(pl.String))
     )
     typed = [

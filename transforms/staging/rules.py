@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from schemas import reasons
 from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel
 
@@ -28,14 +29,14 @@ def opportunity_rule_reasons(
         # a CRM may keep the stage a deal was won from; an open deal in a won stage is a
         # contradiction (a lost one may be a reversed win)
         pl.when((pl.col("status") == OPEN) & in_won_stage).then(
-            pl.format("status: 'open' but the stage '{}' is a won stage", pl.col("stage"))
+            pl.format(reasons.OPEN_IN_WON_STAGE, pl.col("stage"))
         ),
         pl.when(
             (pl.col("status") == WON)
             & pl.col("closed_at").is_null()
             & (pl.col("stage_entered_at").is_null() | ~in_won_stage)
             & pl.col("_has_won_entry").is_null()
-        ).then(pl.lit("closed_at: missing for a won deal, and no entry into the won stage")),
+        ).then(pl.lit(reasons.WON_WITHOUT_CLOSE)),
     ]
     return (
         opportunities.join(won_entries, on="opportunity_id", how="left")
@@ -63,14 +64,8 @@ def orphan_reasons(
         .select(
             "_row",
             pl.when(pl.col("_bad").is_not_null())
-            .then(
-                pl.format(
-                    "opportunity_id: '{}' is quarantined in opportunities", pl.col("opportunity_id")
-                )
-            )
-            .otherwise(
-                pl.format("opportunity_id: '{}' is not in opportunities", pl.col("opportunity_id"))
-            )
+            .then(pl.format(reasons.PARENT_QUARANTINED, pl.col("opportunity_id")))
+            .otherwise(pl.format(reasons.PARENT_UNKNOWN, pl.col("opportunity_id")))
             .alias("reason"),
         )
     )
@@ -91,5 +86,5 @@ def history_after_loss_reasons(
             & (pl.col("stage") != pl.col("_stage"))
             & (pl.col("stage") != LOST)
         )
-        .select("_row", pl.lit("entered_at: after the deal was lost (closed_at)").alias("reason"))
+        .select("_row", pl.lit(reasons.ENTRY_AFTER_LOSS).alias("reason"))
     )

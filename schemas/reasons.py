@@ -1,0 +1,33 @@
+"""Why a row is quarantined: every reason's wording, written once.
+
+A reason starts with the canonical column it is about; `{}` marks the values a rule fills in
+(with `pl.format`). The offending value, where a reason shows one, is quoted (`'...'`) or
+follows `got`, so that `schemas.validation.reason_category` can count reasons without it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# values that cannot be read (staging.parse): the column (with its input header), the kind
+# of value, the raw value
+UNREADABLE: Final = "{}: cannot read as a {} (got '{}')"
+
+# the pandera models' checks (schemas.validation): the column, and the value
+MISSING_REQUIRED: Final = "{}: missing (required)"
+REPEATED_ID: Final = "{}: '{}' appears more than once (every copy quarantined)"
+NOT_ALLOWED: Final = "{}: '{}' is not an allowed value"
+NEGATIVE: Final = "{}: negative value (got '{}')"
+FAILS_CHECK: Final = "{}: fails {} (got '{}')"  # the column, the check, the value
+CLOSED_BEFORE_CREATED: Final = "closed_at: before created_at"
+LOST_WITHOUT_CLOSE: Final = "closed_at: missing for a lost deal"
+
+# row rules that need the funnel or another table (staging.rules)
+OPEN_IN_WON_STAGE: Final = "status: 'open' but the stage '{}' is a won stage"
+WON_WITHOUT_CLOSE: Final = "closed_at: missing for a won deal, and no entry into the won stage"
+PARENT_QUARANTINED: Final = "opportunity_id: '{}' is quarantined in opportunities"
+PARENT_UNKNOWN: Final = "opportunity_id: '{}' is not in opportunities"
+ENTRY_AFTER_LOSS: Final = "entered_at: after the deal was lost (closed_at)"
+
+# rows kept but changed, listed in data_quality.<table>.notes
+CREATED_MOVED_BACK: Final = "created_at moved back to closed_at (closed before created)"
