@@ -14,6 +14,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
+from schemas import reasons
 from schemas.vocabulary import (
     CHANNELS,
     FOLLOWUPS,
@@ -28,7 +29,8 @@ else:  # for pandera, a polars Datetime in UTC with microseconds
     UTC_TIMESTAMP = DateTime(time_zone="UTC", time_unit="us")
 
 
-def _text(description: str, **checks: Any) -> Any:
+def nullable(description: str, **checks: Any) -> Any:
+    """A field that may be null (and, in an input, absent)."""
     return pa.Field(nullable=True, description=description, **checks)
 
 
@@ -41,37 +43,39 @@ class Opportunities(pa.DataFrameModel):
     status: str = pa.Field(
         isin=list(STATUSES), description="open, won or lost (derived when absent)"
     )
-    owner: str = _text("Sales rep who owns the deal")
-    customer_name: str = _text("Customer (company) name")
-    stage_entered_at: UTC_TIMESTAMP = _text("When the current stage was entered (UTC)")
-    amount: float = _text("Expected deal amount, in `currency`", ge=0)
-    currency: str = _text("ISO 4217 code; the configured currency when empty")
-    expected_close_date: pl.Date = _text("Expected close date")
-    closed_at: UTC_TIMESTAMP = _text("When the deal was won or lost (UTC)")
-    lost_reason: str = _text("Why the deal was lost")
-    stall_reason: str = _text("Why the deal sits in its stage (阶段停留原因)")
-    industry: str = _text("Customer industry")
-    customer_size: str = _text("Customer size band")
-    source: str = _text("Lead source")
-    region: str = _text("Sales region")
-    collaborators: str = _text("Other team members on the deal")
-    need_description: str = _text("What the customer needs")
-    crm_probability: float = _text("The CRM's own win probability in percent (0-100)", ge=0, le=100)
-    contact_name: str = _text("Customer contact (personal data: never reported)")
-    contact_title: str = _text("Customer contact's title (never reported)")
-    contact_phone: str = _text("Customer contact's phone (personal data: never reported)")
-    contact_email: str = _text("Customer contact's email (personal data: never reported)")
+    owner: str = nullable("Sales rep who owns the deal")
+    customer_name: str = nullable("Customer (company) name")
+    stage_entered_at: UTC_TIMESTAMP = nullable("When the current stage was entered (UTC)")
+    amount: float = nullable("Expected deal amount, in `currency`", ge=0)
+    currency: str = nullable("ISO 4217 code; the configured currency when empty")
+    expected_close_date: pl.Date = nullable("Expected close date")
+    closed_at: UTC_TIMESTAMP = nullable("When the deal was won or lost (UTC)")
+    lost_reason: str = nullable("Why the deal was lost")
+    stall_reason: str = nullable("Why the deal sits in its stage (阶段停留原因)")
+    industry: str = nullable("Customer industry")
+    customer_size: str = nullable("Customer size band")
+    source: str = nullable("Lead source")
+    region: str = nullable("Sales region")
+    collaborators: str = nullable("Other team members on the deal")
+    need_description: str = nullable("What the customer needs")
+    crm_probability: float = nullable(
+        "The CRM's own win probability in percent (0-100)", ge=0, le=100
+    )
+    contact_name: str = nullable("Customer contact (personal data: never reported)")
+    contact_title: str = nullable("Customer contact's title (never reported)")
+    contact_phone: str = nullable("Customer contact's phone (personal data: never reported)")
+    contact_email: str = nullable("Customer contact's email (personal data: never reported)")
 
     class Config:
         strict = "filter"
 
-    @pa.dataframe_check(name="closed_at: before created_at")
+    @pa.dataframe_check(name=reasons.CLOSED_BEFORE_CREATED)
     def closed_not_before_created(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             pl.col("closed_at").is_null() | (pl.col("closed_at") >= pl.col("created_at"))
         )
 
-    @pa.dataframe_check(name="closed_at: missing for a lost deal")
+    @pa.dataframe_check(name=reasons.LOST_WITHOUT_CLOSE)
     def lost_has_closed_at(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(
             (pl.col("status") != "lost") | pl.col("closed_at").is_not_null()
@@ -84,9 +88,9 @@ class StageHistory(pa.DataFrameModel):
     opportunity_id: str = pa.Field(description="The opportunity that entered the stage")
     stage: str = pa.Field(description="Stage id entered")
     entered_at: UTC_TIMESTAMP = pa.Field(description="When the stage was entered (UTC)")
-    amount: float = _text("Deal amount recorded at that moment", ge=0)
-    expected_close_date: pl.Date = _text("Expected close date recorded at that moment")
-    changed_by: str = _text("Who made the change")
+    amount: float = nullable("Deal amount recorded at that moment", ge=0)
+    expected_close_date: pl.Date = nullable("Expected close date recorded at that moment")
+    changed_by: str = nullable("Who made the change")
 
     class Config:
         strict = "filter"
@@ -98,12 +102,12 @@ class Followups(pa.DataFrameModel):
     opportunity_id: str = pa.Field(description="The opportunity the interaction belongs to")
     occurred_at: UTC_TIMESTAMP = pa.Field(description="When it happened (UTC)")
     channel: str = pa.Field(isin=list(CHANNELS), description=", ".join(CHANNELS))
-    followup_id: str = _text("Interaction key")
-    summary: str = _text("What was discussed (沟通要点)")
-    customer_feedback: str = _text("What the customer said (客户反馈)")
-    next_action: str = _text("Agreed next step (下一步行动)")
-    next_action_due: pl.Date = _text("When the next step is due")
-    owner: str = _text("Who made the contact")
+    followup_id: str = nullable("Interaction key")
+    summary: str = nullable("What was discussed (沟通要点)")
+    customer_feedback: str = nullable("What the customer said (客户反馈)")
+    next_action: str = nullable("Agreed next step (下一步行动)")
+    next_action_due: pl.Date = nullable("When the next step is due")
+    owner: str = nullable("Who made the contact")
 
     class Config:
         strict = "filter"

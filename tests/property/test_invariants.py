@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.io.outputs import json_ready
+from schemas.derived import DERIVED_MODELS
 from tests.helpers import SETTINGS, history, metrics_for, opportunities
 from transforms.intermediate.derived import derive_tables
 from transforms.periods import parse_period
@@ -127,6 +128,15 @@ def test_reached_counts_never_grow_down_the_funnel_and_dwell_is_not_negative(w):
         if row["completed_visits"]:
             quartiles = [row[k] for k in ("p25_days", "median_days", "p75_days", "p90_days")]
             assert quartiles == sorted(quartiles)
+
+
+@PROPERTY
+@given(world())
+def test_derived_tables_match_their_schemas(w):
+    opps, rows = w
+    derived = derive_tables(opportunities(*opps), history(*rows), as_of=END, funnel=SETTINGS.funnel)
+    for name, model in DERIVED_MODELS.items():
+        model.validate(getattr(derived, name), lazy=True)
 
 
 @PROPERTY
