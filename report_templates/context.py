@@ -137,6 +137,23 @@ def labelled(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[st
     return [{**row, "label": labels[row["stage"]]} for row in rows]
 
 
+def segment_tables(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
+    """Each segment dimension with its title and its first SEGMENT_ROWS values."""
+    return [
+        {"title": text[f"segment_{dimension}"], "rows": rows[:SEGMENT_ROWS]}
+        for dimension, rows in metrics["segments"].items()
+    ]
+
+
+def quality_rows(metrics: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    """The quarantine reasons (`part` = "reasons") or notes of every table, with the table."""
+    return [
+        {"table": table, **row}
+        for table, quality in metrics["data_quality"].items()
+        for row in quality[part]
+    ]
+
+
 def report_context(
     metrics: dict[str, Any], *, input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
 ) -> dict[str, Any]:
@@ -164,6 +181,21 @@ def report_context(
         "dwell": labelled(metrics["dwell"], labels),
         "stalled_deals": labelled(metrics["stalls"]["deals"], labels),
         "comparison": comparison_rows(metrics, text),
+        "segments": segment_tables(metrics, text),
+        "channel_mix": [
+            {**row, "label": text[f"channel_{row['channel']}"]}
+            for row in metrics["followups"]["channel_mix"]
+        ],
+        "won_vs_lost": [
+            {**row, "label": text[f"outcome_{row['state']}"]}
+            for row in metrics["followups"]["won_vs_lost"]
+        ],
+        "quarantine_reasons": quality_rows(metrics, "reasons"),
+        "quality_notes": quality_rows(metrics, "notes"),
+        "point_in_time": [
+            text[f"pit_{note['note']}"].format(count=note["count"])
+            for note in metrics["point_in_time"]
+        ],
         "funnel_chart": funnel_chart(metrics, labels),
         "trend_chart": trend_chart(metrics["trend"]),
         "forecast_chart": paired_bars(
