@@ -116,7 +116,6 @@ class World:
             self.states,
             funnel=self.settings.funnel,
             window_start=self.window_start,
-            p_bar=overall_win_rate(self.states, window_start=self.window_start),
             smoothing_strength=self.settings.smoothing_strength,
             min_resolved=self.settings.min_resolved_for_p_win,
         )

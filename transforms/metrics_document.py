@@ -58,7 +58,6 @@ def funnel_metrics(
         states,
         funnel=funnel,
         window_start=window_start,
-        p_bar=p_bar,
         smoothing_strength=settings.smoothing_strength,
         min_resolved=settings.min_resolved_for_p_win,
     )

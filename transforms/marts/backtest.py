@@ -13,7 +13,7 @@ from transforms.intermediate.states import DealStatesAt
 from transforms.marts.forecast import forecast as forecast_totals
 from transforms.marts.forecast import weighted_open_deals
 from transforms.marts.kpis import headline
-from transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
+from transforms.marts.win_probabilities import stage_probabilities
 from transforms.periods import Period
 
 BACKTEST_PERIODS = 6
@@ -54,7 +54,6 @@ def backtest(
             states,
             funnel=funnel,
             window_start=window_start,
-            p_bar=overall_win_rate(states, window_start=window_start),
             smoothing_strength=smoothing_strength,
             min_resolved=min_resolved,
         )

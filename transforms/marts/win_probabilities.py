@@ -33,7 +33,6 @@ def stage_probabilities(
     *,
     funnel: FunnelModel,
     window_start: datetime,
-    p_bar: float | None,
     smoothing_strength: float,
     min_resolved: int,
 ) -> pl.DataFrame:
@@ -43,6 +42,7 @@ def stage_probabilities(
     (won + lost + m), with p̄ = `overall_win_rate` and m the smoothing strength. Null when
     nothing was resolved in W; `insufficient_history` under `min_resolved` resolved deals.
     """
+    p_bar = overall_win_rate(states, window_start=window_start)
     resolved = resolved_in_window(states, window_start=window_start).select(
         "opportunity_id", "state"
     )
