@@ -127,13 +127,14 @@ def in_fresh_process(function: str, folder: Path) -> dict:
 
 def whole_run(folder: str) -> dict[str, float]:
     """`funnel run` as a user runs it, in its own process: wall time and peak memory."""
+    from flows.io.resources import SAMPLE_CONFIG
+
     funnel = Path(sys.executable).parent / "funnel"
-    config = Path(__file__).parents[1] / "data" / "funnel.toml"
     out = Path(folder).parent / f"run-{Path(folder).name}"
     started = time.perf_counter()
     arguments = ["run", "--input", folder, "--period", PERIOD, "--out", str(out)]
     subprocess.run(
-        [str(funnel), *arguments, "--config", str(config)],
+        [str(funnel), *arguments, "--config", str(SAMPLE_CONFIG)],
         check=True,
         capture_output=True,
     )
