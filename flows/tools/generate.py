@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
+from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import DEFAULT_STAGES
 
 STAGES = [s.id for s in DEFAULT_STAGES]
-WON = STAGES.index("won")
+WON_INDEX = STAGES.index("won")
 ADVANCE = np.array([0.62, 0.6, 0.58, 0.62])  # chance to move forward from each open stage
 SKIP = 0.06  # of advances, share that skip one stage
 REGRESS = 0.06  # chance to fall back one stage (from stage 2+)
@@ -181,7 +182,7 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     stage = np.zeros(n, dtype=np.int64)
     t = created.copy()
     active = np.ones(n, dtype=bool)
-    status = np.full(n, "open", dtype="<U4")
+    status = np.full(n, OPEN, dtype="<U4")
     closed = np.full(n, np.nan)
     regressed = np.zeros(n, dtype=bool)
     entry_opp, entry_stage, entry_time = [np.arange(n)], [stage.copy()], [created.copy()]
@@ -191,7 +192,7 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
         if idx.size == 0:
             break
         cur = stage[idx]
-        dwell = rng.lognormal(np.log(DWELL_MEDIAN_DAYS[np.minimum(cur, WON - 1)]), 0.8) * day
+        dwell = rng.lognormal(np.log(DWELL_MEDIAN_DAYS[np.minimum(cur, WON_INDEX - 1)]), 0.8) * day
         t_next = t[idx] + dwell
         ran_out = t_next >= t_end
         active[idx[ran_out]] = False
@@ -201,7 +202,7 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
         back = (u < REGRESS) & (cur >= 2) & ~regressed[idx]
         forward = ~back & (u < REGRESS + ADVANCE[cur])
         lost = ~back & ~forward
-        skip = forward & (rng.uniform(size=idx.size) < SKIP) & (cur + 2 <= WON)
+        skip = forward & (rng.uniform(size=idx.size) < SKIP) & (cur + 2 <= WON_INDEX)
         new_stage = np.where(back, cur - 1, np.where(skip, cur + 2, cur + 1))
         moved = back | forward
         regressed[idx[back]] = True
@@ -210,22 +211,22 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
         entry_time.append(t_next[moved])
         stage[idx[moved]] = new_stage[moved]
         t[idx[moved]] = t_next[moved]
-        won = moved & (new_stage == WON)
-        status[idx[won]] = "won"
+        won = moved & (new_stage == WON_INDEX)
+        status[idx[won]] = WON
         closed[idx[won]] = t_next[won]
         active[idx[won]] = False
-        status[idx[lost]] = "lost"
+        status[idx[lost]] = LOST
         closed[idx[lost]] = t_next[lost]
         active[idx[lost]] = False
     active[:] = False
 
-    won_idx = np.flatnonzero(status == "won")
+    won_idx = np.flatnonzero(status == WON)
     t_ret = closed[won_idx] + rng.uniform(20, 90, won_idx.size) * day
     to_ret = (rng.uniform(size=won_idx.size) < RETENTION) & (t_ret < t_end)
     entry_opp.append(won_idx[to_ret])
-    entry_stage.append(np.full(to_ret.sum(), WON + 1))
+    entry_stage.append(np.full(to_ret.sum(), WON_INDEX + 1))
     entry_time.append(t_ret[to_ret])
-    stage[won_idx[to_ret]] = WON + 1
+    stage[won_idx[to_ret]] = WON_INDEX + 1
     t[won_idx[to_ret]] = t_ret[to_ret]
 
     ids = np.char.add("OPP-", np.char.zfill(np.arange(first_id, first_id + n).astype(str), 7))
@@ -239,7 +240,7 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
         np.char.add(_pick(rng, CN_PREFIX, n), _pick(rng, CN_SUFFIX, n)),
         np.char.add(np.char.add(_pick(rng, EN_PREFIX, n), " "), _pick(rng, EN_SUFFIX, n)),
     )
-    is_open = status == "open"
+    is_open = status == OPEN
     stalled = is_open & (t_end - t > 7 * day)
     has_reason = stalled & (rng.uniform(size=n) < STALL_REASON_SHARE)
     owner = _pick(rng, OWNERS, n)
@@ -258,7 +259,7 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
             "amount": pl.Series(np.where(has_amount, amount, np.nan)).fill_nan(None),
             "currency": "CNY",
             "expected_close_date": _dates(expected_close),
-            "lost_reason": _where(status == "lost", _pick(rng, LOST_REASONS, n)),
+            "lost_reason": _where(status == LOST, _pick(rng, LOST_REASONS, n)),
             "stall_reason": _where(has_reason, _pick(rng, STALL_REASONS, n)),
             "industry": _pick(rng, INDUSTRIES, n),
             "customer_size": _pick(rng, SIZES, n, [0.5, 0.35, 0.15]),

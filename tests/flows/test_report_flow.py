@@ -246,3 +246,13 @@ def test_rerun_gives_identical_metrics(demo, tmp_path):
         assert (tmp_path / label / "metrics.json").read_bytes() == (
             out / label / "metrics.json"
         ).read_bytes()
+
+
+def test_metrics_are_the_same_bytes_in_either_language(demo, tmp_path):
+    out, _ = demo
+    funnel_demo(str(tmp_path), lang="zh")
+    for label in ("2026-09", "2026-Q3"):
+        assert "销售漏斗报告" in (tmp_path / label / "report.html").read_text(encoding="utf-8")
+        assert (tmp_path / label / "metrics.json").read_bytes() == (
+            out / label / "metrics.json"
+        ).read_bytes()
