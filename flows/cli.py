@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from schemas.vocabulary import LANGUAGES, SOURCE_CHOICES
 
@@ -77,33 +78,47 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(args: argparse.Namespace, started: float) -> int:
     from flows import commands
     from flows.io.config import ConfigError
+    from flows.io.outputs import record_command_time
+    from flows.report_flow import funnel_report
     from transforms.periods import PeriodError
     from transforms.staging.layout import UnusableInputError
 
+    def optional(path: Path | None) -> str | None:
+        return str(path) if path else None
+
     try:
         if args.command == "run":
-            commands.run_report(
-                args.input,
-                args.period,
-                args.out,
-                args.config,
-                args.lang,
-                args.source,
-                args.target,
-                started=started,
-            )
+            manifests = [
+                funnel_report(
+                    str(args.input),
+                    args.period,
+                    str(args.out),
+                    optional(args.config),
+                    args.lang,
+                    args.source,
+                    args.target,
+                )
+            ]
         elif args.command == "demo":
-            commands.demo(args.out, args.lang, started=started)
+            manifests = commands.funnel_demo(str(args.out), args.lang)
         elif args.command == "validate":
-            return commands.validate_exports(args.input, args.config, args.source)
+            print_validation(
+                commands.validate_flow(str(args.input), optional(args.config), args.source)
+            )
+            return 0  # quarantined rows are not an error
         else:
-            commands.generate(
-                args.out,
+            counts = commands.generate_flow(
+                str(args.out),
                 args.opportunities,
                 args.seed,
                 args.followups_per_opportunity,
                 args.updates_per_opportunity,
             )
+            print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
+            return 0
+        record_command_time(manifests, f"funnel {args.command}", started)
+        for manifest in manifests:
+            print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
     except (UnusableInputError, ConfigError, PeriodError) as error:
         print(f"funnel: {error}", file=sys.stderr)
         return 2
@@ -111,6 +126,23 @@ def run_command(args: argparse.Namespace, started: float) -> int:
         print(f"funnel: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_validation(summary: dict[str, Any]) -> None:
+    """`funnel validate`'s report: the layout, files not used, and per file its counts and top
+    reasons with example lines."""
+    print(f"source: {summary['source']}")
+    if summary["ignored"]:
+        print(f"not used: {', '.join(summary['ignored'])}")
+    for entry in summary["files"]:
+        print(
+            f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "
+            f"valid {entry['rows_valid']}, quarantined {entry['rows_quarantined']}"
+        )
+        for reason in entry["reasons"]:
+            print(f"  {reason['rows']} × {reason['category']}")
+            for example in reason["examples"]:
+                print(f"      line {example['_line']}: {example['reasons']}")
 
 
 if __name__ == "__main__":

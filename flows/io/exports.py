@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from flows.io.config import load_presets
 from flows.io.readers import export_files, read_source_file
+from schemas.vocabulary import TABLES
 from transforms.funnel_model import RunSettings
+from transforms.periods import add_months
 from transforms.staging.layout import (
     InputFile,
     Inputs,
@@ -30,6 +34,7 @@ from transforms.staging.mapping import (
     numbered,
     snapshot_history,
 )
+from transforms.staging.parse import parse_timestamp
 
 SNAPSHOT_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -115,3 +120,25 @@ def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
         f"({snapshots[0].name} … {latest.name})"
     )
     return Inputs(preset, reason, used, ignored, tables, effective_settings(settings, preset))
+
+
+def latest_full_month(input_dir: Path, timezone: str) -> str:
+    """The last month whose final day the exports reach (their latest timestamp, local time)."""
+    latest = None
+    for table, column in zip(TABLES, ("created_at", "entered_at", "occurred_at"), strict=True):
+        path = input_dir / f"{table}.csv"
+        if path.exists():
+            stamp = (
+                pl.scan_csv(path, infer_schema=False)
+                .select(parse_timestamp(pl.col(column), timezone=timezone).max())
+                .collect()
+                .item()
+            )
+            latest = stamp if latest is None or (stamp and stamp > latest) else latest
+    if latest is None:
+        raise ValueError(f"{input_dir}: no timestamps to find the latest month from")
+    day = latest.astimezone(ZoneInfo(timezone)).date()
+    month_start = date(day.year, day.month, 1)
+    if (day + timedelta(days=1)).month == day.month:
+        month_start = add_months(month_start, -1)
+    return f"{month_start.year}-{month_start.month:02d}"

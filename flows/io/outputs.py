@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,22 @@ def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list
         elif path.exists():
             path.unlink()
     return written
+
+
+def record_command_time(manifests: list[dict[str, Any]], command: str, started: float) -> None:
+    """Add the whole command's wall time to each manifest it wrote.
+
+    `outside_report_flows` is what the report flows' own timings do not see: Python and Prefect
+    imports, the temporary Prefect server's start-up, and the parent flow (for demo).
+    """
+    total = time.perf_counter() - started
+    in_flows = sum(m["timings_seconds"]["flow_total"] for m in manifests)
+    for manifest in manifests:
+        path = Path(manifest["out_dir"]) / "manifest.json"
+        document = json.loads(path.read_text(encoding="utf-8"))
+        document["timings_seconds"]["command"] = {
+            "name": command,
+            "total": round(total, 4),
+            "outside_report_flows": round(total - in_flows, 4),
+        }
+        write_json(path, document)

@@ -10,7 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.commands import funnel_demo, latest_full_month
+from flows.commands import funnel_demo
+from flows.io.exports import latest_full_month
 from flows.io.readers import sha256_of
 from flows.io.resources import SAMPLE_DIR
 from report_templates.context import report_context
