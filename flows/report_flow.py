@@ -7,6 +7,7 @@ transforms/ and schemas/, every word and format in report_templates/. The CLI (`
 
 from __future__ import annotations
 
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,7 +21,7 @@ from prefect.cache_policies import NONE
 
 from flows.io.config import settings_from_toml
 from flows.io.exports import read_inputs
-from flows.io.outputs import write_json, write_quarantine
+from flows.io.outputs import publish_folder, staging_folder, write_json, write_quarantine
 from report_templates.context import report_context
 from report_templates.render import render_html, render_pdf
 from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
@@ -98,7 +99,7 @@ def write_outputs(
     pdf: bytes,
     quarantine: dict[str, pl.DataFrame],
 ) -> list[str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Every output but the manifest, into `out_dir` (the run's staging folder)."""
     write_json(out_dir / "metrics.json", metrics)
     (out_dir / "report.html").write_text(html, encoding="utf-8")
     (out_dir / "report.pdf").write_bytes(pdf)
@@ -108,6 +109,13 @@ def write_outputs(
         "report.pdf",
         *write_quarantine(out_dir, quarantine),
     ]
+
+
+@task(cache_policy=NONE, persist_result=False)
+def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
+    """The manifest last, then the whole folder swapped in as OUT/<period>/."""
+    write_json(staging / "manifest.json", manifest)
+    publish_folder(staging, report_dir)
 
 
 def versions() -> dict[str, str]:
@@ -161,11 +169,33 @@ def funnel_report(
         html = render_report_html(metrics, files, settings.lang, settings.funnel)
     with timed(timings, "render_pdf"):
         pdf = render_report_pdf(html)
-    with timed(timings, "write"):
-        written = write_outputs(report_dir, metrics, html, pdf, checked.quarantine)
-    flow_seconds = time.perf_counter() - started
-    manifest = {
-        "period": report_period.as_dict(),
+    staging = staging_folder(report_dir)
+    try:
+        with timed(timings, "write"):
+            written = write_outputs(staging, metrics, html, pdf, checked.quarantine)
+        flow_seconds = time.perf_counter() - started
+        manifest = run_manifest(
+            report_period, settings, metrics, files, written, timings, flow_seconds
+        )
+        publish(staging, report_dir, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
+    print(f"funnel report {report_period.label}: {report_dir}")
+    return {**manifest, "out_dir": str(report_dir)}
+
+
+def run_manifest(
+    period: Period,
+    settings: RunSettings,
+    metrics: dict[str, Any],
+    files: list[dict[str, Any]],
+    written: list[str],
+    timings: dict[str, float],
+    flow_seconds: float,
+) -> dict[str, Any]:
+    """manifest.json: the inputs with their hashes and counts, the outputs, versions, timings."""
+    return {
+        "period": period.as_dict(),
         "lang": settings.lang,
         "source": metrics["source"],
         "inputs": files,
@@ -177,6 +207,3 @@ def funnel_report(
             "flow_overhead": round(flow_seconds - sum(timings.values()), 4),
         },
     }
-    write_json(report_dir / "manifest.json", manifest)
-    print(f"funnel report {report_period.label}: {report_dir}")
-    return {**manifest, "out_dir": str(report_dir)}

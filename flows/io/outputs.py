@@ -1,9 +1,21 @@
-"""Write a run's outputs: metrics.json, manifest.json, quarantine CSVs, the reports."""
+"""Write a run's outputs: metrics.json, manifest.json, quarantine CSVs, the reports.
+
+Whole or nothing: a run writes into a hidden sibling folder of `OUT/<period>/` and swaps it in
+only once every file is there (`publish_folder`), so a killed run leaves the previous report
+as it was, and a first run killed leaves only a hidden `.<period>.partial-*` folder (removed by
+the next run).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import math
+import os
+import secrets
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,10 +47,87 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    path.write_text(
-        json.dumps(json_ready(document), ensure_ascii=False, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
+    """The document as JSON, replacing the file in one step (never half-written)."""
+    text = json.dumps(json_ready(document), ensure_ascii=False, indent=2, default=str) + "\n"
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+PARTIAL = ".partial-"
+
+
+def _partial_prefix(final: Path) -> str:
+    return f".{final.name}{PARTIAL}"
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def staging_folder(final: Path) -> Path:
+    """A new hidden sibling of `final` for one run's outputs (`.<name>.partial-<pid>-<random>`);
+    folders that runs no longer alive left behind are removed first."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = _partial_prefix(final)
+    for abandoned in final.parent.glob(f"{prefix}*"):
+        pid = abandoned.name.removeprefix(prefix).split("-", 1)[0]
+        if pid.isdigit() and not _is_running(int(pid)):
+            shutil.rmtree(abandoned, ignore_errors=True)
+    return _new_partial(final)
+
+
+def _new_partial(final: Path) -> Path:
+    """A new hidden sibling named after this process (made like any folder, with the umask)."""
+    folder = final.parent / f"{_partial_prefix(final)}{os.getpid()}-{secrets.token_hex(4)}"
+    folder.mkdir()
+    return folder
+
+
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE); False where the system
+    or the file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE):
+        code = ctypes.get_errno()
+        if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            return False
+        raise OSError(code, os.strerror(code), str(first), None, str(second))
+    return True
+
+
+def publish_folder(staging: Path, final: Path) -> None:
+    """`staging` becomes `final` in one step; the folder it replaces is then removed.
+
+    Two runs publishing the same folder at once each swap in a complete set: the last one
+    stays. Where folders cannot be exchanged in one step, the old folder is moved aside first
+    (a kill in that instant leaves the old report in a hidden `.partial-` folder).
+    """
+    try:
+        os.rename(staging, final)  # no report there yet (or an empty folder)
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if not exchange(staging, final):
+        aside = _new_partial(final)
+        os.rename(final, aside / final.name)
+        os.rename(staging, final)
+        staging = aside
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list[str]:
