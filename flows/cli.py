@@ -1,4 +1,4 @@
-"""The `funnel` command: run, demo, validate, generate. Each runs a Prefect flow.
+"""The `funnel` command: run, deliver, demo, validate, generate. Each runs a Prefect flow.
 
 Exit status: 0 on success, 2 on unusable input (one line on standard error naming the file,
 what was found and what was expected), 1 on anything else.
@@ -40,6 +40,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
     run.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
     run.add_argument("--target", type=float, help="won amount to reach in the period")
+    run.add_argument("--deliver", action="store_true", help="mail the report ([delivery])")
+    run.add_argument("--resend", action="store_true", help="with --deliver: mail it again")
+
+    send = commands.add_parser("deliver", help="mail a report already on disk ([delivery])")
+    send.add_argument("--out", required=True, type=Path, help="the output folder of funnel run")
+    send.add_argument("--period", required=True, help="2024-06, 2024-Q2, last-month, ...")
+    send.add_argument("--config", type=Path, help="funnel.toml with a [delivery] section")
+    send.add_argument("--resend", action="store_true", help="send even to earlier recipients")
 
     demo = commands.add_parser("demo", help="monthly and quarterly reports of the sample data")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
@@ -77,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace, started: float) -> int:
     from flows import commands
+    from flows.delivery import funnel_deliver
     from flows.io.config import ConfigError
+    from flows.io.mail import PermanentDeliveryError, TransientDeliveryError
     from flows.io.outputs import record_command_time
     from flows.report_flow import funnel_report
     from transforms.periods import PeriodError
@@ -97,8 +107,13 @@ def run_command(args: argparse.Namespace, started: float) -> int:
                     args.lang,
                     args.source,
                     args.target,
+                    deliver=args.deliver,
+                    resend=args.resend,
                 )
             ]
+        elif args.command == "deliver":
+            funnel_deliver(str(args.out), args.period, optional(args.config), args.resend)
+            return 0
         elif args.command == "demo":
             manifests = commands.funnel_demo(str(args.out), args.lang)
         elif args.command == "validate":
@@ -119,6 +134,9 @@ def run_command(args: argparse.Namespace, started: float) -> int:
         record_command_time(manifests, f"funnel {args.command}", started)
         for manifest in manifests:
             print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
+    except (TransientDeliveryError, PermanentDeliveryError) as error:
+        print(f"funnel: not delivered (the report stays on disk): {error}", file=sys.stderr)
+        return 1
     except (UnusableInputError, ConfigError, PeriodError) as error:
         print(f"funnel: {error}", file=sys.stderr)
         return 2

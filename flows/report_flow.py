@@ -19,8 +19,10 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from flows.io.config import settings_from_toml
+from flows.delivery import deliver_report
+from flows.io.config import delivery_from_toml, settings_from_toml
 from flows.io.exports import read_inputs
+from flows.io.mail import DELIVERY_RECORD
 from flows.io.outputs import publish_folder, staging_folder, write_json, write_quarantine
 from report_templates.context import report_context
 from report_templates.render import render_html, render_pdf
@@ -113,8 +115,11 @@ def write_outputs(
 
 @task(cache_policy=NONE, persist_result=False)
 def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
-    """The manifest last, then the whole folder swapped in as OUT/<period>/."""
+    """The manifest last, then the whole folder swapped in as OUT/<period>/ (with the record
+    of the sends of the report it replaces)."""
     write_json(staging / "manifest.json", manifest)
+    if (report_dir / DELIVERY_RECORD).exists():
+        shutil.copy2(report_dir / DELIVERY_RECORD, staging / DELIVERY_RECORD)
     publish_folder(staging, report_dir)
 
 
@@ -136,6 +141,8 @@ def funnel_report(
     lang: str | None = None,
     source: str | None = None,
     target: float | None = None,
+    deliver: bool = False,
+    resend: bool = False,
 ) -> dict[str, Any]:
     """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
 
@@ -145,11 +152,13 @@ def funnel_report(
     period's entry in funnel.toml [targets].
 
     Writes OUT/<period>/: report.html, report.pdf, metrics.json, manifest.json, quarantine/.
-    Returns the manifest.
+    With `deliver`, mails the report once it is on disk ([delivery] in the config) to every
+    recipient it was not sent to yet (`resend`: to all again). Returns the manifest.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
     settings = settings_from_toml(Path(config) if config else None, lang=lang, preset=source)
+    delivery = delivery_from_toml(Path(config) if config else None) if deliver else None
     today = datetime.now(ZoneInfo(settings.timezone)).date()
     report_period = resolve_period(period, today=today, timezone=settings.timezone)
     report_dir = Path(out_dir) / report_period.label
@@ -181,6 +190,8 @@ def funnel_report(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
     print(f"funnel report {report_period.label}: {report_dir}")
+    if delivery is not None:
+        deliver_report(report_dir, delivery, funnel=settings.funnel, resend=resend)
     return {**manifest, "out_dir": str(report_dir)}
 
 

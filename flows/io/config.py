@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.io.mail import SMTP_SECURITY, DeliverySettings
 from schemas.vocabulary import (
     CLOSED_BEFORE_CREATED,
     DATE_ORDERS,
@@ -128,19 +129,63 @@ def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:
     return result
 
 
+def read_toml(path: Path | None) -> dict[str, Any]:
+    """The document of a funnel.toml; empty for None."""
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: is not valid TOML ({error})") from None
+
+
+def delivery_from_toml(path: Path | None) -> DeliverySettings:
+    """[delivery]: the SMTP server, the sender and the recipients. The password is never read
+    from the file: it comes from FUNNEL_SMTP_PASSWORD or a Prefect Secret block."""
+    section = read_toml(path).get("delivery")
+    if not section:
+        raise ConfigError(
+            f"{path or 'funnel.toml'}: has no [delivery] section to send reports with"
+        )
+    if "password" in section:
+        raise ConfigError(
+            f"{path}: [delivery] password: secrets never go in a file; set FUNNEL_SMTP_PASSWORD "
+            "or name a Prefect Secret block in password_block"
+        )
+    security = str(section.get("security", "starttls"))
+    if security not in SMTP_SECURITY:
+        raise ConfigError(
+            f"{path}: [delivery] security {security!r}: expected one of {', '.join(SMTP_SECURITY)}"
+        )
+    missing = [key for key in ("smtp_host", "sender", "to") if not section.get(key)]
+    if missing:
+        raise ConfigError(f"{path}: [delivery] needs {', '.join(missing)}")
+    return DeliverySettings(
+        smtp_host=str(section["smtp_host"]),
+        smtp_port=int(section.get("smtp_port", {"ssl": 465}.get(security, 587))),
+        security=security,
+        username=section.get("username"),
+        password_block=section.get("password_block"),
+        sender=str(section["sender"]),
+        to=tuple(str(a) for a in section["to"]),
+        cc=tuple(str(a) for a in section.get("cc", ())),
+        timeout_seconds=float(section.get("timeout_seconds", 30)),
+        ca_file=section.get("ca_file"),
+        retry_delays_seconds=tuple(
+            float(d)
+            for d in section.get("retry_delays_seconds", DeliverySettings.retry_delays_seconds)
+        ),
+    )
+
+
 def settings_from_toml(
     path: Path | None, *, lang: str | None = None, preset: str | None = None
 ) -> RunSettings:
     """Settings from a funnel.toml (None: all defaults); `lang` overrides [report].lang and
     `preset` overrides [source].preset."""
-    document: dict[str, Any] = {}
-    if path is not None:
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: is not valid TOML ({error})") from None
+    document = read_toml(path)
     funnel_doc = document.get("funnel", {})
     source = document.get("source", {})
     report = document.get("report", {})

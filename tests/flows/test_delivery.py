@@ -1,0 +1,194 @@
+"""Mail delivery against a real SMTP server (aiosmtpd on 127.0.0.1), through the real CLI."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from flows.cli import main
+from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+
+
+class Mailbox:
+    """An SMTP handler that keeps every accepted message; `replies` are answered (in order)
+    to DATA before it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[list[str]] = []
+        self.raw: list[bytes] = []
+        self.replies: list[str] = []
+        self.attempts = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.attempts += 1
+        if self.replies:
+            return self.replies.pop(0)
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content, policy=policy.default)
+        )
+        self.envelopes.append(list(envelope.rcpt_tos))
+        self.raw.append(envelope.original_content)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+def config(tmp_path: Path, port: int, lang: str = "en") -> Path:
+    """The sample's funnel.toml with a [delivery] section for the test server."""
+    path = tmp_path / "funnel.toml"
+    path.write_text(
+        SAMPLE_CONFIG.read_text(encoding="utf-8").replace('lang = "en"', f'lang = "{lang}"')
+        + f"""
+[delivery]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+security = "none"
+sender = "Funnel reports <reports@example.com>"
+to = ["ceo@example.com"]
+cc = ["cfo@example.com"]
+retry_delays_seconds = [0.1, 0.2, 0.4]
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(tmp_path: Path, toml: Path, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "--input",
+            str(SAMPLE_DIR),
+            "--config",
+            str(toml),
+            "--period",
+            "2026-09",
+            "--out",
+            str(tmp_path / "out"),
+            "--deliver",
+            *extra,
+        ]
+    )
+
+
+def sends(tmp_path: Path) -> list[dict]:
+    record = tmp_path / "out" / "2026-09" / "delivery.json"
+    return json.loads(record.read_text(encoding="utf-8"))["sends"] if record.exists() else []
+
+
+def test_a_report_is_mailed_once_with_its_pdf_and_again_only_with_resend(tmp_path, smtp):
+    mailbox, port = smtp
+    toml = config(tmp_path, port, lang="zh")
+    assert run(tmp_path, toml) == 0
+    assert len(mailbox.messages) == 1
+    message = mailbox.messages[0]
+    assert sorted(mailbox.envelopes[0]) == ["ceo@example.com", "cfo@example.com"]
+    assert "2026-09" in message["Subject"] and "销售漏斗报告" in message["Subject"]
+    assert (message["To"], message["Cc"]) == ("ceo@example.com", "cfo@example.com")
+    assert message.get_content_type() == "multipart/mixed"
+    bodies = message.get_body(preferencelist=("plain",)), message.get_body(("html",))
+    assert all(b is not None for b in bodies)
+    plain, html = (b.get_content() for b in bodies)
+    assert "赢单率" in plain and "<table" in html
+    attachment = next(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_filename() == "销售漏斗报告 2026-09.pdf"
+    assert b"filename*0*=utf-8''%E9%94%80" in mailbox.raw[0]  # RFC 2231, as sent
+    pdf = (tmp_path / "out" / "2026-09" / "report.pdf").read_bytes()
+    assert attachment.get_content() == pdf
+    [sent] = sends(tmp_path)
+    assert sent["message_id"] == message["Message-ID"]
+    assert (sent["to"], sent["cc"]) == (["ceo@example.com"], ["cfo@example.com"])
+    # the same report again: nothing is sent, and the record survives the rewrite of the folder
+    assert run(tmp_path, toml) == 0
+    assert len(mailbox.messages) == 1 and len(sends(tmp_path)) == 1
+    assert (
+        main(
+            [
+                "deliver",
+                "--out",
+                str(tmp_path / "out"),
+                "--period",
+                "2026-09",
+                "--config",
+                str(toml),
+            ]
+        )
+        == 0
+    )
+    assert len(mailbox.messages) == 1
+    assert (
+        main(
+            [
+                "deliver",
+                "--out",
+                str(tmp_path / "out"),
+                "--period",
+                "2026-09",
+                "--config",
+                str(toml),
+                "--resend",
+            ]
+        )
+        == 0
+    )
+    assert len(mailbox.messages) == 2 and len(sends(tmp_path)) == 2
+
+
+def test_transient_refusals_are_retried_until_the_server_takes_the_message(tmp_path, smtp):
+    mailbox, port = smtp
+    mailbox.replies = ["451 4.3.0 try again later", "451 4.3.0 try again later"]
+    assert run(tmp_path, config(tmp_path, port)) == 0
+    assert (mailbox.attempts, len(mailbox.messages), len(sends(tmp_path))) == (3, 1, 1)
+
+
+def test_a_permanent_refusal_is_not_retried_and_the_report_stays(tmp_path, smtp, capsys):
+    mailbox, port = smtp
+    mailbox.replies = ["550 5.7.1 relaying denied"] * 5
+    assert run(tmp_path, config(tmp_path, port)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "550" in err[0] and "Traceback" not in err[0], err
+    assert mailbox.attempts == 1 and mailbox.messages == []
+    assert (tmp_path / "out" / "2026-09" / "report.pdf").is_file()
+    assert sends(tmp_path) == []
+
+
+def test_an_unreachable_server_fails_with_one_line_after_its_retries(tmp_path, capsys):
+    toml = config(tmp_path, free_port())  # nothing listens there
+    assert run(tmp_path, toml) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ConnectionRefusedError" in err[0], err
+    assert (tmp_path / "out" / "2026-09" / "report.pdf").is_file()
+    assert sends(tmp_path) == []
+
+
+def test_a_password_in_the_file_is_refused(tmp_path, smtp, capsys):
+    _, port = smtp
+    toml = config(tmp_path, port)
+    toml.write_text(toml.read_text(encoding="utf-8") + 'password = "hunter2"\n', encoding="utf-8")
+    assert run(tmp_path, toml) == 2
+    assert "secrets never go in a file" in capsys.readouterr().err
