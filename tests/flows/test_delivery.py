@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import json
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -192,3 +194,38 @@ def test_a_password_in_the_file_is_refused(tmp_path, smtp, capsys):
     toml.write_text(toml.read_text(encoding="utf-8") + 'password = "hunter2"\n', encoding="utf-8")
     assert run(tmp_path, toml) == 2
     assert "secrets never go in a file" in capsys.readouterr().err
+
+
+def test_starttls_with_the_servers_own_certificate(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run(
+        [
+            *openssl,
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(
+        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+    )
+    controller.start()
+    try:
+        toml = config(tmp_path, port)
+        text = toml.read_text(encoding="utf-8").replace(
+            'security = "none"', 'security = "starttls"'
+        )
+        toml.write_text(text + f'ca_file = "{cert}"\n', encoding="utf-8")
+        assert run(tmp_path, toml) == 0
+        assert len(mailbox.messages) == 1
+        # without the CA the certificate is not trusted: refused, with one line
+        toml.write_text(text, encoding="utf-8")
+        assert run(tmp_path, toml, "--resend") == 1
+        assert len(mailbox.messages) == 1
+    finally:
+        controller.stop()
