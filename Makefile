@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 # WeasyPrint's libraries (pango; harfbuzz-subset for fast, byte-stable PDFs), the report fonts
 # (DejaVu for Latin text, WenQuanYi Micro Hei for Chinese) and poppler-utils (the tests read
-# the PDFs with pdftotext, pdffonts, pdfinfo).
+# the PDFs with pdftotext, pdffonts, pdfinfo), openssl (the mail tests make a certificate).
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
-	fonts-wqy-microhei poppler-utils
+	fonts-wqy-microhei poppler-utils openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test setup system-packages lint

@@ -124,6 +124,11 @@ def send_message(message: EmailMessage, settings: DeliverySettings) -> None:
         )
         kind = TransientDeliveryError if 400 <= error.smtp_code < 500 else PermanentDeliveryError
         raise kind(f"{settings.smtp_host} answered {error.smtp_code} {reply}") from None
+    except ssl.SSLError as error:  # an untrusted certificate does not get better with time
+        raise PermanentDeliveryError(
+            f"{settings.smtp_host}:{settings.smtp_port}: TLS failed ({error.reason or error}); "
+            "set [delivery] ca_file to the server's CA"
+        ) from None
     except (OSError, smtplib.SMTPException) as error:
         raise TransientDeliveryError(
             f"{settings.smtp_host}:{settings.smtp_port}: {type(error).__name__}: {error}"
