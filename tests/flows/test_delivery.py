@@ -237,3 +237,40 @@ def test_starttls_with_the_servers_own_certificate(tmp_path, capsys):
     finally:
         logging.getLogger("mail.log").disabled = False
         controller.stop()
+
+
+def test_contact_data_in_free_text_reaches_neither_the_report_nor_the_mail(tmp_path, smtp):
+    mailbox, port = smtp
+    exports = tmp_path / "in"
+    exports.mkdir()
+    (exports / "opportunities.csv").write_text(
+        "opportunity_id,stage,created_at,status,customer_name,stall_reason,amount\n"
+        'A,proposal,2026-08-01,open,"ACME, tel 13912345678",'
+        '"waiting for li.wei@example.com, call +86 138-1234-5678",1000\n'
+        "B,lead,2026-08-02,open,Beta Co,,500\n",
+        encoding="utf-8",
+    )
+    toml = config(tmp_path, port)
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace('timezone = "Asia/Shanghai"', 'timezone = "UTC"'),
+        encoding="utf-8",
+    )
+    arguments = ["run", "--input", str(exports), "--config", str(toml), "--period", "2026-09"]
+    assert main([*arguments, "--out", str(tmp_path / "out"), "--deliver"]) == 0
+    folder = tmp_path / "out" / "2026-09"
+    pdf_text = subprocess.run(
+        ["pdftotext", str(folder / "report.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    message = mailbox.messages[0]
+    shown = {
+        "metrics.json": (folder / "metrics.json").read_text(encoding="utf-8"),
+        "report.html": (folder / "report.html").read_text(encoding="utf-8"),
+        "report.pdf": pdf_text,
+        "mail": message.get_body(("plain",)).get_content()
+        + message.get_body(("html",)).get_content(),
+    }
+    for where, text in shown.items():
+        for raw in ("13912345678", "li.wei@", "1234-5678"):
+            assert raw not in text, (where, raw)
+    for where in ("metrics.json", "report.html", "report.pdf"):
+        assert "139****5678" in shown[where] and "l***@example.com" in shown[where], where

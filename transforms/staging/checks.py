@@ -26,6 +26,7 @@ from schemas.vocabulary import (
 )
 from transforms.funnel_model import RunSettings
 from transforms.staging.layout import InputFile, Inputs
+from transforms.staging.masking import mask_contacts, masked_table
 from transforms.staging.outcomes import (
     MOVED_CREATED,
     STAGE_FROM_HISTORY,
@@ -127,6 +128,13 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     return validated
 
 
+def masked_reasons(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reason counts with any contact data in a reason's text masked."""
+    if not counts:
+        return counts
+    return pl.DataFrame(counts).with_columns(mask_contacts(pl.col("reason"))).to_dicts()
+
+
 def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[str, Any]:
     """Per canonical table: rows read, valid, quarantined, reasons, and the same per file."""
     quality = {}
@@ -152,7 +160,7 @@ def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[s
             "rows_read": table.rows_read,
             "rows_valid": table.rows_valid,
             "rows_quarantined": table.rows_quarantined,
-            "reasons": reason_counts(table),
+            "reasons": masked_reasons(reason_counts(table)),
             "notes": list(table.notes),
             "files": per_file,
         }
@@ -226,8 +234,9 @@ class CheckedInputs:
     """What a run keeps of its inputs once they are validated; the raw rows can then go.
 
     `tables` holds the valid rows of each canonical table without the columns no figure reads
-    (contact details, free text: `NOT_ANALYSED`); `quarantine` the quarantined rows as they
-    came in, ready to write.
+    (contact details, free text: `NOT_ANALYSED`) and with phone numbers and email addresses
+    masked inside the free text that is left (`transforms.staging.masking`); `quarantine` the
+    quarantined rows as they came in, ready to write (they are never mailed).
     """
 
     tables: dict[str, pl.DataFrame]
@@ -244,7 +253,10 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
     quality = data_quality(inputs, validated)
     return CheckedInputs(
         tables={
-            name: table.valid.lazy().drop(NOT_ANALYSED[name], strict=False).collect()
+            name: table.valid.lazy()
+            .drop(NOT_ANALYSED[name], strict=False)
+            .pipe(masked_table)
+            .collect()
             for name, table in validated.items()
         },
         quality=quality,
