@@ -68,6 +68,17 @@ def score(value: float | None) -> str:
     return NOT_AVAILABLE if _missing(value) else f"{value:.3f}"
 
 
+TEXT_LIMIT = 120
+
+
+def clip(value: str | None, limit: int = TEXT_LIMIT) -> str:
+    """Free text from the input cut to a readable length (a cell of megabytes stays short)."""
+    if value is None:
+        return NOT_AVAILABLE
+    text = " ".join(value[: limit * 4].split())  # line breaks and runs of spaces read as one
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 # the kinds of headline figure, and how a value and a change of each read
 FIGURE_FORMATS = {"count": count, "amount": amount, "rate": percent, "days": days}
 CHANGE_FORMATS = {"count": amount, "amount": amount, "rate": points, "days": days}

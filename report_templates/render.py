@@ -46,6 +46,7 @@ def environment() -> jinja2.Environment:
         days=fmt.days,
         score=fmt.score,
         figure=fmt.figure,
+        clip=fmt.clip,
         figure_change=fmt.figure_change,
     )
     return env

@@ -300,3 +300,17 @@ def test_a_called_out_bottleneck_gets_its_sentence(tmp_path):
         "Negotiation → Signed converted 10% of the 10 deals that left it in 2024-06, against "
         "90% before. About USD 800 of open pipeline is at risk."
     ) in html
+
+
+def test_a_megabyte_cell_is_cut_in_the_report(tmp_path):
+    reason = "waiting " * 250_000  # 2 MB in one cell
+    write(
+        tmp_path / "in",
+        "opportunities.csv",
+        f"opportunity_id,stage,created_at,stall_reason\nA,proposal,2024-05-01,{reason}\n",
+    )
+    assert run_on(tmp_path) == 0
+    out = tmp_path / "out" / "2024-06"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert len(html) < 200_000 and "waiting waiting" in html and "…" in html
+    assert (out / "report.pdf").stat().st_size < 500_000

@@ -77,3 +77,11 @@ def test_rates_and_missing_values():
     assert fmt.percent(0.1549, 1) == "15.5%"
     assert fmt.points(0.042) == "+4.2 pp"
     assert fmt.percent(None) == fmt.days(None) == fmt.amount(float("nan")) == "–"
+
+
+def test_free_text_is_cut_to_a_readable_length():
+    assert fmt.clip("Budget  approval") == "Budget approval"
+    assert fmt.clip("a\nb   c") == "a b c"
+    long = fmt.clip("x" * 5_000_000)
+    assert len(long) == fmt.TEXT_LIMIT and long.endswith("…")
+    assert fmt.clip(None) == fmt.NOT_AVAILABLE
