@@ -130,36 +130,10 @@ def test_a_report_is_mailed_once_with_its_pdf_and_again_only_with_resend(tmp_pat
     # the same report again: nothing is sent, and the record survives the rewrite of the folder
     assert run(tmp_path, toml) == 0
     assert len(mailbox.messages) == 1 and len(sends(tmp_path)) == 1
-    assert (
-        main(
-            [
-                "deliver",
-                "--out",
-                str(tmp_path / "out"),
-                "--period",
-                "2026-09",
-                "--config",
-                str(toml),
-            ]
-        )
-        == 0
-    )
+    deliver = ["deliver", "--out", str(tmp_path / "out"), "--period", "2026-09"]
+    assert main([*deliver, "--config", str(toml)]) == 0
     assert len(mailbox.messages) == 1
-    assert (
-        main(
-            [
-                "deliver",
-                "--out",
-                str(tmp_path / "out"),
-                "--period",
-                "2026-09",
-                "--config",
-                str(toml),
-                "--resend",
-            ]
-        )
-        == 0
-    )
+    assert main([*deliver, "--config", str(toml), "--resend"]) == 0
     assert len(mailbox.messages) == 2 and len(sends(tmp_path)) == 2
 
 
