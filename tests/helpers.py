@@ -176,7 +176,8 @@ def world(
     target: float | None = None,
 ) -> World:
     """Literal tables and their derived tables (no history: an empty history table, flagged as
-    absent)."""
+    absent). The default period 2024-06 in UTC has P = [2024-06-01, 2024-07-01),
+    as_of = 2024-07-01 and W = [2023-07-01, 2024-07-01)."""
     report_period = parse_period(period, settings.timezone)
     return World(
         opportunities=opps,

@@ -1,8 +1,7 @@
 """The point-in-time rule: later events ignored, amounts as of the period end, deals without
 history, an empty period. Expectations computed by hand in the comments.
 
-Period 2024-06 in UTC: P = [2024-06-01, 2024-07-01), as_of = 2024-07-01,
-W = [2023-07-01, 2024-07-01).
+The period is 2024-06 in UTC unless a test says otherwise (see `tests.helpers.world`).
 """
 
 from __future__ import annotations
