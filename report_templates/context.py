@@ -31,7 +31,6 @@ HEADLINE_FIGURES = (
     ("pipeline_velocity", "velocity", "amount"),
 )
 TILE_FIGURES = ("won_amount", "won_count", "win_rate", "open_amount")
-TILE_TITLES = {"won_count": "won_deals", "open_amount": "open_pipeline"}
 
 
 def direction(delta: float | None) -> str | None:

@@ -12,7 +12,6 @@ from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import PARSE_REASONS
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import DerivedTables, derive_tables
-from transforms.intermediate.states import DealStatesAt
 from transforms.marts.comparison import comparison
 from transforms.marts.conversion import conversion
 from transforms.marts.dwell import dwell
@@ -224,12 +223,7 @@ MARTS: dict[str, Callable[[World], Any]] = {
     "forecast": World.forecast,
     "targets": World.targets,
     "comparison": lambda w: comparison(
-        DealStatesAt(
-            w.opportunities.lazy(),
-            w.derived.entries.lazy(),
-            funnel=w.settings.funnel,
-            known={w.period.end: (w.derived.states, w.derived.reaches)},
-        ),
+        w.derived.states_at(w.opportunities, funnel=w.settings.funnel),
         w.kpis(),
         period=w.period,
         window_months=w.settings.window_months,

@@ -12,7 +12,6 @@ import polars as pl
 
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import DerivedTables
-from transforms.intermediate.states import DealStatesAt
 from transforms.marts.backtest import backtest
 from transforms.marts.bottlenecks import bottlenecks
 from transforms.marts.comparison import comparison, months, trend
@@ -46,12 +45,7 @@ def funnel_metrics(
     funnel, window = settings.funnel, settings.window_months
     start, as_of, window_start = period.start, period.end, period.window_start(window)
     states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
-    states_at = DealStatesAt(
-        opportunities.lazy(),
-        derived.entries.lazy(),
-        funnel=funnel,
-        known={as_of: (derived.states, derived.reaches)},
-    )
+    states_at = derived.states_at(opportunities, funnel=funnel)
     p_bar = overall_win_rate(states, window_start=window_start)
     probabilities = stage_probabilities(
         reaches,

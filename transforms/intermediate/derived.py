@@ -10,7 +10,7 @@ import polars as pl
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_entries
 from transforms.intermediate.reaches import stage_reaches
-from transforms.intermediate.states import deal_states
+from transforms.intermediate.states import DealStatesAt, deal_states
 from transforms.intermediate.visits import stage_visits
 
 
@@ -19,10 +19,20 @@ class DerivedTables:
     """Stage entries (all known), and stage reaches, deal states and stage visits as of the
     period end."""
 
+    as_of: datetime
     entries: pl.DataFrame
     reaches: pl.DataFrame
     states: pl.DataFrame
     visits: pl.DataFrame
+
+    def states_at(self, opportunities: pl.DataFrame, *, funnel: FunnelModel) -> DealStatesAt:
+        """Deal states at any instant, starting from the ones derived here."""
+        return DealStatesAt(
+            opportunities.lazy(),
+            self.entries.lazy(),
+            funnel=funnel,
+            known={self.as_of: (self.states, self.reaches)},
+        )
 
 
 def derive_tables(
@@ -36,4 +46,4 @@ def derive_tables(
     states = deal_states(opportunities.lazy(), entries.lazy(), as_of=as_of, funnel=funnel).collect()
     reaches = stage_reaches(entries.lazy(), states.lazy(), as_of=as_of, funnel=funnel).collect()
     visits = stage_visits(entries.lazy(), states.lazy(), as_of=as_of).collect()
-    return DerivedTables(entries, reaches, states, visits)
+    return DerivedTables(as_of, entries, reaches, states, visits)

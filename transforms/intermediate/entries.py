@@ -13,6 +13,15 @@ def stage_index(stage: pl.Expr, *, funnel: FunnelModel) -> pl.Expr:
     return stage.replace_strict(funnel.ids, list(range(len(funnel.ids))), return_dtype=pl.Int32)
 
 
+def stage_frame(funnel: FunnelModel, *, open_only: bool = True) -> pl.LazyFrame:
+    """One row per (open) stage in funnel order: `stage`, `stage_index`."""
+    ids = funnel.open_ids if open_only else funnel.ids
+    return pl.LazyFrame(
+        {"stage": ids, "stage_index": list(range(len(ids)))},
+        schema={"stage": pl.String, "stage_index": pl.Int32},
+    )
+
+
 # stage_entries' order within a deal: by time, entries at the same instant by stage
 ENTRY_ORDER = ["entered_at", "stage_index"]
 

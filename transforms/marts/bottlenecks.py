@@ -11,7 +11,7 @@ import polars as pl
 from schemas.vocabulary import FORWARD, LOST
 from transforms.expressions import ratio
 from transforms.funnel_model import FunnelModel
-from transforms.marts.funnel_snapshot import stage_frame
+from transforms.intermediate.entries import stage_frame
 
 Z_95 = 1.959964
 

@@ -9,7 +9,7 @@ import polars as pl
 from schemas.vocabulary import LOST
 from transforms.expressions import in_interval, ratio
 from transforms.funnel_model import FunnelModel
-from transforms.marts.funnel_snapshot import stage_frame
+from transforms.intermediate.entries import stage_frame
 
 
 def conversion(

@@ -7,7 +7,7 @@ from datetime import datetime
 import polars as pl
 
 from transforms.funnel_model import FunnelModel
-from transforms.marts.funnel_snapshot import stage_frame
+from transforms.intermediate.entries import stage_frame
 
 
 def kaplan_meier_median(visits: pl.LazyFrame) -> pl.LazyFrame:

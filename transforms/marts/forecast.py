@@ -10,7 +10,7 @@ import polars as pl
 
 from schemas.vocabulary import OPEN
 from transforms.funnel_model import FunnelModel
-from transforms.marts.funnel_snapshot import stage_frame
+from transforms.intermediate.entries import stage_frame
 
 
 def weighted_open_deals(states: pl.LazyFrame, probabilities: pl.DataFrame) -> pl.LazyFrame:

@@ -6,15 +6,7 @@ import polars as pl
 
 from schemas.vocabulary import OPEN
 from transforms.funnel_model import FunnelModel
-
-
-def stage_frame(funnel: FunnelModel, *, open_only: bool = True) -> pl.LazyFrame:
-    """One row per (open) stage in funnel order: `stage`, `stage_index`."""
-    ids = funnel.open_ids if open_only else funnel.ids
-    return pl.LazyFrame(
-        {"stage": ids, "stage_index": list(range(len(ids)))},
-        schema={"stage": pl.String, "stage_index": pl.Int32},
-    )
+from transforms.intermediate.entries import stage_frame
 
 
 def funnel_snapshot(states: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:

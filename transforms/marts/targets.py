@@ -10,7 +10,7 @@ import polars as pl
 from schemas.vocabulary import WON
 from transforms.expressions import days_between
 from transforms.funnel_model import FunnelModel
-from transforms.marts.funnel_snapshot import stage_frame
+from transforms.intermediate.entries import stage_frame
 
 
 def target_decomposition(

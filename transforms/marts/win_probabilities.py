@@ -8,7 +8,7 @@ import polars as pl
 
 from schemas.vocabulary import LOST, RESOLVED, WON
 from transforms.funnel_model import FunnelModel
-from transforms.marts.funnel_snapshot import stage_frame
+from transforms.intermediate.entries import stage_frame
 
 
 def resolved_in_window(states: pl.LazyFrame, *, window_start: datetime) -> pl.LazyFrame:

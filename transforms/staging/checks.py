@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from schemas import reasons
 from schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types
+from schemas.reasons import CREATED_MOVED_BACK
 from schemas.validation import ValidatedTable, reason_category, reason_counts, validate_table
 from schemas.vocabulary import (
     FOLLOWUPS,
@@ -106,7 +106,7 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     moved = int(opportunities[MOVED_CREATED].sum())
     opportunities = opportunities.lazy().drop(MOVED_CREATED).collect()
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
-    notes = ({"note": reasons.CREATED_MOVED_BACK, "rows": moved},) if moved else ()
+    notes = ({"note": CREATED_MOVED_BACK, "rows": moved},) if moved else ()
     validated = {
         OPPORTUNITIES: replace(
             validate_table(OPPORTUNITIES, opportunities, TABLE_MODELS[OPPORTUNITIES], rules),

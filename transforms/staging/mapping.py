@@ -8,16 +8,12 @@ dated snapshots become stage history in `snapshot_history`. Value parsing comes 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import polars as pl
 
 from schemas.vocabulary import OPPORTUNITIES, TABLES
+from transforms.staging.layout import InputFile
 from transforms.staging.parse import blank_to_null, parse_boolean
 from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
-
-if TYPE_CHECKING:
-    from transforms.staging.layout import InputFile
 
 SNAPSHOT = "_snapshot"
 SOURCE_ROW = "_source_row"  # the row's number within its own file
