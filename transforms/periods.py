@@ -118,7 +118,44 @@ def resolve_period(label: str, *, today: date, timezone: str = "UTC") -> Period:
         start = add_months(date(today.year, today.month, 1), -1)
         return Period("month", start, add_months(start, 1), timezone)
     if label == "last-quarter":
-        this_quarter = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+        this_quarter = quarter_of(today)
         start = add_months(this_quarter, -3)
         return Period("quarter", start, this_quarter, timezone)
     return parse_period(label, timezone)
+
+
+GRAINS = ("month", "quarter", "both")
+
+
+def quarter_of(d: date) -> date:
+    """The first day of the quarter holding `d`."""
+    return date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
+
+
+def periods_between(first: str, last: str, *, grain: str, timezone: str = "UTC") -> list[Period]:
+    """Every period of `grain` from the one holding the start of `first` to the one holding the
+    last month of `last` (each a month or a quarter label), oldest first; with `both`, each
+    quarter follows its last month."""
+    if grain not in GRAINS:
+        raise PeriodError(f"grain {grain!r}: expected one of {', '.join(GRAINS)}")
+    start = parse_period(first, timezone)
+    end = parse_period(last, timezone)
+    if end.end_date <= start.start_date:
+        raise PeriodError(f"periods {first} to {last}: {last} ends before {first} starts")
+    months: list[Period] = []
+    month = Period("month", start.start_date, add_months(start.start_date, 1), timezone)
+    while month.start_date < end.end_date:
+        months.append(month)
+        month = month.shifted(1)
+    quarters = {
+        quarter_of(m.start_date): Period(
+            "quarter", quarter_of(m.start_date), add_months(quarter_of(m.start_date), 3), timezone
+        )
+        for m in months
+    }
+    chosen = [
+        *(months if grain != "quarter" else []),
+        *(quarters.values() if grain != "month" else []),
+    ]
+    # a quarter sorts after the months it holds: by end, then months first
+    return sorted(chosen, key=lambda p: (p.end_date, p.months, p.start_date))

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from transforms.periods import PeriodError, parse_period, resolve_period
+from transforms.periods import PeriodError, parse_period, periods_between, resolve_period
 
 
 def test_month_and_quarter_boundaries():
@@ -51,3 +51,34 @@ def test_bad_labels(label):
 )
 def test_relative_periods_for_schedules(label, today, expected):
     assert resolve_period(label, today=today).label == expected
+
+
+def labels(first: str, last: str, grain: str) -> list[str]:
+    return [p.label for p in periods_between(first, last, grain=grain)]
+
+
+def test_backfill_periods_of_each_grain():
+    assert labels("2024-11", "2025-02", "month") == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    # quarters: the one holding the first month to the one holding the last
+    assert labels("2024-11", "2025-02", "quarter") == ["2024-Q4", "2025-Q1"]
+    # both: each quarter right after its last month
+    assert labels("2024-11", "2025-01", "both") == [
+        "2024-11",
+        "2024-12",
+        "2024-Q4",
+        "2025-01",
+        "2025-Q1",
+    ]
+
+
+def test_backfill_periods_from_quarter_labels_and_a_single_period():
+    assert labels("2024-Q2", "2024-Q2", "month") == ["2024-04", "2024-05", "2024-06"]
+    assert labels("2024-06", "2024-06", "month") == ["2024-06"]
+    assert labels("2024-06", "2024-06", "quarter") == ["2024-Q2"]
+
+
+def test_backfill_periods_refuse_a_reversed_range_and_an_unknown_grain():
+    with pytest.raises(PeriodError, match="ends before"):
+        periods_between("2024-06", "2024-05", grain="month")
+    with pytest.raises(PeriodError, match="grain 'week'"):
+        periods_between("2024-06", "2024-07", grain="week")
