@@ -1,4 +1,5 @@
-"""The `funnel` command: run, deliver, demo, validate, generate. Each runs a Prefect flow.
+"""The `funnel` command: run, backfill, deliver, serve, demo, validate, generate. Each runs a
+Prefect flow (serve serves them).
 
 Exit status: 0 on success, 2 on unusable input (one line on standard error naming the file,
 what was found and what was expected), 1 on anything else.
@@ -7,13 +8,17 @@ what was found and what was expected), 1 on anything else.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from schemas.vocabulary import LANGUAGES, SOURCE_CHOICES
+from transforms.periods import GRAINS
 
 PREFECT_DEFAULTS = {
     # A temporary Prefect server starts with each run when no API URL is set; on a fresh
@@ -30,6 +35,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show Prefect's own log lines, with tracebacks of failed tasks",
     )
+    root.add_argument(
+        "--progress",
+        action="store_true",
+        help="say each step on standard error (the default when it is a terminal)",
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="report one month (2024-06) or quarter (2024-Q2)")
@@ -43,11 +53,31 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--deliver", action="store_true", help="mail the report ([delivery])")
     run.add_argument("--resend", action="store_true", help="with --deliver: mail it again")
 
+    back = commands.add_parser("backfill", help="one report per period of a range")
+    back.add_argument("--input", required=True, type=Path, help="folder of exports")
+    back.add_argument("--from", dest="first", required=True, help="first period: 2024-01")
+    back.add_argument("--to", dest="last", required=True, help="last period: 2024-12")
+    back.add_argument("--out", required=True, type=Path, help="output folder")
+    back.add_argument("--grain", choices=GRAINS, default="month", help="month (default)")
+    back.add_argument("--force", action="store_true", help="rewrite reports that are current")
+    back.add_argument("--config", type=Path, help="funnel.toml")
+    back.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
+    back.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
+
     send = commands.add_parser("deliver", help="mail a report already on disk ([delivery])")
     send.add_argument("--out", required=True, type=Path, help="the output folder of funnel run")
     send.add_argument("--period", required=True, help="2024-06, 2024-Q2, last-month, ...")
     send.add_argument("--config", type=Path, help="funnel.toml with a [delivery] section")
     send.add_argument("--resend", action="store_true", help="send even to earlier recipients")
+
+    serve = commands.add_parser(
+        "serve", help="serve the monthly and quarterly deployments (needs PREFECT_API_URL)"
+    )
+    serve.add_argument("--input", required=True, type=Path, help="folder of exports")
+    serve.add_argument("--out", required=True, type=Path, help="output folder")
+    serve.add_argument("--config", type=Path, help="funnel.toml (time zone, [delivery])")
+    serve.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
+    serve.add_argument("--deliver", action="store_true", help="mail each report ([delivery])")
 
     demo = commands.add_parser("demo", help="monthly and quarterly reports of the sample data")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (./out)")
@@ -80,70 +110,142 @@ def main(argv: list[str] | None = None) -> int:
     # Prefect's run logs (with tracebacks of failed tasks) stay off the console unless asked
     # for, so that an error is the one line below; Prefect reads this when it sets up logging.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "CRITICAL")
+    if args.progress or (sys.stderr.isatty() and not args.verbose):
+        show_progress()
     return run_command(args, started)
 
 
+def show_progress() -> None:
+    """Print the runs' progress lines (flows.progress) on standard error."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("funnel: %(message)s"))
+    progress = logging.getLogger("funnel.progress")
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+
+
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """One temporary Prefect server for the whole command when no PREFECT_API_URL is set, so
+    that the processes of a task runner report to it instead of each starting its own."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()
+
+
 def run_command(args: argparse.Namespace, started: float) -> int:
+    from flows.errors import one_line
+
+    try:
+        if args.command == "serve":
+            from flows.serve import serve_reports
+
+            serve_reports(args.input, args.out, args.config, args.lang, args.deliver)
+            return 0
+        with prefect_api():
+            return run_flow(args, started)
+    except Exception as error:  # one clear line, never a traceback
+        status, line = one_line(error)
+        print(f"funnel: {line}", file=sys.stderr)
+        return status
+
+
+def run_flow(args: argparse.Namespace, started: float) -> int:
     from flows import commands
+    from flows.backfill_flow import funnel_backfill
     from flows.delivery import funnel_deliver
-    from flows.io.config import ConfigError
-    from flows.io.mail import PermanentDeliveryError, TransientDeliveryError
     from flows.io.outputs import record_command_time
     from flows.report_flow import funnel_report
-    from transforms.periods import PeriodError
-    from transforms.staging.layout import UnusableInputError
 
     def optional(path: Path | None) -> str | None:
         return str(path) if path else None
 
-    try:
-        if args.command == "run":
-            manifests = [
-                funnel_report(
-                    str(args.input),
-                    args.period,
-                    str(args.out),
-                    optional(args.config),
-                    args.lang,
-                    args.source,
-                    args.target,
-                    deliver=args.deliver,
-                    resend=args.resend,
-                )
-            ]
-        elif args.command == "deliver":
-            funnel_deliver(str(args.out), args.period, optional(args.config), args.resend)
-            return 0
-        elif args.command == "demo":
-            manifests = commands.funnel_demo(str(args.out), args.lang)
-        elif args.command == "validate":
-            print_validation(
-                commands.validate_flow(str(args.input), optional(args.config), args.source)
-            )
-            return 0  # quarantined rows are not an error
-        else:
-            counts = commands.generate_flow(
+    if args.command == "run":
+        manifests = [
+            funnel_report(
+                str(args.input),
+                args.period,
                 str(args.out),
-                args.opportunities,
-                args.seed,
-                args.followups_per_opportunity,
-                args.updates_per_opportunity,
+                optional(args.config),
+                args.lang,
+                args.source,
+                args.target,
+                deliver=args.deliver,
+                resend=args.resend,
             )
-            print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
-            return 0
-        record_command_time(manifests, f"funnel {args.command}", started)
-        for manifest in manifests:
-            print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
-    except (TransientDeliveryError, PermanentDeliveryError) as error:
-        print(f"funnel: not delivered (the report stays on disk): {error}", file=sys.stderr)
-        return 1
-    except (UnusableInputError, ConfigError, PeriodError) as error:
-        print(f"funnel: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # one clear line, never a traceback
-        print(f"funnel: failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        ]
+    elif args.command == "backfill":
+        rows = funnel_backfill(
+            str(args.input),
+            args.first,
+            args.last,
+            str(args.out),
+            args.grain,
+            args.force,
+            optional(args.config),
+            args.lang,
+            args.source,
+        )
+        print_backfill(rows)
+        failed = [r for r in rows if r["status"] == "failed"]
+        for row in failed:
+            print(f"funnel: {row['period']}: {row['error']}", file=sys.stderr)
+        return 1 if failed else 0
+    elif args.command == "deliver":
+        funnel_deliver(str(args.out), args.period, optional(args.config), args.resend)
+        return 0
+    elif args.command == "demo":
+        manifests = commands.funnel_demo(str(args.out), args.lang)
+    elif args.command == "validate":
+        print_validation(
+            commands.validate_flow(str(args.input), optional(args.config), args.source)
+        )
+        return 0  # quarantined rows are not an error
+    else:
+        counts = commands.generate_flow(
+            str(args.out),
+            args.opportunities,
+            args.seed,
+            args.followups_per_opportunity,
+            args.updates_per_opportunity,
+        )
+        print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
+        return 0
+    record_command_time(manifests, f"funnel {args.command}", started)
+    for manifest in manifests:
+        print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
     return 0
+
+
+def print_backfill(rows: list[dict[str, Any]]) -> None:
+    """`funnel backfill`'s summary: a line per period with its status and headline figures."""
+
+    def amount(value: float | None) -> str:
+        return "" if value is None else f"{value:,.0f}"
+
+    def rate(value: float | None) -> str:
+        return "" if value is None else f"{value:.1%}"
+
+    print(f"{'period':<9} {'status':<8} {'won amount':>14} {'win rate':>9} {'seconds':>8}")
+    for row in rows:
+        print(
+            f"{row['period']:<9} {row['status']:<8} {amount(row['won_amount']):>14} "
+            f"{rate(row['win_rate']):>9} {row['seconds']:>8.1f}"
+        )
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("written", "current", "failed")}
+    print(", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
 def print_validation(summary: dict[str, Any]) -> None:

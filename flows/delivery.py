@@ -1,30 +1,33 @@
-"""Delivery as Prefect tasks and a flow: mail a report that is on disk, once per recipient.
+"""Delivery as Prefect tasks and a flow: mail a report that is on disk, once per recipient, and
+tell [delivery] ops when a scheduled run fails.
 
-The report flow calls `deliver_report` after its folder is published (`funnel run --deliver`);
-`funnel deliver` runs `funnel_deliver` on a report written earlier.
+The report flow calls `deliver_report` after its folder is published (`funnel run --deliver`,
+or a deployment run with `deliver`); `funnel deliver` runs `funnel_deliver` on a report written
+earlier; `notify_ops` is the report flow's failure hook.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from prefect import Task, flow, task
+from prefect import Flow, flow, task
 from prefect.cache_policies import NONE
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import FlowRun
+from prefect.logging import get_logger
 from prefect.states import State
 
-from flows.io.config import delivery_from_toml, settings_from_toml
+from flows.errors import one_line, retry_when
+from flows.io.config import ConfigError, delivery_from_toml, period_from_label, settings_from_toml
 from flows.io.mail import (
     DELIVERY_RECORD,
     DeliverySettings,
     TransientDeliveryError,
     already_sent,
     delivery_record,
+    ops_message,
     report_message,
     send_message,
     sent_entry,
@@ -33,18 +36,22 @@ from flows.io.mail import (
 from flows.io.outputs import write_json
 from report_templates.mail import mail_content
 from transforms.funnel_model import FunnelModel
-from transforms.periods import resolve_period
 from transforms.staging.layout import UnusableInputError
 
 
-def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a send only when the server may take it later (not after a 5xx refusal)."""
-    return isinstance(state.result(raise_on_failure=False), TransientDeliveryError)
-
-
-@task(cache_policy=NONE, persist_result=False, retry_condition_fn=is_transient)
-def send_report_mail(message: EmailMessage, settings: DeliverySettings) -> None:
+@task(
+    cache_policy=NONE,
+    persist_result=False,
+    retry_condition_fn=retry_when(TransientDeliveryError),  # not after a 5xx refusal
+)
+def send_mail(message: EmailMessage, settings: DeliverySettings) -> None:
     send_message(message, settings)
+
+
+def send_with_retries(message: EmailMessage, settings: DeliverySettings) -> None:
+    """Send as a task that retries transient failures after [delivery] retry_delays_seconds."""
+    delays = list(settings.retry_delays_seconds)
+    send_mail.with_options(retries=len(delays), retry_delay_seconds=delays)(message, settings)
 
 
 def deliver_report(
@@ -78,10 +85,7 @@ def deliver_report(
         pdf=pdf,
         pdf_name=content.pdf_name,
     )
-    delays = list(delivery.retry_delays_seconds)
-    send_report_mail.with_options(retries=len(delays), retry_delay_seconds=delays)(
-        message, delivery
-    )
+    send_with_retries(message, delivery)
     record = delivery_record(report_dir)
     record["sends"].append(sent_entry(message, pdf_sha256))
     write_json(report_dir / DELIVERY_RECORD, record)
@@ -97,6 +101,33 @@ def funnel_deliver(
     path = Path(config) if config else None
     settings = settings_from_toml(path)
     delivery = delivery_from_toml(path)
-    today = datetime.now(ZoneInfo(settings.timezone)).date()
-    label = resolve_period(period, today=today, timezone=settings.timezone).label
+    label = period_from_label(period, settings.timezone).label
     return deliver_report(Path(out_dir) / label, delivery, funnel=settings.funnel, resend=resend)
+
+
+def notify_ops(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """A failed run of a deployment (a scheduled run) mails its one-line error to [delivery]
+    ops; runs from the command line say it on the console instead."""
+    logger = get_logger("funnel.ops")
+    if flow_run.deployment_id is None:
+        return
+    config = flow_run.parameters.get("config")
+    try:
+        delivery = delivery_from_toml(Path(config) if config else None)
+    except ConfigError as error:
+        logger.warning("no ops mail for the failed run %s: %s", flow_run.name, error)
+        return
+    if not delivery.ops:
+        return
+    error = state.result(raise_on_failure=False)
+    line = one_line(error)[1] if isinstance(error, BaseException) else str(state.message)
+    parameters = ", ".join(f"{k}={v}" for k, v in sorted(flow_run.parameters.items()))
+    message = ops_message(
+        settings=delivery,
+        subject=f"{flow_run.name} failed",
+        text=f"{line}\n\nflow run: {flow_run.name} ({flow_run.id})\nparameters: {parameters}\n",
+    )
+    try:
+        send_with_retries(message, delivery)
+    except Exception as failure:  # the run has failed already; say why the mail did not go
+        logger.error("ops mail for %s not sent: %s", flow_run.name, one_line(failure)[1])

@@ -1,50 +1,52 @@
-"""The report run as a Prefect flow: load, validate, derive, compute, render, write.
+"""The report run as a Prefect flow: load, validate, then per period derive, compute, render,
+write and publish; deliver when asked.
 
 The flow stays an outline: files are read and written in flows/io, every rule lives in
 transforms/ and schemas/, every word and format in report_templates/. The CLI (`funnel run`,
-`funnel demo`) and the deployments in prefect.yaml run this same flow.
+`funnel demo`), the deployments in prefect.yaml and `funnel serve` run this same flow; `funnel
+backfill` (flows.backfill_flow) reads once and runs `report_period` for each period.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
-from contextlib import contextmanager
-from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import polars as pl
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from flows.delivery import deliver_report
-from flows.io.config import delivery_from_toml, settings_from_toml
-from flows.io.exports import read_inputs
+from flows.delivery import deliver_report, notify_ops
+from flows.errors import retry_when
+from flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
+from flows.io.exports import input_digest, read_inputs
 from flows.io.mail import DELIVERY_RECORD
 from flows.io.outputs import publish_folder, staging_folder, write_json, write_quarantine
+from flows.progress import say, step
 from report_templates.context import report_context
+from report_templates.mail import artifact_markdown, conversion_table
 from report_templates.render import render_html, render_pdf
 from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from transforms.funnel_model import FunnelModel, RunSettings
-from transforms.intermediate.derived import DerivedTables, derive_tables
+from transforms.funnel_model import RunSettings
+from transforms.intermediate.derived import derive_tables
 from transforms.metrics_document import funnel_metrics
-from transforms.periods import Period, resolve_period
+from transforms.periods import Period
 from transforms.staging.checks import CheckedInputs, check_inputs
 from transforms.staging.layout import Inputs
 
-
-@contextmanager
-def timed(timings: dict[str, float], step: str):
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[step] = round(time.perf_counter() - started, 4)
+# reading a file on a share, or writing one, may fail for a moment; a bad file never mends
+FILE_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [1, 5],
+    "retry_condition_fn": retry_when(OSError),
+}
 
 
-@task(cache_policy=NONE, persist_result=False)
+@task(cache_policy=NONE, persist_result=False, **FILE_RETRIES)
 def load_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
     return read_inputs(input_dir, settings)
 
@@ -54,66 +56,111 @@ def validate(inputs: Inputs) -> CheckedInputs:
     return check_inputs(inputs)
 
 
-@task(cache_policy=NONE, persist_result=False)
-def derive(checked: CheckedInputs, period: Period) -> DerivedTables:
-    return derive_tables(
-        checked.tables[OPPORTUNITIES],
-        checked.tables[STAGE_HISTORY],
-        as_of=period.end,
-        funnel=checked.settings.funnel,
-    )
-
-
-@task(cache_policy=NONE, persist_result=False)
-def compute(
-    checked: CheckedInputs, derived: DerivedTables, period: Period, target: float | None
+@task(cache_policy=NONE, persist_result=False, **FILE_RETRIES)
+def fingerprint(
+    input_dir: Path, config: Path | None, settings: RunSettings, target: float | None = None
 ) -> dict[str, Any]:
-    """metrics.json: the figures, the data quality and the source."""
-    metrics = funnel_metrics(
-        checked.tables[OPPORTUNITIES],
-        derived,
-        checked.tables[FOLLOWUPS],
-        period=period,
-        settings=checked.settings,
-        history_available=checked.history_available,
-        target=target,
-    )
-    return {**metrics, "data_quality": checked.quality, "source": checked.source}
+    """What a report's figures depend on: the inputs' and the configuration's SHA-256, the
+    options given on the command line and the version. A report whose manifest holds the same
+    fingerprint is current."""
+    return {
+        "inputs_sha256": input_digest(input_dir),
+        "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest() if config else None,
+        "lang": settings.lang,
+        "source": settings.source.preset,
+        "target": target,
+        "version": version("funnel-reports"),
+    }
 
 
-@task(cache_policy=NONE, persist_result=False)
-def render_report_html(
-    metrics: dict[str, Any], input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
-) -> str:
-    return render_html(report_context(metrics, input_files=input_files, lang=lang, funnel=funnel))
+def read_checked(
+    input_dir: Path, settings: RunSettings, timings: dict[str, float]
+) -> CheckedInputs:
+    """The exports read and validated, once for every report made of them."""
+    with step(timings, "load") as note:
+        inputs = load_inputs(input_dir, settings)
+        note(", ".join(f"{f.name} {f.rows} rows" for f in inputs.files))
+    with step(timings, "validate") as note:
+        checked = validate(inputs)
+        note(
+            ", ".join(
+                f"{f['table']} {f['rows_valid']} valid, {f['rows_quarantined']} quarantined"
+                for f in checked.files
+            )
+        )
+    return checked
 
 
-@task(cache_policy=NONE, persist_result=False)
-def render_report_pdf(html: str) -> bytes:
-    return render_pdf(html)
-
-
-@task(cache_policy=NONE, persist_result=False)
-def write_outputs(
+@task(cache_policy=NONE, persist_result=False, task_run_name="report {period.label}")
+def report_period(
+    checked: CheckedInputs,
+    period: Period,
     out_dir: Path,
-    metrics: dict[str, Any],
-    html: str,
-    pdf: bytes,
-    quarantine: dict[str, pl.DataFrame],
-) -> list[str]:
-    """Every output but the manifest, into `out_dir` (the run's staging folder)."""
-    write_json(out_dir / "metrics.json", metrics)
-    (out_dir / "report.html").write_text(html, encoding="utf-8")
-    (out_dir / "report.pdf").write_bytes(pdf)
-    return [
-        "metrics.json",
-        "report.html",
-        "report.pdf",
-        *write_quarantine(out_dir, quarantine),
-    ]
+    *,
+    target: float | None,
+    fingerprint: dict[str, Any],
+    read_timings: dict[str, float],
+) -> dict[str, Any]:
+    """OUT/<period>/ of the validated inputs as of the period's end, whole or not at all;
+    returns its manifest (with `out_dir`). Publishes the run's artifacts."""
+    started = time.perf_counter()
+    settings, label = checked.settings, period.label
+    timings = dict(read_timings)
+    with step(timings, "derive", label) as note:
+        derived = derive_tables(
+            checked.tables[OPPORTUNITIES],
+            checked.tables[STAGE_HISTORY],
+            as_of=period.end,
+            funnel=settings.funnel,
+        )
+        note(f"{derived.states.height} deals, {derived.entries.height} stage entries")
+    with step(timings, "compute", label):
+        metrics = {
+            **funnel_metrics(
+                checked.tables[OPPORTUNITIES],
+                derived,
+                checked.tables[FOLLOWUPS],
+                period=period,
+                settings=settings,
+                history_available=checked.history_available,
+                target=target,
+            ),
+            "data_quality": checked.quality,
+            "source": checked.source,
+        }
+    del derived
+    with step(timings, "render_html", label):
+        html = render_html(
+            report_context(
+                metrics, input_files=checked.files, lang=settings.lang, funnel=settings.funnel
+            )
+        )
+    with step(timings, "render_pdf", label) as note:
+        pdf = render_pdf(html)
+        note(f"{len(pdf) // 1024} KiB")
+    report_dir = out_dir / label
+    staging = staging_folder(report_dir)
+    try:
+        with step(timings, "write", label):
+            write_json(staging / "metrics.json", metrics)
+            (staging / "report.html").write_text(html, encoding="utf-8")
+            (staging / "report.pdf").write_bytes(pdf)
+            written = [
+                "metrics.json",
+                "report.html",
+                "report.pdf",
+                *write_quarantine(staging, checked.quarantine),
+            ]
+        seconds = time.perf_counter() - started + sum(read_timings.values())
+        manifest = run_manifest(period, checked, fingerprint, written, timings, seconds)
+        publish(staging, report_dir, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
+    say(f"{label}: {report_dir}")
+    publish_artifacts(metrics, settings, report_dir)
+    return {**manifest, "out_dir": str(report_dir)}
 
 
-@task(cache_policy=NONE, persist_result=False)
 def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
     """The manifest last, then the whole folder swapped in as OUT/<period>/ (with the record
     of the sends of the report it replaces)."""
@@ -123,16 +170,78 @@ def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
     publish_folder(staging, report_dir)
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import version
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow only a-z, 0-9 and dashes."""
+    return "-".join(parts).lower()
 
+
+def publish_artifacts(metrics: dict[str, Any], settings: RunSettings, report_dir: Path) -> None:
+    """The headline figures and where the report is (markdown), and the conversion table."""
+    label = metrics["period"]["label"]
+    create_markdown_artifact(
+        key=artifact_key("funnel-report", label),
+        markdown=artifact_markdown(
+            metrics, lang=settings.lang, funnel=settings.funnel, report_dir=str(report_dir)
+        ),
+        description=f"Funnel report {label}: headline figures",
+    )
+    create_table_artifact(
+        key=artifact_key("funnel-conversion", label),
+        table=conversion_table(metrics, lang=settings.lang, funnel=settings.funnel),
+        description=f"Funnel report {label}: stage conversion",
+    )
+
+
+def versions() -> dict[str, str]:
     return {
         name: version(name)
         for name in ("funnel-reports", "polars", "pandera", "prefect", "weasyprint", "jinja2")
     }
 
 
-@flow(name="funnel-report", log_prints=True)
+def run_manifest(
+    period: Period,
+    checked: CheckedInputs,
+    fingerprint: dict[str, Any],
+    written: list[str],
+    timings: dict[str, float],
+    seconds: float,
+) -> dict[str, Any]:
+    """manifest.json: the inputs with their hashes and counts, the outputs, what the figures
+    depend on, versions, timings (`flow_total`: this report's read and its own steps)."""
+    return {
+        "period": period.as_dict(),
+        "lang": checked.settings.lang,
+        "source": checked.source,
+        "inputs": checked.files,
+        "outputs": [*written, "manifest.json"],
+        "fingerprint": fingerprint,
+        "versions": versions(),
+        "timings_seconds": {
+            "steps": timings,
+            "flow_total": round(seconds, 4),
+            "flow_overhead": round(seconds - sum(timings.values()), 4),
+        },
+    }
+
+
+def report_run_name() -> str:
+    """`funnel-report 2024-06`: the run named after the period it reports (`last-month`
+    resolved in the configured time zone)."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    try:
+        settings = settings_from_toml(
+            Path(parameters["config"]) if parameters.get("config") else None
+        )
+        label = period_from_label(parameters["period"], settings.timezone).label
+    except Exception:  # the run itself says what is wrong with its parameters
+        label = str(parameters.get("period"))
+    return f"funnel-report {label}"
+
+
+@flow(name="funnel-report", flow_run_name=report_run_name, on_failure=[notify_ops])
 def funnel_report(
     input_dir: str,
     period: str,
@@ -155,66 +264,21 @@ def funnel_report(
     With `deliver`, mails the report once it is on disk ([delivery] in the config) to every
     recipient it was not sent to yet (`resend`: to all again). Returns the manifest.
     """
-    started = time.perf_counter()
+    config_path = Path(config) if config else None
+    settings = settings_from_toml(config_path, lang=lang, preset=source)
+    delivery = delivery_from_toml(config_path) if deliver else None
+    report = period_from_label(period, settings.timezone)
+    period_target = target or settings.targets.get(report.label)
     timings: dict[str, float] = {}
-    settings = settings_from_toml(Path(config) if config else None, lang=lang, preset=source)
-    delivery = delivery_from_toml(Path(config) if config else None) if deliver else None
-    today = datetime.now(ZoneInfo(settings.timezone)).date()
-    report_period = resolve_period(period, today=today, timezone=settings.timezone)
-    report_dir = Path(out_dir) / report_period.label
-    with timed(timings, "load"):
-        inputs = load_inputs(Path(input_dir), settings)
-    with timed(timings, "validate"):
-        checked = validate(inputs)
-    del inputs  # the raw rows: what is left of them is in `checked`
-    with timed(timings, "derive"):
-        derived = derive(checked, report_period)
-    with timed(timings, "compute"):
-        metrics = compute(
-            checked, derived, report_period, target or settings.targets.get(report_period.label)
-        )
-    files = checked.files
-    with timed(timings, "render_html"):
-        html = render_report_html(metrics, files, settings.lang, settings.funnel)
-    with timed(timings, "render_pdf"):
-        pdf = render_report_pdf(html)
-    staging = staging_folder(report_dir)
-    try:
-        with timed(timings, "write"):
-            written = write_outputs(staging, metrics, html, pdf, checked.quarantine)
-        flow_seconds = time.perf_counter() - started
-        manifest = run_manifest(
-            report_period, settings, metrics, files, written, timings, flow_seconds
-        )
-        publish(staging, report_dir, manifest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
-    print(f"funnel report {report_period.label}: {report_dir}")
+    checked = read_checked(Path(input_dir), settings, timings)
+    manifest = report_period(
+        checked,
+        report,
+        Path(out_dir),
+        target=period_target,
+        fingerprint=fingerprint(Path(input_dir), config_path, settings, target),
+        read_timings=timings,
+    )
     if delivery is not None:
-        deliver_report(report_dir, delivery, funnel=settings.funnel, resend=resend)
-    return {**manifest, "out_dir": str(report_dir)}
-
-
-def run_manifest(
-    period: Period,
-    settings: RunSettings,
-    metrics: dict[str, Any],
-    files: list[dict[str, Any]],
-    written: list[str],
-    timings: dict[str, float],
-    flow_seconds: float,
-) -> dict[str, Any]:
-    """manifest.json: the inputs with their hashes and counts, the outputs, versions, timings."""
-    return {
-        "period": period.as_dict(),
-        "lang": settings.lang,
-        "source": metrics["source"],
-        "inputs": files,
-        "outputs": [*written, "manifest.json"],
-        "versions": versions(),
-        "timings_seconds": {
-            "steps": timings,
-            "flow_total": round(flow_seconds, 4),
-            "flow_overhead": round(flow_seconds - sum(timings.values()), 4),
-        },
-    }
+        deliver_report(Path(manifest["out_dir"]), delivery, funnel=settings.funnel, resend=resend)
+    return manifest

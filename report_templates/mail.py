@@ -1,5 +1,6 @@
-"""What the report's email says: a subject naming the report and period, and a plain-text and
-an HTML body with the headline figures and the summary sentences of the report."""
+"""What the report says outside the PDF: the headline (a subject naming the report and period,
+the headline figures with their change, the summary sentences) as an email with a plain-text
+and an HTML body, and as the markdown of the run's Prefect artifact."""
 
 from __future__ import annotations
 
@@ -7,10 +8,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_templates import formatting as fmt
-from report_templates.context import kpi_tiles
+from report_templates.context import kpi_tiles, step_label
 from report_templates.narrative import summary_sentences
 from report_templates.render import environment
 from transforms.funnel_model import FunnelModel
+
+
+@dataclass(frozen=True)
+class Headline:
+    subject: str
+    title: str
+    kind: str  # monthly or quarterly, in the report's language
+    period: str
+    tiles: list[dict[str, Any]]
+    summary: list[str]
+    text: dict[str, str]  # the report's labels
+
+
+def headline(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> Headline:
+    text = {**fmt.labels(lang), "_lang": lang}
+    labels = {s.id: s.label(lang) for s in funnel.stages}
+    period = metrics["period"]["label"]
+    kind = text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"]
+    return Headline(
+        subject=f"{text['report_title']} · {kind} · {period}",
+        title=text["report_title"],
+        kind=kind,
+        period=period,
+        tiles=kpi_tiles(metrics, text),
+        summary=summary_sentences(metrics, text=text, stage_labels=labels),
+        text=text,
+    )
 
 
 @dataclass(frozen=True)
@@ -22,22 +50,16 @@ class MailContent:
 
 
 def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> MailContent:
-    text = {**fmt.labels(lang), "_lang": lang}
-    labels = {s.id: s.label(lang) for s in funnel.stages}
-    period = metrics["period"]["label"]
-    kind = text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"]
-    tiles = kpi_tiles(metrics, text)
-    summary = summary_sentences(metrics, text=text, stage_labels=labels)
-    pdf_name = f"{text['report_title']} {period}.pdf"
-    subject = f"{text['report_title']} · {kind} · {period}"
-    attached = text["mail_attached"].format(name=pdf_name)
+    head = headline(metrics, lang=lang, funnel=funnel)
+    pdf_name = f"{head.title} {head.period}.pdf"
+    attached = head.text["mail_attached"].format(name=pdf_name)
     plain = "\n".join(
         [
-            subject,
+            head.subject,
             "",
-            *(f"{t['title']}: {t['value']} ({t['change']})" for t in tiles),
+            *(f"{t['title']}: {t['value']} ({t['change']})" for t in head.tiles),
             "",
-            *(f"- {sentence}" for sentence in summary),
+            *(f"- {sentence}" for sentence in head.summary),
             "",
             attached,
             "",
@@ -48,13 +70,66 @@ def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> 
         .get_template("mail.html.j2")
         .render(
             lang=lang,
-            subject=subject,
-            title=text["report_title"],
-            kind=kind,
-            period=period,
-            tiles=tiles,
-            summary=summary,
+            subject=head.subject,
+            title=head.title,
+            kind=head.kind,
+            period=head.period,
+            tiles=head.tiles,
+            summary=head.summary,
             attached=attached,
         )
     )
-    return MailContent(subject, plain, html, pdf_name)
+    return MailContent(head.subject, plain, html, pdf_name)
+
+
+def markdown_cell(value: Any) -> str:
+    """A value inside a markdown table cell: no line breaks, pipes and markup escaped."""
+    text = " ".join(str(value).split())
+    for char in "\\|*_`[]<>#":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def artifact_markdown(
+    metrics: dict[str, Any], *, lang: str, funnel: FunnelModel, report_dir: str
+) -> str:
+    """The run's markdown artifact: the headline figures, the summary and where the report is."""
+    head = headline(metrics, lang=lang, funnel=funnel)
+    return "\n".join(
+        [
+            f"# {markdown_cell(head.subject)}",
+            "",
+            "| | | |",
+            "|---|---|---|",
+            *(
+                f"| {markdown_cell(t['title'])} | {markdown_cell(t['value'])} "
+                f"| {markdown_cell(t['change'])} |"
+                for t in head.tiles
+            ),
+            "",
+            *(f"- {markdown_cell(sentence)}" for sentence in head.summary),
+            "",
+            f"`{report_dir}`: report.pdf, report.html, metrics.json, manifest.json",
+            "",
+        ]
+    )
+
+
+CONVERSION_COLUMNS = (
+    "flow_rate",
+    "cohort_rate",
+    "resolved_rate",
+    "cohort_size",
+    "advanced",
+    "lost",
+)
+
+
+def conversion_table(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> list[dict]:
+    """The run's table artifact: each step of the funnel with its conversion figures."""
+    labels = {s.id: s.label(lang) for s in funnel.stages}
+    return [
+        {"step": step_label(labels, row["from"], row["to"])}
+        | {key: row.get(key) for key in CONVERSION_COLUMNS}
+        for row in metrics["conversion"]
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -26,7 +27,7 @@ from transforms.funnel_model import (
     SourceSettings,
     Stage,
 )
-from transforms.periods import PeriodError, parse_period
+from transforms.periods import Period, PeriodError, parse_period, resolve_period
 from transforms.staging.presets import Preset, presets_from_document
 
 # the export layouts ship inside the schemas package
@@ -171,6 +172,7 @@ def delivery_from_toml(path: Path | None) -> DeliverySettings:
         sender=str(section["sender"]),
         to=tuple(str(a) for a in section["to"]),
         cc=tuple(str(a) for a in section.get("cc", ())),
+        ops=tuple(str(a) for a in section.get("ops", ())),
         timeout_seconds=float(section.get("timeout_seconds", 30)),
         ca_file=section.get("ca_file"),
         retry_delays_seconds=tuple(
@@ -220,6 +222,12 @@ def settings_from_toml(
         window_months=int(funnel_doc.get("window_months", defaults.window_months)),
         lang=chosen_lang,
     )
+
+
+def period_from_label(label: str, timezone: str) -> Period:
+    """The period a label names, `last-month` and `last-quarter` as of today in `timezone`."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    return resolve_period(label, today=today, timezone=timezone)
 
 
 @cache

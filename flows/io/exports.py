@@ -3,6 +3,7 @@ canonical raw tables, with the layout that fits them."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from datetime import date, timedelta
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from flows.io.config import load_presets
-from flows.io.readers import export_files, read_source_file
+from flows.io.readers import export_files, read_source_file, sha256_of
 from schemas.vocabulary import TABLES
 from transforms.funnel_model import RunSettings
 from transforms.periods import add_months
@@ -54,6 +55,20 @@ def read_folder(folder: Path, settings: RunSettings, label: str | None = None) -
 def snapshot_folders(input_dir: Path) -> list[Path]:
     """Dated sub-folders (YYYY-MM-DD) of exports, oldest first."""
     return sorted(p for p in input_dir.iterdir() if p.is_dir() and SNAPSHOT_FOLDER.match(p.name))
+
+
+def input_digest(input_dir: Path) -> str:
+    """One SHA-256 for everything a run could read in the folder: each export file's path
+    (relative to the folder) and content hash, snapshot folders included."""
+    if not input_dir.is_dir():
+        raise UnusableInputError(
+            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
+        )
+    folders = [input_dir, *snapshot_folders(input_dir)]
+    digest = hashlib.sha256()
+    for path in (p for folder in folders for p in export_files(folder)):
+        digest.update(f"{path.relative_to(input_dir).as_posix()}\0{sha256_of(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:

@@ -36,6 +36,7 @@ class DeliverySettings:
     username: str | None = None
     password_block: str | None = None  # a Prefect Secret block holding the password
     cc: tuple[str, ...] = ()
+    ops: tuple[str, ...] = ()  # who hears of a failed scheduled run
     timeout_seconds: float = 30.0
     ca_file: str | None = None  # a CA bundle for a server with its own certificate
     retry_delays_seconds: tuple[float, ...] = (2.0, 10.0, 60.0)  # a transient failure's retries
@@ -60,6 +61,21 @@ def smtp_password(settings: DeliverySettings) -> str | None:
     return None
 
 
+def addressed(
+    settings: DeliverySettings, subject: str, to: list[str], cc: list[str]
+) -> EmailMessage:
+    """A new message with its subject, sender, recipients and Message-ID."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.sender
+    if to:
+        message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    message["Message-ID"] = make_msgid(domain=settings.sender.rsplit("@", 1)[-1].strip("> "))
+    return message
+
+
 def report_message(
     *,
     settings: DeliverySettings,
@@ -72,18 +88,17 @@ def report_message(
 ) -> EmailMessage:
     """A multipart/mixed message: the text and HTML bodies as alternatives, the PDF attached
     as application/pdf (a non-ASCII file name encoded as RFC 2231 says)."""
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.sender
-    to, cc = recipients
-    if to:
-        message["To"] = ", ".join(to)
-    if cc:
-        message["Cc"] = ", ".join(cc)
-    message["Message-ID"] = make_msgid(domain=settings.sender.rsplit("@", 1)[-1].strip("> "))
+    message = addressed(settings, subject, *recipients)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=pdf_name)
+    return message
+
+
+def ops_message(*, settings: DeliverySettings, subject: str, text: str) -> EmailMessage:
+    """A plain-text message to [delivery] ops (a failed scheduled run)."""
+    message = addressed(settings, subject, list(settings.ops), [])
+    message.set_content(text)
     return message
 
 

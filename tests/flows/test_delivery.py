@@ -2,83 +2,17 @@
 
 from __future__ import annotations
 
-import email
 import json
 import logging
-import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 
-import pytest
 from aiosmtpd.controller import Controller
 
 from flows.cli import main
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
-
-
-class Mailbox:
-    """An SMTP handler that keeps every accepted message; `replies` are answered (in order)
-    to DATA before it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[list[str]] = []
-        self.raw: list[bytes] = []
-        self.replies: list[str] = []
-        self.attempts = 0
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.attempts += 1
-        if self.replies:
-            return self.replies.pop(0)
-        self.messages.append(
-            email.message_from_bytes(envelope.original_content, policy=policy.default)
-        )
-        self.envelopes.append(list(envelope.rcpt_tos))
-        self.raw.append(envelope.original_content)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox, port = Mailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        logging.getLogger("mail.log").disabled = False
-        controller.stop()
-
-
-def config(tmp_path: Path, port: int, lang: str = "en") -> Path:
-    """The sample's funnel.toml with a [delivery] section for the test server."""
-    path = tmp_path / "funnel.toml"
-    path.write_text(
-        SAMPLE_CONFIG.read_text(encoding="utf-8").replace('lang = "en"', f'lang = "{lang}"')
-        + f"""
-[delivery]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-security = "none"
-sender = "Funnel reports <reports@example.com>"
-to = ["ceo@example.com"]
-cc = ["cfo@example.com"]
-retry_delays_seconds = [0.1, 0.2, 0.4]
-""",
-        encoding="utf-8",
-    )
-    return path
+from flows.io.resources import SAMPLE_DIR
+from tests.flows.mailbox import Mailbox, config, free_port
 
 
 def run(tmp_path: Path, toml: Path, *extra: str) -> int:

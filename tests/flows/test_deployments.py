@@ -9,7 +9,9 @@ import yaml
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import load_flow_from_entrypoint
 
+from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from flows.report_flow import funnel_report
+from flows.serve import SCHEDULES, report_deployments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,3 +32,22 @@ def test_monthly_and_quarterly_deployments_are_valid():
     assert deployments["monthly"]["schedules"][0]["cron"] == "0 6 1 * *"
     assert deployments["quarterly"]["parameters"]["period"] == "last-quarter"
     assert deployments["quarterly"]["schedules"][0]["cron"] == "0 6 1 1,4,7,10 *"
+    # funnel serve serves the same two
+    for name, (period, cron, _) in SCHEDULES.items():
+        assert deployments[name]["parameters"]["period"] == period
+        assert deployments[name]["schedules"][0]["cron"] == cron
+
+
+def test_served_deployments_take_the_time_zone_from_the_config(tmp_path):
+    config = tmp_path / "funnel.toml"
+    config.write_text('[source]\ntimezone = "America/Sao_Paulo"\n', encoding="utf-8")
+    served = report_deployments(SAMPLE_DIR, tmp_path / "out", config, None, deliver=False)
+    assert [d.name for d in served] == ["monthly", "quarterly"]
+    for deployment in served:
+        [schedule] = deployment.schedules
+        assert schedule.schedule.timezone == "America/Sao_Paulo"
+        assert deployment.parameters["deliver"] is False
+        assert deployment.parameters["out_dir"] == str((tmp_path / "out").resolve())
+    [monthly, _] = report_deployments(SAMPLE_DIR, tmp_path, SAMPLE_CONFIG, "zh", deliver=False)
+    assert monthly.schedules[0].schedule.cron == "0 6 1 * *"
+    assert monthly.parameters["lang"] == "zh"

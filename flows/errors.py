@@ -1,0 +1,43 @@
+"""How a failure is said: one line (never a traceback) and the exit status it maps to.
+
+The CLI prints it; a failed scheduled run mails it to [delivery] ops. Task retries use
+`retry_when` to retry only the failures that a later attempt can mend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import Task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from flows.io.config import ConfigError
+from flows.io.mail import PermanentDeliveryError, TransientDeliveryError
+from transforms.periods import PeriodError
+from transforms.staging.layout import UnusableInputError
+
+UNUSABLE_INPUT = 2  # an input, a config or a period that cannot be used at all
+FAILED = 1
+
+
+def one_line(error: BaseException) -> tuple[int, str]:
+    """The exit status and the one line that says what went wrong."""
+    if isinstance(error, TransientDeliveryError | PermanentDeliveryError):
+        return FAILED, f"not delivered (the report stays on disk): {error}"
+    if isinstance(error, UnusableInputError | ConfigError | PeriodError):
+        return UNUSABLE_INPUT, str(error)
+    message = " ".join(str(error).split())
+    return FAILED, f"failed: {type(error).__name__}: {message}"
+
+
+def retry_when(
+    *kinds: type[BaseException],
+) -> Callable[[Task[..., Any], TaskRun, State[Any]], bool]:
+    """A task's retry condition: retry only when it failed with one of `kinds`."""
+
+    def condition(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+        return isinstance(state.result(raise_on_failure=False), kinds)
+
+    return condition

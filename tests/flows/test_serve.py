@@ -1,0 +1,179 @@
+"""`funnel serve` for real: a `prefect server start` on 127.0.0.1, the served deployments
+triggered through it, the report written and mailed, a failed run mailed to ops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.io.resources import SAMPLE_DIR
+from flows.serve import SCHEDULES
+from tests.flows.mailbox import config, free_port
+
+BIN = Path(sys.executable).parent
+
+
+def wait_for(check, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A real Prefect server on 127.0.0.1 with its own empty home; the environment to use it."""
+    home, port = tmp_path_factory.mktemp("prefect-home"), free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        api = f"http://127.0.0.1:{port}/api"
+        wait_for(lambda: answers(f"{api}/health"), "the Prefect server", 180)
+        yield {**env, "PREFECT_API_URL": api}
+    finally:
+        stop(server)
+
+
+def deployments(env: dict[str, str]) -> set[str]:
+    """The names of the report flow's deployments the server knows."""
+    listed = subprocess.run(
+        [BIN / "prefect", "deployment", "ls"], env=env, capture_output=True, text=True
+    ).stdout
+    return {name for name in SCHEDULES if f"funnel-report/{name}" in listed}
+
+
+def deployment_run(env: dict[str, str], name: str, *params: str) -> subprocess.CompletedProcess:
+    """`prefect deployment run NAME --param ... --watch`, as an operator triggers a run."""
+    arguments = [a for p in params for a in ("--param", p)]
+    return subprocess.run(
+        [BIN / "prefect", "deployment", "run", f"funnel-report/{name}", *arguments, "--watch"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_served_deployments_run_through_a_real_server_and_mail_the_report(
+    prefect_api, tmp_path, smtp
+):
+    mailbox, port = smtp
+    out, toml = tmp_path / "out", config(tmp_path, port)
+    serve = subprocess.Popen(
+        [
+            BIN / "funnel",
+            "serve",
+            "--input",
+            SAMPLE_DIR,
+            "--out",
+            out,
+            "--config",
+            toml,
+            "--deliver",
+        ],
+        env=prefect_api,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: deployments(prefect_api) == set(SCHEDULES), "the deployments")
+        for name in SCHEDULES:
+            shown = subprocess.run(
+                [BIN / "prefect", "deployment", "inspect", f"funnel-report/{name}"],
+                env=prefect_api,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert SCHEDULES[name][1] in shown and "Asia/Shanghai" in shown
+            assert "'deliver': True" in shown
+        # the monthly deployment, for a month of the sample (its schedule says last-month)
+        done = deployment_run(prefect_api, "monthly", "period=2026-09")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "funnel-report 2026-09" in done.stdout  # the run is named after its period
+        report = out / "2026-09"
+        assert json.loads((report / "metrics.json").read_text("utf-8"))["period"]["label"] == (
+            "2026-09"
+        )
+        [message] = mailbox.messages
+        assert "2026-09" in message["Subject"]
+        attachment = next(message.iter_attachments())
+        assert attachment.get_content() == (report / "report.pdf").read_bytes()
+        [sent] = json.loads((report / "delivery.json").read_text("utf-8"))["sends"]
+        assert sent["to"] == ["ceo@example.com"]
+
+        # a run that fails mails its one line to ops, and nobody else
+        failed = deployment_run(
+            prefect_api, "monthly", "period=2026-08", f"input_dir={tmp_path}/gone"
+        )
+        assert failed.returncode != 0
+        wait_for(lambda: len(mailbox.messages) == 2, "the ops mail", 60)
+        alert = mailbox.messages[1]
+        assert mailbox.envelopes[1] == ["ops@example.com"]
+        assert alert["Subject"] == "funnel-report 2026-08 failed"
+        first_line = alert.get_content().splitlines()[0]
+        assert (
+            first_line
+            == f"{tmp_path}/gone: is not a folder; expected a folder of exports (CSV or XLSX)."
+        )
+        assert not (out / "2026-08").exists()
+    finally:
+        stop(serve)
+    assert "Traceback" not in serve.stderr.read()
+
+
+def test_serve_without_a_server_says_what_it_needs(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [BIN / "funnel", "serve", "--input", SAMPLE_DIR, "--out", tmp_path],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "funnel: funnel serve needs a running Prefect server: start one with `prefect server "
+        "start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)"
+    ]
