@@ -109,20 +109,28 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     # Prefect's run logs (with tracebacks of failed tasks) stay off the console unless asked
     # for, so that an error is the one line below; Prefect reads this when it sets up logging.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if args.verbose else "CRITICAL")
-    if args.progress or (sys.stderr.isatty() and not args.verbose):
-        show_progress()
-    return run_command(args, started)
+    # `funnel serve` is a service: its log (each run started, finished or failed) is its output.
+    quiet = not (args.verbose or args.command == "serve")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL" if quiet else "INFO")
+    with progress_on_console(args.progress or (sys.stderr.isatty() and not args.verbose)):
+        return run_command(args, started)
 
 
-def show_progress() -> None:
-    """Print the runs' progress lines (flows.progress) on standard error."""
+@contextmanager
+def progress_on_console(shown: bool) -> Iterator[None]:
+    """While the command runs, print the runs' progress lines (flows.progress) on standard
+    error, when `shown`."""
+    progress = logging.getLogger("funnel.progress")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("funnel: %(message)s"))
-    progress = logging.getLogger("funnel.progress")
-    progress.addHandler(handler)
-    progress.setLevel(logging.INFO)
-    progress.propagate = False
+    if shown:
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        progress.propagate = False
+    try:
+        yield
+    finally:
+        progress.removeHandler(handler)
 
 
 @contextmanager

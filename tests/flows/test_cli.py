@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -314,3 +315,44 @@ def test_a_megabyte_cell_is_cut_in_the_report(tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert len(html) < 200_000 and "waiting waiting" in html and "…" in html
     assert (out / "report.pdf").stat().st_size < 500_000
+
+
+def test_progress_says_each_step_with_its_counts_on_standard_error(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "--progress",
+                "run",
+                "--input",
+                str(SAMPLE_DIR),
+                "--config",
+                str(SAMPLE_CONFIG),
+                "--period",
+                "2026-09",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    steps = [
+        re.match(r"funnel: (?:2026-09 )?([\w-]+)", line)[1] for line in captured.err.splitlines()
+    ]
+    assert steps == [
+        "load",
+        "validate",
+        "derive",
+        "compute",
+        "render_html",
+        "render_pdf",
+        "write",
+        "2026-09",
+    ]
+    assert "funnel: load: opportunities.csv 400 rows, stage_history.csv 1078 rows" in captured.err
+    assert captured.out.splitlines() == [
+        f"wrote {tmp_path / '2026-09'}: metrics.json, report.html, report.pdf, manifest.json"
+    ]
+    # without --progress (and not on a terminal) standard error stays empty
+    assert run_sample(tmp_path, "2026-09") == 0
+    assert capsys.readouterr().err == ""

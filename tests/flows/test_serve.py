@@ -74,11 +74,16 @@ def prefect_api(tmp_path_factory) -> Iterator[dict[str, str]]:
         stop(server)
 
 
+def prefect(env: dict[str, str], *arguments: str) -> str:
+    """What the `prefect` command prints (it fails the test if the command fails)."""
+    return subprocess.run(
+        [BIN / "prefect", *arguments], env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def deployments(env: dict[str, str]) -> set[str]:
     """The names of the report flow's deployments the server knows."""
-    listed = subprocess.run(
-        [BIN / "prefect", "deployment", "ls"], env=env, capture_output=True, text=True
-    ).stdout
+    listed = prefect(env, "deployment", "ls")
     return {name for name in SCHEDULES if f"funnel-report/{name}" in listed}
 
 
@@ -99,6 +104,7 @@ def test_served_deployments_run_through_a_real_server_and_mail_the_report(
 ):
     mailbox, port = smtp
     out, toml = tmp_path / "out", config(tmp_path, port)
+    log = (tmp_path / "serve.log").open("w")  # a file: a pipe nobody reads could fill and block
     serve = subprocess.Popen(
         [
             BIN / "funnel",
@@ -111,21 +117,14 @@ def test_served_deployments_run_through_a_real_server_and_mail_the_report(
             toml,
             "--deliver",
         ],
-        env=prefect_api,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        env={k: v for k, v in prefect_api.items() if k != "PREFECT_LOGGING_LEVEL"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for(lambda: deployments(prefect_api) == set(SCHEDULES), "the deployments")
         for name in SCHEDULES:
-            shown = subprocess.run(
-                [BIN / "prefect", "deployment", "inspect", f"funnel-report/{name}"],
-                env=prefect_api,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+            shown = prefect(prefect_api, "deployment", "inspect", f"funnel-report/{name}")
             assert SCHEDULES[name][1] in shown and "Asia/Shanghai" in shown
             assert "'deliver': True" in shown
         # the monthly deployment, for a month of the sample (its schedule says last-month)
@@ -142,6 +141,14 @@ def test_served_deployments_run_through_a_real_server_and_mail_the_report(
         assert attachment.get_content() == (report / "report.pdf").read_bytes()
         [sent] = json.loads((report / "delivery.json").read_text("utf-8"))["sends"]
         assert sent["to"] == ["ceo@example.com"]
+        # the run's artifacts: headline figures with where the report is, and the conversion
+        artifacts = {
+            key: prefect(prefect_api, "artifact", "inspect", key)
+            for key in ("funnel-report-2026-09", "funnel-conversion-2026-09")
+        }
+        assert "Won amount" in artifacts["funnel-report-2026-09"]
+        assert str(report) in artifacts["funnel-report-2026-09"]
+        assert "Negotiation → Won" in artifacts["funnel-conversion-2026-09"]
 
         # a run that fails mails its one line to ops, and nobody else
         failed = deployment_run(
@@ -158,9 +165,12 @@ def test_served_deployments_run_through_a_real_server_and_mail_the_report(
             == f"{tmp_path}/gone: is not a folder; expected a folder of exports (CSV or XLSX)."
         )
         assert not (out / "2026-08").exists()
+        assert serve.poll() is None  # a failed run leaves the deployments served
     finally:
         stop(serve)
-    assert "Traceback" not in serve.stderr.read()
+        log.close()
+    said = (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert "funnel-report 2026-09" in said and "Completed" in said, said
 
 
 def test_serve_without_a_server_says_what_it_needs(tmp_path):
