@@ -99,7 +99,8 @@ def artifact_markdown(
         [
             f"# {markdown_cell(head.subject)}",
             "",
-            "| | | |",
+            f"| {markdown_cell(head.period)} | {markdown_cell(head.text['this_period'])} "
+            f"| {markdown_cell(head.text['change'])} |",
             "|---|---|---|",
             *(
                 f"| {markdown_cell(t['title'])} | {markdown_cell(t['value'])} "

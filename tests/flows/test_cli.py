@@ -32,22 +32,25 @@ def run_on(tmp_path: Path, period: str = "2024-06") -> int:
     )
 
 
+def sample_run(out: Path, period: str, *extra: str, config: Path = SAMPLE_CONFIG) -> list[str]:
+    """The arguments of `funnel run` on the sample data in data/sample."""
+    return [
+        "run",
+        "--input",
+        str(SAMPLE_DIR),
+        "--config",
+        str(config),
+        "--period",
+        period,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def run_sample(out: Path, period: str, *extra: str, config: Path = SAMPLE_CONFIG) -> int:
     """`funnel run` on the sample data in data/sample."""
-    return main(
-        [
-            "run",
-            "--input",
-            str(SAMPLE_DIR),
-            "--config",
-            str(config),
-            "--period",
-            period,
-            "--out",
-            str(out),
-            *extra,
-        ]
-    )
+    return main(sample_run(out, period, *extra, config=config))
 
 
 def one_error_line(capsys) -> str:
@@ -318,23 +321,7 @@ def test_a_megabyte_cell_is_cut_in_the_report(tmp_path):
 
 
 def test_progress_says_each_step_with_its_counts_on_standard_error(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "--progress",
-                "run",
-                "--input",
-                str(SAMPLE_DIR),
-                "--config",
-                str(SAMPLE_CONFIG),
-                "--period",
-                "2026-09",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    assert main(["--progress", *sample_run(tmp_path, "2026-09")]) == 0
     captured = capsys.readouterr()
     steps = [
         re.match(r"funnel: (?:2026-09 )?([\w-]+)", line)[1] for line in captured.err.splitlines()

@@ -192,3 +192,36 @@ def test_serve_without_a_server_says_what_it_needs(tmp_path):
         "funnel: funnel serve needs a running Prefect server: start one with `prefect server "
         "start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)"
     ]
+
+
+def test_prefect_yaml_deploys_to_a_process_work_pool_and_its_worker_runs_the_report(
+    prefect_api, tmp_path
+):
+    repo = Path(__file__).resolve().parents[2]
+    env = {**prefect_api, "FUNNEL_REPORTS_HOME": str(repo)}
+    prefect(env, "work-pool", "create", "funnel-reports", "--type", "process")
+    subprocess.run(
+        [BIN / "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=180,
+    )
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [BIN / "prefect", "worker", "start", "--pool", "funnel-reports"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        out = tmp_path / "out"
+        done = deployment_run(env, "quarterly", "period=2026-Q3", f"out_dir={out}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "funnel-report 2026-Q3" in done.stdout
+        assert (out / "2026-Q3" / "manifest.json").is_file()
+    finally:
+        stop(worker)
+        log.close()
