@@ -145,6 +145,25 @@ def _time_of_day(text: pl.Expr) -> pl.Expr:
     return pl.coalesce([clean.str.to_time(f, strict=False) for f in TIME_FORMATS])
 
 
+def localized(naive: pl.Expr, timezone: str) -> pl.Expr:
+    """A naive local date/time as a UTC instant of `timezone`.
+
+    An ambiguous local time (clocks went back) is the earlier instant. A local time that does
+    not exist (clocks jumped forward over it) is read with the offset in force just before the
+    jump: a midnight skipped by the jump (São Paulo until 2019, Beirut) is the first instant of
+    that day that exists, 02:30 in Berlin's spring gap is 03:30 CEST. Python's zoneinfo reads
+    such times the same way (fold=0), so the period boundaries agree.
+    """
+    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    # the offset of a day before (no zone changes its offset twice within a day)
+    day_before = naive - pl.duration(days=1)
+    offset = day_before - day_before.dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    ).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    skipped = (naive - offset).dt.replace_time_zone("UTC")
+    return pl.coalesce(local.dt.convert_time_zone("UTC"), skipped)
+
+
 def parse_timestamp(raw: pl.Expr, *, timezone: str, date_order: str = "DMY") -> pl.Expr:
     """A timestamp as UTC: ISO 8601 with a zone, or a local date/time in `timezone`.
 
@@ -170,9 +189,7 @@ def parse_timestamp(raw: pl.Expr, *, timezone: str, date_order: str = "DMY") -> 
             microseconds=(text.cast(pl.Float64, strict=False) * 86_400e6).round(0).cast(pl.Int64)
         )
     )
-    naive = pl.coalesce(local, serial)
-    aware = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    return pl.coalesce(zoned, aware.dt.convert_time_zone("UTC"))
+    return pl.coalesce(zoned, localized(pl.coalesce(local, serial), timezone))
 
 
 def parse_date(raw: pl.Expr, *, date_order: str = "DMY") -> pl.Expr:
@@ -362,8 +379,7 @@ def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | Non
     if "%S" in local_format:  # a leap second (:60) is left to the full parser, which rejects it
         exact = exact & (_digits(text, 17, 2) < 60)
     if not zone:
-        local = instant.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-        return pl.when(exact).then(local.dt.convert_time_zone("UTC"))
+        return pl.when(exact).then(localized(instant, timezone))
     at = local_end + len(fraction)  # the shape fixes the zone's form and sign: the sample's
     if zone == "Z":
         offset, zone_ok = pl.lit(0), pl.lit(True)

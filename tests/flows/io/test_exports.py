@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -483,3 +484,62 @@ def test_dated_snapshots_give_stage_history(tmp_path):
     assert dwell["lead"]["mean_days"] == 15.0  # A: first seen 05-31, proposal on 06-15
     assert dwell["lead"]["open_median_age_days"] == 21.0  # C since 06-10
     assert m["kpis"]["open_amount"] == 130.0  # A's amount as of the last snapshot + C
+
+
+SAO_PAULO = RunSettings(timezone="America/Sao_Paulo")
+SKIPPED_MIDNIGHTS = {  # clocks jumped from 00:00 to 01:00 (-03:00 -> -02:00) on these days
+    "2017-10-15": datetime(2017, 10, 15, 3, tzinfo=UTC),
+    "2018-11-04": datetime(2018, 11, 4, 3, tzinfo=UTC),
+}
+
+
+def test_bare_dates_on_skipped_midnights_are_read_from_csv(tmp_path):
+    (tmp_path / "opportunities.csv").write_text(
+        "opportunity_id,stage,status,created_at,closed_at,amount\n"
+        "A,won,won,2017-10-15,2018-11-04,100\n"
+        "B,lead,open,15/10/2017,,50\n",
+        encoding="utf-8",
+    )
+    _, validated = read(tmp_path, SAO_PAULO)
+    opps = validated["opportunities"]
+    assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (2, 2, 0)
+    assert opps.valid["created_at"].to_list() == [SKIPPED_MIDNIGHTS["2017-10-15"]] * 2
+    assert opps.valid["closed_at"].to_list() == [SKIPPED_MIDNIGHTS["2018-11-04"], None]
+
+
+def test_bare_dates_on_skipped_midnights_are_read_from_workbook_dates(tmp_path):
+    book = xlsxwriter.Workbook(str(tmp_path / "deals.xlsx"))
+    sheet, as_date = (
+        book.add_worksheet("opportunities"),
+        book.add_format({"num_format": "yyyy-mm-dd"}),
+    )
+    sheet.write_row(
+        0, 0, ["opportunity_id", "stage", "status", "created_at", "closed_at", "amount"]
+    )
+    sheet.write_row(1, 0, ["A", "won", "won"])
+    sheet.write_datetime(1, 3, datetime(2017, 10, 15), as_date)
+    sheet.write_datetime(1, 4, datetime(2018, 11, 4), as_date)
+    sheet.write_number(1, 5, 100)
+    sheet.write_row(2, 0, ["B", "lead", "open"])
+    sheet.write_number(2, 3, 43023)  # the serial number itself, no date format
+    sheet.write_number(2, 5, 50)
+    book.close()
+    _, validated = read(tmp_path, SAO_PAULO)
+    opps = validated["opportunities"]
+    assert (opps.rows_valid, opps.rows_quarantined) == (2, 0)
+    assert opps.valid["created_at"].to_list() == [SKIPPED_MIDNIGHTS["2017-10-15"]] * 2
+    assert opps.valid["closed_at"].to_list()[0] == SKIPPED_MIDNIGHTS["2018-11-04"]
+
+
+def test_a_snapshot_taken_on_a_skipped_midnight_dates_its_history(tmp_path):
+    header = "opportunity_id,stage,status,created_at,amount\n"
+    for day, stage in (("2018-11-03", "lead"), ("2018-11-04", "qualified")):
+        (tmp_path / "exports" / day).mkdir(parents=True)
+        (tmp_path / "exports" / day / "opportunities.csv").write_text(
+            header + f"A,{stage},open,2017-10-15,100\n", encoding="utf-8"
+        )
+    _, validated = read(tmp_path / "exports", SAO_PAULO)
+    history = validated["stage_history"]
+    assert (history.rows_read, history.rows_valid) == (2, 2)
+    entered = dict(zip(history.valid["stage"], history.valid["entered_at"], strict=True))
+    assert entered["qualified"] == SKIPPED_MIDNIGHTS["2018-11-04"]

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.vocabulary import PARSE_REASONS
 from transforms.funnel_model import ParseOptions, RunSettings
+from transforms.periods import parse_period
 from transforms.staging.parse import (
     infer_date_order,
     parse_amount,
@@ -45,6 +47,54 @@ def parse(expr, values):
 )
 def test_timestamps_with_and_without_zone(text, expected):
     assert parse(parse_timestamp(pl.col("v"), timezone="Asia/Shanghai"), [text]) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("zone", "text", "expected"),
+    [
+        # clocks jumped from 00:00 to 01:00: the day starts at 01:00 (-02:00)
+        ("America/Sao_Paulo", "2017-10-15", datetime(2017, 10, 15, 3, tzinfo=UTC)),
+        ("America/Sao_Paulo", "2018-11-04", datetime(2018, 11, 4, 3, tzinfo=UTC)),
+        ("America/Sao_Paulo", "15/10/2017", datetime(2017, 10, 15, 3, tzinfo=UTC)),
+        ("America/Sao_Paulo", "2017年10月15日", datetime(2017, 10, 15, 3, tzinfo=UTC)),
+        ("America/Sao_Paulo", "43023", datetime(2017, 10, 15, 3, tzinfo=UTC)),  # Excel serial
+        ("America/Sao_Paulo", "2017-10-15 00:30", datetime(2017, 10, 15, 3, 30, tzinfo=UTC)),
+        ("America/Sao_Paulo", "2017-10-14", datetime(2017, 10, 14, 3, tzinfo=UTC)),  # -03:00
+        # clocks went back from 00:00 to 23:00: 23:30 is the earlier one (-02:00)
+        ("America/Sao_Paulo", "2018-02-17 23:30", datetime(2018, 2, 18, 1, 30, tzinfo=UTC)),
+        # Berlin's gap (02:00 -> 03:00) is read with the offset before it (+01:00)
+        ("Europe/Berlin", "2024-03-31 02:30", datetime(2024, 3, 31, 1, 30, tzinfo=UTC)),
+        ("Europe/Berlin", "2024-03-31 03:00", datetime(2024, 3, 31, 1, 0, tzinfo=UTC)),
+        ("Europe/Berlin", "2024-10-27 02:30", datetime(2024, 10, 27, 0, 30, tzinfo=UTC)),
+        ("Europe/Berlin", "2024-10-27", datetime(2024, 10, 26, 22, tzinfo=UTC)),
+        # Beirut jumps at midnight (+02:00 -> +03:00) and goes back at midnight
+        ("Asia/Beirut", "2024-03-31", datetime(2024, 3, 30, 22, tzinfo=UTC)),
+        ("Asia/Beirut", "2024-10-26 23:30", datetime(2024, 10, 26, 20, 30, tzinfo=UTC)),
+        ("Asia/Beirut", "2024-10-27", datetime(2024, 10, 26, 22, tzinfo=UTC)),
+    ],
+)
+def test_local_times_that_do_not_exist_or_are_ambiguous(zone, text, expected):
+    assert parse(parse_timestamp(pl.col("v"), timezone=zone), [text]) == [expected]
+    # the fast path (the column's own ISO layout) reads them the same
+    raw = pl.LazyFrame({"_row": [0, 1], "t": [text, text]})
+    table = parse_table(
+        raw,
+        columns={"t": pl.Datetime("us", "UTC")},
+        funnel=FUNNEL,
+        options=ParseOptions(date_order="DMY"),
+        timezone=zone,
+    ).collect()
+    assert table["t"].to_list() == [expected, expected]
+    assert table[PARSE_REASONS].to_list() == [[], []]
+
+
+def test_a_month_that_starts_on_a_skipped_midnight_holds_its_first_day():
+    # Paraguay's clocks jumped from 00:00 to 01:00 on Sunday 2017-10-01
+    zone = "America/Asuncion"
+    october = parse_period("2017-10", zone)
+    [first_day] = parse(parse_timestamp(pl.col("v"), timezone=zone), ["2017-10-01"])
+    assert october.start == first_day == datetime(2017, 10, 1, 4, tzinfo=UTC)
+    assert october.shifted(-1).end == first_day  # September ends where October starts
 
 
 @pytest.mark.parametrize(
