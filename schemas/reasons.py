@@ -13,6 +13,9 @@ from typing import Final
 # of value, the raw value
 UNREADABLE: Final = "{}: cannot read as a {} (got '{}')"
 
+# records the reader cannot take as they stand (flows.io.readers): fields found, expected
+WRONG_FIELD_COUNT: Final = "row: wrong number of fields (got '{} fields where the header has {}')"
+
 # the pandera models' checks (schemas.validation): the column, and the value
 MISSING_REQUIRED: Final = "{}: missing (required)"
 REPEATED_ID: Final = "{}: '{}' appears more than once (every copy quarantined)"

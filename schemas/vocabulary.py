@@ -47,6 +47,8 @@ LANGUAGES: Final = ("en", "zh")
 # reasons their values could not be read are listed in this column, and joined in the
 # quarantine files with this separator
 PARSE_REASONS: Final = "_parse_reasons"
+# why the reader could not take a record as it stands (a wrong number of fields), if it could not
+READ_REASON: Final = "_read_reason"
 REASON_SEPARATOR: Final = "; "
 
 # the segment dimensions of DESIGN §5, in report order

@@ -11,11 +11,14 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 
+from schemas import reasons
+from schemas.vocabulary import READ_REASON
 from transforms.staging.layout import SourceTable, UnusableInputError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -122,13 +125,15 @@ def scan_file(path: Path) -> tuple[str, int, bool]:
 
 
 def polars_csv(source: Path | bytes, delimiter: str, header: list[str]) -> pl.DataFrame:
+    """The records as strings under the header's names; a record with more fields than the
+    header is cut to its width, one with fewer is filled with nulls (`field_counts` tells)."""
     return pl.read_csv(
         source,
         separator=delimiter,
         infer_schema=False,
         has_header=True,
         new_columns=header,
-        truncate_ragged_lines=False,
+        truncate_ragged_lines=True,
     )
 
 
@@ -138,6 +143,64 @@ def unreadable_csv(path: Path, error: Exception, delimiter: str) -> UnusableInpu
         f"{path}: is not a readable CSV ({message}); expected one header row and rows with "
         f"the same number of '{delimiter}'-separated values"
     )
+
+
+def field_counts(source: Path | bytes, delimiter: str) -> pl.Series | None:
+    """How many fields each record has (the header first), one record a line, counted by
+    polars; None when a quote opens a value that goes on past its line (or stands inside
+    one), which only the CSV grammar can follow (`csv_field_counts`)."""
+    d = re.escape(delimiter)
+    quoted = rf'(^|{d})"(?:[^"]|"")*"({d}|$)'  # a whole quoted value, within the line
+    lines = (
+        pl.scan_lines(source, name="line")
+        .select(
+            # twice: the delimiter that closes one quoted value opens the next
+            pl.col("line")
+            .str.strip_suffix("\r")
+            .str.replace_all(quoted, "${1}q${2}")
+            .str.replace_all(quoted, "${1}q${2}")
+        )
+        .select(
+            pl.col("line").str.contains('"', literal=True).alias("open"),
+            pl.when(pl.col("line").str.strip_chars() != "")
+            .then(pl.col("line").str.count_matches(delimiter, literal=True) + 1)
+            .cast(pl.Int64)
+            .alias("fields"),
+        )
+        .collect()
+    )
+    return None if lines["open"].any() else lines["fields"]
+
+
+def csv_field_counts(text: str, delimiter: str) -> pl.Series:
+    """How many fields each record has, by the CSV grammar (quoted line breaks, stray quotes);
+    null for an empty line."""
+    return pl.Series(
+        "fields",
+        [len(r) if r else None for r in csv.reader(io.StringIO(text), delimiter=delimiter)],
+        dtype=pl.Int64,
+    )
+
+
+def with_field_check(
+    path: Path, rows: pl.DataFrame, fields: pl.Series, header: list[str]
+) -> pl.DataFrame:
+    """The rows with `_read_reason` where a record's fields do not match the header's; a file
+    where no record does is refused."""
+    counts = fields[1:]
+    if counts.len() != rows.height:  # the two readings disagree on where records end
+        return rows
+    wrong = counts.is_not_null() & (counts != len(header))
+    if not wrong.any():
+        return rows
+    if rows.height and wrong.sum() == counts.is_not_null().sum():
+        found = ", ".join(str(n) for n in counts.filter(wrong).unique().sort().head(5))
+        raise UnusableInputError(
+            f"{path}: no row has the header's {len(header)} fields (rows have {found}); "
+            "expected one value per column in every row"
+        )
+    reason = pl.format(reasons.WRONG_FIELD_COUNT, pl.lit(counts), pl.lit(len(header)))
+    return rows.with_columns(pl.when(wrong).then(reason).alias(READ_REASON))
 
 
 def csv_layout(path: Path, text: str) -> tuple[str, list[str], list[str]]:
@@ -172,16 +235,26 @@ def read_csv_file(path: Path) -> SourceTable:
                 rows = None
             sha256, breaks, ends_with_break = scanned.result()
         if rows is not None:
+            fields = field_counts(path, delimiter)
+            if fields is None:
+                text = path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
+                fields = csv_field_counts(text, delimiter)
+            rows = with_field_check(path, rows, fields, header)
             return _source_table(
                 path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
             )
     data = path.read_bytes()
     text, encoding = decode(path, data)
     delimiter, raw_header, header = csv_layout(path, text)
+    utf8 = text.encode("utf-8")
     try:
-        rows = polars_csv(text.encode("utf-8"), delimiter, header)
+        rows = polars_csv(utf8, delimiter, header)
     except pl.exceptions.PolarsError as error:
         raise unreadable_csv(path, error, delimiter) from None
+    fields = field_counts(utf8, delimiter)
+    rows = with_field_check(
+        path, rows, fields if fields is not None else csv_field_counts(text, delimiter), header
+    )
     digest = hashlib.sha256(data).hexdigest()
     record_breaks = text.count("\n") - text.endswith("\n")
     return _source_table(path, digest, encoding, delimiter, raw_header, rows, record_breaks)

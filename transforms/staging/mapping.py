@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas.vocabulary import OPPORTUNITIES, TABLES
+from schemas.vocabulary import OPPORTUNITIES, READ_REASON, TABLES
 from transforms.staging.layout import InputFile
 from transforms.staging.parse import blank_to_null, parse_boolean
 from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
@@ -67,11 +67,13 @@ def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.
         for canonical, headers in match.columns.items()
         if canonical != DATE_ENTERED
     ]
+    read_reason = [READ_REASON] if READ_REASON in rows.collect_schema().names() else []
     frame = rows.select(
         pl.col("_row").cast(pl.Int64),
         pl.col("_line").cast(pl.Int64),
         pl.lit(file_name, dtype=pl.Categorical).alias("_file"),
         *mapped,
+        *read_reason,
     )
     return flags_to_status(frame) if match.table == OPPORTUNITIES else frame
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import polars as pl
 
 from schemas import reasons
-from schemas.vocabulary import CHANNELS, LOST, OPEN, PARSE_REASONS, STATUSES, WON
+from schemas.vocabulary import CHANNELS, LOST, OPEN, PARSE_REASONS, READ_REASON, STATUSES, WON
 from transforms.funnel_model import FunnelModel, ParseOptions
 
 ZONED_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
@@ -526,6 +526,8 @@ def parse_table(
         for name in values
         if columns[name] != pl.String or name in KINDS
     ]
+    if READ_REASON in raw.collect_schema().names():  # the reader's, first
+        unreadable.insert(0, pl.col(READ_REASON))
     reason_list = (
         pl.concat_list(unreadable).list.drop_nulls()
         if unreadable

@@ -503,8 +503,12 @@ def test_bare_dates_on_skipped_midnights_are_read_from_csv(tmp_path):
     _, validated = read(tmp_path, SAO_PAULO)
     opps = validated["opportunities"]
     assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (2, 2, 0)
-    assert opps.valid["created_at"].to_list() == [SKIPPED_MIDNIGHTS["2017-10-15"]] * 2
-    assert opps.valid["closed_at"].to_list() == [SKIPPED_MIDNIGHTS["2018-11-04"], None]
+    rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert rows["A"]["created_at"] == rows["B"]["created_at"] == SKIPPED_MIDNIGHTS["2017-10-15"]
+    assert (rows["A"]["closed_at"], rows["B"]["closed_at"]) == (
+        SKIPPED_MIDNIGHTS["2018-11-04"],
+        None,
+    )
 
 
 def test_bare_dates_on_skipped_midnights_are_read_from_workbook_dates(tmp_path):
@@ -527,8 +531,9 @@ def test_bare_dates_on_skipped_midnights_are_read_from_workbook_dates(tmp_path):
     _, validated = read(tmp_path, SAO_PAULO)
     opps = validated["opportunities"]
     assert (opps.rows_valid, opps.rows_quarantined) == (2, 0)
-    assert opps.valid["created_at"].to_list() == [SKIPPED_MIDNIGHTS["2017-10-15"]] * 2
-    assert opps.valid["closed_at"].to_list()[0] == SKIPPED_MIDNIGHTS["2018-11-04"]
+    rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert rows["A"]["created_at"] == rows["B"]["created_at"] == SKIPPED_MIDNIGHTS["2017-10-15"]
+    assert rows["A"]["closed_at"] == SKIPPED_MIDNIGHTS["2018-11-04"]
 
 
 def test_a_snapshot_taken_on_a_skipped_midnight_dates_its_history(tmp_path):
@@ -543,3 +548,67 @@ def test_a_snapshot_taken_on_a_skipped_midnight_dates_its_history(tmp_path):
     assert (history.rows_read, history.rows_valid) == (2, 2)
     entered = dict(zip(history.valid["stage"], history.valid["entered_at"], strict=True))
     assert entered["qualified"] == SKIPPED_MIDNIGHTS["2018-11-04"]
+
+
+RAGGED = (
+    "opportunity_id,stage,status,created_at,amount\n"
+    "A,lead,open,2024-06-01,100\n"
+    "B,lead,open,2024-06-02,ACME, Inc,200\n"  # an unquoted comma and a stray value: 7
+    "C,lead,open\n"  # 3 fields
+    "D,qualified,open,2024-06-03,300\n"
+)
+
+
+def ragged_reasons(inputs, validated) -> dict[str, list[str]]:
+    """The reader's reasons of each quarantined opportunity, by id."""
+    ids = inputs.raw["opportunities"].select("_row", "opportunity_id")
+    quarantined = validated["opportunities"].quarantined.join(ids, on="_row")
+    return {
+        row["opportunity_id"]: [r for r in row["reasons"] if r.startswith("row:")]
+        for row in quarantined.to_dicts()
+    }
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_rows_with_too_many_or_too_few_fields_are_quarantined_and_the_rest_read(tmp_path, encoding):
+    (tmp_path / "opportunities.csv").write_bytes(RAGGED.replace("Inc", "公司").encode(encoding))
+    inputs, validated = read(tmp_path)
+    opps = validated["opportunities"]
+    assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (4, 2, 2)
+    assert sorted(opps.valid["opportunity_id"]) == ["A", "D"]
+    assert ragged_reasons(inputs, validated) == {
+        "B": ["row: wrong number of fields (got '7 fields where the header has 5')"],
+        "C": ["row: wrong number of fields (got '3 fields where the header has 5')"],
+    }
+    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    assert (lines["B"], lines["C"]) == (3, 4)
+
+
+def test_ragged_rows_beside_quoted_line_breaks_keep_their_lines(tmp_path):
+    (tmp_path / "opportunities.csv").write_text(
+        "opportunity_id,stage,status,created_at,amount,customer_name\n"
+        'A,lead,open,2024-06-01,100,"Two\nlines, one value"\n'
+        'B,lead,open,2024-06-02,200,"5"" screens",extra\n'
+        "C,lead,open,2024-06-03,300,Gamma\n",
+        encoding="utf-8",
+    )
+    inputs, validated = read(tmp_path)
+    assert ragged_reasons(inputs, validated) == {
+        "B": ["row: wrong number of fields (got '7 fields where the header has 6')"]
+    }
+    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    assert lines == {"A": 2, "B": 4, "C": 5}
+    assert validated["opportunities"].rows_valid == 2
+
+
+def test_a_file_where_no_row_fits_is_refused(tmp_path):
+    (tmp_path / "opportunities.csv").write_text(
+        "opportunity_id;stage;status;created_at\nA,lead,open,2024-06-01\nB,lead,open,2024-06-02\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(UnusableInputError) as error:
+        read(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'opportunities.csv'}: no row has the header's 4 fields (rows have 1); "
+        "expected one value per column in every row"
+    )
