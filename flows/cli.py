@@ -256,12 +256,25 @@ def print_backfill(rows: list[dict[str, Any]]) -> None:
     print(", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
+def lookalike_sentence(lookalike: dict[str, Any]) -> str:
+    """Why a file that looks like a table is not used."""
+    by = "its name" if lookalike["by"] == "name" else "its headers"
+    why = (
+        f"it lacks {', '.join(lookalike['missing'])}"
+        if lookalike["missing"]
+        else f"{lookalike['table']} come from {lookalike['used_instead']}"
+    )
+    return f"{lookalike['file']} looks like {lookalike['table']} by {by} but is not used: {why}"
+
+
 def print_validation(summary: dict[str, Any]) -> None:
     """`funnel validate`'s report: the layout, files not used, and per file its counts and top
     reasons with example lines."""
     print(f"source: {summary['source']}")
     if summary["ignored"]:
         print(f"not used: {', '.join(summary['ignored'])}")
+    for lookalike in summary["lookalikes"]:
+        print(f"warning: {lookalike_sentence(lookalike)}")
     for entry in summary["files"]:
         print(
             f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "

@@ -12,7 +12,12 @@ from typing import Any
 from report_templates import formatting as fmt
 from report_templates.charts import dwell_chart, funnel_chart, paired_bars, range_chart, trend_chart
 from report_templates.formatting import TEMPLATES_DIR
-from report_templates.narrative import bottleneck_sentence, change_phrase, summary_sentences
+from report_templates.narrative import (
+    bottleneck_sentence,
+    change_phrase,
+    source_notes,
+    summary_sentences,
+)
 from transforms.funnel_model import FunnelModel
 
 SEGMENT_ROWS = 8
@@ -205,6 +210,7 @@ def report_context(
         ),
         "dwell_chart": dwell_chart(metrics["dwell"], metrics["stages"], labels),
         "input_files": input_files,
+        "source_notes": source_notes(metrics["source"], text=text),
         "segment_rows": SEGMENT_ROWS,
         "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),

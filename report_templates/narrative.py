@@ -155,3 +155,22 @@ def bottleneck_sentence(
             )
         )
     return " ".join(parts)
+
+
+def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
+    """What the appendix says of the input files no table uses: which, and of those that look
+    like a table, why they were left out."""
+    notes = []
+    if source.get("ignored"):
+        notes.append(text["source_not_used"].format(files=", ".join(source["ignored"])))
+    for lookalike in source.get("lookalikes", []):
+        fields = {
+            "file": lookalike["file"],
+            "table": lookalike["table"],
+            "by": text[f"by_{lookalike['by']}"],
+            "columns": ", ".join(lookalike["missing"]),
+            "used": lookalike["used_instead"],
+        }
+        key = "source_lookalike_missing" if lookalike["missing"] else "source_lookalike_other"
+        notes.append(text[key].format(**fields))
+    return notes

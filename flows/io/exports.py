@@ -20,12 +20,14 @@ from transforms.periods import add_months
 from transforms.staging.layout import (
     InputFile,
     Inputs,
+    Lookalike,
     SourceTable,
     UnusableInputError,
     assign_files,
     choose_layout,
     detection_reason,
     effective_settings,
+    refuse_needed_files,
 )
 from transforms.staging.mapping import (
     SNAPSHOT,
@@ -84,31 +86,34 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
     if not export_files(input_dir) and (snapshots := snapshot_folders(input_dir)):
         return read_snapshots(snapshots, settings)
     tables = read_folder(input_dir, settings)
-    preset, used, ignored = choose_layout(input_dir, tables, settings, load_presets())
+    preset, assignment = choose_layout(input_dir, tables, settings, load_presets())
     return Inputs(
         preset,
-        detection_reason(preset, used),
-        used,
-        ignored,
-        canonical_tables(used),
+        detection_reason(preset, assignment.used),
+        assignment.used,
+        assignment.ignored,
+        canonical_tables(assignment.used),
         effective_settings(settings, preset),
+        assignment.lookalikes,
     )
 
 
 def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
     latest = snapshots[-1]
-    preset, _, _ = choose_layout(
+    preset, _ = choose_layout(
         latest, read_folder(latest, settings, latest.name), settings, load_presets()
     )
     used: list[InputFile] = []
     ignored: list[str] = []
+    lookalikes: list[Lookalike] = []
     observations = []
     for folder in snapshots:
-        files, left_out = assign_files(
-            preset, read_folder(folder, settings, folder.name), dict(settings.source.files)
-        )
-        ignored += left_out
-        for file in files:
+        tables = read_folder(folder, settings, folder.name)
+        assignment = assign_files(preset, tables, dict(settings.source.files))
+        refuse_needed_files(preset, tables, assignment)
+        ignored += assignment.ignored
+        lookalikes += assignment.lookalikes
+        for file in assignment.used:
             if file.table == "opportunities":
                 observations.append(
                     canonical_rows(file.source.rows.lazy(), file.match, file.name).with_columns(
@@ -134,7 +139,9 @@ def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
         f"; stage history from {len(snapshots)} dated snapshots "
         f"({snapshots[0].name} … {latest.name})"
     )
-    return Inputs(preset, reason, used, ignored, tables, effective_settings(settings, preset))
+    return Inputs(
+        preset, reason, used, ignored, tables, effective_settings(settings, preset), lookalikes
+    )
 
 
 def latest_full_month(input_dir: Path, timezone: str) -> str:

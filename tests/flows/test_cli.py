@@ -343,3 +343,39 @@ def test_progress_says_each_step_with_its_counts_on_standard_error(tmp_path, cap
     # without --progress (and not on a terminal) standard error stays empty
     assert run_sample(tmp_path, "2026-09") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_followup_file_without_its_time_column_stops_the_run_with_the_fix(tmp_path, capsys):
+    write(tmp_path / "in", "opportunities.csv", f"{HEADER}\nA,lead,2024-06-01,open,,Acme,100,\n")
+    followups = "opportunity_id,{},channel\nA,2024-06-02,phone\n"
+    write(tmp_path / "in", "followups.csv", followups.format("occurred_on"))
+    assert run_on(tmp_path) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"funnel: {tmp_path / 'in' / 'followups.csv'}: is named like followups")
+    assert "no column for occurred_at" in line and "nearest header: 'occurred_on'" in line
+    assert line.endswith('[source.columns.followups] occurred_at = "occurred_on".')
+    assert not (tmp_path / "out").exists()
+    # no header is like it: the line to add says what to put there
+    write(tmp_path / "in", "followups.csv", followups.format("date"))
+    assert run_on(tmp_path) == 2
+    assert one_error_line(capsys).endswith(
+        '[source.columns.followups] occurred_at = "<the column that holds it>".'
+    )
+
+
+def test_validate_warns_of_a_file_that_looks_like_a_table_but_is_not_used(tmp_path, capsys):
+    write(tmp_path / "in", "opportunities.csv", f"{HEADER}\nA,lead,2024-06-01,open,,Acme,100,\n")
+    write(
+        tmp_path / "in", "followups.csv", "opportunity_id,occurred_at,channel\nA,2024-06-02,phone\n"
+    )
+    # a better fit by its headers, but the file named after the table wins
+    calls = "opportunity_id,occurred_at,channel,summary\nA,2024-06-03,phone,Intro\n"
+    write(tmp_path / "in", "calls.csv", calls)
+    assert main(["validate", "--input", str(tmp_path / "in")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "not used: calls.csv" in out
+    assert "followups.csv (followups): read 1, valid 1, quarantined 0" in out
+    assert (
+        "warning: calls.csv looks like followups by its headers but is not used: followups come "
+        "from followups.csv"
+    ) in out

@@ -272,6 +272,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
             "detected": inputs.reason,
             "files": {f.name: f.table for f in inputs.files},
             "ignored": inputs.ignored,
+            "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
         },
         settings=inputs.settings,
         history_available=STAGE_HISTORY in inputs.raw,
@@ -307,4 +308,9 @@ def validation_summary(
                 .sort(["rows", "category"], descending=[True, False])
             )
             files.append({**file, "table": table, "reasons": reasons.to_dicts()})
-    return {"source": inputs.reason, "ignored": inputs.ignored, "files": files}
+    return {
+        "source": inputs.reason,
+        "ignored": inputs.ignored,
+        "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
+        "files": files,
+    }

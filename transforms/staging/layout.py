@@ -8,7 +8,7 @@ Pure: files arrive as `SourceTable`s (read by `flows.io.readers`); presets as da
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -23,7 +23,15 @@ from schemas.vocabulary import (
     TABLES,
 )
 from transforms.funnel_model import RunSettings
-from transforms.staging.presets import REQUIRED, Preset, TableMatch, match_header, near_miss_hint
+from transforms.staging.presets import (
+    REQUIRED,
+    Preset,
+    TableMatch,
+    header_key,
+    mapping_hint,
+    match_header,
+    near_miss_hint,
+)
 
 
 class UnusableInputError(Exception):
@@ -67,6 +75,37 @@ class InputFile:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """A file left out that looks like a canonical table, by its name or by most of its
+    headers: either it lacks required columns, or the table takes another file."""
+
+    file: str
+    table: str
+    by: str  # "name" or "headers"
+    missing: tuple[str, ...]  # the required columns it has no header for
+    used_instead: str | None  # the file the table takes instead
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "table": self.table,
+            "by": self.by,
+            "missing": list(self.missing),
+            "used_instead": self.used_instead,
+        }
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The files a preset uses (one per table), the ones it leaves out, and which of those
+    look like a table."""
+
+    used: list[InputFile]
+    ignored: list[str]
+    lookalikes: list[Lookalike]
+
+
+@dataclass(frozen=True)
 class Inputs:
     """What was read: the preset and why, the files used, and canonical raw string tables."""
 
@@ -76,6 +115,7 @@ class Inputs:
     ignored: list[str]
     raw: dict[str, pl.DataFrame]  # canonical names; _row (per table), _line, _file, _source_row
     settings: RunSettings  # the run's settings with the preset's value maps merged in
+    lookalikes: list[Lookalike] = field(default_factory=list)
 
 
 def candidate_presets(settings: RunSettings, presets: Mapping[str, Preset]) -> list[Preset]:
@@ -93,44 +133,88 @@ def candidate_presets(settings: RunSettings, presets: Mapping[str, Preset]) -> l
     ]
 
 
-def assign_files(
-    preset: Preset, tables: list[SourceTable], files: dict[str, str]
-) -> tuple[list[InputFile], list[str]]:
-    """Each canonical table takes one file: the one named in [source.files], else the file
-    whose header fits it best (ties to the earlier file). Returns the used files and the names
-    of the files left out."""
+def assign_files(preset: Preset, tables: list[SourceTable], files: dict[str, str]) -> Assignment:
+    """Each canonical table takes one file: the one named in [source.files], else the one
+    named after it (`followups.csv`), else the file whose header fits it best (ties to the
+    earlier file). A file named in [source.files] that
+    lacks a required column is refused here; one that a table needs by its name or its
+    headers is refused by `refuse_needed_files` once the preset is chosen."""
     chosen: dict[str, InputFile] = {}
     for table, name in files.items():
         source = next(t for t in tables if name in (t.path.name, t.name))
         match = match_header(preset, table, source.header)
         if not match.is_usable:
-            hints = "; ".join(
-                near_miss_hint(preset, table, source.header, m) for m in match.missing
-            )
             raise UnusableInputError(
-                f"{source.path}: is set as {table} in [source.files] but has no column for "
-                f"{hints}. Found: {', '.join(source.header)}."
+                unusable_file_message(preset, source, match, "is set as {} in [source.files]")
             )
         chosen[table] = InputFile(table, source, match)
     taken = {id(f.source) for f in chosen.values()}
     candidates = sorted(
         (
-            (m.score, -i, m, t)
+            (table in names_of(t), m.score, -i, m, t)
             for i, t in enumerate(tables)
             if id(t) not in taken
             for table in TABLES
             if table not in chosen
             if (m := match_header(preset, table, t.header)).is_usable
         ),
-        key=lambda c: (c[0], c[1]),
+        key=lambda c: (c[0], c[1], c[2]),
         reverse=True,
     )
-    for _, _, match, source in candidates:
+    for _, _, _, match, source in candidates:
         if match.table not in chosen and id(source) not in taken:
             chosen[match.table] = InputFile(match.table, source, match)
             taken.add(id(source))
-    used = [chosen[t] for t in TABLES if t in chosen]
-    return used, [t.name for t in tables if id(t) not in taken]
+    left_out = [t for t in tables if id(t) not in taken]
+    lookalikes = [
+        lookalike
+        for t in left_out
+        if (lookalike := looks_like(preset, t, {n: f.name for n, f in chosen.items()}))
+    ]
+    return Assignment(
+        [chosen[t] for t in TABLES if t in chosen], [t.name for t in left_out], lookalikes
+    )
+
+
+def names_of(source: SourceTable) -> set[str]:
+    """The names a file goes by, as a table would be named: its stem and its sheet."""
+    return {header_key(n).replace(" ", "_") for n in (source.path.stem, source.sheet or "")}
+
+
+def looks_like(preset: Preset, source: SourceTable, chosen: dict[str, str]) -> Lookalike | None:
+    """The table a file left out looks like: the one it is named after (`followups.csv`, a
+    sheet `followups`), else the one that more than half of its headers map to."""
+    matches = {table: match_header(preset, table, source.header) for table in TABLES}
+    by_name = [t for t in TABLES if t in names_of(source)]
+    by_headers = [t for t, m in matches.items() if m.score * 2 > len(source.header)]
+    if by_name:
+        table, by = by_name[0], "name"
+    elif by_headers:
+        table, by = max(by_headers, key=lambda t: matches[t].score), "headers"
+    else:
+        return None
+    return Lookalike(source.name, table, by, tuple(matches[table].missing), chosen.get(table))
+
+
+def unusable_file_message(preset: Preset, source: SourceTable, match: TableMatch, why: str) -> str:
+    """A file a table needs but cannot use: what it lacks, the nearest headers, the fix."""
+    hints = "; ".join(near_miss_hint(preset, match.table, source.header, m) for m in match.missing)
+    return (
+        f"{source.path}: {why.format(match.table)} but has no column for {hints}. "
+        f"Found: {', '.join(source.header)}. To use it, "
+        f"{mapping_hint(preset, match.table, source.header, match.missing)}."
+    )
+
+
+def refuse_needed_files(preset: Preset, tables: list[SourceTable], assignment: Assignment) -> None:
+    """Stop when a table that no file feeds has a file that looks like it but lacks a
+    required column: it must never be silently left out."""
+    for lookalike in assignment.lookalikes:
+        if lookalike.used_instead is None and lookalike.missing:
+            source = next(t for t in tables if t.name == lookalike.file)
+            match = match_header(preset, lookalike.table, source.header)
+            why = "is named like {}" if lookalike.by == "name" else "looks like {} by its headers"
+            raise UnusableInputError(unusable_file_message(preset, source, match, why))
 
 
 def detection_reason(preset: Preset, used: list[InputFile]) -> str:
@@ -171,19 +255,19 @@ def choose_layout(
     tables: list[SourceTable],
     settings: RunSettings,
     presets: Mapping[str, Preset],
-) -> tuple[Preset, list[InputFile], list[str]]:
+) -> tuple[Preset, Assignment]:
     """The preset whose opportunities match is strongest, with its file assignment."""
     candidates = candidate_presets(settings, presets)
-    best: tuple[Preset, list[InputFile], list[str]] | None = None
+    best: tuple[Preset, Assignment] | None = None
+    best_score = 0
     for preset in candidates:
-        used, ignored = assign_files(preset, tables, dict(settings.source.files))
-        score = max((f.match.score for f in used if f.table == OPPORTUNITIES), default=0)
-        if score and (
-            best is None or score > max(f.match.score for f in best[1] if f.table == OPPORTUNITIES)
-        ):
-            best = (preset, used, ignored)
+        assignment = assign_files(preset, tables, dict(settings.source.files))
+        score = max((f.match.score for f in assignment.used if f.table == OPPORTUNITIES), default=0)
+        if score > best_score:
+            best, best_score = (preset, assignment), score
     if best is None:
         raise UnusableInputError(no_layout_error(folder, candidates, tables))
+    refuse_needed_files(best[0], tables, best[1])
     return best
 
 

@@ -129,12 +129,28 @@ def match_header(preset: Preset, table: str, header: Sequence[str]) -> TableMatc
     return TableMatch(table, columns, missing)
 
 
+def nearest_header(preset: Preset, table: str, header: Sequence[str], missing: str) -> str | None:
+    """The file's header most like a missing canonical column or the names it goes by."""
+    pool = {header_key(h): h for h in header}
+    near = difflib.get_close_matches(header_key(missing), pool, n=1, cutoff=0.5)
+    for candidate in preset.columns.get(table, {}).get(missing, [missing]):
+        near = near or difflib.get_close_matches(header_key(candidate), pool, n=1, cutoff=0.6)
+    return pool[near[0]] if near else None
+
+
 def near_miss_hint(preset: Preset, table: str, header: Sequence[str], missing: str) -> str:
     """'created_at (expected CreatedDate or Created Date; nearest header: 'Create Date')'."""
     expected = list(preset.columns.get(table, {}).get(missing, [missing]))
-    pool = {header_key(h): h for h in header}
-    near = difflib.get_close_matches(header_key(missing), pool, n=1, cutoff=0.5)
-    for candidate in expected:
-        near = near or difflib.get_close_matches(header_key(candidate), pool, n=1, cutoff=0.6)
+    near = nearest_header(preset, table, header, missing)
     hint = f"{missing} (expected {' or '.join(repr(e) for e in expected[:3])}"
-    return hint + (f"; nearest header: {pool[near[0]]!r})" if near else ")")
+    return hint + (f"; nearest header: {near!r})" if near else ")")
+
+
+def mapping_hint(preset: Preset, table: str, header: Sequence[str], missing: Sequence[str]) -> str:
+    """The funnel.toml lines that would map the missing columns (the nearest header, or a
+    placeholder)."""
+    lines = [
+        f'{c} = "{nearest_header(preset, table, header, c) or "<the column that holds it>"}"'
+        for c in missing
+    ]
+    return f"map it in funnel.toml: [source.columns.{table}] " + ", ".join(lines)

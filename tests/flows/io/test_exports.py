@@ -11,7 +11,7 @@ import pytest
 import xlsxwriter
 
 from flows.io.exports import read_inputs
-from transforms.funnel_model import RunSettings
+from transforms.funnel_model import RunSettings, SourceSettings
 from transforms.staging.checks import validate_inputs
 from transforms.staging.layout import UnusableInputError
 
@@ -612,3 +612,67 @@ def test_a_file_where_no_row_fits_is_refused(tmp_path):
         f"{tmp_path / 'opportunities.csv'}: no row has the header's 4 fields (rows have 1); "
         "expected one value per column in every row"
     )
+
+
+DEALS = "opportunity_id,stage,status,created_at,amount\nA,lead,open,2024-06-01,100\n"
+ACTIVITY = "opportunity_id,occurred,channel,summary\nA,2024-06-02,phone,Intro call\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("followups.csv", "is named like followups"),
+        ("calls.csv", "looks like followups by its headers"),
+    ],
+)
+def test_a_file_a_table_needs_but_cannot_use_stops_the_run(tmp_path, name, why):
+    (tmp_path / "opportunities.csv").write_text(DEALS, encoding="utf-8")
+    (tmp_path / name).write_text(ACTIVITY, encoding="utf-8")
+    with pytest.raises(UnusableInputError) as error:
+        read(tmp_path, RunSettings())
+    assert str(error.value) == (
+        f"{tmp_path / name}: {why} but has no column for occurred_at (expected 'occurred_at'; "
+        "nearest header: 'occurred'). Found: opportunity_id, occurred, channel, summary. To use "
+        'it, map it in funnel.toml: [source.columns.followups] occurred_at = "occurred".'
+    )
+    # the line it gives, added to funnel.toml, is all it takes
+    mapped = RunSettings(
+        source=SourceSettings(columns={"followups": {"occurred_at": ("occurred",)}})
+    )
+    inputs, validated = read(tmp_path, mapped)
+    assert [(f.name, f.table) for f in inputs.files] == [
+        ("opportunities.csv", "opportunities"),
+        (name, "followups"),
+    ]
+    assert validated["followups"].rows_valid == 1
+
+
+def test_a_file_named_in_source_files_that_lacks_a_column_says_how_to_map_it(tmp_path):
+    (tmp_path / "opportunities.csv").write_text(DEALS, encoding="utf-8")
+    (tmp_path / "log.csv").write_text(ACTIVITY, encoding="utf-8")
+    named = RunSettings(source=SourceSettings(files={"followups": "log.csv"}))
+    with pytest.raises(
+        UnusableInputError, match=r"log.csv: is set as followups in \[source.files\]"
+    ) as error:
+        read(tmp_path, named)
+    assert str(error.value).endswith('[source.columns.followups] occurred_at = "occurred".')
+
+
+def test_a_lookalike_that_is_not_needed_is_a_warning(tmp_path):
+    (tmp_path / "opportunities.csv").write_text(DEALS, encoding="utf-8")
+    (tmp_path / "followups.csv").write_text(
+        "opportunity_id,occurred_at,channel\nA,2024-06-02,phone\n", encoding="utf-8"
+    )
+    (tmp_path / "calls.csv").write_text(ACTIVITY, encoding="utf-8")
+    (tmp_path / "notes.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
+    inputs, _ = read(tmp_path, RunSettings())
+    assert inputs.ignored == ["calls.csv", "notes.csv"]
+    assert [lookalike.as_dict() for lookalike in inputs.lookalikes] == [
+        {
+            "file": "calls.csv",
+            "table": "followups",
+            "by": "headers",
+            "missing": ["occurred_at"],
+            "used_instead": "followups.csv",
+        }
+    ]
