@@ -268,13 +268,23 @@ def lookalike_sentence(lookalike: dict[str, Any]) -> str:
 
 
 def print_validation(summary: dict[str, Any]) -> None:
-    """`funnel validate`'s report: the layout, files not used, and per file its counts and top
-    reasons with example lines."""
+    """`funnel validate`'s report: the layout, files not used, stage values to map, and per
+    file its counts and top reasons with example lines."""
+    from report_templates.narrative import stage_mapping_line
+
     print(f"source: {summary['source']}")
     if summary["ignored"]:
         print(f"not used: {', '.join(summary['ignored'])}")
     for lookalike in summary["lookalikes"]:
         print(f"warning: {lookalike_sentence(lookalike)}")
+    for table, unknowns in summary["unknown_stages"].items():
+        for unknown in unknowns:
+            print(
+                f"unknown stage in {table}: {unknown['value']!r} ({unknown['rows']} "
+                f"row{'s' if unknown['rows'] != 1 else ''} quarantined); to map it, add under "
+                "[source.stages] in funnel.toml: "
+                f"{stage_mapping_line(unknown)}"
+            )
     for entry in summary["files"]:
         print(
             f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "

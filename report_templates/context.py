@@ -17,6 +17,7 @@ from report_templates.narrative import (
     change_phrase,
     source_notes,
     summary_sentences,
+    unknown_stage_notes,
 )
 from transforms.funnel_model import FunnelModel
 
@@ -210,7 +211,8 @@ def report_context(
         ),
         "dwell_chart": dwell_chart(metrics["dwell"], metrics["stages"], labels),
         "input_files": input_files,
-        "source_notes": source_notes(metrics["source"], text=text),
+        "source_notes": source_notes(metrics["source"], text=text)
+        + unknown_stage_notes(metrics["data_quality"], text=text),
         "segment_rows": SEGMENT_ROWS,
         "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from report_templates import formatting as fmt
@@ -174,3 +175,24 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
         key = "source_lookalike_missing" if lookalike["missing"] else "source_lookalike_other"
         notes.append(text[key].format(**fields))
     return notes
+
+
+def stage_mapping_line(unknown: dict[str, Any]) -> str:
+    """The `[source.stages]` line of funnel.toml that maps an unknown stage value: to the stage
+    its name is most like, or to a placeholder."""
+    target = unknown["suggested_stage"] or "<stage id, or lost>"
+    return f"{json.dumps(unknown['value'], ensure_ascii=False)} = {json.dumps(target)}"
+
+
+def unknown_stage_notes(quality: dict[str, Any], *, text: dict[str, str]) -> list[str]:
+    """What the appendix says of each stage value the funnel does not know."""
+    return [
+        text["unknown_stage"].format(
+            value=unknown["value"],
+            table=table,
+            rows=fmt.count(unknown["rows"]),
+            line=stage_mapping_line(unknown),
+        )
+        for table, entry in quality.items()
+        for unknown in entry.get("unknown_stages", [])
+    ]

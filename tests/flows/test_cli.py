@@ -379,3 +379,22 @@ def test_validate_warns_of_a_file_that_looks_like_a_table_but_is_not_used(tmp_pa
         "warning: calls.csv looks like followups by its headers but is not used: followups come "
         "from followups.csv"
     ) in out
+
+
+def test_validate_gives_the_line_that_maps_an_unknown_stage(tmp_path, capsys):
+    write(
+        tmp_path / "in",
+        "opportunities.csv",
+        f"{HEADER}\nA,Demo Done,2024-06-01,open,,Acme,100,\nB,Demo Done,2024-06-02,open,,Beta,5,\n"
+        "C,lead,2024-06-03,open,,Gamma,7,\n",
+    )
+    assert main(["validate", "--input", str(tmp_path / "in")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        "unknown stage in opportunities: 'Demo Done' (2 rows quarantined); to map it, add under "
+        '[source.stages] in funnel.toml: "Demo Done" = "<stage id, or lost>"'
+    ) in out
+    toml = write(tmp_path, "funnel.toml", '[source.stages]\n"Demo Done" = "proposal"\n')
+    assert main(["validate", "--input", str(tmp_path / "in"), "--config", str(toml)]) == 0
+    out = capsys.readouterr().out
+    assert "unknown stage" not in out and "read 3, valid 3, quarantined 0" in out

@@ -9,6 +9,7 @@ column, a copy of the whole table.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,7 +37,7 @@ from transforms.staging.outcomes import (
     settle_close_dates,
     stage_from_history,
 )
-from transforms.staging.parse import parse_table
+from transforms.staging.parse import parse_stage, parse_table, stage_lookup
 from transforms.staging.rules import (
     history_after_loss_reasons,
     opportunity_rule_reasons,
@@ -162,9 +163,45 @@ def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[s
             "rows_quarantined": table.rows_quarantined,
             "reasons": masked_reasons(reason_counts(table)),
             "notes": list(table.notes),
+            "unknown_stages": unknown_stages(raw, inputs.settings),
             "files": per_file,
         }
     return quality
+
+
+def unknown_stages(raw: pl.DataFrame, settings: RunSettings) -> list[dict[str, Any]]:
+    """Stage values that no stage id, label, alias or [source.stages] entry names (their rows
+    are quarantined), most rows first, each with the stage its name is most like (or None):
+    what `[source.stages] "<value>" = "<stage>"` would map."""
+    if "stage" not in raw.columns:
+        return []
+    values = (
+        raw.lazy()
+        .select(pl.col("stage").str.strip_chars())
+        .filter(pl.col("stage") != "")
+        .group_by("stage")
+        .agg(pl.len().alias("rows"))
+        .filter(
+            parse_stage(pl.col("stage"), funnel=settings.funnel, options=settings.parse).is_null()
+        )
+        .sort(["rows", "stage"], descending=[True, False])
+        .collect()
+    )
+    known = stage_lookup(settings.funnel, settings.parse)
+    return [
+        {
+            "value": value,
+            "rows": rows,
+            "suggested_stage": next(
+                (
+                    known[k]
+                    for k in difflib.get_close_matches(value.lower(), known, n=1, cutoff=0.6)
+                ),
+                None,
+            ),
+        }
+        for value, rows in values.iter_rows()
+    ]
 
 
 def quarantine_rows(
@@ -310,6 +347,9 @@ def validation_summary(
             files.append({**file, "table": table, "reasons": reasons.to_dicts()})
     return {
         "source": inputs.reason,
+        "unknown_stages": {
+            t: q["unknown_stages"] for t, q in quality.items() if q["unknown_stages"]
+        },
         "ignored": inputs.ignored,
         "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
         "files": files,

@@ -184,9 +184,10 @@ def names_of(source: SourceTable) -> set[str]:
 def looks_like(preset: Preset, source: SourceTable, chosen: dict[str, str]) -> Lookalike | None:
     """The table a file left out looks like: the one it is named after (`followups.csv`, a
     sheet `followups`), else the one that more than half of its headers map to."""
-    matches = {table: match_header(preset, table, source.header) for table in TABLES}
-    by_name = [t for t in TABLES if t in names_of(source)]
+    matches: dict[str, TableMatch] = {t: match_header(preset, t, source.header) for t in TABLES}
+    by_name: list[str] = [t for t in TABLES if t in names_of(source)]
     by_headers = [t for t, m in matches.items() if m.score * 2 > len(source.header)]
+    table: str
     if by_name:
         table, by = by_name[0], "name"
     elif by_headers:

@@ -526,11 +526,10 @@ def parse_table(
         for name in values
         if columns[name] != pl.String or name in KINDS
     ]
-    if READ_REASON in raw.collect_schema().names():  # the reader's, first
-        unreadable.insert(0, pl.col(READ_REASON))
+    read = [pl.col(READ_REASON)] if READ_REASON in raw.collect_schema().names() else []
     reason_list = (
-        pl.concat_list(unreadable).list.drop_nulls()
-        if unreadable
+        pl.concat_list([*read, *unreadable]).list.drop_nulls()  # the reader's reason first
+        if read or unreadable
         else pl.lit([], dtype=pl.List(pl.String))
     )
     typed = [

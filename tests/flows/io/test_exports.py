@@ -676,3 +676,23 @@ def test_a_lookalike_that_is_not_needed_is_a_warning(tmp_path):
             "used_instead": "followups.csv",
         }
     ]
+
+
+def test_pipedrive_default_stages_reach_the_win_rate(tmp_path):
+    (tmp_path / "deals.csv").write_text(
+        "Deal - ID,Deal - Organization,Deal - Stage,Deal - Status,Deal - Value,"
+        "Deal - Deal created,Deal - Won time,Deal - Lost time\n"
+        "1,Acme,Needs Defined,won,100,2024-06-01,2024-06-20,\n"
+        "2,Beta,Needs Defined,lost,50,2024-06-02,,2024-06-21\n"
+        "3,Gamma,Lead In,won,60,2024-06-03,2024-06-22,\n"
+        "4,Delta,Negotiations Started,open,70,2024-06-03,,\n",
+        encoding="utf-8",
+    )
+    inputs, validated = read(tmp_path, RunSettings())
+    assert inputs.preset.name == "pipedrive"
+    opps = validated["opportunities"]
+    assert (opps.rows_valid, opps.rows_quarantined) == (4, 0)
+    from tests.helpers import metrics_for
+
+    m = metrics_for(opps.valid.drop("_row"), None, period="2024-06")
+    assert (m["kpis"]["won_count"], m["kpis"]["lost_count"], m["kpis"]["win_rate"]) == (2, 1, 2 / 3)
