@@ -31,6 +31,11 @@ def formula_safe(column: pl.Expr) -> pl.Expr:
     return pl.when(column.str.contains(pattern)).then(pl.lit("'") + column).otherwise(column)
 
 
+def formula_safe_name(name: str) -> str:
+    """A column name (an export's own header) as `formula_safe` writes a cell."""
+    return f"'{name}" if name.startswith(FORMULA_PREFIXES) else name
+
+
 FLOAT_DECIMALS = 6
 
 
@@ -141,7 +146,7 @@ def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list
         if rows.height:
             rows.with_columns(
                 formula_safe(pl.col(c)).alias(c) for c in rows.columns if rows[c].dtype == pl.String
-            ).write_csv(path)
+            ).rename(formula_safe_name).write_csv(path)
             written.append(str(path.relative_to(out_dir)))
         elif path.exists():
             path.unlink()

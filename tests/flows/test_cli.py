@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -138,6 +139,19 @@ def test_bad_period_gives_status_2(tmp_path, capsys):
     status = main(["run", "--input", str(SAMPLE_DIR), "--period", "June", "--out", str(tmp_path)])
     assert status == 2
     assert "expected a month like 2024-06" in one_error_line(capsys)
+
+
+def test_quarantine_headers_are_formula_safe_too(tmp_path):
+    write(
+        tmp_path / "in",
+        "opportunities.csv",
+        f"{HEADER},=cmd|' /C calc'!A0,@SUM(1),-2\nA,lead,2024-06-01,open,,Acme,abc,,x,y,z\n",
+    )
+    assert run_on(tmp_path) == 0
+    written = (tmp_path / "out" / "2024-06" / "quarantine" / "opportunities.csv").read_text("utf-8")
+    header = pl.read_csv(io.StringIO(written), infer_schema=False).columns
+    assert header[-3:] == ["'=cmd|' /C calc'!A0", "'@SUM(1)", "'-2"]
+    assert not any(name.startswith(("=", "+", "-", "@")) for name in header)
 
 
 def test_run_quarantines_bad_rows_and_keeps_counts(tmp_path, capsys):
