@@ -34,8 +34,8 @@ def stage_entries(
     An opportunity's stage-history rows are its entries (rows with stage "lost" record the
     loss and are left out); `is_stage_change` is false for a row that repeats the stage the
     deal is already in (Salesforce logs amount changes that way, snapshots observe a stage
-    again): such rows carry amounts, not new visits. An opportunity without history rows
-    takes its entries from its own fields: the first stage at `created_at`, the won stage at
+    again): such rows carry amounts, not new visits. An opportunity without history rows (or
+    whose history holds only its loss) takes its entries from its own fields: the first stage at `created_at`, the won stage at
     `closed_at` when won, and the current stage at `stage_entered_at` (when that is empty: at
     `closed_at` for a won deal in a won stage, else at `created_at`). A won deal whose stage
     is open (CRMs keep the stage a deal was won from) enters the won stage at `closed_at`.
@@ -49,8 +49,8 @@ def stage_entries(
         "expected_close_date",
         pl.lit(True).alias("is_from_history"),
     )
-    without_history = opportunities.join(
-        stage_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
+    without_history = opportunities.join(  # no history, or only a loss row
+        from_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
     )
     in_won_stage = pl.col("stage").is_in(funnel.won_ids)
     current_entry = pl.coalesce(

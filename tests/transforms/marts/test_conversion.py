@@ -152,3 +152,55 @@ def test_cohort_with_many_open_deals_is_immature():
     assert row["resolved_rate"] == 1.0
     assert step(m, "won", "retention")["resolved_rate"] is None
     assert step(m, "won", "retention")["lost"] == 0
+
+
+REVERSED = (
+    opportunities(opp("R", "won", "2024-06-01", status="lost", closed_at="2024-07-05")),
+    history(
+        *path(
+            "R",
+            ("lead", "2024-06-01"),
+            ("negotiation", "2024-06-05"),
+            ("won", "2024-06-10"),
+            ("lost", "2024-07-05"),  # the CRM moved Closed Won to Closed Lost
+        )
+    ),
+)
+
+
+def test_a_reversed_win_is_won_until_its_loss():
+    # as of 07-01, R is a win of June: one won, none lost
+    m = figures(*REVERSED, of=("kpis", "conversion"), period="2024-06")
+    assert (m["kpis"]["won_count"], m["kpis"]["lost_count"]) == (1, 0)
+    assert step(m, "won", "retention")["lost"] == 0
+    assert step(m, "won", "retention")["open"] == 1  # won, not yet retained
+
+
+def test_a_reversed_win_is_lost_from_its_loss_on_and_lost_after_won():
+    # as of 08-01, R is a loss of July; the won -> retention row counts it as lost
+    m = figures(*REVERSED, of=("kpis", "conversion"), period="2024-07")
+    assert (m["kpis"]["won_count"], m["kpis"]["lost_count"]) == (0, 1)
+    row = step(m, "won", "retention")
+    assert (row["cohort_size"], row["advanced"], row["lost"], row["open"]) == (1, 0, 1, 0)
+    assert row["resolved_rate"] is None  # retention is not a resolution
+
+
+def test_a_deal_whose_history_holds_only_its_loss_enters_from_its_own_fields():
+    # L's only history row is its loss: its entries come from its fields (lead at 06-01), so
+    # it reached lead and counts as lost there; W went lead -> won.
+    m = figures(
+        opportunities(
+            opp("L", "lead", "2024-06-01", status="lost", closed_at="2024-06-15"),
+            opp("W", "won", "2024-06-02", closed_at="2024-06-12"),
+        ),
+        history(
+            ("L", "lost", "2024-06-15"), *path("W", ("lead", "2024-06-02"), ("won", "2024-06-12"))
+        ),
+        of=("conversion", "forecast", "kpis"),
+    )
+    lead = step(m, "lead", "qualified")
+    assert (lead["cohort_size"], lead["advanced"], lead["lost"]) == (2, 1, 1)
+    # every resolved deal reached lead: its p_win is the overall win rate, 1 / 2
+    assert m["kpis"]["window"]["win_rate"] == m["forecast"]["p_bar"] == 0.5
+    lead_p = by_key(m["forecast"]["stage_probabilities"])["lead"]
+    assert (lead_p["won"], lead_p["lost"], lead_p["p_win"]) == (1, 1, 0.5)
