@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, available_timezones
 
 import polars as pl
 import pytest
@@ -12,6 +13,7 @@ from transforms.funnel_model import ParseOptions, RunSettings
 from transforms.periods import parse_period
 from transforms.staging.parse import (
     infer_date_order,
+    localized,
     parse_amount,
     parse_boolean,
     parse_channel,
@@ -344,3 +346,44 @@ def test_timestamp_columns_read_in_full_vote_on_the_date_order():
         datetime(2024, 3, 4, 10, 0, tzinfo=UTC),
         datetime(2024, 12, 31, 9, 0, tzinfo=UTC),
     ]
+
+
+def transition_days(zone: ZoneInfo, first: int, last: int) -> list[date]:
+    """The days of the years `first`..`last` on which `zone` changes its UTC offset."""
+
+    def offset(d: date):
+        return datetime(d.year, d.month, d.day, 12, tzinfo=zone).utcoffset()
+
+    days, week = [], date(first, 1, 1)
+    while week.year <= last:
+        following = week + timedelta(days=7)
+        if offset(week) != offset(following):
+            days += [
+                week + timedelta(days=i)
+                for i in range(-1, 7)
+                if offset(week + timedelta(days=i)) != offset(week + timedelta(days=i + 1))
+            ]
+        week = following
+    return sorted(set(days))
+
+
+def test_every_zone_reads_local_times_around_its_clock_changes_as_zoneinfo_does():
+    """Every IANA zone, every half hour of every day it changed its clocks in 2016-2024: the
+    parser's instant is zoneinfo's reading (fold=0: the offset before a
+    jump, the earlier of two instants), so nothing that exists is lost."""
+    checked = 0
+    for name in sorted(available_timezones()):
+        zone = ZoneInfo(name)
+        days = transition_days(zone, 2016, 2024)
+        if not days:
+            continue
+        local = [
+            datetime(d.year, d.month, d.day) + timedelta(minutes=30 * i)
+            for d in days
+            for i in range(48)
+        ]
+        expected = [t.replace(tzinfo=zone).astimezone(UTC) for t in local]
+        read = pl.DataFrame({"t": local}).select(localized(pl.col("t"), name)).to_series()
+        assert read.to_list() == expected, name
+        checked += len(local)
+    assert checked > 50_000
