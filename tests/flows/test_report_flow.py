@@ -119,6 +119,7 @@ def test_metrics_json_holds_the_contract_keys(demo):
             "rows_quarantined",
             "reasons",
             "notes",
+            "unknown_stages",
             "files",
         }
         assert [f["file"] for f in dq["files"]] == [f"{table}.csv"]
