@@ -35,9 +35,10 @@ def stage_entries(
     loss and are left out); `is_stage_change` is false for a row that repeats the stage the
     deal is already in (Salesforce logs amount changes that way, snapshots observe a stage
     again): such rows carry amounts, not new visits. An opportunity without history rows (or
-    whose history holds only its loss) takes its entries from its own fields: the first stage at `created_at`, the won stage at
-    `closed_at` when won, and the current stage at `stage_entered_at` (when that is empty: at
-    `closed_at` for a won deal in a won stage, else at `created_at`). A won deal whose stage
+    whose history holds only its loss) takes its entries from its own fields: the first stage
+    at `created_at`, the won stage at `closed_at` when won, and the current stage at
+    `stage_entered_at` (when that is empty: at `closed_at` for a won deal in a won stage, else
+    at `created_at`). A won deal whose stage
     is open (CRMs keep the stage a deal was won from) enters the won stage at `closed_at`.
     """
     first, won = funnel.ids[0], funnel.won_stage
