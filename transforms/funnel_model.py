@@ -109,6 +109,23 @@ class SourceSettings:
     columns: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
+COMPANY = "company"  # the roll-up report: the whole export
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """One report of the report set ([[reports]] in funnel.toml): the deals whose segment
+    columns hold one of the listed values (all of them for the company roll-up), with the
+    report's own title, language, recipients and targets."""
+
+    name: str  # its folder: OUT/<name>/<period>/
+    title: str | None = None
+    filter: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    lang: str | None = None
+    to: tuple[str, ...] = ()
+    targets: Mapping[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything a run needs besides the data: funnel, time zone, currency, window, language."""
@@ -124,3 +141,4 @@ class RunSettings:
     immature_open_share: float = 0.30
     smoothing_strength: float = 5.0
     min_resolved_for_p_win: int = 20
+    reports: tuple[ReportSpec, ...] = ()  # [[reports]], besides the company roll-up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import datetime
 from functools import cache
@@ -15,14 +16,17 @@ from schemas.vocabulary import (
     CLOSED_BEFORE_CREATED,
     DATE_ORDERS,
     LANGUAGES,
+    SEGMENT_DIMENSIONS,
     SOURCE_CHOICES,
     STATUSES,
     TABLES,
 )
 from transforms.funnel_model import (
+    COMPANY,
     DEFAULT_STAGES,
     FunnelModel,
     ParseOptions,
+    ReportSpec,
     RunSettings,
     SourceSettings,
     Stage,
@@ -130,6 +134,49 @@ def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:
     return result
 
 
+REPORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def report_specs(entries: list[dict[str, Any]], path: Path | None) -> tuple[ReportSpec, ...]:
+    """[[reports]]: each a name (its folder), a filter on segment columns (a value or a list
+    of values each), and optionally a title, lang, to (recipients) and target per period."""
+    specs: list[ReportSpec] = []
+    for entry in entries:
+        name = str(entry.get("name", ""))
+        where = f"{path}: [[reports]] {name!r}"
+        if not REPORT_NAME.match(name) or name == COMPANY:
+            raise ConfigError(
+                f"{where}: a report needs a name of lower-case letters, digits, '-' or '_' "
+                f"(it names its folder), other than {COMPANY!r} (the whole export)"
+            )
+        if name in {s.name for s in specs}:
+            raise ConfigError(f"{where}: two reports have this name")
+        raw_filter = entry.get("filter", {})
+        unknown = sorted(set(raw_filter) - set(SEGMENT_DIMENSIONS))
+        if unknown or not raw_filter:
+            raise ConfigError(
+                f"{where}: filter {', '.join(unknown) or '(none)'}: expected one or more of "
+                f"{', '.join(SEGMENT_DIMENSIONS)}"
+            )
+        lang = entry.get("lang")
+        if lang is not None and lang not in LANGUAGES:
+            raise ConfigError(f"{where}: lang {lang!r}: expected 'en' or 'zh'")
+        specs.append(
+            ReportSpec(
+                name=name,
+                title=entry.get("title"),
+                filter={
+                    column: tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+                    for column, value in raw_filter.items()
+                },
+                lang=lang,
+                to=tuple(str(a) for a in entry.get("to", ())),
+                targets=targets(entry.get("target", {}), path),
+            )
+        )
+    return tuple(specs)
+
+
 def read_toml(path: Path | None) -> dict[str, Any]:
     """The document of a funnel.toml; empty for None."""
     if path is None:
@@ -221,6 +268,7 @@ def settings_from_toml(
         currency=source.get("currency", defaults.currency),
         window_months=int(funnel_doc.get("window_months", defaults.window_months)),
         lang=chosen_lang,
+        reports=report_specs(document.get("reports", []), path),
     )
 
 

@@ -1,0 +1,56 @@
+"""A report of the report set is a slice of the validated tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import history, opp, opportunities, path, touches
+from transforms.funnel_model import ReportSpec
+from transforms.slices import EmptySliceError, slice_tables
+
+TABLES = {
+    "opportunities": opportunities(
+        opp("E1", "lead", "2024-06-01", region="East China", owner="Li"),
+        opp("E2", "lead", "2024-06-02", region=" East China ", owner="Wang"),
+        opp("N1", "lead", "2024-06-03", region="North China", owner="Li"),
+        opp("X1", "lead", "2024-06-04"),  # no region
+    ),
+    "stage_history": history(
+        *path("E1", ("lead", "2024-06-01")), *path("N1", ("lead", "2024-06-03"))
+    ),
+    "followups": touches(
+        {"opportunity_id": "E2", "occurred_at": "2024-06-05", "channel": "phone"},
+        {"opportunity_id": "N1", "occurred_at": "2024-06-05", "channel": "email"},
+    ),
+}
+
+
+def ids(tables, name):
+    return tables[name]["opportunity_id"].to_list()
+
+
+def test_a_slice_holds_its_deals_and_their_rows_in_every_table():
+    east = slice_tables(TABLES, ReportSpec("east", filter={"region": ("East China",)}))
+    assert ids(east, "opportunities") == ["E1", "E2"]  # spaces around a value do not matter
+    assert ids(east, "stage_history") == ["E1"]
+    assert ids(east, "followups") == ["E2"]
+
+
+def test_filters_on_several_columns_all_hold_and_any_listed_value_matches():
+    spec = ReportSpec(
+        "li", filter={"owner": ("Li", "Zhao"), "region": ("East China", "North China")}
+    )
+    assert ids(slice_tables(TABLES, spec), "opportunities") == ["E1", "N1"]
+
+
+def test_the_company_roll_up_is_the_whole_export():
+    assert slice_tables(TABLES, ReportSpec("company")) == TABLES
+
+
+def test_a_filter_that_matches_no_deal_says_so():
+    with pytest.raises(EmptySliceError) as error:
+        slice_tables(TABLES, ReportSpec("west", filter={"region": ("West China",)}))
+    assert str(error.value) == (
+        "report west: its filter (region = West China) matches none of the 4 deals of the "
+        "export; check the values in [[reports]]"
+    )

@@ -1,0 +1,41 @@
+"""A report of the report set as a slice of the validated tables: the deals whose segment
+columns hold one of the report's values, with their history and follow-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from schemas.vocabulary import OPPORTUNITIES
+from transforms.funnel_model import ReportSpec
+
+
+class EmptySliceError(ValueError):
+    """A report whose filter matches no deal of the export."""
+
+
+def slice_tables(tables: Mapping[str, pl.DataFrame], spec: ReportSpec) -> dict[str, pl.DataFrame]:
+    """The report's deals and their rows in every other table (all of them without a filter);
+    values match as written, ignoring surrounding spaces. EmptySliceError if no deal does."""
+    if not spec.filter:
+        return dict(tables)
+    opportunities = tables[OPPORTUNITIES]
+    matches = pl.all_horizontal(
+        pl.col(column).str.strip_chars().is_in([v.strip() for v in values]).fill_null(False)
+        for column, values in spec.filter.items()
+    )
+    deals = opportunities.filter(matches)
+    if deals.height == 0:
+        wanted = "; ".join(f"{c} = {', '.join(v)}" for c, v in spec.filter.items())
+        raise EmptySliceError(
+            f"report {spec.name}: its filter ({wanted}) matches none of the "
+            f"{opportunities.height} deals of the export; check the values in [[reports]]"
+        )
+    ids = deals["opportunity_id"]
+    return {
+        name: deals
+        if name == OPPORTUNITIES
+        else table.filter(pl.col("opportunity_id").is_in(ids.implode()))
+        for name, table in tables.items()
+    }
