@@ -1,15 +1,18 @@
-"""`funnel backfill`: one report per period of a range, each as of its own period end.
+"""`funnel backfill` (and `funnel run --reports`): one report per period of a range and per
+report of the report set, each as of its own period end.
 
-The exports are read and validated once; the periods' reports run concurrently through the
-flow's Prefect task runner (a process pool by default: WeasyPrint holds the GIL, so threads do
-not render in parallel). A period whose report on disk is current (its manifest holds the same
-fingerprint: inputs, configuration, options, version) is skipped unless `force`.
+The exports are read and validated once; each report is a slice of the validated tables
+(`transforms.slices`), and the reports run concurrently through the flow's Prefect task runner
+(a process pool by default: WeasyPrint holds the GIL, so threads do not render in parallel),
+each sent the slice's validated frames only. A report whose folder is current (its manifest
+holds the same fingerprint: inputs, configuration, options, version) is skipped unless `force`.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,21 @@ from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from flows.delivery import deliver_report
 from flows.errors import one_line
-from flows.io.config import settings_from_toml
+from flows.io.config import (
+    chosen_reports,
+    delivery_from_toml,
+    period_from_label,
+    settings_from_toml,
+)
+from flows.io.mail import DeliverySettings
 from flows.progress import say
 from flows.report_flow import fingerprint, read_checked, report_period
+from transforms.funnel_model import COMPANY, ReportSpec
 from transforms.periods import Period, periods_between
+from transforms.slices import EmptySliceError, slice_tables
+from transforms.staging.checks import CheckedInputs
 
 WRITTEN, CURRENT, FAILED = "written", "current", "failed"
 
@@ -36,15 +49,16 @@ def current_manifest(report_dir: Path, expected: dict[str, Any]) -> dict[str, An
 
 
 def summary_row(
-    period: Period, status: str, report_dir: Path, seconds: float, error: str | None = None
+    job: Job, status: str, report_dir: Path, seconds: float, error: str | None = None
 ) -> dict[str, Any]:
-    """A line of the backfill's summary: the period, what happened, and its headline figures."""
+    """A line of the summary: the report and period, what happened, its headline figures."""
     kpis: dict[str, Any] = {}
     if status != FAILED:
         metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
         kpis = metrics["kpis"]
     return {
-        "period": period.label,
+        "report": job.report.name if job.report else None,
+        "period": job.period.label,
         "status": status,
         "won_amount": kpis.get("won_amount"),
         "win_rate": kpis.get("win_rate"),
@@ -54,69 +68,150 @@ def summary_row(
     }
 
 
-def backfill_run_name() -> str:
+@dataclass(frozen=True)
+class Job:
+    """One report to make: a period, and the report of the report set (None: the plain
+    company report in OUT/<period>/)."""
+
+    period: Period
+    report: ReportSpec | None
+
+    def folder(self, out_dir: Path) -> Path:
+        return (out_dir / self.report.name if self.report else out_dir) / self.period.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.report.name} {self.period.label}" if self.report else self.period.label
+
+
+def sliced(checked: CheckedInputs, job: Job, lang: str | None) -> CheckedInputs:
+    """The validated inputs of one report: its deals, in its language (a --lang given on the
+    command line wins over the report's own)."""
+    if job.report is None:
+        return checked
+    return replace(
+        checked,
+        tables=slice_tables(checked.tables, job.report),
+        settings=replace(checked.settings, lang=lang or job.report.lang or checked.settings.lang),
+    )
+
+
+def target_of(job: Job, targets: dict[str, float]) -> float | None:
+    """The won amount a report aims at in its period: the report's own [[reports]] target, or
+    [targets] for the company."""
+    if job.report is not None and job.report.name != COMPANY:
+        return job.report.targets.get(job.period.label)
+    return targets.get(job.period.label)
+
+
+def recipients_of(job: Job, delivery: DeliverySettings) -> DeliverySettings:
+    """[delivery] with the report's own recipients: a report of the report set goes to its
+    `to` (cc only with the company's); the company to [delivery] to and cc."""
+    if job.report is None or job.report.name == COMPANY:
+        return delivery
+    return replace(delivery, to=job.report.to or delivery.to, cc=())
+
+
+def run_name() -> str:
     from prefect.runtime import flow_run
 
     parameters = flow_run.parameters
-    return f"funnel-backfill {parameters['first']}..{parameters['last']} ({parameters['grain']})"
+    first, last = parameters["first"], parameters["last"]
+    reports = f" [{parameters['reports']}]" if parameters.get("reports") else ""
+    if first == last:
+        return f"funnel-reports {first}{reports}"
+    return f"funnel-backfill {first}..{last} ({parameters['grain']}){reports}"
 
 
-@flow(
-    name="funnel-backfill",
-    flow_run_name=backfill_run_name,
-    task_runner=ProcessPoolTaskRunner(max_workers=2),
-)
+@flow(name="funnel-backfill", flow_run_name=run_name, task_runner=ProcessPoolTaskRunner(2))
 def funnel_backfill(
     input_dir: str,
     first: str,
     last: str,
     out_dir: str,
-    grain: str = "month",
+    grain: str | None = "month",
     force: bool = False,
     config: str | None = None,
     lang: str | None = None,
     source: str | None = None,
+    reports: str | None = None,
+    deliver: bool = False,
+    resend: bool = False,
 ) -> list[dict[str, Any]]:
-    """Reports for every period of `grain` (month, quarter or both) from `first` to `last`,
-    into OUT/<period>/; returns one summary row per period, oldest first."""
+    """Reports for every period of `grain` (month, quarter or both; None: the grain of
+    `first`) from `first` to `last` (labels, or last-month / last-quarter), into
+    OUT/<period>/; with `reports` (all, or names among company and [[reports]]), one per report
+    into OUT/<report>/<period>/. With `deliver`, each report is mailed to its own recipients.
+    Returns one summary row per report and period, oldest first."""
     config_path = Path(config) if config else None
     settings = settings_from_toml(config_path, lang=lang, preset=source)
-    periods = periods_between(first, last, grain=grain, timezone=settings.timezone)
-    expected = fingerprint(Path(input_dir), config_path, settings)
+    delivery = delivery_from_toml(config_path) if deliver else None
+    first_period, last_period = (period_from_label(p, settings.timezone) for p in (first, last))
+    periods = periods_between(
+        first_period.label,
+        last_period.label,
+        grain=grain or first_period.grain,
+        timezone=settings.timezone,
+    )
+    specs = chosen_reports(settings, reports) if reports else [None]
+    jobs = [Job(period, spec) for period in periods for spec in specs]
+    base = fingerprint(Path(input_dir), config_path, settings)
+    expected = {
+        job.label: {**base, "lang": lang or (job.report and job.report.lang) or settings.lang}
+        for job in jobs
+    }
     rows: dict[str, dict[str, Any]] = {}
     pending = []
-    for period in periods:
-        report_dir = Path(out_dir) / period.label
-        if not force and current_manifest(report_dir, expected):
-            rows[period.label] = summary_row(period, CURRENT, report_dir, 0.0)
+    for job in jobs:
+        folder = job.folder(Path(out_dir))
+        if not force and current_manifest(folder, expected[job.label]):
+            rows[job.label] = summary_row(job, CURRENT, folder, 0.0)
         else:
-            pending.append(period)
-    say(f"backfill: {len(periods)} periods, {len(periods) - len(pending)} current")
+            pending.append(job)
+    say(f"{len(jobs)} reports, {len(jobs) - len(pending)} current")
     if pending:
         timings: dict[str, float] = {}
         checked = read_checked(Path(input_dir), settings, timings)
         started = time.perf_counter()
-        futures = {
-            report_period.submit(
-                checked,
-                period,
+        futures = {}
+        for job in pending:
+            try:
+                inputs = sliced(checked, job, lang)
+            except EmptySliceError as error:
+                rows[job.label] = summary_row(
+                    job, FAILED, job.folder(Path(out_dir)), 0.0, str(error)
+                )
+                continue
+            target = target_of(job, dict(settings.targets))
+            future = report_period.submit(
+                inputs,
+                job.period,
                 Path(out_dir),
-                target=settings.targets.get(period.label),
-                fingerprint=expected,
+                target=target,
+                fingerprint=expected[job.label],
                 read_timings=timings,
-            ): period
-            for period in pending
-        }
+                report=job.report,
+            )
+            futures[future] = job
         for done, future in enumerate(as_completed(list(futures)), start=1):
-            period = futures[future]
-            report_dir = Path(out_dir) / period.label
+            job = futures[future]
+            folder = job.folder(Path(out_dir))
             outcome = future.result(raise_on_failure=False)
             if isinstance(outcome, BaseException):
                 seconds = time.perf_counter() - started
-                row = summary_row(period, FAILED, report_dir, seconds, one_line(outcome)[1])
+                rows[job.label] = summary_row(job, FAILED, folder, seconds, one_line(outcome)[1])
             else:
                 own = outcome["timings_seconds"]["flow_total"] - sum(timings.values())
-                row = summary_row(period, WRITTEN, report_dir, own)
-            rows[period.label] = row
-            say(f"[{done}/{len(pending)}] {period.label} {row['status']}")
-    return [rows[p.label] for p in periods]
+                rows[job.label] = summary_row(job, WRITTEN, folder, own)
+            say(f"[{done}/{len(futures)}] {job.label} {rows[job.label]['status']}")
+    if delivery is not None:
+        for job in jobs:
+            if rows[job.label]["status"] == FAILED:
+                continue
+            deliver_report(
+                job.folder(Path(out_dir)),
+                recipients_of(job, delivery),
+                funnel=settings.funnel,
+                resend=resend,
+            )
+    return [rows[job.label] for job in jobs]

@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
     run.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
     run.add_argument("--target", type=float, help="won amount to reach in the period")
+    run.add_argument(
+        "--reports", help="all, or report names ([[reports]] in funnel.toml, and company)"
+    )
     run.add_argument("--deliver", action="store_true", help="mail the report ([delivery])")
     run.add_argument("--resend", action="store_true", help="with --deliver: mail it again")
 
@@ -63,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--config", type=Path, help="funnel.toml")
     back.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
     back.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
+    back.add_argument(
+        "--reports", help="all, or report names ([[reports]] in funnel.toml, and company)"
+    )
 
     send = commands.add_parser("deliver", help="mail a report already on disk ([delivery])")
     send.add_argument("--out", required=True, type=Path, help="the output folder of funnel run")
@@ -174,12 +180,34 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
     from flows import commands
     from flows.backfill_flow import funnel_backfill
     from flows.delivery import funnel_deliver
+    from flows.io.config import ConfigError
     from flows.io.outputs import record_command_time
     from flows.report_flow import funnel_report
 
     def optional(path: Path | None) -> str | None:
         return str(path) if path else None
 
+    if args.command == "run" and args.reports:
+        if args.target is not None:
+            raise ConfigError(
+                "--target sets one report's target; with --reports, set each "
+                "report's in funnel.toml ([[reports]] target, [targets])"
+            )
+        rows = funnel_backfill(
+            str(args.input),
+            args.period,
+            args.period,
+            str(args.out),
+            None,
+            True,
+            optional(args.config),
+            args.lang,
+            args.source,
+            args.reports,
+            args.deliver,
+            args.resend,
+        )
+        return print_backfill(rows)
     if args.command == "run":
         manifests = [
             funnel_report(
@@ -205,12 +233,9 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             optional(args.config),
             args.lang,
             args.source,
+            args.reports,
         )
-        print_backfill(rows)
-        failed = [r for r in rows if r["status"] == "failed"]
-        for row in failed:
-            print(f"funnel: {row['period']}: {row['error']}", file=sys.stderr)
-        return 1 if failed else 0
+        return print_backfill(rows)
     elif args.command == "deliver":
         funnel_deliver(str(args.out), args.period, optional(args.config), args.resend)
         return 0
@@ -237,8 +262,10 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
     return 0
 
 
-def print_backfill(rows: list[dict[str, Any]]) -> None:
-    """`funnel backfill`'s summary: a line per period with its status and headline figures."""
+def print_backfill(rows: list[dict[str, Any]]) -> int:
+    """The summary of `funnel backfill` and `funnel run --reports`: a line per report and
+    period with its status and headline figures, then each failure's one line on standard
+    error. Returns the exit status: 1 if any failed."""
 
     def amount(value: float | None) -> str:
         return "" if value is None else f"{value:,.0f}"
@@ -246,14 +273,25 @@ def print_backfill(rows: list[dict[str, Any]]) -> None:
     def rate(value: float | None) -> str:
         return "" if value is None else f"{value:.1%}"
 
-    print(f"{'period':<9} {'status':<8} {'won amount':>14} {'win rate':>9} {'seconds':>8}")
+    width = max((len(r["report"]) for r in rows if r["report"]), default=0)
+    width = max(width, len("report")) if width else 0
+    report = (lambda name: f"{name or '':<{width}} ") if width else (lambda name: "")
+    print(
+        f"{report('report')}{'period':<9} {'status':<8} {'won amount':>14} {'win rate':>9} "
+        f"{'seconds':>8}"
+    )
     for row in rows:
         print(
-            f"{row['period']:<9} {row['status']:<8} {amount(row['won_amount']):>14} "
-            f"{rate(row['win_rate']):>9} {row['seconds']:>8.1f}"
+            f"{report(row['report'])}{row['period']:<9} {row['status']:<8} "
+            f"{amount(row['won_amount']):>14} {rate(row['win_rate']):>9} {row['seconds']:>8.1f}"
         )
     counts = {s: sum(r["status"] == s for r in rows) for s in ("written", "current", "failed")}
     print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    for row in rows:
+        if row["status"] == "failed":
+            where = f"{row['report']} {row['period']}" if row["report"] else row["period"]
+            print(f"funnel: {where}: {row['error']}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
 
 
 def lookalike_sentence(lookalike: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ backfill` (flows.backfill_flow) reads once and runs `report_period` for each per
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import time
 from importlib.metadata import version
@@ -31,7 +32,7 @@ from report_templates.context import report_context
 from report_templates.mail import artifact_markdown, conversion_table
 from report_templates.render import render_html, render_pdf
 from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from transforms.funnel_model import RunSettings
+from transforms.funnel_model import ReportSpec, RunSettings
 from transforms.intermediate.derived import derive_tables
 from transforms.metrics_document import funnel_metrics
 from transforms.periods import Period
@@ -100,11 +101,14 @@ def report_period(
     target: float | None,
     fingerprint: dict[str, Any],
     read_timings: dict[str, float],
+    report: ReportSpec | None = None,
 ) -> dict[str, Any]:
-    """OUT/<period>/ of the validated inputs as of the period's end, whole or not at all;
+    """OUT/<period>/ (OUT/<report>/<period>/ for a report of the report set) of the validated
+    inputs (already sliced to the report's deals) as of the period's end, whole or not at all;
     returns its manifest (with `out_dir`). Publishes the run's artifacts."""
     started = time.perf_counter()
-    settings, label = checked.settings, period.label
+    settings = checked.settings
+    label = f"{report.name} {period.label}" if report else period.label
     timings = dict(read_timings)
     with step(timings, "derive", label) as note:
         derived = derive_tables(
@@ -127,6 +131,7 @@ def report_period(
             ),
             "data_quality": checked.quality,
             "source": checked.source,
+            **({"report": report_entry(report)} if report else {}),
         }
     del derived
     with step(timings, "render_html", label):
@@ -138,7 +143,7 @@ def report_period(
     with step(timings, "render_pdf", label) as note:
         pdf = render_pdf(html)
         note(f"{len(pdf) // 1024} KiB")
-    report_dir = out_dir / label
+    report_dir = (out_dir / report.name if report else out_dir) / period.label
     staging = staging_folder(report_dir)
     try:
         with step(timings, "write", label):
@@ -161,6 +166,11 @@ def report_period(
     return {**manifest, "out_dir": str(report_dir)}
 
 
+def report_entry(report: ReportSpec) -> dict[str, Any]:
+    """metrics.json `report`: which report of the report set, and the deals it holds."""
+    return {"name": report.name, "title": report.title, "filter": dict(report.filter)}
+
+
 def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
     """The manifest last, then the whole folder swapped in as OUT/<period>/ (with the record
     of the sends of the report it replaces)."""
@@ -172,12 +182,14 @@ def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
 
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow only a-z, 0-9 and dashes."""
-    return "-".join(parts).lower()
+    return re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())
 
 
 def publish_artifacts(metrics: dict[str, Any], settings: RunSettings, report_dir: Path) -> None:
     """The headline figures and where the report is (markdown), and the conversion table."""
     label = metrics["period"]["label"]
+    if "report" in metrics:
+        label = f"{metrics['report']['name']}-{label}"
     create_markdown_artifact(
         key=artifact_key("funnel-report", label),
         markdown=artifact_markdown(

@@ -159,6 +159,13 @@ def quality_rows(metrics: dict[str, Any], part: str) -> list[dict[str, Any]]:
     ]
 
 
+def report_name(metrics: dict[str, Any]) -> str | None:
+    """The title of a report of the report set (its name when it has none); None for the
+    plain company report."""
+    report = metrics.get("report")
+    return (report["title"] or report["name"]) if report else None
+
+
 def report_context(
     metrics: dict[str, Any], *, input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
 ) -> dict[str, Any]:
@@ -215,5 +222,6 @@ def report_context(
         + unknown_stage_notes(metrics["data_quality"], text=text),
         "segment_rows": SEGMENT_ROWS,
         "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
+        "report_name": report_name(metrics),
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
     }

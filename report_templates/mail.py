@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_templates import formatting as fmt
-from report_templates.context import kpi_tiles, step_label
+from report_templates.context import kpi_tiles, report_name, step_label
 from report_templates.narrative import summary_sentences
 from report_templates.render import environment
 from transforms.funnel_model import FunnelModel
@@ -19,6 +19,7 @@ class Headline:
     subject: str
     title: str
     kind: str  # monthly or quarterly, in the report's language
+    report: str | None  # the title of a report of the report set
     period: str
     tiles: list[dict[str, Any]]
     summary: list[str]
@@ -30,10 +31,12 @@ def headline(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> Head
     labels = {s.id: s.label(lang) for s in funnel.stages}
     period = metrics["period"]["label"]
     kind = text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"]
+    name = report_name(metrics)
     return Headline(
-        subject=f"{text['report_title']} · {kind} · {period}",
+        subject=" · ".join([text["report_title"], *([name] if name else []), kind, period]),
         title=text["report_title"],
         kind=kind,
+        report=name,
         period=period,
         tiles=kpi_tiles(metrics, text),
         summary=summary_sentences(metrics, text=text, stage_labels=labels),
@@ -51,7 +54,7 @@ class MailContent:
 
 def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> MailContent:
     head = headline(metrics, lang=lang, funnel=funnel)
-    pdf_name = f"{head.title} {head.period}.pdf"
+    pdf_name = " ".join([head.title, *([head.report] if head.report else []), head.period]) + ".pdf"
     attached = head.text["mail_attached"].format(name=pdf_name)
     plain = "\n".join(
         [

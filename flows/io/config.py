@@ -177,6 +177,22 @@ def report_specs(entries: list[dict[str, Any]], path: Path | None) -> tuple[Repo
     return tuple(specs)
 
 
+def chosen_reports(settings: RunSettings, reports: str) -> list[ReportSpec]:
+    """`--reports all` (the company roll-up and every [[reports]] entry) or a comma-separated
+    list of report names."""
+    known = {COMPANY: ReportSpec(COMPANY), **{spec.name: spec for spec in settings.reports}}
+    if reports.strip() == "all":
+        return list(known.values())
+    names = [name.strip() for name in reports.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ConfigError(
+            f"--reports {reports}: {', '.join(unknown) or 'no name'} is not a report; expected "
+            f"all, or names among {', '.join(known)} ([[reports]] in funnel.toml)"
+        )
+    return [known[name] for name in dict.fromkeys(names)]
+
+
 def read_toml(path: Path | None) -> dict[str, Any]:
     """The document of a funnel.toml; empty for None."""
     if path is None:

@@ -1,0 +1,156 @@
+"""Report sets: one command reads the export once and writes a report per team, each the
+same as a run on an export of that team's deals alone, each mailed to its own head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.cli import main
+from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from tests.flows.mailbox import config
+
+REPORTS = """
+[[reports]]
+name = "east"
+title = "East China"
+filter = { region = ["East China"] }
+lang = "zh"
+to = ["east-head@example.com"]
+
+[[reports]]
+name = "south"
+title = "South China"
+filter = { region = "South China" }
+to = ["south-head@example.com"]
+
+[[reports]]
+name = "north"
+filter = { region = ["North China"] }
+"""
+REGIONS = {"east": "East China", "south": "South China", "north": "North China"}
+
+
+def with_reports(toml: Path) -> Path:
+    toml.write_text(toml.read_text(encoding="utf-8") + REPORTS, encoding="utf-8")
+    return toml
+
+
+def run(out: Path, toml: Path, *extra: str) -> int:
+    argv = ["run", "--input", str(SAMPLE_DIR), "--config", str(toml), "--period", "2026-09"]
+    return main([*argv, "--out", str(out), *extra])
+
+
+def figures(folder: Path) -> dict:
+    """metrics.json without what tells one report from another: the export's data quality,
+    its source and the report's name."""
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    return {k: v for k, v in metrics.items() if k not in ("data_quality", "source", "report")}
+
+
+@pytest.fixture(scope="module")
+def report_set(tmp_path_factory, prefect_server):
+    folder = tmp_path_factory.mktemp("sets")
+    toml = folder / "funnel.toml"
+    toml.write_text(SAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    assert run(folder / "out", with_reports(toml), "--reports", "all") == 0
+    return folder
+
+
+def test_three_regions_and_the_roll_up_from_one_command(report_set):
+    out = report_set / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["company", "east", "north", "south"]
+    for name in ("company", *REGIONS):
+        assert (out / name / "2026-09" / "manifest.json").is_file()
+    east = json.loads((out / "east" / "2026-09" / "metrics.json").read_text(encoding="utf-8"))
+    assert east["report"] == {
+        "name": "east",
+        "title": "East China",
+        "filter": {"region": ["East China"]},
+    }
+    assert "East China" in (out / "east" / "2026-09" / "report.html").read_text(encoding="utf-8")
+    assert "销售漏斗报告" in (out / "east" / "2026-09" / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_roll_up_is_the_plain_report(report_set, tmp_path):
+    assert run(tmp_path, SAMPLE_CONFIG) == 0
+    assert figures(report_set / "out" / "company" / "2026-09") == figures(tmp_path / "2026-09")
+
+
+@pytest.mark.parametrize("name", list(REGIONS))
+def test_each_slice_is_a_run_on_an_export_of_its_deals_alone(report_set, tmp_path, name):
+    exports = tmp_path / "in"
+    exports.mkdir()
+    deals = pl.read_csv(SAMPLE_DIR / "opportunities.csv", infer_schema=False).filter(
+        pl.col("region") == REGIONS[name]
+    )
+    deals.write_csv(exports / "opportunities.csv")
+    for table in ("stage_history", "followups"):
+        pl.read_csv(SAMPLE_DIR / f"{table}.csv", infer_schema=False).filter(
+            pl.col("opportunity_id").is_in(deals["opportunity_id"].implode())
+        ).write_csv(exports / f"{table}.csv")
+    argv = ["run", "--input", str(exports), "--config", str(SAMPLE_CONFIG), "--period", "2026-09"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    assert figures(report_set / "out" / name / "2026-09") == figures(tmp_path / "out" / "2026-09")
+
+
+def test_each_report_is_mailed_to_its_own_head(tmp_path, smtp, capsys):
+    mailbox, port = smtp
+    toml = with_reports(config(tmp_path, port))
+    assert run(tmp_path / "out", toml, "--reports", "east,south,company", "--deliver") == 0
+    sent = {
+        tuple(sorted(envelope)): message
+        for envelope, message in zip(mailbox.envelopes, mailbox.messages, strict=True)
+    }
+    assert set(sent) == {
+        ("east-head@example.com",),
+        ("south-head@example.com",),
+        ("ceo@example.com", "cfo@example.com"),
+    }
+    east = sent[("east-head@example.com",)]
+    assert east["Subject"] == "销售漏斗报告 · East China · 月度报告 · 2026-09"
+    assert next(east.iter_attachments()).get_filename() == "销售漏斗报告 East China 2026-09.pdf"
+    # the same command again sends nothing; north was not asked for
+    assert run(tmp_path / "out", toml, "--reports", "east,south,company", "--deliver") == 0
+    assert len(mailbox.messages) == 3
+    assert not (tmp_path / "out" / "north").exists()
+
+
+def test_a_filter_that_matches_no_deal_is_a_clear_failure_not_an_empty_report(tmp_path, capsys):
+    toml = tmp_path / "funnel.toml"
+    toml.write_text(
+        SAMPLE_CONFIG.read_text(encoding="utf-8")
+        + '[[reports]]\nname = "mars"\nfilter = { region = "Mars" }\n',
+        encoding="utf-8",
+    )
+    assert run(tmp_path / "out", toml, "--reports", "mars") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "funnel: mars 2026-09: report mars: its filter (region = Mars) matches none of the 400 "
+        "deals of the export; check the values in [[reports]]"
+    ]
+    assert not (tmp_path / "out" / "mars").exists()
+
+
+def test_an_unknown_report_name_is_refused(tmp_path, capsys):
+    assert run(tmp_path / "out", SAMPLE_CONFIG, "--reports", "east") == 2
+    assert "--reports east: east is not a report; expected all, or names among company" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_backfill_runs_through_the_same_fan_out(report_set, capsys):
+    out = report_set / "out"
+    toml = report_set / "funnel.toml"
+    argv = ["backfill", "--input", str(SAMPLE_DIR), "--config", str(toml), "--out", str(out)]
+    capsys.readouterr()
+    assert main([*argv, "--from", "2026-08", "--to", "2026-09", "--reports", "all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    statuses = {tuple(line.split()[:2]): line.split()[2] for line in lines[1:-1]}
+    assert statuses == {
+        **{(name, "2026-08"): "written" for name in ("company", *REGIONS)},
+        **{(name, "2026-09"): "current" for name in ("company", *REGIONS)},
+    }
