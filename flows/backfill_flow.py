@@ -29,9 +29,12 @@ from flows.io.config import (
     settings_from_toml,
 )
 from flows.io.mail import DeliverySettings
-from flows.progress import say
+from flows.progress import say, step
 from flows.report_flow import fingerprint, read_checked, report_period
+from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
 from transforms.funnel_model import COMPANY, ReportSpec
+from transforms.intermediate.derived import derive_tables
+from transforms.metrics_document import Rates, window_rates
 from transforms.periods import Period, periods_between
 from transforms.slices import EmptySliceError, slice_tables
 from transforms.staging.checks import CheckedInputs
@@ -112,6 +115,19 @@ def recipients_of(job: Job, delivery: DeliverySettings) -> DeliverySettings:
     return replace(delivery, to=job.report.to or delivery.to, cc=())
 
 
+def rates_of_company(checked: CheckedInputs, period: Period) -> Rates:
+    """The company's win rates at a period's end, for the reports too thin to have their own."""
+    settings = checked.settings
+    with step({}, "company rates", period.label):
+        derived = derive_tables(
+            checked.tables[OPPORTUNITIES],
+            checked.tables[STAGE_HISTORY],
+            as_of=period.end,
+            funnel=settings.funnel,
+        )
+        return window_rates(derived, period=period, settings=settings)
+
+
 def run_name() -> str:
     from prefect.runtime import flow_run
 
@@ -172,6 +188,11 @@ def funnel_backfill(
     if pending:
         timings: dict[str, float] = {}
         checked = read_checked(Path(input_dir), settings, timings)
+        borrowed = {
+            job.period: rates_of_company(checked, job.period)
+            for job in pending
+            if job.report is not None and job.report.name != COMPANY
+        }
         started = time.perf_counter()
         futures = {}
         for job in pending:
@@ -191,6 +212,7 @@ def funnel_backfill(
                 fingerprint=expected[job.label],
                 read_timings=timings,
                 report=job.report,
+                company_rates=borrowed.get(job.period),
             )
             futures[future] = job
         for done, future in enumerate(as_completed(list(futures)), start=1):

@@ -34,7 +34,7 @@ from report_templates.render import render_html, render_pdf
 from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
 from transforms.funnel_model import ReportSpec, RunSettings
 from transforms.intermediate.derived import derive_tables
-from transforms.metrics_document import funnel_metrics
+from transforms.metrics_document import Rates, funnel_metrics
 from transforms.periods import Period
 from transforms.staging.checks import CheckedInputs, check_inputs
 from transforms.staging.layout import Inputs
@@ -102,6 +102,7 @@ def report_period(
     fingerprint: dict[str, Any],
     read_timings: dict[str, float],
     report: ReportSpec | None = None,
+    company_rates: Rates | None = None,
 ) -> dict[str, Any]:
     """OUT/<period>/ (OUT/<report>/<period>/ for a report of the report set) of the validated
     inputs (already sliced to the report's deals) as of the period's end, whole or not at all;
@@ -128,6 +129,7 @@ def report_period(
                 settings=settings,
                 history_available=checked.history_available,
                 target=target,
+                company_rates=company_rates,
             ),
             "data_quality": checked.quality,
             "source": checked.source,

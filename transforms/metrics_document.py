@@ -6,6 +6,7 @@ and period give the same document whatever language the report is rendered in.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -27,8 +28,40 @@ from transforms.marts.segments import segments
 from transforms.marts.stalls import stalled_deals, stalls_summary
 from transforms.marts.targets import target_decomposition
 from transforms.marts.totals import totals
-from transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
+from transforms.marts.win_probabilities import (
+    overall_win_rate,
+    resolved_in_window,
+    stage_probabilities,
+)
 from transforms.periods import Period
+
+OWN, COMPANY_RATES = "own", "company"
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Historical rates a report of the report set may borrow from the company's: the overall
+    win rate p̄ and the win probability of each stage, over the window ending at a period end."""
+
+    p_bar: float | None
+    probabilities: pl.DataFrame
+
+
+def window_rates(derived: DerivedTables, *, period: Period, settings: RunSettings) -> Rates:
+    """p̄ and the stage win probabilities of the deals in `derived`, over W."""
+    states = derived.states.lazy()
+    window_start = period.window_start(settings.window_months)
+    return Rates(
+        overall_win_rate(states, window_start=window_start),
+        stage_probabilities(
+            derived.reaches.lazy(),
+            states,
+            funnel=settings.funnel,
+            window_start=window_start,
+            smoothing_strength=settings.smoothing_strength,
+            min_resolved=settings.min_resolved_for_p_win,
+        ),
+    )
 
 
 def funnel_metrics(
@@ -40,21 +73,25 @@ def funnel_metrics(
     settings: RunSettings,
     history_available: bool,
     target: float | None = None,
+    company_rates: Rates | None = None,
 ) -> dict[str, Any]:
-    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json."""
+    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json.
+
+    A report of the report set passes the company's `company_rates`: when fewer than
+    `min_resolved_for_p_win` of its own deals were resolved in W, it forecasts with them
+    (`forecast.rates_from` = "company") instead of its own thin history."""
     funnel, window = settings.funnel, settings.window_months
     start, as_of, window_start = period.start, period.end, period.window_start(window)
     states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
     states_at = derived.states_at(opportunities, funnel=funnel)
-    p_bar = overall_win_rate(states, window_start=window_start)
-    probabilities = stage_probabilities(
-        reaches,
-        states,
-        funnel=funnel,
-        window_start=window_start,
-        smoothing_strength=settings.smoothing_strength,
-        min_resolved=settings.min_resolved_for_p_win,
+    resolved = resolved_in_window(states, window_start=window_start).select(pl.len()).collect()
+    borrows = company_rates is not None and resolved.item() < settings.min_resolved_for_p_win
+    rates = (
+        company_rates
+        if borrows and company_rates is not None
+        else window_rates(derived, period=period, settings=settings)
     )
+    p_bar, probabilities = rates.p_bar, rates.probabilities
     probabilities_known = probabilities["p_win"].null_count() == 0
     weighted = weighted_open_deals(states, probabilities)
     next_period = period.shifted(1)
@@ -105,6 +142,8 @@ def funnel_metrics(
         "forecast": {
             "stage_probabilities": probabilities.to_dicts(),
             "p_bar": p_bar,
+            "rates_from": COMPANY_RATES if borrows else OWN,
+            "resolved_in_window": resolved.item(),
             **pipeline,
             "next_period_label": next_period.label,
             "backtest": backtest(

@@ -154,3 +154,38 @@ def test_a_backfill_runs_through_the_same_fan_out(report_set, capsys):
         **{(name, "2026-08"): "written" for name in ("company", *REGIONS)},
         **{(name, "2026-09"): "current" for name in ("company", *REGIONS)},
     }
+
+
+def test_a_slice_too_thin_for_its_own_rates_borrows_the_companys_and_says_so(tmp_path):
+    toml = tmp_path / "funnel.toml"
+    toml.write_text(
+        SAMPLE_CONFIG.read_text(encoding="utf-8")
+        + '[[reports]]\nname = "wang-east"\nfilter = { owner = "王芳", region = "East China" }\n',
+        encoding="utf-8",
+    )
+    assert run(tmp_path / "out", toml, "--reports", "wang-east,company") == 0
+    folder, company = (tmp_path / "out" / n / "2026-09" for n in ("wang-east", "company"))
+    thin, whole = (json.loads((f / "metrics.json").read_text("utf-8")) for f in (folder, company))
+    assert thin["forecast"]["resolved_in_window"] < 20 <= whole["forecast"]["resolved_in_window"]
+    assert (thin["forecast"]["rates_from"], whole["forecast"]["rates_from"]) == ("company", "own")
+    assert thin["forecast"]["stage_probabilities"] == whole["forecast"]["stage_probabilities"]
+    assert thin["forecast"]["p_bar"] == whole["forecast"]["p_bar"]
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "its win probabilities by stage and its overall win rate are the company" in html
+    # everything it does not borrow is its own: the same as a run on its deals alone
+    exports = tmp_path / "in"
+    exports.mkdir()
+    deals = pl.read_csv(SAMPLE_DIR / "opportunities.csv", infer_schema=False).filter(
+        (pl.col("owner") == "王芳") & (pl.col("region") == "East China")
+    )
+    deals.write_csv(exports / "opportunities.csv")
+    for table in ("stage_history", "followups"):
+        pl.read_csv(SAMPLE_DIR / f"{table}.csv", infer_schema=False).filter(
+            pl.col("opportunity_id").is_in(deals["opportunity_id"].implode())
+        ).write_csv(exports / f"{table}.csv")
+    argv = ["run", "--input", str(exports), "--config", str(SAMPLE_CONFIG), "--period", "2026-09"]
+    assert main([*argv, "--out", str(tmp_path / "alone")]) == 0
+    alone = figures(tmp_path / "alone" / "2026-09")
+    for key in ("kpis", "totals", "funnel", "conversion", "dwell", "stalls", "segments"):
+        assert figures(folder)[key] == alone[key], key
+    assert alone["forecast"]["rates_from"] == "own"
