@@ -53,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--reports", help="all, or report names ([[reports]] in funnel.toml, and company)"
     )
+    add_runner_arguments(run)
     run.add_argument("--deliver", action="store_true", help="mail the report ([delivery])")
     run.add_argument("--resend", action="store_true", help="with --deliver: mail it again")
 
@@ -69,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument(
         "--reports", help="all, or report names ([[reports]] in funnel.toml, and company)"
     )
+    add_runner_arguments(back)
 
     send = commands.add_parser("deliver", help="mail a report already on disk ([delivery])")
     send.add_argument("--out", required=True, type=Path, help="the output folder of funnel run")
@@ -108,6 +110,40 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+RUNNERS = ("process", "dask")
+
+
+def add_runner_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default="process",
+        help="where the reports run: local processes (default) or Dask",
+    )
+    command.add_argument(
+        "--address", help="with --runner dask: an existing scheduler (tcp://host:8786)"
+    )
+    command.add_argument(
+        "--workers", type=int, default=2, help="local processes, or local Dask workers (2)"
+    )
+
+
+def task_runner(args: argparse.Namespace) -> Any:
+    """The Prefect task runner the reports fan out on: a local process pool, an existing Dask
+    scheduler (--address), or a local Dask cluster of --workers processes."""
+    if args.runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if args.address:
+            return DaskTaskRunner(address=args.address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": args.workers, "processes": True, "threads_per_worker": 1}
+        )
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    return ProcessPoolTaskRunner(max_workers=args.workers)
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()  # before Prefect is imported: its start-up counts
     args = parser().parse_args(argv)
@@ -118,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     # `funnel serve` is a service: its log (each run started, finished or failed) is its output.
     quiet = not (args.verbose or args.command == "serve")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL" if quiet else "INFO")
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error" if quiet else "info")
     with progress_on_console(args.progress or (sys.stderr.isatty() and not args.verbose)):
         return run_command(args, started)
 
@@ -193,7 +230,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
                 "--target sets one report's target; with --reports, set each "
                 "report's in funnel.toml ([[reports]] target, [targets])"
             )
-        rows = funnel_backfill(
+        rows = funnel_backfill.with_options(task_runner=task_runner(args))(
             str(args.input),
             args.period,
             args.period,
@@ -223,7 +260,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             )
         ]
     elif args.command == "backfill":
-        rows = funnel_backfill(
+        rows = funnel_backfill.with_options(task_runner=task_runner(args))(
             str(args.input),
             args.first,
             args.last,

@@ -4,14 +4,18 @@ same as a run on an export of that team's deals alone, each mailed to its own he
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+from distributed import Client
 
 from flows.cli import main
 from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
-from tests.flows.mailbox import config
+from tests.flows.mailbox import config, free_port
 
 REPORTS = """
 [[reports]]
@@ -189,3 +193,45 @@ def test_a_slice_too_thin_for_its_own_rates_borrows_the_companys_and_says_so(tmp
     for key in ("kpis", "totals", "funnel", "conversion", "dwell", "stalls", "segments"):
         assert figures(folder)[key] == alone[key], key
     assert alone["forecast"]["rates_from"] == "own"
+
+
+@pytest.fixture
+def dask_cluster(tmp_path) -> Iterator[str]:
+    """A real distributed cluster on 127.0.0.1: a scheduler and two single-threaded workers,
+    each its own process with this environment (so they import the project)."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = str(Path(sys.executable).parent / "dask")
+    worker = [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+    log = (tmp_path / "dask.log").open("w")
+    processes = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    ]
+    try:
+        with Client(address, timeout=60) as client:
+            for _ in range(2):
+                processes.append(subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT))
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=30)
+        log.close()
+
+
+def test_a_dask_cluster_writes_the_same_files(report_set, tmp_path, dask_cluster):
+    toml = report_set / "funnel.toml"
+    out = tmp_path / "out"
+    assert run(out, toml, "--reports", "all", "--runner", "dask", "--address", dask_cluster) == 0
+    for name in ("company", *REGIONS):
+        for file in ("metrics.json", "report.html", "report.pdf"):
+            made = (out / name / "2026-09" / file).read_bytes()
+            assert made == (report_set / "out" / name / "2026-09" / file).read_bytes(), (name, file)
+    with Client(dask_cluster) as client:  # the two workers did the work
+        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert len(executed) == 2 and sum(executed.values()) == 4 and all(executed.values())
