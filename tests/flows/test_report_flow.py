@@ -258,3 +258,13 @@ def test_metrics_are_the_same_bytes_in_either_language(demo, tmp_path):
         assert (tmp_path / label / "metrics.json").read_bytes() == (
             out / label / "metrics.json"
         ).read_bytes()
+
+
+def test_the_benchmark_times_the_steps_the_flow_runs():
+    """`python -m flows.tools.benchmark` measures the functions the flow calls (a smoke test:
+    the figures it prints are not tested)."""
+    from flows.tools.benchmark import pipeline_steps
+
+    steps = pipeline_steps(str(SAMPLE_DIR))
+    assert list(steps) == ["read_validate", "derive", "compute", "render"]
+    assert all(step["seconds"] > 0 for step in steps.values())
