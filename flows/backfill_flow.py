@@ -28,7 +28,7 @@ from flows.io.config import (
     period_from_label,
     settings_from_toml,
 )
-from flows.io.mail import DeliverySettings
+from flows.io.mail import DeliverySettings, PermanentDeliveryError, TransientDeliveryError
 from flows.progress import say, step
 from flows.report_flow import fingerprint, read_checked, report_period
 from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
@@ -87,30 +87,46 @@ class Job:
         return f"{self.report.name} {self.period.label}" if self.report else self.period.label
 
 
+def is_team(job: Job) -> bool:
+    """A report of [[reports]]: a slice of the export, not the company roll-up."""
+    return job.report is not None and job.report.name != COMPANY
+
+
+def language(job: Job, lang: str | None, settings_lang: str) -> str:
+    """A report's language: --lang on the command line, else the report's own, else the
+    configuration's."""
+    return lang or (job.report.lang if job.report else None) or settings_lang
+
+
 def sliced(checked: CheckedInputs, job: Job, lang: str | None) -> CheckedInputs:
-    """The validated inputs of one report: its deals, in its language (a --lang given on the
-    command line wins over the report's own)."""
+    """The validated inputs of one report: its deals, in its language. A team's report
+    carries no quarantine files (they are the export's, written with the company's report);
+    its appendix still counts the export's rows read, valid and quarantined."""
     if job.report is None:
         return checked
+    settings = replace(checked.settings, lang=language(job, lang, checked.settings.lang))
+    if not is_team(job):
+        return replace(checked, settings=settings)
     return replace(
         checked,
         tables=slice_tables(checked.tables, job.report),
-        settings=replace(checked.settings, lang=lang or job.report.lang or checked.settings.lang),
+        quarantine={},
+        settings=settings,
     )
 
 
 def target_of(job: Job, targets: dict[str, float]) -> float | None:
     """The won amount a report aims at in its period: the report's own [[reports]] target, or
     [targets] for the company."""
-    if job.report is not None and job.report.name != COMPANY:
+    if is_team(job) and job.report is not None:
         return job.report.targets.get(job.period.label)
     return targets.get(job.period.label)
 
 
 def recipients_of(job: Job, delivery: DeliverySettings) -> DeliverySettings:
-    """[delivery] with the report's own recipients: a report of the report set goes to its
-    `to` (cc only with the company's); the company to [delivery] to and cc."""
-    if job.report is None or job.report.name == COMPANY:
+    """[delivery] with the report's own recipients: a team's report goes to its `to` (or to
+    [delivery] to when it names none), without cc; the company's to [delivery] to and cc."""
+    if not is_team(job):
         return delivery
     return replace(delivery, to=job.report.to or delivery.to, cc=())
 
@@ -172,10 +188,7 @@ def funnel_backfill(
     specs = chosen_reports(settings, reports) if reports else [None]
     jobs = [Job(period, spec) for period in periods for spec in specs]
     base = fingerprint(Path(input_dir), config_path, settings)
-    expected = {
-        job.label: {**base, "lang": lang or (job.report and job.report.lang) or settings.lang}
-        for job in jobs
-    }
+    expected = {job.label: {**base, "lang": language(job, lang, settings.lang)} for job in jobs}
     rows: dict[str, dict[str, Any]] = {}
     pending = []
     for job in jobs:
@@ -189,9 +202,7 @@ def funnel_backfill(
         timings: dict[str, float] = {}
         checked = read_checked(Path(input_dir), settings, timings)
         borrowed = {
-            job.period: rates_of_company(checked, job.period)
-            for job in pending
-            if job.report is not None and job.report.name != COMPANY
+            job.period: rates_of_company(checked, job.period) for job in pending if is_team(job)
         }
         started = time.perf_counter()
         futures = {}
@@ -212,7 +223,7 @@ def funnel_backfill(
                 fingerprint=expected[job.label],
                 read_timings=timings,
                 report=job.report,
-                company_rates=borrowed.get(job.period),
+                company_rates=borrowed.get(job.period) if is_team(job) else None,
             )
             futures[future] = job
         for done, future in enumerate(as_completed(list(futures)), start=1):
@@ -230,10 +241,13 @@ def funnel_backfill(
         for job in jobs:
             if rows[job.label]["status"] == FAILED:
                 continue
-            deliver_report(
-                job.folder(Path(out_dir)),
-                recipients_of(job, delivery),
-                funnel=settings.funnel,
-                resend=resend,
-            )
+            try:
+                deliver_report(
+                    job.folder(Path(out_dir)),
+                    recipients_of(job, delivery),
+                    funnel=settings.funnel,
+                    resend=resend,
+                )
+            except (TransientDeliveryError, PermanentDeliveryError) as error:
+                rows[job.label] |= {"status": FAILED, "error": one_line(error)[1]}
     return [rows[job.label] for job in jobs]

@@ -322,13 +322,15 @@ def print_backfill(rows: list[dict[str, Any]]) -> int:
             f"{report(row['report'])}{row['period']:<9} {row['status']:<8} "
             f"{amount(row['won_amount']):>14} {rate(row['win_rate']):>9} {row['seconds']:>8.1f}"
         )
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("written", "current", "failed")}
+    from flows.backfill_flow import CURRENT, FAILED, WRITTEN
+
+    counts = {s: sum(r["status"] == s for r in rows) for s in (WRITTEN, CURRENT, FAILED)}
     print(", ".join(f"{n} {status}" for status, n in counts.items()))
     for row in rows:
-        if row["status"] == "failed":
+        if row["status"] == FAILED:
             where = f"{row['report']} {row['period']}" if row["report"] else row["period"]
             print(f"funnel: {where}: {row['error']}", file=sys.stderr)
-    return 1 if counts["failed"] else 0
+    return 1 if counts[FAILED] else 0
 
 
 def lookalike_sentence(lookalike: dict[str, Any]) -> str:

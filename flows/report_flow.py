@@ -92,7 +92,16 @@ def read_checked(
     return checked
 
 
-@task(cache_policy=NONE, persist_result=False, task_run_name="report {period.label}")
+def report_task_name() -> str:
+    """`report east 2026-09`: the task run named after its report and period."""
+    from prefect.runtime import task_run
+
+    parameters = task_run.parameters
+    report = parameters.get("report")
+    return " ".join(["report", *([report.name] if report else []), parameters["period"].label])
+
+
+@task(cache_policy=NONE, persist_result=False, task_run_name=report_task_name)
 def report_period(
     checked: CheckedInputs,
     period: Period,
@@ -281,13 +290,13 @@ def funnel_report(
     config_path = Path(config) if config else None
     settings = settings_from_toml(config_path, lang=lang, preset=source)
     delivery = delivery_from_toml(config_path) if deliver else None
-    report = period_from_label(period, settings.timezone)
-    period_target = target or settings.targets.get(report.label)
+    reported = period_from_label(period, settings.timezone)
+    period_target = target or settings.targets.get(reported.label)
     timings: dict[str, float] = {}
     checked = read_checked(Path(input_dir), settings, timings)
     manifest = report_period(
         checked,
-        report,
+        reported,
         Path(out_dir),
         target=period_target,
         fingerprint=fingerprint(Path(input_dir), config_path, settings, target),

@@ -19,7 +19,7 @@ from report_templates.narrative import (
     summary_sentences,
     unknown_stage_notes,
 )
-from transforms.funnel_model import FunnelModel
+from transforms.funnel_model import COMPANY, FunnelModel
 
 SEGMENT_ROWS = 8
 
@@ -159,11 +159,15 @@ def quality_rows(metrics: dict[str, Any], part: str) -> list[dict[str, Any]]:
     ]
 
 
-def report_name(metrics: dict[str, Any]) -> str | None:
-    """The title of a report of the report set (its name when it has none); None for the
-    plain company report."""
+def report_name(metrics: dict[str, Any], text: dict[str, str]) -> str | None:
+    """The title of a report of the report set (its name when it has none, the company's in
+    the report's language); None for the plain report."""
     report = metrics.get("report")
-    return (report["title"] or report["name"]) if report else None
+    if report is None:
+        return None
+    return report["title"] or (
+        text["company_report"] if report["name"] == COMPANY else report["name"]
+    )
 
 
 def report_context(
@@ -222,6 +226,6 @@ def report_context(
         + unknown_stage_notes(metrics["data_quality"], text=text),
         "segment_rows": SEGMENT_ROWS,
         "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
-        "report_name": report_name(metrics),
+        "report_name": report_name(metrics, text),
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
     }

@@ -31,7 +31,7 @@ def headline(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> Head
     labels = {s.id: s.label(lang) for s in funnel.stages}
     period = metrics["period"]["label"]
     kind = text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"]
-    name = report_name(metrics)
+    name = report_name(metrics, text)
     return Headline(
         subject=" · ".join([text["report_title"], *([name] if name else []), kind, period]),
         title=text["report_title"],

@@ -14,7 +14,7 @@ import polars as pl
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import DerivedTables
 from transforms.marts.backtest import backtest
-from transforms.marts.bottlenecks import bottlenecks
+from transforms.marts.bottlenecks import bottlenecks, step_baseline
 from transforms.marts.comparison import comparison, months, trend
 from transforms.marts.conversion import conversion
 from transforms.marts.dwell import dwell
@@ -41,14 +41,16 @@ OWN, COMPANY_RATES = "own", "company"
 @dataclass(frozen=True)
 class Rates:
     """Historical rates a report of the report set may borrow from the company's: the overall
-    win rate p̄ and the win probability of each stage, over the window ending at a period end."""
+    win rate p̄, the win probability of each stage, and each step's conversion and dwell
+    before the period (what bottlenecks are measured against), over the window W."""
 
     p_bar: float | None
     probabilities: pl.DataFrame
+    step_baseline: pl.DataFrame
 
 
 def window_rates(derived: DerivedTables, *, period: Period, settings: RunSettings) -> Rates:
-    """p̄ and the stage win probabilities of the deals in `derived`, over W."""
+    """p̄, the stage win probabilities and the step baseline of the deals in `derived`."""
     states = derived.states.lazy()
     window_start = period.window_start(settings.window_months)
     return Rates(
@@ -60,6 +62,12 @@ def window_rates(derived: DerivedTables, *, period: Period, settings: RunSetting
             window_start=window_start,
             smoothing_strength=settings.smoothing_strength,
             min_resolved=settings.min_resolved_for_p_win,
+        ),
+        step_baseline(
+            derived.visits.lazy(),
+            funnel=settings.funnel,
+            period_start=period.start,
+            window_start=window_start,
         ),
     )
 
@@ -171,6 +179,7 @@ def funnel_metrics(
                 funnel=funnel,
                 period_start=start,
                 window_start=window_start,
+                baseline=rates.step_baseline,
             )
             if history_available
             else []

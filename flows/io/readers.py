@@ -169,7 +169,7 @@ def field_counts(source: Path | bytes, delimiter: str) -> pl.Series | None:
         )
         .collect()
     )
-    return None if lines["open"].any() else lines["fields"]
+    return None if lines["open"][1:].any() else lines["fields"]  # the header's own is known
 
 
 def csv_field_counts(text: str, delimiter: str) -> pl.Series:
@@ -188,7 +188,7 @@ def with_field_check(
     """The rows with `_read_reason` where a record's fields do not match the header's; a file
     where no record does is refused."""
     counts = fields[1:]
-    if counts.len() != rows.height:  # the two readings disagree on where records end
+    if counts.len() != rows.height:  # the readings disagree on where records end: no verdict
         return rows
     wrong = counts.is_not_null() & (counts != len(header))
     if not wrong.any():
@@ -236,7 +236,7 @@ def read_csv_file(path: Path) -> SourceTable:
             sha256, breaks, ends_with_break = scanned.result()
         if rows is not None:
             fields = field_counts(path, delimiter)
-            if fields is None:
+            if fields is None or fields.len() != rows.height + 1:  # the grammar decides
                 text = path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
                 fields = csv_field_counts(text, delimiter)
             rows = with_field_check(path, rows, fields, header)
@@ -252,9 +252,9 @@ def read_csv_file(path: Path) -> SourceTable:
     except pl.exceptions.PolarsError as error:
         raise unreadable_csv(path, error, delimiter) from None
     fields = field_counts(utf8, delimiter)
-    rows = with_field_check(
-        path, rows, fields if fields is not None else csv_field_counts(text, delimiter), header
-    )
+    if fields is None or fields.len() != rows.height + 1:  # the grammar decides
+        fields = csv_field_counts(text, delimiter)
+    rows = with_field_check(path, rows, fields, header)
     digest = hashlib.sha256(data).hexdigest()
     record_breaks = text.count("\n") - text.endswith("\n")
     return _source_table(path, digest, encoding, delimiter, raw_header, rows, record_breaks)

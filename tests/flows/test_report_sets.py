@@ -175,7 +175,12 @@ def test_a_slice_too_thin_for_its_own_rates_borrows_the_companys_and_says_so(tmp
     assert thin["forecast"]["stage_probabilities"] == whole["forecast"]["stage_probabilities"]
     assert thin["forecast"]["p_bar"] == whole["forecast"]["p_bar"]
     html = (folder / "report.html").read_text(encoding="utf-8")
-    assert "its win probabilities by stage and its overall win rate are the company" in html
+    assert "its win probabilities by stage, its overall win rate and the baselines" in html
+    baselines = [
+        {r["stage"]: (r["baseline_left"], r["baseline_conversion"]) for r in m["bottlenecks"]}
+        for m in (thin, whole)
+    ]
+    assert baselines[0] == baselines[1]
     # everything it does not borrow is its own: the same as a run on its deals alone
     exports = tmp_path / "in"
     exports.mkdir()

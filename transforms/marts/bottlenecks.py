@@ -48,6 +48,26 @@ def step_figures(visits: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def completed_visits(
+    visits: pl.LazyFrame, *, funnel: FunnelModel, window_start: datetime
+) -> pl.LazyFrame:
+    """Visits of open stages that ended in W."""
+    return visits.filter(
+        ~pl.col("is_open")
+        & (pl.col("ended_at") >= window_start)
+        & pl.col("stage").is_in(funnel.open_ids)
+    )
+
+
+def step_baseline(
+    visits: pl.LazyFrame, *, funnel: FunnelModel, period_start: datetime, window_start: datetime
+) -> pl.DataFrame:
+    """What a step's period figures are measured against: `step_figures` of the visits that
+    ended in W before the period."""
+    ended = completed_visits(visits, funnel=funnel, window_start=window_start)
+    return step_figures(ended.filter(pl.col("ended_at") < period_start)).collect()
+
+
 def bottlenecks(
     visits: pl.LazyFrame,
     funnel_snapshot: pl.LazyFrame,
@@ -56,6 +76,7 @@ def bottlenecks(
     funnel: FunnelModel,
     period_start: datetime,
     window_start: datetime,
+    baseline: pl.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """Per open stage: conversion of the deals that left it in the period (forward against
     lost) and the median length of visits completed in the period, each against the rest of
@@ -63,14 +84,14 @@ def bottlenecks(
     z-test at 5 %) or the dwell intervals do not overlap; revenue at risk is the open amount
     in the stage times the drop in its win probability, the conversion drop times the next
     stage's p_win (p_win(k) ≈ conversion(k) × p_win(k + 1)). Called-out steps first, then by
-    revenue at risk."""
-    ended = visits.filter(
-        ~pl.col("is_open")
-        & (pl.col("ended_at") >= window_start)
-        & pl.col("stage").is_in(funnel.open_ids)
-    )
+    revenue at risk. `baseline` replaces the deals' own (`step_baseline`) for a report that is
+    measured against the company's."""
+    ended = completed_visits(visits, funnel=funnel, window_start=window_start)
     in_period = step_figures(ended.filter(pl.col("ended_at") >= period_start))
-    baseline = step_figures(ended.filter(pl.col("ended_at") < period_start))
+    if baseline is None:
+        baseline = step_baseline(
+            visits, funnel=funnel, period_start=period_start, window_start=window_start
+        )
     next_p_win = probabilities.lazy().select(
         pl.col("stage").alias("next_stage"), pl.col("p_win").alias("next_p_win")
     )
@@ -86,7 +107,7 @@ def bottlenecks(
         stage_frame(funnel)
         .with_columns(pl.col("stage").shift(-1).fill_null(won_stage).alias("next_stage"))
         .join(in_period, on="stage", how="left")
-        .join(baseline, on="stage", how="left", suffix="_base")
+        .join(baseline.lazy(), on="stage", how="left", suffix="_base")
         .join(funnel_snapshot.select("stage", "amount"), on="stage", how="left")
         .join(next_p_win, on="next_stage", how="left")
         .with_columns(
