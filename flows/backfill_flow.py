@@ -11,6 +11,7 @@ holds the same fingerprint: inputs, configuration, options, version) is skipped 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from flows.io.config import (
     settings_from_toml,
 )
 from flows.io.mail import DeliverySettings, PermanentDeliveryError, TransientDeliveryError
+from flows.io.outputs import store_tables, work_folder
 from flows.progress import say, step
 from flows.report_flow import fingerprint, read_checked, report_period
 from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
@@ -206,37 +208,53 @@ def funnel_backfill(
         }
         started = time.perf_counter()
         futures = {}
-        for job in pending:
-            try:
-                inputs = sliced(checked, job, lang)
-            except EmptySliceError as error:
-                rows[job.label] = summary_row(
-                    job, FAILED, job.folder(Path(out_dir)), 0.0, str(error)
+        work = work_folder(Path(out_dir))  # each slice's tables, once, for the workers to read
+        stored: dict[str, tuple[CheckedInputs, Path] | EmptySliceError] = {}
+        try:
+            for job in pending:
+                name = job.report.name if job.report else COMPANY
+                if name not in stored:  # each report's slice once, for all its periods
+                    try:
+                        inputs = sliced(checked, job, lang)
+                    except EmptySliceError as error:
+                        stored[name] = error
+                    else:
+                        store_tables(work / name / "tables", inputs.tables)
+                        store_tables(work / name / "quarantine", inputs.quarantine)
+                        stored[name] = (replace(inputs, tables={}, quarantine={}), work / name)
+                entry = stored[name]
+                if isinstance(entry, EmptySliceError):
+                    folder = job.folder(Path(out_dir))
+                    rows[job.label] = summary_row(job, FAILED, folder, 0.0, str(entry))
+                    continue
+                inputs, stored_at = entry
+                future = report_period.submit(
+                    inputs,
+                    job.period,
+                    Path(out_dir),
+                    target=target_of(job, dict(settings.targets)),
+                    fingerprint=expected[job.label],
+                    read_timings=timings,
+                    report=job.report,
+                    company_rates=borrowed.get(job.period) if is_team(job) else None,
+                    tables_from=stored_at,
                 )
-                continue
-            target = target_of(job, dict(settings.targets))
-            future = report_period.submit(
-                inputs,
-                job.period,
-                Path(out_dir),
-                target=target,
-                fingerprint=expected[job.label],
-                read_timings=timings,
-                report=job.report,
-                company_rates=borrowed.get(job.period) if is_team(job) else None,
-            )
-            futures[future] = job
-        for done, future in enumerate(as_completed(list(futures)), start=1):
-            job = futures[future]
-            folder = job.folder(Path(out_dir))
-            outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, BaseException):
-                seconds = time.perf_counter() - started
-                rows[job.label] = summary_row(job, FAILED, folder, seconds, one_line(outcome)[1])
-            else:
-                own = outcome["timings_seconds"]["flow_total"] - sum(timings.values())
-                rows[job.label] = summary_row(job, WRITTEN, folder, own)
-            say(f"[{done}/{len(futures)}] {job.label} {rows[job.label]['status']}")
+                futures[future] = job
+            for done, future in enumerate(as_completed(list(futures)), start=1):
+                job = futures[future]
+                folder = job.folder(Path(out_dir))
+                outcome = future.result(raise_on_failure=False)
+                if isinstance(outcome, BaseException):
+                    seconds = time.perf_counter() - started
+                    rows[job.label] = summary_row(
+                        job, FAILED, folder, seconds, one_line(outcome)[1]
+                    )
+                else:
+                    own = outcome["timings_seconds"]["flow_total"] - sum(timings.values())
+                    rows[job.label] = summary_row(job, WRITTEN, folder, own)
+                say(f"[{done}/{len(futures)}] {job.label} {rows[job.label]['status']}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     if delivery is not None:
         for job in jobs:
             if rows[job.label]["status"] == FAILED:

@@ -13,6 +13,7 @@ import hashlib
 import re
 import shutil
 import time
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ from flows.errors import retry_when
 from flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
 from flows.io.exports import input_digest, read_inputs
 from flows.io.mail import DELIVERY_RECORD
-from flows.io.outputs import publish_folder, staging_folder, write_json, write_quarantine
+from flows.io.outputs import (
+    publish_folder,
+    staging_folder,
+    stored_tables,
+    write_json,
+    write_quarantine,
+)
 from flows.progress import say, step
 from report_templates.context import report_context
 from report_templates.mail import artifact_markdown, conversion_table
@@ -112,11 +119,20 @@ def report_period(
     read_timings: dict[str, float],
     report: ReportSpec | None = None,
     company_rates: Rates | None = None,
+    tables_from: Path | None = None,
 ) -> dict[str, Any]:
     """OUT/<period>/ (OUT/<report>/<period>/ for a report of the report set) of the validated
     inputs (already sliced to the report's deals) as of the period's end, whole or not at all;
-    returns its manifest (with `out_dir`). Publishes the run's artifacts."""
+    returns its manifest (with `out_dir`). Publishes the run's artifacts. `tables_from` holds
+    the tables and quarantine (`store_tables`) when `checked` comes without them, as a fan-out
+    sends it."""
     started = time.perf_counter()
+    if tables_from is not None:
+        checked = replace(
+            checked,
+            tables=stored_tables(tables_from / "tables"),
+            quarantine=stored_tables(tables_from / "quarantine"),
+        )
     settings = checked.settings
     label = f"{report.name} {period.label}" if report else period.label
     timings = dict(read_timings)

@@ -135,6 +135,26 @@ def publish_folder(staging: Path, final: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def store_tables(folder: Path, tables: dict[str, pl.DataFrame]) -> Path:
+    """Validated tables as Parquet files in `folder` (for the workers of a fan-out, which read
+    them with `stored_tables` instead of receiving a copy per task)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.write_parquet(folder / f"{name}.parquet", statistics=False)
+    return folder
+
+
+def stored_tables(folder: Path) -> dict[str, pl.DataFrame]:
+    return {path.stem: pl.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
+
+
+def work_folder(out_dir: Path) -> Path:
+    """A new hidden folder beside the reports for a run's intermediate files (the caller
+    removes it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
+
+
 def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list[str]:
     """quarantine/<table>.csv for each table with quarantined rows, formula-safe; returns the
     paths."""
