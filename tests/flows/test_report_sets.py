@@ -43,8 +43,8 @@ def with_reports(toml: Path) -> Path:
     return toml
 
 
-def run(out: Path, toml: Path, *extra: str) -> int:
-    argv = ["run", "--input", str(SAMPLE_DIR), "--config", str(toml), "--period", "2026-09"]
+def run(out: Path, toml: Path, *extra: str, input_dir: Path = SAMPLE_DIR) -> int:
+    argv = ["run", "--input", str(input_dir), "--config", str(toml), "--period", "2026-09"]
     return main([*argv, "--out", str(out), *extra])
 
 
@@ -53,6 +53,21 @@ def figures(folder: Path) -> dict:
     its source and the report's name."""
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     return {k: v for k, v in metrics.items() if k not in ("data_quality", "source", "report")}
+
+
+def run_on_deals_alone(tmp_path: Path, deals: pl.Expr) -> dict:
+    """The figures of a plain `funnel run` on a copy of the sample holding only the deals
+    that match `deals`, with their history and follow-ups."""
+    exports = tmp_path / "alone-in"
+    exports.mkdir()
+    kept = pl.read_csv(SAMPLE_DIR / "opportunities.csv", infer_schema=False).filter(deals)
+    kept.write_csv(exports / "opportunities.csv")
+    for table in ("stage_history", "followups"):
+        pl.read_csv(SAMPLE_DIR / f"{table}.csv", infer_schema=False).filter(
+            pl.col("opportunity_id").is_in(kept["opportunity_id"].implode())
+        ).write_csv(exports / f"{table}.csv")
+    assert run(tmp_path / "alone", SAMPLE_CONFIG, input_dir=exports) == 0
+    return figures(tmp_path / "alone" / "2026-09")
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +101,8 @@ def test_the_roll_up_is_the_plain_report(report_set, tmp_path):
 
 @pytest.mark.parametrize("name", list(REGIONS))
 def test_each_slice_is_a_run_on_an_export_of_its_deals_alone(report_set, tmp_path, name):
-    exports = tmp_path / "in"
-    exports.mkdir()
-    deals = pl.read_csv(SAMPLE_DIR / "opportunities.csv", infer_schema=False).filter(
-        pl.col("region") == REGIONS[name]
-    )
-    deals.write_csv(exports / "opportunities.csv")
-    for table in ("stage_history", "followups"):
-        pl.read_csv(SAMPLE_DIR / f"{table}.csv", infer_schema=False).filter(
-            pl.col("opportunity_id").is_in(deals["opportunity_id"].implode())
-        ).write_csv(exports / f"{table}.csv")
-    argv = ["run", "--input", str(exports), "--config", str(SAMPLE_CONFIG), "--period", "2026-09"]
-    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
-    assert figures(report_set / "out" / name / "2026-09") == figures(tmp_path / "out" / "2026-09")
+    alone = run_on_deals_alone(tmp_path, pl.col("region") == REGIONS[name])
+    assert figures(report_set / "out" / name / "2026-09") == alone
 
 
 def test_each_report_is_mailed_to_its_own_head(tmp_path, smtp, capsys):
@@ -182,19 +186,9 @@ def test_a_slice_too_thin_for_its_own_rates_borrows_the_companys_and_says_so(tmp
     ]
     assert baselines[0] == baselines[1]
     # everything it does not borrow is its own: the same as a run on its deals alone
-    exports = tmp_path / "in"
-    exports.mkdir()
-    deals = pl.read_csv(SAMPLE_DIR / "opportunities.csv", infer_schema=False).filter(
-        (pl.col("owner") == "王芳") & (pl.col("region") == "East China")
+    alone = run_on_deals_alone(
+        tmp_path, (pl.col("owner") == "王芳") & (pl.col("region") == "East China")
     )
-    deals.write_csv(exports / "opportunities.csv")
-    for table in ("stage_history", "followups"):
-        pl.read_csv(SAMPLE_DIR / f"{table}.csv", infer_schema=False).filter(
-            pl.col("opportunity_id").is_in(deals["opportunity_id"].implode())
-        ).write_csv(exports / f"{table}.csv")
-    argv = ["run", "--input", str(exports), "--config", str(SAMPLE_CONFIG), "--period", "2026-09"]
-    assert main([*argv, "--out", str(tmp_path / "alone")]) == 0
-    alone = figures(tmp_path / "alone" / "2026-09")
     for key in ("kpis", "totals", "funnel", "conversion", "dwell", "stalls", "segments"):
         assert figures(folder)[key] == alone[key], key
     assert alone["forecast"]["rates_from"] == "own"
