@@ -32,13 +32,25 @@ from flows.io.config import (
 from flows.io.mail import DeliverySettings, PermanentDeliveryError, TransientDeliveryError
 from flows.io.outputs import store_tables, work_folder
 from flows.progress import say, step
-from flows.report_flow import fingerprint, read_checked, report_period
+from flows.report_flow import (
+    fingerprint,
+    read_checked,
+    report_folder,
+    report_label,
+    report_period,
+)
 from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
 from transforms.funnel_model import COMPANY, ReportSpec
 from transforms.intermediate.derived import derive_tables
 from transforms.metrics_document import Rates, window_rates
 from transforms.periods import Period, periods_between
-from transforms.slices import EmptySliceError, slice_tables
+from transforms.slices import (
+    EmptySliceError,
+    is_team,
+    report_language,
+    report_target,
+    slice_tables,
+)
 from transforms.staging.checks import CheckedInputs
 
 WRITTEN, CURRENT, FAILED = "written", "current", "failed"
@@ -82,22 +94,11 @@ class Job:
     report: ReportSpec | None
 
     def folder(self, out_dir: Path) -> Path:
-        return (out_dir / self.report.name if self.report else out_dir) / self.period.label
+        return report_folder(out_dir, self.period, self.report)
 
     @property
     def label(self) -> str:
-        return f"{self.report.name} {self.period.label}" if self.report else self.period.label
-
-
-def is_team(job: Job) -> bool:
-    """A report of [[reports]]: a slice of the export, not the company roll-up."""
-    return job.report is not None and job.report.name != COMPANY
-
-
-def language(job: Job, lang: str | None, settings_lang: str) -> str:
-    """A report's language: --lang on the command line, else the report's own, else the
-    configuration's."""
-    return lang or (job.report.lang if job.report else None) or settings_lang
+        return report_label(self.period, self.report)
 
 
 def sliced(checked: CheckedInputs, job: Job, lang: str | None) -> CheckedInputs:
@@ -106,8 +107,9 @@ def sliced(checked: CheckedInputs, job: Job, lang: str | None) -> CheckedInputs:
     its appendix still counts the export's rows read, valid and quarantined."""
     if job.report is None:
         return checked
-    settings = replace(checked.settings, lang=language(job, lang, checked.settings.lang))
-    if not is_team(job):
+    language = report_language(job.report, given=lang, configured=checked.settings.lang)
+    settings = replace(checked.settings, lang=language)
+    if not is_team(job.report):
         return replace(checked, settings=settings)
     return replace(
         checked,
@@ -117,18 +119,10 @@ def sliced(checked: CheckedInputs, job: Job, lang: str | None) -> CheckedInputs:
     )
 
 
-def target_of(job: Job, targets: dict[str, float]) -> float | None:
-    """The won amount a report aims at in its period: the report's own [[reports]] target, or
-    [targets] for the company."""
-    if is_team(job) and job.report is not None:
-        return job.report.targets.get(job.period.label)
-    return targets.get(job.period.label)
-
-
 def recipients_of(job: Job, delivery: DeliverySettings) -> DeliverySettings:
     """[delivery] with the report's own recipients: a team's report goes to its `to` (or to
     [delivery] to when it names none), without cc; the company's to [delivery] to and cc."""
-    if not is_team(job):
+    if not is_team(job.report):
         return delivery
     return replace(delivery, to=job.report.to or delivery.to, cc=())
 
@@ -190,7 +184,13 @@ def funnel_backfill(
     specs = chosen_reports(settings, reports) if reports else [None]
     jobs = [Job(period, spec) for period in periods for spec in specs]
     base = fingerprint(Path(input_dir), config_path, settings)
-    expected = {job.label: {**base, "lang": language(job, lang, settings.lang)} for job in jobs}
+    expected = {
+        job.label: {
+            **base,
+            "lang": report_language(job.report, given=lang, configured=settings.lang),
+        }
+        for job in jobs
+    }
     rows: dict[str, dict[str, Any]] = {}
     pending = []
     for job in jobs:
@@ -204,7 +204,9 @@ def funnel_backfill(
         timings: dict[str, float] = {}
         checked = read_checked(Path(input_dir), settings, timings)
         borrowed = {
-            job.period: rates_of_company(checked, job.period) for job in pending if is_team(job)
+            job.period: rates_of_company(checked, job.period)
+            for job in pending
+            if is_team(job.report)
         }
         started = time.perf_counter()
         futures = {}
@@ -232,11 +234,11 @@ def funnel_backfill(
                     inputs,
                     job.period,
                     Path(out_dir),
-                    target=target_of(job, dict(settings.targets)),
+                    target=report_target(job.report, job.period.label, settings.targets),
                     fingerprint=expected[job.label],
                     read_timings=timings,
                     report=job.report,
-                    company_rates=borrowed.get(job.period) if is_team(job) else None,
+                    company_rates=borrowed.get(job.period) if is_team(job.report) else None,
                     tables_from=stored_at,
                 )
                 futures[future] = job

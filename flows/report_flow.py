@@ -99,13 +99,22 @@ def read_checked(
     return checked
 
 
+def report_label(period: Period, report: ReportSpec | None) -> str:
+    """`east 2026-09` for a report of the report set, `2026-09` for the plain report."""
+    return f"{report.name} {period.label}" if report else period.label
+
+
+def report_folder(out_dir: Path, period: Period, report: ReportSpec | None) -> Path:
+    """OUT/<report>/<period>/ for a report of the report set, OUT/<period>/ for the plain one."""
+    return (out_dir / report.name if report else out_dir) / period.label
+
+
 def report_task_name() -> str:
     """`report east 2026-09`: the task run named after its report and period."""
     from prefect.runtime import task_run
 
     parameters = task_run.parameters
-    report = parameters.get("report")
-    return " ".join(["report", *([report.name] if report else []), parameters["period"].label])
+    return f"report {report_label(parameters['period'], parameters.get('report'))}"
 
 
 @task(cache_policy=NONE, persist_result=False, task_run_name=report_task_name)
@@ -134,7 +143,7 @@ def report_period(
             quarantine=stored_tables(tables_from / "quarantine"),
         )
     settings = checked.settings
-    label = f"{report.name} {period.label}" if report else period.label
+    label = report_label(period, report)
     timings = dict(read_timings)
     with step(timings, "derive", label) as note:
         derived = derive_tables(
@@ -170,7 +179,7 @@ def report_period(
     with step(timings, "render_pdf", label) as note:
         pdf = render_pdf(html)
         note(f"{len(pdf) // 1024} KiB")
-    report_dir = (out_dir / report.name if report else out_dir) / period.label
+    report_dir = report_folder(out_dir, period, report)
     staging = staging_folder(report_dir)
     try:
         with step(timings, "write", label):
@@ -189,7 +198,7 @@ def report_period(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
     say(f"{label}: {report_dir}")
-    publish_artifacts(metrics, settings, report_dir)
+    publish_artifacts(metrics, settings, report_dir, label)
     return {**manifest, "out_dir": str(report_dir)}
 
 
@@ -212,11 +221,11 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())
 
 
-def publish_artifacts(metrics: dict[str, Any], settings: RunSettings, report_dir: Path) -> None:
-    """The headline figures and where the report is (markdown), and the conversion table."""
-    label = metrics["period"]["label"]
-    if "report" in metrics:
-        label = f"{metrics['report']['name']}-{label}"
+def publish_artifacts(
+    metrics: dict[str, Any], settings: RunSettings, report_dir: Path, label: str
+) -> None:
+    """The headline figures and where the report is (markdown), and the conversion table,
+    keyed by the report's label."""
     create_markdown_artifact(
         key=artifact_key("funnel-report", label),
         markdown=artifact_markdown(

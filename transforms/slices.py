@@ -1,5 +1,6 @@
 """A report of the report set as a slice of the validated tables: the deals whose segment
-columns hold one of the report's values, with their history and follow-ups."""
+columns hold one of the report's values, with their history and follow-ups; and the rules
+that tell a team's report from the company roll-up (its language, its target)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from schemas.vocabulary import OPPORTUNITIES
-from transforms.funnel_model import ReportSpec
+from transforms.funnel_model import COMPANY, ReportSpec
 
 
 class EmptySliceError(ValueError):
@@ -39,3 +40,25 @@ def slice_tables(tables: Mapping[str, pl.DataFrame], spec: ReportSpec) -> dict[s
         else table.filter(pl.col("opportunity_id").is_in(ids.implode()))
         for name, table in tables.items()
     }
+
+
+def is_team(report: ReportSpec | None) -> bool:
+    """A report of [[reports]]: a slice of the export, not the company roll-up (nor the
+    plain report, None)."""
+    return report is not None and report.name != COMPANY
+
+
+def report_language(report: ReportSpec | None, *, given: str | None, configured: str) -> str:
+    """A report's language: the one given on the command line, else the report's own, else
+    the configuration's."""
+    return given or (report.lang if report else None) or configured
+
+
+def report_target(
+    report: ReportSpec | None, period_label: str, company_targets: Mapping[str, float]
+) -> float | None:
+    """The won amount a report aims at in a period: a team's own [[reports]] target, or
+    [targets] for the company."""
+    if report is not None and is_team(report):
+        return report.targets.get(period_label)
+    return company_targets.get(period_label)

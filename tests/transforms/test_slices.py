@@ -6,7 +6,13 @@ import pytest
 
 from tests.helpers import history, opp, opportunities, path, touches
 from transforms.funnel_model import ReportSpec
-from transforms.slices import EmptySliceError, slice_tables
+from transforms.slices import (
+    EmptySliceError,
+    is_team,
+    report_language,
+    report_target,
+    slice_tables,
+)
 
 TABLES = {
     "opportunities": opportunities(
@@ -54,3 +60,15 @@ def test_a_filter_that_matches_no_deal_says_so():
         "report west: its filter (region = West China) matches none of the 4 deals of the "
         "export; check the values in [[reports]]"
     )
+
+
+def test_a_teams_language_and_target_are_its_own_the_companys_the_configurations():
+    east = ReportSpec("east", filter={"region": ("East",)}, lang="zh", targets={"2026-09": 8.0})
+    company, targets = ReportSpec("company"), {"2026-09": 100.0}
+    assert report_language(east, given=None, configured="en") == "zh"
+    assert report_language(east, given="en", configured="en") == "en"  # the command line wins
+    assert report_language(company, given=None, configured="en") == "en"
+    assert report_target(east, "2026-09", targets) == 8.0
+    assert report_target(east, "2026-08", targets) is None  # not the company's
+    assert report_target(company, "2026-09", targets) == report_target(None, "2026-09", targets)
+    assert (is_team(east), is_team(company), is_team(None)) == (True, False, False)
