@@ -12,6 +12,7 @@ from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import PARSE_REASONS
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import DerivedTables, derive_tables
+from transforms.marts.backtest import forecast_inputs, next_period_forecast
 from transforms.marts.comparison import comparison
 from transforms.marts.conversion import conversion
 from transforms.marts.dwell import dwell
@@ -19,7 +20,6 @@ from transforms.marts.followups import followup_activity
 from transforms.marts.forecast import forecast, weighted_open_deals
 from transforms.marts.funnel_snapshot import funnel_snapshot
 from transforms.marts.kpis import kpis
-from transforms.marts.monte_carlo import monte_carlo
 from transforms.marts.point_in_time import point_in_time_notes
 from transforms.marts.segments import segments
 from transforms.marts.stalls import stalled_deals, stalls_summary
@@ -144,7 +144,20 @@ class World:
                 probabilities_known=known,
             ),
             "next_period_label": following.label,
-            "monte_carlo": monte_carlo(weighted, target=self.target, probabilities_known=known),
+            **next_period_forecast(
+                forecast_inputs(
+                    self.opportunities,
+                    self.derived,
+                    period=self.period,
+                    funnel=self.settings.funnel,
+                    timezone=self.settings.timezone,
+                    window_months=self.settings.window_months,
+                    smoothing_strength=self.settings.smoothing_strength,
+                    min_resolved=self.settings.min_resolved_for_p_win,
+                ),
+                period=self.period,
+                target=self.target,
+            ),
         }
 
     def targets(self) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import polars as pl
 
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import DerivedTables
-from transforms.marts.backtest import backtest
+from transforms.marts.backtest import forecast_inputs, next_period_forecast
 from transforms.marts.bottlenecks import bottlenecks, step_baseline
 from transforms.marts.comparison import comparison, months, trend
 from transforms.marts.conversion import conversion
@@ -22,7 +22,6 @@ from transforms.marts.followups import followup_activity
 from transforms.marts.forecast import forecast, weighted_open_deals
 from transforms.marts.funnel_snapshot import funnel_snapshot
 from transforms.marts.kpis import kpis
-from transforms.marts.monte_carlo import monte_carlo
 from transforms.marts.point_in_time import point_in_time_notes
 from transforms.marts.segments import segments
 from transforms.marts.stalls import stalled_deals, stalls_summary
@@ -154,16 +153,19 @@ def funnel_metrics(
             "resolved_in_window": resolved.item(),
             **pipeline,
             "next_period_label": next_period.label,
-            "backtest": backtest(
-                states_at,
+            **next_period_forecast(
+                forecast_inputs(
+                    opportunities,
+                    derived,
+                    period=period,
+                    funnel=funnel,
+                    timezone=settings.timezone,
+                    window_months=window,
+                    smoothing_strength=settings.smoothing_strength,
+                    min_resolved=settings.min_resolved_for_p_win,
+                ),
                 period=period,
-                funnel=funnel,
-                window_months=window,
-                smoothing_strength=settings.smoothing_strength,
-                min_resolved=settings.min_resolved_for_p_win,
-            ),
-            "monte_carlo": monte_carlo(
-                weighted, target=target, probabilities_known=probabilities_known
+                target=target,
             ),
         },
         "comparison": comparison(states_at, headline, period=period, window_months=window),

@@ -12,6 +12,7 @@ import statistics
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -142,8 +143,97 @@ def oracle(folder: Path, period_label: str) -> dict:
         for d in open_deals
         if nxt.start_date <= d["expected"] < nxt.end_date
     )
+    result["components"] = next_period_components(deals, period, w_start)
     result["deals"] = deals
     return result
+
+
+def month_ends(first: date, last_end: date) -> list[datetime]:
+    """Local month starts after `first`'s month up to `last_end`, as instants."""
+    marks, d = [], first
+    while d < last_end:
+        d = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+        marks.append(datetime.fromisoformat(d.isoformat()).replace(tzinfo=ZoneInfo(TZ)))
+    return marks
+
+
+def landmark(d: dict, t: datetime) -> tuple[str, int] | None:
+    """The deal's stage and age bin at t when it is open then, else None."""
+    if d["created"] >= t or (d["reach"][WON] is not None and d["reach"][WON] < t):
+        return None
+    if d["closed"] is not None and d["state"] == "lost" and d["closed"] < t:
+        return None
+    since, stage = max(((at, s) for at, s in d["changes"] if at < t), default=(None, None))
+    if since is None or stage >= WON:
+        return None
+    age = (t - since).total_seconds() / 86400
+    return OPEN[stage], sum(age >= edge for edge in (7, 14, 30, 60))
+
+
+def next_period_components(deals: list[dict], period, w_start: datetime) -> dict:
+    """The landmark method's two parts, from the definitions in README § Forecast."""
+    first = min(d["created"] for d in deals).astimezone(ZoneInfo(TZ)).date().replace(day=1)
+    end, months = period.end, period.months
+    marks = month_ends(first, period.end_date)
+    rows = []  # (stage, bin, won within the horizon)
+    for i, t in enumerate(marks):
+        if i + months >= len(marks) or t < w_start:
+            continue
+        horizon_end = marks[i + months]
+        for d in deals:
+            cell = landmark(d, t)
+            if cell is not None:
+                won = d["reach"][WON] is not None and t <= d["reach"][WON] < horizon_end
+                rows.append((*cell, won))
+    p0 = sum(r[2] for r in rows) / len(rows)
+
+    def shrunk(selected: list, parent: float) -> float:
+        return (sum(r[2] for r in selected) + 5 * parent) / (len(selected) + 5)
+
+    won_in_w = [d for d in deals if d["state"] == "won" and d["reach"][WON] >= w_start]
+    priced_won = [d for d in won_in_w if d["amount"] is not None]
+    overall = statistics.median(d["amount"] for d in priced_won)
+    open_part, chances = 0.0, []
+    for d in deals:
+        cell = landmark(d, end)
+        if cell is None:
+            continue
+        stage_rows = [r for r in rows if r[0] == cell[0]]
+        p = p0
+        if stage_rows:
+            p = shrunk(stage_rows, p0)
+            cell_rows = [r for r in stage_rows if r[1] == cell[1]]
+            if cell_rows:
+                p = shrunk(cell_rows, p)
+        amount = d["amount"]
+        if amount is None:
+            same_size = [
+                x["amount"] for x in priced_won if x["customer_size"] == d["customer_size"]
+            ]
+            amount = statistics.median(same_size) if len(same_size) >= 5 else overall
+        open_part += p * amount
+        chances.append((p, amount))
+    totals, new_amounts = [], []
+    for back in range(12 // months):
+        p = period.shifted(-back)
+        if p.start_date < first:
+            break
+        amounts = [
+            d["amount"] or 0
+            for d in deals
+            if p.start <= d["created"]
+            and d["reach"][WON] is not None
+            and p.start <= d["reach"][WON] < p.end
+        ]
+        totals.append(sum(amounts))
+        new_amounts += amounts
+    return {
+        "open_deals": open_part,
+        "new_deals": sum(totals) / len(totals),
+        "chances": chances,
+        "new_count": len(new_amounts) / len(totals),
+        "new_amounts": new_amounts,
+    }
 
 
 def in_interval(t: datetime | None, lo: datetime, hi: datetime) -> bool:
@@ -379,7 +469,17 @@ def test_pipeline_equals_the_oracle(exports, period_label):
         assert p_win[stage]["p_win"] == pytest.approx(value), stage
     assert (m["stalls"]["stalled_count"], m["stalls"]["missing_reason_count"]) == expected["stalls"]
     assert m["forecast"]["weighted_pipeline"] == pytest.approx(expected["weighted"])
-    assert m["forecast"]["next_period"] == pytest.approx(expected["next_period"])
+    by_method = m["forecast"]["next_period_by_method"]
+    assert by_method["stage_weighted"] == pytest.approx(expected["next_period"])
+    for part in ("open_deals", "new_deals"):  # the landmark method's two parts
+        value = expected["components"][part]
+        assert by_method[part] == pytest.approx(value, rel=1e-9), part
+    assert by_method["landmark"] == pytest.approx(value + expected["components"]["open_deals"])
+    method = m["forecast"]["method"]
+    assert m["forecast"]["next_period"] == pytest.approx(by_method[method])
+    if method.startswith("landmark"):
+        components = m["forecast"]["next_period_components"]
+        assert sum(components.values()) == pytest.approx(by_method[method])
     assert m["kpis"]["won_count"] > 0 and expected["stalls"][0] > 0  # the periods are not empty
 
     for stage, want in expected["dwell"].items():
@@ -415,48 +515,77 @@ def same(actual: object, expected: object) -> bool:
 
 
 def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
-    """Each backtest row equals the next-period forecast of a run as of that earlier period's
-    end, and the won amount a run for the following period reports; MAPE and bias follow."""
+    """Each backtest row holds every candidate's forecast as a run as of that earlier period's
+    end made it, and the won amount a run for the following period reports; the row's method
+    is the one with the lowest WAPE over the rows before it; the scores follow."""
     card = run_pipeline(exports, "2026-09")["forecast"]["backtest"]
-    assert [r["period"] for r in card["periods"]] == [
-        "2026-04",
-        "2026-05",
-        "2026-06",
-        "2026-07",
-        "2026-08",
-        "2026-09",
-    ]
-    for row in card["periods"]:
+    rows = card["periods"]
+    # the generated deals start in 2025-04: the first origin with three months behind it
+    assert [r["period"] for r in rows][:2] == ["2025-07", "2025-08"]
+    assert rows[-1]["period"] == "2026-09" and len(rows) == 15
+    for row in rows[-4:]:
         earlier = parse_period(row["period"], TZ).shifted(-1)
         assert row["forecast_at"] == earlier.end_date.isoformat()
         then, following = run_pipeline(exports, earlier.label), run_pipeline(exports, row["period"])
-        assert row["forecast"] == pytest.approx(then["forecast"]["next_period"])
+        assert row["forecasts"] == pytest.approx(then["forecast"]["next_period_by_method"])
         assert row["actual"] == pytest.approx(following["kpis"]["won_amount"])
-    rows = card["periods"]
-    assert card["mape"] == pytest.approx(
-        sum(abs(r["forecast"] - r["actual"]) / r["actual"] for r in rows) / len(rows)
+    for i, row in enumerate(rows):
+        before = rows[:i]
+        candidates = ("landmark", "landmark_close_date", "stage_weighted", "last_period")
+        candidates += ("mean_last_3",)
+
+        def wape(method: str, before=before) -> float:
+            return sum(abs(r["forecasts"][method] - r["actual"]) for r in before) / sum(
+                r["actual"] for r in before
+            )
+
+        expected = "landmark" if i < 3 else min(candidates, key=wape)
+        assert row["method"] == expected, i
+        assert row["forecast"] == row["forecasts"][row["method"]]
+    assert card["wape"] == pytest.approx(
+        sum(abs(r["forecast"] - r["actual"]) for r in rows) / sum(r["actual"] for r in rows)
     )
     assert card["bias"] == pytest.approx(
-        (sum(r["forecast"] for r in rows) - sum(r["actual"] for r in rows))
-        / sum(r["actual"] for r in rows)
+        sum(r["forecast"] for r in rows) / sum(r["actual"] for r in rows) - 1
+    )
+    assert card["coverage"] == pytest.approx(
+        sum(r["p10"] <= r["actual"] <= r["p90"] for r in rows) / len(rows)
     )
     assert 0 <= card["brier"] <= 1 and card["scored_deals"] > 0
+    reliability = card["reliability"]
+    assert sum(b["deals"] for b in reliability) == card["scored_deals"]
+    assert all(b["from"] <= b["mean_p"] < b["to"] or b["mean_p"] == 1 for b in reliability)
 
 
-def exact_totals(deals: list[dict], p_win: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The exact distribution of the amount the open deals bring, each won independently
-    with its stage's p_win: support (amounts, in steps of 1,000) and probabilities."""
-    unit = 1000
+UNIT = 500  # generated amounts are whole thousands; medians of them whole halves
+
+
+def exact_totals(components: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The exact distribution of the amount won in the next period under the landmark method:
+    each open deal won independently with its chance, plus a Poisson number of new deals
+    (mean `new_count`) each bringing one of `new_amounts` at random. Support in steps of
+    UNIT, and probabilities."""
     probabilities = np.ones(1)
-    for d in deals:
-        steps = round((d["amount"] or 0) / unit)
-        assert steps * unit == (d["amount"] or 0)  # generated amounts are whole thousands
-        p = p_win[d["stage"]]
+    for p, amount in components["chances"]:
+        steps = round(amount / UNIT)
+        assert steps * UNIT == amount
         grown = np.zeros(probabilities.size + steps)
         grown[: probabilities.size] += probabilities * (1 - p)
         grown[steps:] += probabilities * p
         probabilities = grown
-    return np.arange(probabilities.size) * unit, probabilities
+    one = np.zeros(round(max(components["new_amounts"]) / UNIT) + 1)
+    for amount in components["new_amounts"]:
+        one[round(amount / UNIT)] += 1 / len(components["new_amounts"])
+    lam = components["new_count"]
+    new, power = np.zeros(1), np.ones(1)
+    for k in range(int(lam + 12 * math.sqrt(lam) + 12)):  # Poisson tail beyond is negligible
+        weight = math.exp(-lam) * lam**k / math.factorial(k)
+        if new.size < power.size:
+            new = np.pad(new, (0, power.size - new.size))
+        new[: power.size] += weight * power
+        power = np.convolve(power, one)
+    total = np.convolve(probabilities, new)
+    return np.arange(total.size) * UNIT, total
 
 
 def test_monte_carlo_and_target_decomposition_match_exact_figures(exports):
@@ -465,14 +594,16 @@ def test_monte_carlo_and_target_decomposition_match_exact_figures(exports):
     its definitions over the oracle's deals."""
     label = "2026-09"
     expected = oracle(exports, label)
-    target = round(expected["weighted"] * 1.2, -3)
-    m = run_pipeline(exports, label, target=target)
-    open_deals = [d for d in expected["deals"] if d["state"] == "open"]
-    values, probabilities = exact_totals(open_deals, expected["p_win"])
+    values, probabilities = exact_totals(expected["components"])
     cdf = np.cumsum(probabilities)
+    assert cdf[-1] == pytest.approx(1.0, abs=1e-9)
 
     def quantile(q: float) -> float:
         return float(values[min(np.searchsorted(cdf, q - 1e-12), values.size - 1)])
+
+    target = round(quantile(0.6), -3)
+    m = run_pipeline(exports, label, target=target)
+    assert m["forecast"]["monte_carlo"]["method"] == "landmark"
 
     mc = m["forecast"]["monte_carlo"]
     assert mc["draws"] == 5000
@@ -483,6 +614,9 @@ def test_monte_carlo_and_target_decomposition_match_exact_figures(exports):
     assert abs(mc["p_hit_target"] - hit) <= 4 * math.sqrt(hit * (1 - hit) / 5000) + 1e-12
     assert 0.01 < hit < 0.99  # the target is neither sure nor hopeless: the check has teeth
 
+    # a target above what was won, so that some remains to be won
+    target = round(expected["kpis"]["won_amount"] + expected["weighted"] * 1.2, -3)
+    m = run_pipeline(exports, label, target=target)
     period = parse_period(label, TZ)
     w_start = period.window_start(12)
     window = headline(expected["deals"], w_start, period.end)

@@ -151,9 +151,9 @@ def test_row_order_changes_nothing(w, rnd: random.Random):
     assert json_ready(run(shuffled_opps, shuffled_rows)) == json_ready(run(opps, rows))
 
 
-def as_exported_at_end(opps, rows):
-    """What an export taken at END would have held: later deals, entries and closes unknown."""
-    end = stamp(END)
+def as_exported_at_end(opps, rows, at=END):
+    """What an export taken at `at` would have held: later deals, entries and closes unknown."""
+    end = stamp(at)
     kept_opps = []
     for o in opps:
         if o["created_at"] >= end:
@@ -177,6 +177,23 @@ def test_a_run_as_of_the_period_end_ignores_later_events(w):
     assert json_ready(full) == json_ready(early)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world())
+def test_a_backtest_origin_sees_only_what_was_known_then(w):
+    """Each of the last two backtest rows holds every method's forecast exactly as a run for
+    its origin period, on the export as it stood at that origin, makes it."""
+    opps, rows = w
+    card = run(opps, rows)["forecast"]["backtest"]
+    for row in card["periods"][-2:] if card else []:
+        origin = parse_period(row["period"]).shifted(-1)
+        then = metrics_for(
+            opportunities(*as_exported_at_end(opps, rows, origin.end)[0]),
+            history(*as_exported_at_end(opps, rows, origin.end)[1]),
+            period=origin.label,
+        )["forecast"]
+        assert row["forecasts"] == then["next_period_by_method"]
+
+
 @PROPERTY
 @given(world(), st.floats(min_value=1, max_value=50_000))
 def test_new_figures_stay_consistent(w, target):
@@ -185,10 +202,15 @@ def test_new_figures_stay_consistent(w, target):
     for rows in m["segments"].values():  # every deal falls in exactly one value
         assert sum(r["open_count"] for r in rows) == k["open_count"]
         assert sum(r["won_count"] for r in rows) == k["won_count"]
-    mc = m["forecast"]["monte_carlo"]
+    f = m["forecast"]
+    mc = f["monte_carlo"]
     if mc["p50"] is not None:
-        assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"] <= k["open_amount"] + 1e-6
+        assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"]
         assert 0 <= mc["p_hit_target"] <= 1
+    assert all(v is None or v >= 0 for v in f["next_period_components"].values())
+    assert f["next_period"] is None or f["next_period"] >= 0
+    for b in f["backtest"]["reliability"] if f["backtest"] else []:
+        assert b["from"] <= b["mean_p"] <= b["to"] and 0 <= b["won_share"] <= 1
     for row in m["bottlenecks"]:
         assert all(
             r is None or 0 <= r <= 1 for r in (row["conversion"], row["baseline_conversion"])

@@ -1,113 +1,385 @@
-"""The forecast report card (DESIGN §5 `forecast.backtest`): the forecast method scored on
-earlier period ends, each rebuilt with only what was known then."""
+"""The next period's forecast and the backtest that picks its method (DESIGN §5 `forecast`).
+
+At an origin T (a period end) every candidate forecasts the amount won in the following
+period from what was known at T: the landmark method (`next_period`), with and without the
+CRM's expected close date, its two parts alone, and the baselines (the stage-weighted
+pipeline closing then by its expected close date, the last period's won amount, the mean of
+the last three). The backtest does this at every past period end with three periods of data
+before it, scores each candidate against what was then won, and picks the method with the
+lowest WAPE over the origins before each one: the report's `method` is the pick over every
+origin, and a backtest row's `method` the pick it would have made then.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from schemas.vocabulary import RESOLVED, WON
+from schemas.vocabulary import OPEN, WON
 from transforms.funnel_model import FunnelModel
+from transforms.intermediate.derived import DerivedTables
 from transforms.intermediate.states import DealStatesAt
-from transforms.marts.forecast import forecast as forecast_totals
+from transforms.marts.forecast import forecast as stage_weighted_forecast
 from transforms.marts.forecast import weighted_open_deals
-from transforms.marts.kpis import headline
+from transforms.marts.monte_carlo import DRAWS, monte_carlo
+from transforms.marts.next_period import (
+    PRICE_SEGMENT,
+    STAGE_AGE,
+    STAGE_AGE_CLOSE,
+    NewDeals,
+    WonByPeriod,
+    first_month,
+    landmark_deals,
+    landmark_instants,
+    new_deals,
+    priced,
+    training_rows,
+    within_probabilities,
+)
 from transforms.marts.win_probabilities import stage_probabilities
 from transforms.periods import Period
 
-BACKTEST_PERIODS = 6
+LANDMARK, LANDMARK_CLOSE_DATE = "landmark", "landmark_close_date"
+OPEN_DEALS, NEW_DEALS = "open_deals", "new_deals"
+STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3 = "stage_weighted", "last_period", "mean_last_3"
+MODELS = (LANDMARK, LANDMARK_CLOSE_DATE)
+PARTS = (OPEN_DEALS, NEW_DEALS)
+BASELINES = (STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3)
+# a method replaces the landmark method once it scored better over this many earlier origins
+MIN_ORIGINS_TO_CHOOSE = 3
+BACKTEST_DRAWS = 1_000
+RELIABILITY_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def backtest(
-    states_at: DealStatesAt,
-    *,
-    period: Period,
-    funnel: FunnelModel,
-    window_months: int,
-    smoothing_strength: float,
-    min_resolved: int,
-    periods: int = BACKTEST_PERIODS,
-) -> dict[str, Any]:
-    """The forecast method scored on the last `periods` period ends before this period's end.
+@dataclass(frozen=True)
+class ForecastInputs:
+    """What every origin's forecast reads: deal states at any instant, the landmark deals,
+    the opportunities' price segments, and the first month with data."""
 
-    At each earlier end e it rebuilds the pipeline with only what was known at e (deal states,
-    win probabilities over the window ending at e) and forecasts the following period
-    (`next_period`: open deals expected to close then, weighted by p_win); `actual` is the
-    amount won in that following period. MAPE averages |forecast − actual| / actual over
-    periods with wins; bias is (Σ forecast − Σ actual) / Σ actual; the Brier score averages
-    (p_win − outcome)² over the deals open at each e that are won (1) or lost (0) by now.
-    """
-    now = states_at.states(period.end).select(
-        "opportunity_id",
-        (pl.col("state") == WON).cast(pl.Float64).alias("_won"),
-        pl.col("state").is_in(RESOLVED).alias("_resolved"),
+    states_at: DealStatesAt
+    landmarks: pl.DataFrame
+    segments: pl.DataFrame  # opportunity_id, customer_size
+    first: Period  # the first month with a created deal
+    funnel: FunnelModel
+    window_months: int
+    smoothing_strength: float
+    min_resolved: int
+    has_close_dates: bool
+    won: WonByPeriod
+
+
+@dataclass(frozen=True)
+class OriginForecast:
+    """Every candidate's forecast at one origin, with the landmark models' details."""
+
+    origin: Period
+    values: dict[str, float | None]
+    ranges: dict[str, dict[str, float | None]]  # per model: the Monte Carlo figures
+    deals: dict[str, pl.DataFrame]  # per model: open deals with p_within, amount_used
+    open_parts: dict[str, float | None]  # per model: what the open deals bring
+    new: NewDeals
+
+
+def models_of(inputs: ForecastInputs) -> tuple[str, ...]:
+    """The landmark methods of this export: with the expected close date only where it has one."""
+    return MODELS if inputs.has_close_dates else MODELS[:1]
+
+
+def forecast_at(
+    inputs: ForecastInputs, origin: Period, *, target: float | None = None, draws: int = DRAWS
+) -> OriginForecast:
+    """Every candidate's forecast of the period after `origin`, from what was known at its
+    end."""
+    as_of, window_start = origin.end, origin.window_start(inputs.window_months)
+    following = origin.shifted(1)
+    states = inputs.states_at.states(as_of)
+    open_now = (
+        inputs.landmarks.filter(pl.col("landmark") == as_of)
+        .drop(PRICE_SEGMENT)
+        .join(
+            states.filter(pl.col("state") == OPEN).select("opportunity_id", "amount_at").collect(),
+            on="opportunity_id",
+            how="left",
+        )
+        .join(inputs.segments, on="opportunity_id", how="left")
     )
-    rows, squared_errors = [], []
-    for back in range(periods, 0, -1):
-        past = period.shifted(-back)
-        following = past.shifted(1)
-        states = states_at.states(past.end)
-        window_start = past.window_start(window_months)
-        probabilities = stage_probabilities(
-            states_at.reaches(past.end),
-            states,
-            funnel=funnel,
-            window_start=window_start,
-            smoothing_strength=smoothing_strength,
-            min_resolved=min_resolved,
-        )
-        known = probabilities["p_win"].null_count() == 0
-        weighted = weighted_open_deals(states, probabilities)
-        forecast = forecast_totals(
-            weighted,
-            funnel=funnel,
-            next_period_start=following.start_date,
-            next_period_end=following.end_date,
-            probabilities_known=known,
-        )["next_period"]
-        actual = (
-            headline(
-                states_at.states(following.end),
-                period_start=following.start,
-                as_of=following.end,
+    won_in_window = (
+        states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window_start))
+        .select("opportunity_id", "amount_at")
+        .collect()
+        .join(inputs.segments, on="opportunity_id", how="left")
+    )
+    open_priced = priced(open_now, won_in_window)
+    training = training_rows(inputs.landmarks, origin=as_of, window_start=window_start)
+    new = new_deals(
+        inputs.won, origin=origin, first=inputs.first, window_months=inputs.window_months
+    )
+    values: dict[str, float | None] = {}
+    ranges, deals, open_parts = {}, {}, {}
+    for model, levels in zip(models_of(inputs), (STAGE_AGE, STAGE_AGE_CLOSE), strict=False):
+        scored = open_priced.with_columns(
+            within_probabilities(
+                open_priced, training, levels=levels, strength=inputs.smoothing_strength
             )
-            .collect()["won_amount"]
-            .item()
         )
+        deals[model] = scored
+        known = training.height > 0 or scored.height == 0  # no open deal brings 0
+        open_part = (
+            float((scored["p_within"] * scored["amount_used"].fill_null(0.0)).sum())
+            if known
+            else None
+        )
+        open_parts[model] = open_part
+        values[model] = (
+            None if open_part is None or new.expected is None else open_part + new.expected
+        )
+        if model == LANDMARK:
+            values[OPEN_DEALS], values[NEW_DEALS] = open_part, new.expected
+        ranges[model] = monte_carlo(
+            scored["amount_used"].fill_null(0.0).to_numpy(),
+            scored["p_within"].fill_null(np.nan).to_numpy() if known else np.array([np.nan]),
+            new_deal_count=new.mean_count * new.seasonal_factor,
+            new_deal_amounts=new.amounts.to_numpy(),
+            target=target,
+            draws=draws,
+        )
+    probabilities = stage_probabilities(
+        inputs.states_at.reaches(as_of),
+        states,
+        funnel=inputs.funnel,
+        window_start=window_start,
+        smoothing_strength=inputs.smoothing_strength,
+        min_resolved=inputs.min_resolved,
+    )
+    values[STAGE_WEIGHTED] = stage_weighted_forecast(
+        weighted_open_deals(states, probabilities),
+        funnel=inputs.funnel,
+        next_period_start=following.start_date,
+        next_period_end=following.end_date,
+        probabilities_known=probabilities["p_win"].null_count() == 0,
+    )["stage_weighted_next_period"]
+    recent = [origin.shifted(-back) for back in range(3)]
+    values[LAST_PERIOD] = inputs.won(origin)[0]
+    values[MEAN_LAST_3] = (
+        sum(inputs.won(p)[0] for p in recent) / 3
+        if recent[-1].start_date >= inputs.first.start_date
+        else None
+    )
+    return OriginForecast(origin, values, ranges, deals, open_parts, new)
+
+
+def backtest_origins(period: Period, first: Period) -> list[Period]:
+    """Every period end before `period`'s with its two periods before it holding data: the
+    origins whose following period ended by `period`'s end."""
+    origins, origin = [], period.shifted(-1)
+    while origin.shifted(-2).end_date > first.start_date:
+        origins.append(origin)
+        origin = origin.shifted(-1)
+    return origins[::-1]
+
+
+def scores(rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    """WAPE, bias, MAPE and P10–P90 coverage of `method` over the backtest rows."""
+    pairs = [(r["forecasts"][method], r["actual"]) for r in rows]
+    pairs = [(f, a) for f, a in pairs if f is not None]
+    actual = sum(a for _, a in pairs)
+    with_wins = [(f, a) for f, a in pairs if a > 0]
+    covered = [
+        r["ranges"][method]["p10"] <= r["actual"] <= r["ranges"][method]["p90"]
+        for r in rows
+        if method in r["ranges"] and r["ranges"][method]["p10"] is not None
+    ]
+    return {
+        "method": method,
+        "origins": len(pairs),
+        "wape": sum(abs(f - a) for f, a in pairs) / actual if actual else None,
+        "bias": sum(f for f, _ in pairs) / actual - 1 if actual else None,
+        "mape": sum(abs(f - a) / a for f, a in with_wins) / len(with_wins) if with_wins else None,
+        "coverage": sum(covered) / len(covered) if covered else None,
+    }
+
+
+def choose(rows: list[dict[str, Any]], available: tuple[str, ...]) -> str:
+    """The method with the lowest WAPE over `rows` among those that forecast every one of
+    them (ties to the earlier in `available`); the landmark method under
+    MIN_ORIGINS_TO_CHOOSE rows or when it cannot be scored."""
+    if len(rows) < MIN_ORIGINS_TO_CHOOSE:
+        return LANDMARK
+    ranked = [
+        (s["wape"], i, method)
+        for i, method in enumerate(available)
+        if (s := scores(rows, method))["origins"] == len(rows) and s["wape"] is not None
+    ]
+    return min(ranked)[2] if ranked else LANDMARK
+
+
+def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None, list[dict]]:
+    """The Brier score of the deal probabilities against whether each deal was won within
+    the period, and the reliability table: per probability bin, deals, mean p, won share."""
+    if not pairs:
+        return None, []
+    frame = pl.DataFrame(
+        {
+            "p": pl.concat([p for p, _ in pairs]),
+            "won": pl.concat([w for _, w in pairs]).cast(pl.Float64),
+        }
+    ).drop_nulls()
+    if frame.height == 0:
+        return None, []
+    brier = frame.select(((pl.col("p") - pl.col("won")) ** 2).mean()).item()
+    edges = (0.0, *RELIABILITY_EDGES, 1.0)
+    table = (
+        frame.with_columns(
+            pl.sum_horizontal(*(pl.col("p") >= e for e in RELIABILITY_EDGES)).alias("_bin")
+        )
+        .group_by("_bin")
+        .agg(
+            pl.len().alias("deals"),
+            pl.col("p").mean().alias("mean_p"),
+            pl.col("won").mean().alias("won_share"),
+        )
+        .sort("_bin")
+    )
+    return brier, [
+        {"from": edges[b], "to": edges[b + 1], "deals": n, "mean_p": p, "won_share": w}
+        for b, n, p, w in table.iter_rows()
+    ]
+
+
+def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
+    """The candidates scored at every origin before `period`'s end, and the method they pick."""
+    available = (*models_of(inputs), *BASELINES)
+    rows: list[dict[str, Any]] = []
+    probability_pairs: list[tuple[pl.Series, pl.Series]] = []
+    for origin in backtest_origins(period, inputs.first):
+        following = origin.shifted(1)
+        at = forecast_at(inputs, origin, draws=BACKTEST_DRAWS)
+        method = choose(rows, available)
+        shown = method if method in MODELS else LANDMARK
+        actual = inputs.won(following)[0]
+        forecast = at.values[method]
         rows.append(
             {
                 "period": following.label,
-                "forecast_at": past.end_date.isoformat(),
+                "forecast_at": origin.end_date.isoformat(),
+                "method": method,
                 "forecast": forecast,
                 "actual": actual,
                 "error": None if forecast is None else forecast - actual,
+                "p10": at.ranges[shown]["p10"],
+                "p90": at.ranges[shown]["p90"],
+                "forecasts": at.values,
+                "ranges": at.ranges,
             }
         )
-        if known:
-            squared_errors.append(
-                weighted.join(now, on="opportunity_id")
-                .filter("_resolved")
-                .select((pl.col("p_win") - pl.col("_won")) ** 2)
-                .collect()
-                .to_series()
-            )
-    scored = [r for r in rows if r["forecast"] is not None]
-    with_wins = [r for r in scored if r["actual"] > 0]
-    actual_total = sum(r["actual"] for r in scored)
-    errors = pl.concat(squared_errors) if squared_errors else pl.Series([], dtype=pl.Float64)
+        deals = at.deals[LANDMARK]
+        probability_pairs.append((deals["p_within"], deals["won_within"]))
+    chosen = choose(rows, available)
+    brier, table = reliability(probability_pairs)
+    online = [{**r, "forecasts": {"chosen": r["forecast"]}, "ranges": {"chosen": r}} for r in rows]
     return {
-        "periods": rows,
-        "mape": (
-            sum(abs(r["error"]) / r["actual"] for r in with_wins) / len(with_wins)
-            if with_wins
-            else None
-        ),
-        "bias": (
-            (sum(r["forecast"] for r in scored) - actual_total) / actual_total
-            if actual_total
-            else None
-        ),
-        "brier": errors.mean() if errors.len() else None,
-        "scored_deals": errors.len(),
+        "method": chosen,
+        "periods": [{k: v for k, v in r.items() if k != "ranges"} for r in rows],
+        **{k: v for k, v in scores(online, "chosen").items() if k != "method"},
+        "brier": brier,
+        "scored_deals": sum(p.len() for p, _ in probability_pairs),
+        "reliability": table,
+        "candidates": [scores(rows, m) for m in (*models_of(inputs), *PARTS)],
+        "baselines": [scores(rows, m) for m in BASELINES],
+    }
+
+
+def forecast_inputs(
+    opportunities: pl.DataFrame,
+    derived: DerivedTables,
+    *,
+    period: Period,
+    funnel: FunnelModel,
+    timezone: str,
+    window_months: int,
+    smoothing_strength: float,
+    min_resolved: int,
+) -> ForecastInputs | None:
+    """What the forecasts read, built once per report; None without a deal created by then."""
+    first = first_month(opportunities.lazy(), timezone=timezone)
+    last = period.month_periods()[-1]
+    if first is None or first.start_date > last.start_date:
+        return None
+    instants = landmark_instants(first, last, horizon_months=period.months)
+    landmarks = landmark_deals(
+        derived.visits.lazy(),
+        derived.reaches.lazy(),
+        derived.entries.lazy(),
+        opportunities.lazy(),
+        instants=instants,
+        won_index=funnel.won_index,
+    )
+    has_close_dates = (
+        opportunities["expected_close_date"].is_not_null().any()
+        or derived.entries["expected_close_date"].is_not_null().any()
+    )
+    states_at = derived.states_at(opportunities, funnel=funnel)
+    return ForecastInputs(
+        states_at,
+        landmarks,
+        opportunities.select("opportunity_id", PRICE_SEGMENT),
+        first,
+        funnel,
+        window_months,
+        smoothing_strength,
+        min_resolved,
+        bool(has_close_dates),
+        WonByPeriod(states_at),
+    )
+
+
+def next_period_forecast(
+    inputs: ForecastInputs | None, *, period: Period, target: float | None
+) -> dict[str, Any]:
+    """`forecast.next_period` and what explains it: the method the backtest picks, the value
+    of every candidate, the model's two components, its Monte Carlo range, the backtest."""
+    if inputs is None:
+        return {
+            "next_period": None,
+            "method": None,
+            "next_period_components": {"open_deals": None, "new_deals": None},
+            "next_period_by_method": {},
+            "imputed_amount_count": 0,
+            "new_deals": None,
+            "monte_carlo": monte_carlo(
+                np.zeros(0),
+                np.array([np.nan]),
+                new_deal_count=0,
+                new_deal_amounts=np.zeros(0),
+                target=None,
+            ),
+            "backtest": None,
+        }
+    card = backtest(inputs, period=period)
+    now = forecast_at(inputs, period, target=target)
+    method = card["method"]
+    if now.values[method] is None:
+        method = LAST_PERIOD  # nothing to learn from yet: the one figure always known
+    model = method if method in MODELS else LANDMARK
+    priced_deals = now.deals[model]
+    return {
+        "next_period": now.values[method],
+        "method": method,
+        "next_period_components": {
+            "open_deals": now.open_parts[model],
+            "new_deals": now.new.expected,
+        },
+        "next_period_by_method": now.values,
+        "imputed_amount_count": int(priced_deals["is_imputed"].sum()),
+        "new_deals": {
+            "periods": now.new.periods,
+            "run_rate": now.new.mean_amount,
+            "seasonal_factor": now.new.seasonal_factor,
+            "mean_count": now.new.mean_count,
+        },
+        "monte_carlo": {**now.ranges[model], "method": model},
+        "backtest": card,
     }

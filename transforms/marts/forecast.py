@@ -31,14 +31,15 @@ def forecast(
     next_period_end: date,
     probabilities_known: bool,
 ) -> dict[str, Any]:
-    """Stage-weighted pipeline at as_of, and the part expected to close in the next period."""
+    """Stage-weighted pipeline at as_of, and the part of it expected to close in the next
+    period by the CRM's expected close date (the stage-weighted baseline of the backtest)."""
     in_next = (pl.col("expected_close_date_at") >= next_period_start) & (
         pl.col("expected_close_date_at") < next_period_end
     )
     totals = (
         weighted.select(
             pl.col("weighted_amount").sum().alias("weighted_pipeline"),
-            pl.col("weighted_amount").filter(in_next).sum().alias("next_period"),
+            pl.col("weighted_amount").filter(in_next).sum().alias("stage_weighted_next_period"),
             pl.col("amount_at").is_null().sum().cast(pl.Int64).alias("unpriced_count"),
         )
         .collect()
@@ -64,6 +65,6 @@ def forecast(
         )
     )
     if not probabilities_known:
-        totals["weighted_pipeline"] = totals["next_period"] = None
+        totals["weighted_pipeline"] = totals["stage_weighted_next_period"] = None
         by_stage = by_stage.with_columns(pl.lit(None, dtype=pl.Float64).alias("weighted_amount"))
     return {**totals, "by_stage": by_stage.collect().to_dicts()}

@@ -1,41 +1,50 @@
-"""The Monte Carlo range of the open pipeline (DESIGN §5 `forecast.monte_carlo`)."""
+"""The Monte Carlo range of the next period (DESIGN §5 `forecast.monte_carlo`): the open deals
+and the deals not yet created, drawn together."""
 
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 
 DRAWS = 5_000
 SEED = 20_240_601
 CHUNK = 4_096
+NEW_DEAL_SAMPLES_PER_CHUNK = 2_000_000
 
 
 def monte_carlo(
-    weighted: pl.LazyFrame,
+    amounts: np.ndarray,
+    probabilities: np.ndarray,
     *,
+    new_deal_count: float,
+    new_deal_amounts: np.ndarray,
     target: float | None,
-    probabilities_known: bool,
     draws: int = DRAWS,
     seed: int = SEED,
 ) -> dict[str, float | None]:
-    """P10/P50/P90 of the amount the open deals bring if each closes independently with its
-    stage's win probability (deals without an amount or a probability bring 0), and the share
-    of draws reaching `target`. The same seed gives the same figures."""
-    deals = (
-        weighted.select("opportunity_id", pl.col("amount_at").fill_null(0.0), "p_win")
-        .filter(pl.col("p_win").is_not_null())
-        .sort("opportunity_id")
-        .collect()
-    )
-    if not probabilities_known:
+    """P10/P50/P90 of the amount won in the next period, and the share of draws reaching
+    `target`. Each open deal is won independently with its probability and brings its
+    amount; on top, a Poisson number of new deals (mean `new_deal_count`) is created and won,
+    each bringing an amount drawn from `new_deal_amounts`. The same seed gives the same
+    figures. With no probabilities (`probabilities` containing NaN), every figure is None."""
+    if np.isnan(probabilities).any():
         return {"p10": None, "p50": None, "p90": None, "p_hit_target": None, "draws": 0}
     rng = np.random.default_rng(seed)
     totals = np.zeros(draws)
-    amounts, probabilities = deals["amount_at"].to_numpy(), deals["p_win"].to_numpy()
-    for start in range(0, deals.height, CHUNK):
+    for start in range(0, amounts.size, CHUNK):
         p = probabilities[start : start + CHUNK]
         wins = rng.random((p.size, draws)) < p[:, None]
         totals += amounts[start : start + CHUNK] @ wins
+    if new_deal_count > 0 and new_deal_amounts.size:
+        counts = rng.poisson(new_deal_count, draws)
+        first = 0
+        while first < draws:  # draws in slices of at most ~2 M sampled amounts each
+            per_draw = max(int(NEW_DEAL_SAMPLES_PER_CHUNK // max(new_deal_count, 1.0)), 1)
+            last = min(first + per_draw, draws)
+            n = counts[first:last]
+            picked = new_deal_amounts[rng.integers(0, new_deal_amounts.size, int(n.sum()))]
+            owner = np.repeat(np.arange(last - first), n)
+            totals[first:last] += np.bincount(owner, weights=picked, minlength=last - first)
+            first = last
     p10, p50, p90 = np.quantile(totals, [0.1, 0.5, 0.9])
     return {
         "p10": float(p10),

@@ -1,0 +1,213 @@
+"""The next period's forecast: landmark probabilities by stage and age, the new-deal run rate,
+borrowed amounts, the Monte Carlo range over both parts, and the method the backtest picks.
+Expectations computed by hand in the comments.
+
+The period is 2024-06 in UTC (as_of 2024-07-01, W from 2023-07-01) unless a test says
+otherwise; landmarks are the month ends (2024-04-01, 2024-05-01, …), each with a one-month
+horizon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.helpers import SETTINGS, figures, history, opp, opportunities, path, world
+from transforms.marts.backtest import forecast_at, forecast_inputs
+from transforms.marts.monte_carlo import monte_carlo
+from transforms.marts.next_period import priced
+
+
+def inputs_of(w):
+    return forecast_inputs(
+        w.opportunities,
+        w.derived,
+        period=w.period,
+        funnel=SETTINGS.funnel,
+        timezone=SETTINGS.timezone,
+        window_months=SETTINGS.window_months,
+        smoothing_strength=SETTINGS.smoothing_strength,
+        min_resolved=SETTINGS.min_resolved_for_p_win,
+    )
+
+
+def stalled_tables() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """S1, S2, S3 entered proposal on 03-01; S1 and S2 were lost on 06-20, S3 is still open.
+    Y1 and Y2 entered proposal on 05-28 and were won on 06-10; Y3 entered it on 06-27.
+
+    Landmarks whose horizon ended by 07-01 (first month: March): 04-01: S1-S3 aged 31 days
+    (bin [30, 60)), not won within; 05-01: S1-S3 aged 61 (bin [60, ∞)), not won; 06-01: S1-S3
+    aged 92 (bin [60, ∞)), not won, and Y1, Y2 aged 4 (bin [0, 7)), won within. 11 rows, 2
+    won: p0 = 2/11. Proposal (all 11): (2 + 5·2/11) / 16 = 2/11.
+    Cell [0, 7): (2 + 5·2/11) / (2 + 5) = 32/77; cell [60, ∞): (0 + 10/11) / (6 + 5) = 10/121.
+    At 07-01: Y3 aged 4 days takes 32/77, S3 aged 122 takes 10/121; both have 1,000.
+    """
+    opps = [
+        opp("S1", "proposal", "2024-03-01", status="lost", closed_at="2024-06-20", amount=1000),
+        opp("S2", "proposal", "2024-03-01", status="lost", closed_at="2024-06-20", amount=1000),
+        opp("S3", "proposal", "2024-03-01", amount=1000),
+        opp("Y1", "won", "2024-05-28", closed_at="2024-06-10", amount=1000),
+        opp("Y2", "won", "2024-05-28", closed_at="2024-06-10", amount=1000),
+        opp("Y3", "proposal", "2024-06-27", amount=1000),
+    ]
+    rows = []
+    for oid in ("S1", "S2", "S3"):
+        rows += path(oid, ("proposal", "2024-03-01"))
+    for oid in ("Y1", "Y2"):
+        rows += path(oid, ("proposal", "2024-05-28"), ("won", "2024-06-10"))
+    rows += path("Y3", ("proposal", "2024-06-27"))
+    return opportunities(*opps), history(*rows)
+
+
+def stalled_world():
+    return world(*stalled_tables())
+
+
+def test_a_stalled_deal_is_less_likely_to_close_within_the_period_than_a_fresh_one():
+    w = stalled_world()
+    deals = forecast_at(inputs_of(w), w.period).deals["landmark"]
+    p = dict(zip(deals["opportunity_id"], deals["p_within"], strict=True))
+    assert p == {"Y3": pytest.approx(32 / 77), "S3": pytest.approx(10 / 121)}
+    assert p["S3"] < p["Y3"]
+
+
+def test_next_period_is_the_open_deals_part_plus_the_new_deals_part():
+    f = figures(*stalled_tables(), of=("forecast",))["forecast"]
+    # open deals: 1000 · 32/77 + 1000 · 10/121; no deal was created and won inside one month
+    # (Y1 and Y2 were created in May and won in June): the run rate over March–June is 0
+    open_part = 1000 * 32 / 77 + 1000 * 10 / 121
+    assert f["next_period_components"] == {
+        "open_deals": pytest.approx(open_part),
+        "new_deals": 0.0,
+    }
+    # one backtest origin (05-31, with March–May behind it): too few to choose, so landmark
+    assert f["method"] == "landmark" and len(f["backtest"]["periods"]) == 1
+    assert f["next_period"] == pytest.approx(open_part)
+    assert f["new_deals"]["periods"] == 4
+    assert f["imputed_amount_count"] == 0
+
+
+def test_the_monte_carlo_range_draws_the_open_deals_with_their_chances():
+    # Y3 (32/77) and S3 (10/121), 1,000 each, no new deals: 0 with (45/77)(111/121) = 0.536,
+    # 1,000 with 0.430, 2,000 with 0.034: P10 0, P50 0, P90 1,000; reaching 1,000 is 0.464
+    w = stalled_world()
+    at = forecast_at(inputs_of(w), w.period, target=1000)
+    mc = at.ranges["landmark"]
+    assert (mc["p10"], mc["p50"], mc["p90"]) == (0.0, 0.0, 1000.0)
+    hit = 1 - (45 / 77) * (111 / 121)
+    assert mc["p_hit_target"] == pytest.approx(hit, abs=4 * (hit * (1 - hit) / 5000) ** 0.5)
+    assert forecast_at(inputs_of(w), w.period, target=1000).ranges["landmark"] == mc  # seed
+
+
+def test_the_monte_carlo_range_draws_new_deals_as_a_poisson_count():
+    # 100 per new deal, 2 expected: Poisson(2) cdf 0.135, 0.406, 0.677, 0.857, 0.947 at
+    # 0..4 deals: P10 0, P50 200, P90 400
+    mc = monte_carlo(
+        np.zeros(0),
+        np.zeros(0),
+        new_deal_count=2.0,
+        new_deal_amounts=np.array([100.0]),
+        target=300,
+    )
+    assert (mc["p10"], mc["p50"], mc["p90"]) == (0.0, 200.0, 400.0)
+    assert mc["p_hit_target"] == pytest.approx(1 - 0.677, abs=0.03)
+
+
+def test_deals_created_and_won_inside_a_period_make_the_run_rate():
+    """N1 created 03-05 and won 03-20 (1,000); N2 created 04-02 and won 04-10 (3,000); none in
+    May; N3 created 06-01 and won 06-15 (2,000). Over March–June: 6,000 / 4 = 1,500 a month,
+    0.75 deals. Nothing is open, so the open deals bring 0."""
+    opps = [
+        opp("N1", "won", "2024-03-05", closed_at="2024-03-20", amount=1000),
+        opp("N2", "won", "2024-04-02", closed_at="2024-04-10", amount=3000),
+        opp("N3", "won", "2024-06-01", closed_at="2024-06-15", amount=2000),
+    ]
+    f = figures(opportunities(*opps), of=("forecast",))["forecast"]
+    assert f["new_deals"] == {
+        "periods": 4,
+        "run_rate": 1500.0,
+        "seasonal_factor": 1.0,
+        "mean_count": 0.75,
+    }
+    assert f["next_period_components"] == {"open_deals": 0.0, "new_deals": 1500.0}
+    assert f["next_period"] == 1500.0
+    by_method = f["next_period_by_method"]
+    assert by_method["last_period"] == 2000.0  # won in June
+    assert by_method["mean_last_3"] == pytest.approx((3000 + 0 + 2000) / 3)
+
+
+def test_two_years_of_history_add_a_seasonal_factor():
+    """One deal created and won inside each month from 2022-07 to 2024-06, 1,000 each, but
+    3,000 in 2023-07. Last year (2023-07 … 2024-06) averages (3000 + 11·1000) / 12 = 14000/12;
+    the year before the next period's twin (2022-07 … 2023-06) averages 1,000, and the next
+    period's twin 2023-07 brought 3,000: factor 3. Run rate 14000/12 · 3 = 3,500."""
+    opps = []
+    for i in range(24):
+        year, month = 2022 + (6 + i) // 12, (6 + i) % 12 + 1
+        day = f"{year}-{month:02d}"
+        opps.append(
+            opp(
+                f"N{i}",
+                "won",
+                f"{day}-02",
+                closed_at=f"{day}-20",
+                amount=3000 if day == "2023-07" else 1000,
+            )
+        )
+    f = figures(opportunities(*opps), of=("forecast",))["forecast"]
+    assert f["new_deals"]["seasonal_factor"] == pytest.approx(3.0)
+    assert f["new_deals"]["run_rate"] == pytest.approx(14000 / 12)
+    assert f["next_period_components"]["new_deals"] == pytest.approx(3500.0)
+
+
+def test_a_deal_without_an_amount_borrows_the_median_won_amount_of_its_size():
+    open_deals = pl.DataFrame(
+        {
+            "opportunity_id": ["A", "B", "C"],
+            "customer_size": ["SMB", "Enterprise", "SMB"],
+            "amount_at": [None, None, 700.0],
+        }
+    )
+    won = pl.DataFrame(
+        {
+            "customer_size": ["SMB"] * 5 + ["Enterprise"],
+            "amount_at": [100.0, 200.0, 300.0, 400.0, 500.0, 10_000.0],
+        }
+    )
+    # SMB: 5 won deals, median 300; Enterprise: 1 won deal (under 5), so all six: 350
+    result = priced(open_deals, won)
+    assert result["amount_used"].to_list() == [300.0, 350.0, 700.0]
+    assert result["is_imputed"].to_list() == [True, True, False]
+
+
+def test_open_deals_without_amounts_still_forecast_a_number():
+    """W1 (won 05-20, 4,000) and the open O1 without an amount: O1 borrows 4,000, the only
+    won amount, and is counted."""
+    opps = [
+        opp("W1", "won", "2024-05-02", closed_at="2024-05-20", amount=4000),
+        opp("O1", "qualified", "2024-05-02"),
+    ]
+    rows = path("W1", ("lead", "2024-05-02"), ("won", "2024-05-20"))
+    rows += path("O1", ("lead", "2024-05-02"), ("qualified", "2024-05-03"))
+    f = figures(opportunities(*opps), history(*rows), of=("forecast",))["forecast"]
+    assert f["imputed_amount_count"] == 1
+    # landmark 06-01: O1 in qualified aged 29 days, not won by 07-01: p0 = 0, so p = 0 at
+    # every level; W1 was created and won inside May: run rate (0 + 4000) / 2 = 2,000
+    assert f["next_period_components"] == {"open_deals": 0.0, "new_deals": 2000.0}
+    assert f["next_period"] == 2000.0
+
+
+def test_the_first_period_with_no_history_forecasts_the_last_period():
+    """Everything starts in June: no landmark's horizon has ended, so the open deals have no
+    chance to learn from; the forecast falls back to June's won amount, 5,000."""
+    opps = [
+        opp("W1", "won", "2024-06-03", closed_at="2024-06-20", amount=5000),
+        opp("O1", "proposal", "2024-06-05", amount=8000),
+    ]
+    f = figures(opportunities(*opps), of=("forecast",))["forecast"]
+    assert f["method"] == "last_period"
+    assert f["next_period"] == 5000.0
+    assert f["next_period_components"] == {"open_deals": None, "new_deals": 5000.0}
+    assert f["backtest"]["periods"] == []
+    assert f["monte_carlo"]["p50"] is None

@@ -1,0 +1,333 @@
+"""The next period's forecast (DESIGN §5 `forecast.next_period`): what will be won in the next
+period, from the deals open now and from deals not yet created.
+
+- Open deals: the chance to be won *within* the next period, by stage and age in stage,
+  learned from landmarks (at each past month end t, the deals then open and whether they were
+  won in [t, t + horizon)), shrunk cell → stage → overall where cells are thin.
+- Deals not yet created: the run rate of the amount created and won inside one period.
+- Amounts: the deal's own, else the median won amount of deals of its customer size, else of
+  all deals won in W.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from schemas.vocabulary import WON
+from transforms.expressions import days_between, in_interval
+from transforms.intermediate.states import DealStatesAt
+from transforms.periods import Period, add_months
+
+# age in stage at a landmark, in days: bins [0, 7) [7, 14) [14, 30) [30, 60) [60, ∞)
+AGE_EDGES_DAYS = (7.0, 14.0, 30.0, 60.0)
+# where the CRM's expected close date lies against a landmark's horizon
+CLOSE_NONE, CLOSE_OVERDUE, CLOSE_DUE, CLOSE_LATER = "none", "overdue", "due", "later"
+# the cells of the within-period probability, each shrunk toward the one before it
+STAGE_AGE = (("stage",), ("stage", "age_bin"))
+STAGE_AGE_CLOSE = (*STAGE_AGE, ("stage", "age_bin", "close"))
+# a median won amount of a customer size is used from this many won deals on
+MIN_COMPARABLE_WON = 5
+PRICE_SEGMENT = "customer_size"
+
+
+def landmark_instants(first: Period, last: Period, *, horizon_months: int) -> pl.DataFrame:
+    """Every month end from the end of month `first` to the end of month `last`, each with
+    the end of its horizon (`horizon_months` later), as UTC instants and local dates."""
+    rows, month = [], first
+    while month.start_date <= last.start_date:
+        ahead = month.shifted(horizon_months)
+        rows.append((month.end, month.end_date, ahead.end, ahead.end_date))
+        month = month.shifted(1)
+    return pl.DataFrame(
+        rows,
+        schema={
+            "landmark": pl.Datetime("us", "UTC"),
+            "landmark_date": pl.Date,
+            "horizon_end": pl.Datetime("us", "UTC"),
+            "horizon_end_date": pl.Date,
+        },
+        orient="row",
+    )
+
+
+def landmark_deals(
+    visits: pl.LazyFrame,
+    reaches: pl.LazyFrame,
+    entries: pl.LazyFrame,
+    opportunities: pl.LazyFrame,
+    *,
+    instants: pl.DataFrame,
+    won_index: int,
+) -> pl.DataFrame:
+    """The deals open at each landmark: one row per (deal, landmark).
+
+    A deal is open at t in the open-stage visit that started before t and had not ended
+    before t (`started_at < t <= ended_at`, or no end yet); `age_days` is t − started_at.
+    `won_within` says the deal reached won in [t, horizon_end). The expected close date is
+    the latest one the history records before t, else the opportunity's; `close` says where
+    it lies against the horizon. Everything here is known at horizon_end, so a backtest at
+    any origin T sees the same rows for the landmarks whose horizon ends by T.
+    """
+    marks = instants["landmark"]
+    last = len(marks) - 1
+    spans = (
+        visits.filter(pl.col("stage_index") < won_index)
+        .select(
+            "opportunity_id",
+            "stage",
+            "stage_index",
+            "started_at",
+            pl.lit(marks).search_sorted(pl.col("started_at"), side="right").alias("_first"),
+            pl.when(pl.col("ended_at").is_null())
+            .then(pl.lit(last, dtype=pl.Int64))
+            .otherwise(
+                pl.lit(marks).search_sorted(pl.col("ended_at"), side="right").cast(pl.Int64) - 1
+            )
+            .alias("_last"),
+        )
+        .filter(pl.col("_first") <= pl.col("_last"))
+        .select(
+            "opportunity_id",
+            "stage",
+            "stage_index",
+            "started_at",
+            pl.int_ranges("_first", pl.col("_last") + 1).alias("_mark"),
+        )
+        .explode("_mark")
+    )
+    won_at = reaches.filter(pl.col("stage_index") == won_index).select(
+        "opportunity_id", pl.col("reached_at").alias("won_at")
+    )
+    promised = (
+        entries.filter(pl.col("expected_close_date").is_not_null())
+        .select("opportunity_id", "entered_at", pl.col("expected_close_date").alias("_promised"))
+        .sort("entered_at")
+    )
+    age = days_between(pl.col("started_at"), pl.col("landmark"))
+    close = pl.coalesce("_promised", "expected_close_date")
+    return (
+        spans.join(
+            instants.lazy().with_row_index("_mark").with_columns(pl.col("_mark").cast(pl.Int64)),
+            on="_mark",
+        )
+        .join(won_at, on="opportunity_id", how="left")
+        .join(
+            opportunities.select("opportunity_id", "expected_close_date", PRICE_SEGMENT),
+            on="opportunity_id",
+            how="left",
+        )
+        .sort("landmark")
+        .join_asof(
+            promised,
+            left_on="landmark",
+            right_on="entered_at",
+            by="opportunity_id",
+            strategy="backward",
+            allow_exact_matches=False,
+        )
+        .select(
+            "opportunity_id",
+            "landmark",
+            "horizon_end",
+            "stage",
+            "stage_index",
+            age.alias("age_days"),
+            pl.sum_horizontal(*(age >= edge for edge in AGE_EDGES_DAYS)).alias("age_bin"),
+            in_interval_expr("won_at", "landmark", "horizon_end").alias("won_within"),
+            pl.when(close.is_null())
+            .then(pl.lit(CLOSE_NONE))
+            .when(close < pl.col("landmark_date"))
+            .then(pl.lit(CLOSE_OVERDUE))
+            .when(close < pl.col("horizon_end_date"))
+            .then(pl.lit(CLOSE_DUE))
+            .otherwise(pl.lit(CLOSE_LATER))
+            .alias("close"),
+            PRICE_SEGMENT,
+        )
+        .sort("landmark", "opportunity_id")
+        .collect()
+    )
+
+
+def in_interval_expr(value: str, start: str, end: str) -> pl.Expr:
+    """`value` lies in [start, end), columns all; false when value is null."""
+    return ((pl.col(value) >= pl.col(start)) & (pl.col(value) < pl.col(end))).fill_null(False)
+
+
+def training_rows(
+    landmarks: pl.DataFrame, *, origin: datetime, window_start: datetime
+) -> pl.DataFrame:
+    """The landmarks a forecast at `origin` learns from: in W, with a horizon ended by then."""
+    return landmarks.filter(
+        (pl.col("landmark") >= window_start) & (pl.col("horizon_end") <= origin)
+    )
+
+
+def within_probabilities(
+    deals: pl.DataFrame,
+    training: pl.DataFrame,
+    *,
+    levels: Sequence[tuple[str, ...]],
+    strength: float,
+) -> pl.Series:
+    """The chance each of `deals` is won within the horizon, learned from `training`.
+
+    Level by level, a cell's rate is (won + m·p_parent) / (landmarks + m), with p_parent the
+    rate of the cell one level up (the overall rate above the first level) and m `strength`;
+    a deal takes its deepest cell that training saw. Null for every deal when training is
+    empty.
+    """
+    if training.height == 0:
+        return pl.Series("p_within", [None] * deals.height, dtype=pl.Float64)
+    overall = training["won_within"].mean()
+    keyed = deals.with_columns(pl.lit(overall, dtype=pl.Float64).alias("p_within"))
+    parent: pl.DataFrame | None = None
+    for keys in levels:
+        cells = training.group_by(keys).agg(
+            pl.len().alias("_n"), pl.col("won_within").sum().alias("_won")
+        )
+        if parent is None:
+            cells = cells.with_columns(pl.lit(overall, dtype=pl.Float64).alias("_parent"))
+        else:
+            cells = cells.join(parent.rename({"_p": "_parent"}), on=keys[:-1], how="left")
+        cells = cells.select(
+            *keys,
+            ((pl.col("_won") + strength * pl.col("_parent")) / (pl.col("_n") + strength)).alias(
+                "_p"
+            ),
+        )
+        keyed = (
+            keyed.join(cells, on=keys, how="left", maintain_order="left", nulls_equal=True)
+            .with_columns(pl.coalesce("_p", "p_within").alias("p_within"))
+            .drop("_p")
+        )
+        parent = cells
+    return keyed["p_within"]
+
+
+def priced(open_deals: pl.DataFrame, won: pl.DataFrame) -> pl.DataFrame:
+    """`open_deals` with `amount_used`: the deal's amount, else the median won amount of the
+    deals of its customer size in `won` (from MIN_COMPARABLE_WON of them), else of all of
+    `won`; `is_imputed` marks the borrowed ones (null amount when nothing was won)."""
+    priced_won = won.filter(pl.col("amount_at").is_not_null())
+    by_segment = (
+        priced_won.group_by(PRICE_SEGMENT)
+        .agg(pl.len().alias("_n"), pl.col("amount_at").median().alias("_segment_median"))
+        .filter((pl.col("_n") >= MIN_COMPARABLE_WON) & pl.col(PRICE_SEGMENT).is_not_null())
+        .drop("_n")
+    )
+    overall = priced_won["amount_at"].median() if priced_won.height else None
+    return (
+        open_deals.join(by_segment, on=PRICE_SEGMENT, how="left", maintain_order="left")
+        .with_columns(
+            pl.coalesce("amount_at", "_segment_median", pl.lit(overall, dtype=pl.Float64)).alias(
+                "amount_used"
+            ),
+            (
+                pl.col("amount_at").is_null()
+                & (pl.col("_segment_median").is_not_null() | pl.lit(overall is not None))
+            ).alias("is_imputed"),
+        )
+        .drop("_segment_median")
+    )
+
+
+@dataclass(frozen=True)
+class NewDeals:
+    """Deals created and won inside one period, over the past periods: the run rate and what
+    a Monte Carlo draw needs (the mean count, scaled by the season, and the amounts seen)."""
+
+    periods: int
+    mean_amount: float | None  # the run rate: mean amount created and won per period
+    seasonal_factor: float  # 1.0 without two years of history
+    mean_count: float
+    amounts: pl.Series  # every created-and-won amount seen (unpriced as 0)
+
+    @property
+    def expected(self) -> float | None:
+        return None if self.mean_amount is None else self.mean_amount * self.seasonal_factor
+
+
+class WonByPeriod:
+    """The amount won in each period and the amounts of the deals created and won inside it,
+    each as known at the period's end (unpriced as 0), computed once per period."""
+
+    def __init__(self, states_at: DealStatesAt):
+        self._states_at = states_at
+        self._known: dict[datetime, tuple[float, pl.Series]] = {}
+
+    def __call__(self, period: Period) -> tuple[float, pl.Series]:
+        if period.end not in self._known:
+            won = (
+                self._states_at.states(period.end)
+                .filter(
+                    (pl.col("state") == WON)
+                    & in_interval(pl.col("won_at"), period.start, period.end)
+                )
+                .select(
+                    pl.col("amount_at").fill_null(0.0),
+                    (pl.col("created_at") >= period.start).alias("is_new"),
+                )
+                .collect()
+            )
+            self._known[period.end] = (
+                float(won["amount_at"].sum()),
+                won.filter("is_new")["amount_at"],
+            )
+        return self._known[period.end]
+
+
+def new_deals(
+    won_by_period: WonByPeriod, *, origin: Period, first: Period, window_months: int
+) -> NewDeals:
+    """The run rate of deals created and won inside one period, from the periods of W that
+    end by `origin`'s end and start no earlier than `first` (the first with data). With two
+    years of such periods, the seasonal factor is last year's figure for the next period
+    over last year's mean (a factor of 1 when last year's mean is 0)."""
+    per_year = 12 // origin.months
+    in_window = window_months // origin.months
+    history = []
+    back = 0
+    while origin.shifted(-back).start_date >= first.start_date and back < 2 * per_year:
+        history.append(won_by_period(origin.shifted(-back))[1])
+        back += 1
+    recent = history[:in_window]
+    if not recent:
+        return NewDeals(0, None, 1.0, 0.0, pl.Series("amount_at", [], dtype=pl.Float64))
+    totals = [float(amounts.sum()) for amounts in history]
+    mean_amount = sum(totals[:in_window]) / len(recent)
+    seasonal = 1.0
+    if len(history) >= 2 * per_year:
+        # history[k] is the period k steps back; the next period a year ago is per_year − 1
+        # steps back, and last year is the per_year periods before the last per_year
+        last_year = totals[per_year : 2 * per_year]
+        level = sum(last_year) / per_year
+        seasonal = totals[per_year - 1] / level if level > 0 else 1.0
+    return NewDeals(
+        len(recent),
+        mean_amount,
+        seasonal,
+        sum(amounts.len() for amounts in recent) / len(recent),
+        pl.concat(recent),
+    )
+
+
+def months_between(first: Period, last: Period) -> int:
+    """How many months `last` starts after `first`."""
+    return (last.start_date.year - first.start_date.year) * 12 + (
+        last.start_date.month - first.start_date.month
+    )
+
+
+def first_month(opportunities: pl.LazyFrame, *, timezone: str) -> Period | None:
+    """The month of the earliest created deal, or None without deals."""
+    first = opportunities.select(pl.col("created_at").min()).collect().item()
+    if first is None:
+        return None
+    local = first.astimezone(ZoneInfo(timezone)).date().replace(day=1)
+    return Period("month", local, add_months(local, 1), timezone)
