@@ -174,3 +174,40 @@ def dwell_chart(
         "ticks": [{"x": x(d), "days": d} for d in range(0, axis_days + 1, step)],
         "rows": rows,
     }
+
+
+def backtest_chart(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per backtest period: the amount actually won as a column, the forecast of the method
+    used then as a dot, and its P10–P90 as a whisker, on one axis from 0."""
+    if not rows:
+        return None
+    width, height, bottom, top = 640, 180, 30, 12
+    slot = width / len(rows)
+    values = [r["actual"] for r in rows] + [
+        v for r in rows for v in (r["forecast"], r["p90"]) if v is not None
+    ]
+    largest = max(values) * 1.05 or 1.0
+    base = height - bottom
+
+    def y(value: float) -> float:
+        return base - (base - top) * value / largest
+
+    every = 1 if len(rows) <= 12 else 2
+    return {
+        "width": width,
+        "height": height,
+        "base_y": base,
+        "columns": [
+            {
+                "label": r["period"] if (len(rows) - 1 - i) % every == 0 else "",
+                "x": i * slot + slot * 0.2,
+                "width": slot * 0.6,
+                "centre": i * slot + slot / 2,
+                "actual_y": y(r["actual"]),
+                "forecast_y": None if r["forecast"] is None else y(r["forecast"]),
+                "p10_y": None if r["p10"] is None else y(r["p10"]),
+                "p90_y": None if r["p90"] is None else y(r["p90"]),
+            }
+            for i, r in enumerate(rows)
+        ],
+    }

@@ -10,16 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from report_templates import formatting as fmt
-from report_templates.charts import dwell_chart, funnel_chart, paired_bars, range_chart, trend_chart
+from report_templates.charts import (
+    backtest_chart,
+    dwell_chart,
+    funnel_chart,
+    paired_bars,
+    range_chart,
+    trend_chart,
+)
 from report_templates.formatting import TEMPLATES_DIR
 from report_templates.narrative import (
     bottleneck_sentence,
     change_phrase,
+    forecast_method_sentence,
+    forecast_parts_sentence,
+    method_name,
     source_notes,
     summary_sentences,
     unknown_stage_notes,
 )
 from transforms.funnel_model import COMPANY, FunnelModel
+from transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
 
 SEGMENT_ROWS = 8
 
@@ -117,6 +128,22 @@ def forecast_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[
     ]
 
 
+def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
+    """The backtest's scores per method, the method used first, then as the card lists them."""
+    card = forecast["backtest"]
+    if not card:
+        return []
+    rows = [
+        {
+            **row,
+            "label": method_name(row["method"], text),
+            "is_chosen": row["method"] == forecast["method"],
+        }
+        for row in card["candidates"] + card["baselines"]
+    ]
+    return sorted(rows, key=lambda row: not row["is_chosen"])
+
+
 def bottleneck_rows(
     metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -193,6 +220,15 @@ def report_context(
         "bottlenecks": bottlenecks,
         "called_out": [row["sentence"] for row in bottlenecks if row["sentence"]],
         "forecast_rows": forecast_rows(metrics, labels),
+        "method_sentence": forecast_method_sentence(forecast, text=text),
+        "parts_sentence": forecast_parts_sentence(
+            forecast, text=text, money=metrics["currency"] + " "
+        ),
+        "method_rows": method_rows(forecast, text),
+        "min_origins": MIN_ORIGINS_TO_CHOOSE,
+        "backtest_chart": backtest_chart(forecast["backtest"]["periods"])
+        if forecast["backtest"]
+        else None,
         "target_rows": labelled(metrics["targets"]["stages"], labels) if metrics["targets"] else [],
         "dwell": labelled(metrics["dwell"], labels),
         "stalled_deals": labelled(metrics["stalls"]["deals"], labels),

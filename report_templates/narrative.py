@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from report_templates import formatting as fmt
+from transforms.marts.backtest import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
 
 
 def change_phrase(
@@ -196,3 +197,53 @@ def unknown_stage_notes(quality: dict[str, Any], *, text: dict[str, str]) -> lis
         for table, entry in quality.items()
         for unknown in entry.get("unknown_stages", [])
     ]
+
+
+def method_name(method: str, text: dict[str, str]) -> str:
+    return text[f"method_{method}"]
+
+
+def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) -> str:
+    """Which method gives the next period's forecast, and why: its backtest WAPE against the
+    best baseline's (or, for a baseline, against the landmark method's)."""
+    method = forecast["method"]
+    name = method_name(method, text)
+    card = forecast["backtest"]
+    origins = len(card["periods"]) if card else 0
+    if origins == 0:
+        return text["method_why_none"].format(method=name)
+    if origins < MIN_ORIGINS_TO_CHOOSE:
+        return text["method_why_few"].format(
+            method=name, origins=origins, needed=MIN_ORIGINS_TO_CHOOSE
+        )
+    scored = {row["method"]: row for row in card["candidates"] + card["baselines"]}
+    if method in BASELINES:
+        other = scored[LANDMARK]
+    else:
+        other = min(
+            (row for row in card["baselines"] if row["wape"] is not None),
+            key=lambda row: row["wape"],
+        )
+    other_name = method_name(other["method"], text)
+    return text["method_why_scored"].format(
+        method=name,
+        origins=scored[method]["origins"],
+        wape=fmt.percent(scored[method]["wape"], 1),
+        other=other_name[:1].lower() + other_name[1:],
+        other_wape=fmt.percent(other["wape"], 1),
+    )
+
+
+def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: str) -> str:
+    """What the open deals and the deals not yet created each bring."""
+    parts, new = forecast["next_period_components"], forecast["new_deals"]
+    lang = text["_lang"]
+    factor = new["seasonal_factor"] if new else 1.0
+    return text["next_components"].format(
+        open=text["open_part_unknown"]
+        if parts["open_deals"] is None
+        else money + fmt.compact_amount(parts["open_deals"], lang),
+        new=money + fmt.compact_amount(parts["new_deals"], lang),
+        periods=new["periods"] if new else 0,
+        seasonal="" if factor == 1.0 else text["seasonal_factor"].format(factor=f"{factor:.2f}"),
+    )

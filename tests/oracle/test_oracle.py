@@ -22,6 +22,7 @@ from flows.tools.generate import GenerateSpec, generate_exports
 from tests.helpers import by_key, step
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import derive_tables
+from transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
 from transforms.metrics_document import funnel_metrics
 from transforms.periods import parse_period
 from transforms.staging.checks import validate_inputs
@@ -539,7 +540,7 @@ def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
                 r["actual"] for r in before
             )
 
-        expected = "landmark" if i < 3 else min(candidates, key=wape)
+        expected = "landmark" if i < MIN_ORIGINS_TO_CHOOSE else min(candidates, key=wape)
         assert row["method"] == expected, i
         assert row["forecast"] == row["forecasts"][row["method"]]
     assert card["wape"] == pytest.approx(

@@ -129,6 +129,7 @@ def landmark_deals(
             by="opportunity_id",
             strategy="backward",
             allow_exact_matches=False,
+            check_sortedness=False,  # both sides are sorted by instant just above
         )
         .select(
             "opportunity_id",
@@ -276,8 +277,8 @@ class WonByPeriod:
                 .collect()
             )
             self._known[period.end] = (
-                float(won["amount_at"].sum()),
-                won.filter("is_new")["amount_at"],
+                float(won["amount_at"].sort().sum()),  # sorted: the same sum on every run
+                won.filter("is_new")["amount_at"].sort(),
             )
         return self._known[period.end]
 
