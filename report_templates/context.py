@@ -78,11 +78,11 @@ def kpi_tiles(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, A
     forecast, stalls = metrics["forecast"], metrics["stalls"]
     tiles.append(
         {
-            "title": text["weighted_pipeline"],
-            "value": fmt.compact_amount(forecast["weighted_pipeline"], lang),
-            "change": text["next_period_forecast"].format(label=forecast["next_period_label"])
-            + ": "
-            + fmt.compact_amount(forecast["next_period"], lang),
+            "title": text["next_period_forecast"].format(label=forecast["next_period_label"]),
+            "value": fmt.compact_amount(forecast["next_period"], lang),
+            "change": text["weighted_value"].format(
+                value=fmt.compact_amount(forecast["weighted_pipeline"], lang)
+            ),
             "direction": None,
         }
     )

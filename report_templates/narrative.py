@@ -207,6 +207,8 @@ def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) 
     """Which method gives the next period's forecast, and why: its backtest WAPE against the
     best baseline's (or, for a baseline, against the landmark method's)."""
     method = forecast["method"]
+    if method is None:
+        return text["no_forecast"]
     name = method_name(method, text)
     card = forecast["backtest"]
     origins = len(card["periods"]) if card else 0

@@ -106,7 +106,39 @@ def test_metrics_json_holds_the_contract_keys(demo):
         "pipeline_velocity",
     } <= set(m["kpis"])
     forecast = m["forecast"]
-    assert {"weighted_pipeline", "next_period", "unpriced_count"} <= set(forecast)
+    assert {
+        "weighted_pipeline",
+        "unpriced_count",
+        "next_period",
+        "method",
+        "next_period_components",
+        "next_period_by_method",
+        "imputed_amount_count",
+        "new_deals",
+        "monte_carlo",
+        "backtest",
+    } <= set(forecast)
+    assert set(forecast["next_period_components"]) == {"open_deals", "new_deals"}
+    assert forecast["next_period"] == forecast["next_period_by_method"][forecast["method"]]
+    card = forecast["backtest"]
+    assert {
+        "periods",
+        "wape",
+        "bias",
+        "mape",
+        "brier",
+        "coverage",
+        "candidates",
+        "baselines",
+        "reliability",
+        "method",
+    } <= set(card)
+    assert card["method"] == forecast["method"] and len(card["periods"]) == 15
+    assert {r["method"] for r in card["baselines"]} == {
+        "stage_weighted",
+        "last_period",
+        "mean_last_3",
+    }
     assert [r["stage"] for r in forecast["stage_probabilities"]] == OPEN_STAGES
     for row in forecast["stage_probabilities"]:
         assert {"won", "lost", "p_win", "insufficient_history"} <= set(row)
@@ -135,7 +167,7 @@ def test_metrics_json_holds_the_contract_keys(demo):
     } <= set(m["followups"])
     assert m["followups"]["touches_in_period"] > 0
     mc = m["forecast"]["monte_carlo"]
-    assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"] <= m["kpis"]["open_amount"]
+    assert 0 <= mc["p10"] <= mc["p50"] <= mc["p90"]
     assert m["targets"] is None  # the sample's funnel.toml sets no target
     assert [r["stage"] for r in m["bottlenecks"]] != []
     # sentences are made when the report is rendered: one for each called-out step
@@ -212,6 +244,9 @@ def test_pdf_reads_as_a_report_with_embedded_fonts(demo):
         "Time in stage",
         "Stalled deals",
         "Appendix: data quality",
+        "Next period: 2026-10",
+        "Forecast report card",
+        "As used at each period end",
     ):
         assert heading in text
     # page numbers on every page; the running header from page 2 on

@@ -608,10 +608,18 @@ def test_monte_carlo_and_target_decomposition_match_exact_figures(exports):
 
     mc = m["forecast"]["monte_carlo"]
     assert mc["draws"] == 5000
+    # the range is the simulation's, widened `spread` times around its P50 (the backtest's
+    # calibration): undo it to compare the draws with the exact distribution
+    spread, middle = mc["spread"], mc["p50"]
+    assert spread == m["forecast"]["backtest"]["spread_factor"] >= 1
+
+    def drawn(value: float) -> float:
+        return middle + (value - middle) / spread
+
     for q, key in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90")):
         slack = 4 * math.sqrt(q * (1 - q) / 5000)
-        assert quantile(q - slack) <= mc[key] <= quantile(q + slack), key
-    hit = float(probabilities[values >= target].sum())
+        assert quantile(q - slack) <= drawn(mc[key]) <= quantile(q + slack), key
+    hit = float(probabilities[values >= drawn(target)].sum())
     assert abs(mc["p_hit_target"] - hit) <= 4 * math.sqrt(hit * (1 - hit) / 5000) + 1e-12
     assert 0.01 < hit < 0.99  # the target is neither sure nor hopeless: the check has teeth
 

@@ -52,6 +52,7 @@ BASELINES = (STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3)
 # (half a year of monthly reports: over three, one lucky month decides)
 MIN_ORIGINS_TO_CHOOSE = 6
 BACKTEST_DRAWS = 1_000
+COVERAGE = 0.8  # of actuals a P10–P90 range should hold
 RELIABILITY_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -90,10 +91,15 @@ def models_of(inputs: ForecastInputs) -> tuple[str, ...]:
 
 
 def forecast_at(
-    inputs: ForecastInputs, origin: Period, *, target: float | None = None, draws: int = DRAWS
+    inputs: ForecastInputs,
+    origin: Period,
+    *,
+    target: float | None = None,
+    spread: float = 1.0,
+    draws: int = DRAWS,
 ) -> OriginForecast:
     """Every candidate's forecast of the period after `origin`, from what was known at its
-    end."""
+    end; the models' Monte Carlo ranges widened by `spread`."""
     as_of, window_start = origin.end, origin.window_start(inputs.window_months)
     following = origin.shifted(1)
     states = inputs.states_at.states(as_of)
@@ -146,6 +152,7 @@ def forecast_at(
             new_deal_count=new.mean_count * new.seasonal_factor,
             new_deal_amounts=new.amounts.to_numpy(),
             target=target,
+            spread=spread,
             draws=draws,
         )
     probabilities = stage_probabilities(
@@ -251,6 +258,32 @@ def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None,
     ]
 
 
+def spread_factor(rows: list[dict[str, Any]]) -> float:
+    """How much the simulated range must widen to hold COVERAGE of the actuals of `rows`:
+    the COVERAGE quantile of each actual's distance from the simulated P50 in units of the
+    half-range on its side; 1 with fewer than MIN_ORIGINS_TO_CHOOSE rows, and never less
+    than 1 (a range is never narrowed)."""
+    distances = []
+    for row in rows:
+        p10, p50, p90 = row["simulated"]
+        if p10 is None or p50 is None or p90 is None:
+            continue
+        half = p90 - p50 if row["actual"] >= p50 else p50 - p10
+        if half > 0:
+            distances.append(abs(row["actual"] - p50) / half)
+    if len(distances) < MIN_ORIGINS_TO_CHOOSE:
+        return 1.0
+    return max(1.0, float(np.quantile(distances, COVERAGE)))
+
+
+def widened(simulated: tuple[float | None, ...], spread: float) -> tuple[float | None, ...]:
+    """P10 and P90 moved `spread` times as far from P50."""
+    p10, p50, p90 = simulated
+    if p10 is None or p50 is None or p90 is None:
+        return None, None
+    return p50 + spread * (p10 - p50), p50 + spread * (p90 - p50)
+
+
 def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
     """The candidates scored at every origin before `period`'s end, and the method they pick."""
     available = (*models_of(inputs), *BASELINES)
@@ -271,12 +304,13 @@ def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
                 "forecast": forecast,
                 "actual": actual,
                 "error": None if forecast is None else forecast - actual,
-                "p10": at.ranges[shown]["p10"],
-                "p90": at.ranges[shown]["p90"],
                 "forecasts": at.values,
                 "ranges": at.ranges,
+                "simulated": tuple(at.ranges[shown][q] for q in ("p10", "p50", "p90")),
             }
         )
+        # the range as the report would have shown it then: widened by the earlier origins
+        rows[-1]["p10"], rows[-1]["p90"] = widened(rows[-1]["simulated"], spread_factor(rows[:-1]))
         deals = at.deals[LANDMARK]
         probability_pairs.append((deals["p_within"], deals["won_within"]))
     chosen = choose(rows, available)
@@ -284,8 +318,9 @@ def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
     online = [{**r, "forecasts": {"chosen": r["forecast"]}, "ranges": {"chosen": r}} for r in rows]
     return {
         "method": chosen,
-        "periods": [{k: v for k, v in r.items() if k != "ranges"} for r in rows],
+        "periods": [{k: v for k, v in r.items() if k not in ("ranges", "simulated")} for r in rows],
         **{k: v for k, v in scores(online, "chosen").items() if k != "method"},
+        "spread_factor": spread_factor(rows),
         "brier": brier,
         "scored_deals": sum(p.len() for p, _ in probability_pairs),
         "reliability": table,
@@ -361,7 +396,7 @@ def next_period_forecast(
             "backtest": None,
         }
     card = backtest(inputs, period=period)
-    now = forecast_at(inputs, period, target=target)
+    now = forecast_at(inputs, period, target=target, spread=card["spread_factor"])
     method = card["method"]
     if now.values[method] is None:
         method = LAST_PERIOD  # nothing to learn from yet: the one figure always known

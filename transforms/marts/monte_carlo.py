@@ -18,6 +18,7 @@ def monte_carlo(
     new_deal_count: float,
     new_deal_amounts: np.ndarray,
     target: float | None,
+    spread: float = 1.0,
     draws: int = DRAWS,
     seed: int = SEED,
 ) -> dict[str, float | None]:
@@ -25,9 +26,18 @@ def monte_carlo(
     `target`. Each open deal is won independently with its probability and brings its
     amount; on top, a Poisson number of new deals (mean `new_deal_count`) is created and won,
     each bringing an amount drawn from `new_deal_amounts`. The same seed gives the same
-    figures. With no probabilities (`probabilities` containing NaN), every figure is None."""
+    figures. `spread` widens every draw's distance from the median by that factor (the
+    backtest's calibration). With no probabilities (`probabilities` containing NaN), every
+    figure is None."""
     if np.isnan(probabilities).any():
-        return {"p10": None, "p50": None, "p90": None, "p_hit_target": None, "draws": 0}
+        return {
+            "p10": None,
+            "p50": None,
+            "p90": None,
+            "p_hit_target": None,
+            "draws": 0,
+            "spread": spread,
+        }
     rng = np.random.default_rng(seed)
     totals = np.zeros(draws)
     for start in range(0, amounts.size, CHUNK):
@@ -45,6 +55,9 @@ def monte_carlo(
             owner = np.repeat(np.arange(last - first), n)
             totals[first:last] += np.bincount(owner, weights=picked, minlength=last - first)
             first = last
+    if spread != 1.0:
+        middle = np.median(totals)
+        totals = middle + spread * (totals - middle)
     p10, p50, p90 = np.quantile(totals, [0.1, 0.5, 0.9])
     return {
         "p10": float(p10),
@@ -52,4 +65,5 @@ def monte_carlo(
         "p90": float(p90),
         "p_hit_target": None if target is None else float(np.mean(totals >= target)),
         "draws": draws,
+        "spread": spread,
     }

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from tests.helpers import SETTINGS, figures, history, opp, opportunities, path, world
-from transforms.marts.backtest import forecast_at, forecast_inputs
+from transforms.marts.backtest import forecast_at, forecast_inputs, spread_factor, widened
 from transforms.marts.monte_carlo import monte_carlo
 from transforms.marts.next_period import priced
 
@@ -211,3 +211,15 @@ def test_the_first_period_with_no_history_forecasts_the_last_period():
     assert f["next_period_components"] == {"open_deals": None, "new_deals": 5000.0}
     assert f["backtest"]["periods"] == []
     assert f["monte_carlo"]["p50"] is None
+
+
+def test_the_range_widens_to_hold_four_in_five_earlier_actuals():
+    """Six earlier origins, each simulated as P10 90, P50 100, P90 110: actuals 100, 105,
+    95, 120, 70, 100 lie 0, 0.5, 0.5, 2, 3 and 0 half-ranges from P50; the 80th
+    percentile of (0, 0, 0.5, 0.5, 2, 3) at position 4 is 2: the range doubles. Under six
+    origins, or when every actual lies inside, it stays as simulated."""
+    rows = [{"simulated": (90.0, 100.0, 110.0), "actual": a} for a in (100, 105, 95, 120, 70, 100)]
+    assert spread_factor(rows) == pytest.approx(2.0)
+    assert spread_factor(rows[:5]) == 1.0
+    assert spread_factor([{**r, "actual": 100} for r in rows]) == 1.0
+    assert widened((90.0, 100.0, 110.0), 2.0) == (80.0, 120.0)
