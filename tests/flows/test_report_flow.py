@@ -133,7 +133,7 @@ def test_metrics_json_holds_the_contract_keys(demo):
         "reliability",
         "method",
     } <= set(card)
-    assert card["method"] == forecast["method"] and len(card["periods"]) == 15
+    assert card["method"] == forecast["method"] and len(card["periods"]) == 12
     assert {r["method"] for r in card["baselines"]} == {
         "stage_weighted",
         "last_period",

@@ -521,9 +521,10 @@ def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
     is the one with the lowest WAPE over the rows before it; the scores follow."""
     card = run_pipeline(exports, "2026-09")["forecast"]["backtest"]
     rows = card["periods"]
-    # the generated deals start in 2025-04: the first origin with three months behind it
-    assert [r["period"] for r in rows][:2] == ["2025-07", "2025-08"]
-    assert rows[-1]["period"] == "2026-09" and len(rows) == 15
+    # the generated deals start in 2025-04: the first origin with six months behind it is
+    # 2025-09's end, forecasting 2025-10
+    assert [r["period"] for r in rows][:2] == ["2025-10", "2025-11"]
+    assert rows[-1]["period"] == "2026-09" and len(rows) == 12
     for row in rows[-4:]:
         earlier = parse_period(row["period"], TZ).shifted(-1)
         assert row["forecast_at"] == earlier.end_date.isoformat()

@@ -40,7 +40,7 @@ from transforms.marts.next_period import (
     within_probabilities,
 )
 from transforms.marts.win_probabilities import stage_probabilities
-from transforms.periods import Period
+from transforms.periods import Period, add_months
 
 LANDMARK, LANDMARK_CLOSE_DATE = "landmark", "landmark_close_date"
 OPEN_DEALS, NEW_DEALS = "open_deals", "new_deals"
@@ -52,6 +52,9 @@ BASELINES = (STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3)
 # (half a year of monthly reports: over three, one lucky month decides)
 MIN_ORIGINS_TO_CHOOSE = 6
 BACKTEST_DRAWS = 1_000
+# a period end is a backtest origin from half a window of data on: before, the landmarks
+# behind it are too few and too young (a funnel still filling up) to judge any method by
+MIN_HISTORY_MONTHS = 6
 COVERAGE = 0.8  # of actuals a P10–P90 range should hold
 RELIABILITY_EDGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -181,10 +184,12 @@ def forecast_at(
 
 
 def backtest_origins(period: Period, first: Period) -> list[Period]:
-    """Every period end before `period`'s with its two periods before it holding data: the
-    origins whose following period ended by `period`'s end."""
+    """Every period end before `period`'s with enough history behind it: MIN_HISTORY_MONTHS
+    since the first month with data, and data in the two periods before it (for the mean of
+    the last three): the origins whose following period ended by `period`'s end."""
+    earliest = add_months(first.start_date, MIN_HISTORY_MONTHS)
     origins, origin = [], period.shifted(-1)
-    while origin.shifted(-2).end_date > first.start_date:
+    while origin.end_date >= earliest and origin.shifted(-2).end_date > first.start_date:
         origins.append(origin)
         origin = origin.shifted(-1)
     return origins[::-1]
