@@ -219,13 +219,11 @@ def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) 
             method=name, origins=origins, needed=MIN_ORIGINS_TO_CHOOSE
         )
     scored = {row["method"]: row for row in card["candidates"] + card["baselines"]}
-    if method in BASELINES:
-        other = scored[LANDMARK]
-    else:
-        other = min(
-            (row for row in card["baselines"] if row["wape"] is not None),
-            key=lambda row: row["wape"],
-        )
+    others = [scored[LANDMARK]] if method in BASELINES else card["baselines"]
+    others = [row for row in others if row["wape"] is not None]
+    if scored[method]["wape"] is None or not others:
+        return text["method_why_unscored"].format(method=name, origins=origins)
+    other = min(others, key=lambda row: row["wape"])
     other_name = method_name(other["method"], text)
     return text["method_why_scored"].format(
         method=name,

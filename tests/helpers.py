@@ -12,7 +12,7 @@ from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import PARSE_REASONS
 from transforms.funnel_model import RunSettings
 from transforms.intermediate.derived import DerivedTables, derive_tables
-from transforms.marts.backtest import forecast_inputs, next_period_forecast
+from transforms.marts.backtest import ForecastInputs, forecast_inputs, next_period_forecast
 from transforms.marts.comparison import comparison
 from transforms.marts.conversion import conversion
 from transforms.marts.dwell import dwell
@@ -144,21 +144,21 @@ class World:
                 probabilities_known=known,
             ),
             "next_period_label": following.label,
-            **next_period_forecast(
-                forecast_inputs(
-                    self.opportunities,
-                    self.derived,
-                    period=self.period,
-                    funnel=self.settings.funnel,
-                    timezone=self.settings.timezone,
-                    window_months=self.settings.window_months,
-                    smoothing_strength=self.settings.smoothing_strength,
-                    min_resolved=self.settings.min_resolved_for_p_win,
-                ),
-                period=self.period,
-                target=self.target,
-            ),
+            **next_period_forecast(self.forecast_inputs(), period=self.period, target=self.target),
         }
+
+    def forecast_inputs(self) -> ForecastInputs | None:
+        """What the next period's forecast and its backtest read."""
+        return forecast_inputs(
+            self.opportunities,
+            self.derived,
+            period=self.period,
+            funnel=self.settings.funnel,
+            timezone=self.settings.timezone,
+            window_months=self.settings.window_months,
+            smoothing_strength=self.settings.smoothing_strength,
+            min_resolved=self.settings.min_resolved_for_p_win,
+        )
 
     def targets(self) -> dict[str, Any] | None:
         if self.target is None:

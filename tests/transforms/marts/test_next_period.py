@@ -13,23 +13,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.helpers import SETTINGS, figures, history, opp, opportunities, path, world
-from transforms.marts.backtest import forecast_at, forecast_inputs, spread_factor, widened
+from tests.helpers import figures, history, opp, opportunities, path, world
+from transforms.marts.backtest import forecast_at, spread_factor, widened
 from transforms.marts.monte_carlo import monte_carlo
 from transforms.marts.next_period import priced
 
 
 def inputs_of(w):
-    return forecast_inputs(
-        w.opportunities,
-        w.derived,
-        period=w.period,
-        funnel=SETTINGS.funnel,
-        timezone=SETTINGS.timezone,
-        window_months=SETTINGS.window_months,
-        smoothing_strength=SETTINGS.smoothing_strength,
-        min_resolved=SETTINGS.min_resolved_for_p_win,
-    )
+    inputs = w.forecast_inputs()
+    assert inputs is not None
+    return inputs
 
 
 def stalled_tables() -> tuple[pl.DataFrame, pl.DataFrame]:
