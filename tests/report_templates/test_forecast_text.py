@@ -1,0 +1,90 @@
+"""The forecast's sentences and its report-card chart, from small literal documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from report_templates import formatting as fmt
+from report_templates.charts import backtest_chart
+from report_templates.narrative import forecast_method_sentence
+
+TEXT = {**fmt.labels("en"), "_lang": "en"}
+
+
+def score(method: str, wape: float | None) -> dict:
+    return {"method": method, "origins": 8, "wape": wape, "bias": 0.0, "mape": wape}
+
+
+def forecast(method: str, *, rows: int, wapes: dict[str, float | None]) -> dict:
+    models = ("landmark", "open_deals", "new_deals")
+    baselines = ("stage_weighted", "last_period", "mean_last_3")
+    return {
+        "method": method,
+        "backtest": {
+            "periods": [{}] * rows,
+            "candidates": [score(m, wapes.get(m)) for m in models],
+            "baselines": [score(m, wapes.get(m)) for m in baselines],
+        },
+    }
+
+
+def test_the_method_is_compared_with_the_best_baseline():
+    f = forecast(
+        "landmark",
+        rows=8,
+        wapes={
+            "landmark": 0.074,
+            "stage_weighted": 0.33,
+            "last_period": 0.134,
+            "mean_last_3": 0.121,
+        },
+    )
+    assert forecast_method_sentence(f, text=TEXT) == (
+        "Stage and age model + new deals is used: over the last 8 period ends its forecasts were "
+        "off by 7.4% of what was won (WAPE), against 12.1% for mean of the last three periods."
+    )
+
+
+def test_a_baseline_is_compared_with_the_model():
+    f = forecast(
+        "mean_last_3",
+        rows=8,
+        wapes={"landmark": 0.43, "stage_weighted": 0.4, "last_period": 0.56, "mean_last_3": 0.37},
+    )
+    assert forecast_method_sentence(f, text=TEXT).endswith(
+        "against 43.0% for stage and age model + new deals."
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "wapes", "expected"),
+    [
+        (0, {}, "there is no earlier period to learn from yet."),
+        (4, {}, "4 past period ends are too few to compare methods on (6 are needed)."),
+        (8, {}, "nothing was won in the periods after the last 8 period ends"),
+    ],
+)
+def test_why_when_the_backtest_cannot_tell(rows, wapes, expected):
+    assert expected in forecast_method_sentence(
+        forecast("landmark", rows=rows, wapes=wapes), text=TEXT
+    )
+
+
+def test_no_forecast_without_deals():
+    assert forecast_method_sentence({"method": None}, text=TEXT) == TEXT["no_forecast"]
+
+
+def test_backtest_chart_puts_actual_forecast_and_range_on_one_axis():
+    # largest value 200 (a P90) × 1.05 = 210 on a plot from y 150 (base) up to y 12
+    rows = [
+        {"period": "2026-01", "actual": 100.0, "forecast": 105.0, "p10": 80.0, "p90": 200.0},
+        {"period": "2026-02", "actual": 0.0, "forecast": None, "p10": None, "p90": None},
+    ]
+    chart = backtest_chart(rows)
+    first, second = chart["columns"]
+    assert chart["base_y"] == 150
+    assert first["actual_y"] == pytest.approx(150 - 138 * 100 / 210)
+    assert first["p90_y"] == pytest.approx(150 - 138 * 200 / 210)
+    assert second["forecast_y"] is None and second["actual_y"] == 150
+    assert (first["centre"], second["centre"]) == (160, 480)
+    assert backtest_chart([]) is None
