@@ -16,17 +16,18 @@ def first_reach(stage_index: int) -> pl.Expr:
 
 
 def stage_reaches(
-    entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime, funnel: FunnelModel
+    entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime | None, funnel: FunnelModel
 ) -> pl.LazyFrame:
     """Stage reaches known at `as_of`: one row per deal known then and stage it had reached.
 
     `entries` is `stage_entries`' table, `states` the `deal_states` at the same `as_of` (only
-    deals created before it count). `reached_at` is first_reach(o, stage): a deal that reached
-    stage k has a row for every stage before it, at a time no later than k's.
+    deals created before it count; with `as_of` None, every entry of the deals in `states`).
+    `reached_at` is first_reach(o, stage): a deal that reached stage k has a row for every
+    stage before it, at a time no later than k's.
     """
+    known = entries if as_of is None else entries.filter(pl.col("entered_at") < as_of)
     wide = (
-        entries.filter(pl.col("entered_at") < as_of)
-        .join(states.select("opportunity_id"), on="opportunity_id", how="semi")
+        known.join(states.select("opportunity_id"), on="opportunity_id", how="semi")
         .group_by("opportunity_id")
         .agg(first_reach(k).alias(str(k)) for k in range(len(funnel.ids)))
     )

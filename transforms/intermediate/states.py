@@ -102,6 +102,7 @@ class DealStatesAt:
         known = known or {}
         self._states = {t: states.select(STATE_COLUMNS) for t, (states, _) in known.items()}
         self._reaches = {t: reaches for t, (_, reaches) in known.items()}
+        self._all_reaches: pl.DataFrame | None = None
 
     def states(self, as_of: datetime) -> pl.LazyFrame:
         if as_of not in self._states:
@@ -113,8 +114,17 @@ class DealStatesAt:
         return self._states[as_of].lazy()
 
     def reaches(self, as_of: datetime) -> pl.LazyFrame:
+        """first_reach(o, k) known at as_of is the first reach over all entries, when it lies
+        before as_of: every deal's reaches are derived once, then masked per instant."""
         if as_of not in self._reaches:
-            self._reaches[as_of] = stage_reaches(
-                self._entries, self.states(as_of), as_of=as_of, funnel=self._funnel
-            ).collect()
+            if self._all_reaches is None:
+                self._all_reaches = stage_reaches(
+                    self._entries, self._opportunities, as_of=None, funnel=self._funnel
+                ).collect()
+            self._reaches[as_of] = (
+                self._all_reaches.lazy()
+                .filter(pl.col("reached_at") < as_of)
+                .join(self.states(as_of).select("opportunity_id"), on="opportunity_id", how="semi")
+                .collect()
+            )
         return self._reaches[as_of].lazy()

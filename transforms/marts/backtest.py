@@ -100,9 +100,10 @@ def forecast_at(
     target: float | None = None,
     spread: float = 1.0,
     draws: int = DRAWS,
+    ranges_of: tuple[str, ...] = MODELS,
 ) -> OriginForecast:
     """Every candidate's forecast of the period after `origin`, from what was known at its
-    end; the models' Monte Carlo ranges widened by `spread`."""
+    end; the Monte Carlo ranges of the models in `ranges_of`, widened by `spread`."""
     as_of, window_start = origin.end, origin.window_start(inputs.window_months)
     following = origin.shifted(1)
     states = inputs.states_at.states(as_of)
@@ -149,6 +150,8 @@ def forecast_at(
         )
         if model == LANDMARK:
             values[OPEN_DEALS], values[NEW_DEALS] = open_part, new.expected
+        if model not in ranges_of:
+            continue
         ranges[model] = monte_carlo(
             scored["amount_used"].fill_null(0.0).to_numpy(),
             scored["p_within"].fill_null(np.nan).to_numpy() if known else np.array([np.nan]),
@@ -401,8 +404,11 @@ def next_period_forecast(
             "backtest": None,
         }
     card = backtest(inputs, period=period)
-    now = forecast_at(inputs, period, target=target, spread=card["spread_factor"])
     method = card["method"]
+    shown = (method,) if method in MODELS else (LANDMARK,)
+    now = forecast_at(
+        inputs, period, target=target, spread=card["spread_factor"], ranges_of=(*shown, LANDMARK)
+    )
     if now.values[method] is None:
         method = LAST_PERIOD  # nothing to learn from yet: the one figure always known
     model = method if method in MODELS else LANDMARK

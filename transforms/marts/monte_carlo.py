@@ -40,9 +40,10 @@ def monte_carlo(
         }
     rng = np.random.default_rng(seed)
     totals = np.zeros(draws)
+    chances = probabilities.astype(np.float32)
     for start in range(0, amounts.size, CHUNK):
-        p = probabilities[start : start + CHUNK]
-        wins = rng.random((p.size, draws)) < p[:, None]
+        p = chances[start : start + CHUNK]
+        wins = rng.random((p.size, draws), dtype=np.float32) < p[:, None]
         totals += amounts[start : start + CHUNK] @ wins
     if new_deal_count > 0 and new_deal_amounts.size:
         counts = rng.poisson(new_deal_count, draws)
