@@ -303,3 +303,19 @@ def test_the_benchmark_times_the_steps_the_flow_runs():
     steps = pipeline_steps(str(SAMPLE_DIR))
     assert list(steps) == ["read_validate", "derive", "compute", "render"]
     assert all(step["seconds"] > 0 for step in steps.values())
+
+
+def test_the_forecast_benchmark_prints_every_export_and_the_goals(capsys):
+    """`python -m flows.tools.forecast_benchmark` on one small seed (a smoke test: the
+    backtest figures themselves are tested in tests/transforms and tests/oracle)."""
+    from flows.tools.forecast_benchmark import main as forecast_benchmark
+
+    assert forecast_benchmark(["--seeds", "7", "--opportunities", "2000"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "generated, 2,000 deals, seed 7",
+        "seed 7 without open-deal amounts or close dates",
+        "the sample (data/sample)",
+    ):
+        assert out.count(name) == 2  # its backtest table, and its line among the goals
+    assert "used at each month end" in out and "mean_last_3" in out
