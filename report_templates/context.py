@@ -131,8 +131,6 @@ def forecast_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[
 def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
     """The backtest's scores per method, the method used first, then as the card lists them."""
     card = forecast["backtest"]
-    if not card:
-        return []
     rows = [
         {
             **row,
@@ -226,9 +224,7 @@ def report_context(
         ),
         "method_rows": method_rows(forecast, text),
         "min_origins": MIN_ORIGINS_TO_CHOOSE,
-        "backtest_chart": backtest_chart(forecast["backtest"]["periods"])
-        if forecast["backtest"]
-        else None,
+        "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
         "target_rows": labelled(metrics["targets"]["stages"], labels) if metrics["targets"] else [],
         "dwell": labelled(metrics["dwell"], labels),
         "stalled_deals": labelled(metrics["stalls"]["deals"], labels),

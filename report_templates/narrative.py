@@ -211,7 +211,7 @@ def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) 
         return text["no_forecast"]
     name = method_name(method, text)
     card = forecast["backtest"]
-    origins = len(card["periods"]) if card else 0
+    origins = len(card["periods"])
     if origins == 0:
         return text["method_why_none"].format(method=name)
     if origins < MIN_ORIGINS_TO_CHOOSE:
@@ -238,12 +238,12 @@ def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], m
     """What the open deals and the deals not yet created each bring."""
     parts, new = forecast["next_period_components"], forecast["new_deals"]
     lang = text["_lang"]
-    factor = new["seasonal_factor"] if new else 1.0
+    factor = new["seasonal_factor"]
     return text["next_components"].format(
         open=text["open_part_unknown"]
         if parts["open_deals"] is None
         else money + fmt.compact_amount(parts["open_deals"], lang),
         new=money + fmt.compact_amount(parts["new_deals"], lang),
-        periods=new["periods"] if new else 0,
+        periods=new["periods"],
         seasonal="" if factor == 1.0 else text["seasonal_factor"].format(factor=f"{factor:.2f}"),
     )

@@ -184,7 +184,7 @@ def test_a_backtest_origin_sees_only_what_was_known_then(w):
     its origin period, on the export as it stood at that origin, makes it."""
     opps, rows = w
     card = run(opps, rows)["forecast"]["backtest"]
-    for row in card["periods"][-2:] if card else []:
+    for row in card["periods"][-2:]:
         origin = parse_period(row["period"]).shifted(-1)
         then = metrics_for(
             opportunities(*as_exported_at_end(opps, rows, origin.end)[0]),
@@ -209,7 +209,7 @@ def test_new_figures_stay_consistent(w, target):
         assert 0 <= mc["p_hit_target"] <= 1
     assert all(v is None or v >= 0 for v in f["next_period_components"].values())
     assert f["next_period"] is None or f["next_period"] >= 0
-    for b in f["backtest"]["reliability"] if f["backtest"] else []:
+    for b in f["backtest"]["reliability"]:
         assert b["from"] <= b["mean_p"] <= b["to"] and 0 <= b["won_share"] <= 1
     for row in m["bottlenecks"]:
         assert all(

@@ -321,18 +321,30 @@ def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
         rows[-1]["p10"], rows[-1]["p90"] = widened(rows[-1]["simulated"], spread_factor(rows[:-1]))
         deals = at.deals[LANDMARK]
         probability_pairs.append((deals["p_within"], deals["won_within"]))
-    chosen = choose(rows, available)
+    return report_card(
+        rows, probability_pairs, models=models_of(inputs), method=choose(rows, available)
+    )
+
+
+def report_card(
+    rows: list[dict[str, Any]],
+    probability_pairs: list[tuple[pl.Series, pl.Series]],
+    *,
+    models: tuple[str, ...],
+    method: str | None,
+) -> dict[str, Any]:
+    """`forecast.backtest`: the rows, their scores as used, and each candidate's scores."""
     brier, table = reliability(probability_pairs)
     online = [{**r, "forecasts": {"chosen": r["forecast"]}, "ranges": {"chosen": r}} for r in rows]
     return {
-        "method": chosen,
+        "method": method,
         "periods": [{k: v for k, v in r.items() if k not in ("ranges", "simulated")} for r in rows],
         **{k: v for k, v in scores(online, "chosen").items() if k != "method"},
         "spread_factor": spread_factor(rows),
         "brier": brier,
         "scored_deals": sum(p.len() for p, _ in probability_pairs),
         "reliability": table,
-        "candidates": [scores(rows, m) for m in (*models_of(inputs), *PARTS)],
+        "candidates": [scores(rows, m) for m in (*models, *PARTS)],
         "baselines": [scores(rows, m) for m in BASELINES],
     }
 
@@ -393,7 +405,12 @@ def next_period_forecast(
             "next_period_components": {"open_deals": None, "new_deals": None},
             "next_period_by_method": {},
             "imputed_amount_count": 0,
-            "new_deals": None,
+            "new_deals": {
+                "periods": 0,
+                "run_rate": None,
+                "seasonal_factor": 1.0,
+                "mean_count": 0.0,
+            },
             "monte_carlo": monte_carlo(
                 np.zeros(0),
                 np.array([np.nan]),
@@ -401,7 +418,7 @@ def next_period_forecast(
                 new_deal_amounts=np.zeros(0),
                 target=None,
             ),
-            "backtest": None,
+            "backtest": report_card([], [], models=(), method=None),
         }
     card = backtest(inputs, period=period)
     method = card["method"]

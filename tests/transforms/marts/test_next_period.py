@@ -217,3 +217,13 @@ def test_the_range_widens_to_hold_four_in_five_earlier_actuals():
     assert spread_factor(rows[:5]) == 1.0
     assert spread_factor([{**r, "actual": 100} for r in rows]) == 1.0
     assert widened((90.0, 100.0, 110.0), 2.0) == (80.0, 120.0)
+
+
+def test_no_deal_before_the_period_end_forecasts_nothing():
+    """D0 is created after June: there is nothing to forecast from, yet every key is there."""
+    f = figures(opportunities(opp("D0", "lead", "2024-07-05")), of=("forecast",))["forecast"]
+    assert (f["next_period"], f["method"]) == (None, None)
+    assert f["next_period_components"] == {"open_deals": None, "new_deals": None}
+    assert f["backtest"]["periods"] == [] and f["backtest"]["method"] is None
+    assert f["backtest"]["wape"] is None and f["backtest"]["spread_factor"] == 1.0
+    assert f["new_deals"]["periods"] == 0 and f["monte_carlo"]["p50"] is None
