@@ -152,6 +152,7 @@ class World:
         return forecast_inputs(
             self.opportunities,
             self.derived,
+            self.derived.states_at(self.opportunities, funnel=self.settings.funnel),
             period=self.period,
             funnel=self.settings.funnel,
             timezone=self.settings.timezone,

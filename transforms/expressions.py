@@ -14,8 +14,8 @@ def days_between(start: pl.Expr, end: pl.Expr) -> pl.Expr:
     return (end - start).dt.total_microseconds().cast(pl.Float64) / (SECONDS_PER_DAY * 1e6)
 
 
-def in_interval(value: pl.Expr, start: datetime, end: datetime) -> pl.Expr:
-    """`value` lies in the half-open interval [start, end)."""
+def in_interval(value: pl.Expr, start: datetime | pl.Expr, end: datetime | pl.Expr) -> pl.Expr:
+    """`value` lies in the half-open interval [start, end) (bounds fixed or per row)."""
     return (value >= start) & (value < end)
 
 

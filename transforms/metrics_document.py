@@ -157,6 +157,7 @@ def funnel_metrics(
                 forecast_inputs(
                     opportunities,
                     derived,
+                    states_at,
                     period=period,
                     funnel=funnel,
                     timezone=settings.timezone,

@@ -352,6 +352,7 @@ def report_card(
 def forecast_inputs(
     opportunities: pl.DataFrame,
     derived: DerivedTables,
+    states_at: DealStatesAt,
     *,
     period: Period,
     funnel: FunnelModel,
@@ -360,7 +361,8 @@ def forecast_inputs(
     smoothing_strength: float,
     min_resolved: int,
 ) -> ForecastInputs | None:
-    """What the forecasts read, built once per report; None without a deal created by then."""
+    """What the forecasts read, built once per report on the deal states the rest of the
+    report reads (`states_at`); None without a deal created by then."""
     first = first_month(opportunities.lazy(), timezone=timezone)
     last = period.month_periods()[-1]
     if first is None or first.start_date > last.start_date:
@@ -378,7 +380,6 @@ def forecast_inputs(
         opportunities["expected_close_date"].is_not_null().any()
         or derived.entries["expected_close_date"].is_not_null().any()
     )
-    states_at = derived.states_at(opportunities, funnel=funnel)
     return ForecastInputs(
         states_at,
         landmarks,

@@ -139,7 +139,9 @@ def landmark_deals(
             "stage_index",
             age.alias("age_days"),
             pl.sum_horizontal(*(age >= edge for edge in AGE_EDGES_DAYS)).alias("age_bin"),
-            in_interval_expr("won_at", "landmark", "horizon_end").alias("won_within"),
+            in_interval(pl.col("won_at"), pl.col("landmark"), pl.col("horizon_end"))
+            .fill_null(False)
+            .alias("won_within"),
             pl.when(close.is_null())
             .then(pl.lit(CLOSE_NONE))
             .when(close < pl.col("landmark_date"))
@@ -153,11 +155,6 @@ def landmark_deals(
         .sort("landmark", "opportunity_id")
         .collect()
     )
-
-
-def in_interval_expr(value: str, start: str, end: str) -> pl.Expr:
-    """`value` lies in [start, end), columns all; false when value is null."""
-    return ((pl.col(value) >= pl.col(start)) & (pl.col(value) < pl.col(end))).fill_null(False)
 
 
 def training_rows(
@@ -315,13 +312,6 @@ def new_deals(
         seasonal,
         sum(amounts.len() for amounts in recent) / len(recent),
         pl.concat(recent),
-    )
-
-
-def months_between(first: Period, last: Period) -> int:
-    """How many months `last` starts after `first`."""
-    return (last.start_date.year - first.start_date.year) * 12 + (
-        last.start_date.month - first.start_date.month
     )
 
 
