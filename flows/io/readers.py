@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,17 +125,36 @@ def scan_file(path: Path) -> tuple[str, int, bool]:
     return digest.hexdigest(), breaks, block.endswith(b"\n")
 
 
-def polars_csv(source: Path | bytes, delimiter: str, header: list[str]) -> pl.DataFrame:
-    """The records as strings under the header's names; a record with more fields than the
-    header is cut to its width, one with fewer is filled with nulls (`field_counts` tells)."""
+RAGGED_ERROR = "found more fields than defined"  # polars, on a record wider than the header
+
+
+def polars_csv(
+    source: Path | bytes, delimiter: str, header: list[str], *, ragged: bool = False
+) -> pl.DataFrame:
+    """The records as strings under the header's names. A record with fewer fields than the
+    header is filled with nulls; one with more raises, unless `ragged`, where it is cut to the
+    header's width (`field_counts` tells which)."""
     return pl.read_csv(
         source,
         separator=delimiter,
         infer_schema=False,
         has_header=True,
         new_columns=header,
-        truncate_ragged_lines=True,
+        truncate_ragged_lines=ragged,
     )
+
+
+def read_records(
+    source: Path | bytes, delimiter: str, header: list[str]
+) -> tuple[pl.DataFrame, bool]:
+    """The records and whether none is wider than the header: one pass for a well-formed file,
+    a second one, cutting the wide records, for a file that has some."""
+    try:
+        return polars_csv(source, delimiter, header), True
+    except pl.exceptions.ComputeError as error:
+        if RAGGED_ERROR not in str(error):
+            raise
+    return polars_csv(source, delimiter, header, ragged=True), False
 
 
 def unreadable_csv(path: Path, error: Exception, delimiter: str) -> UnusableInputError:
@@ -145,15 +165,20 @@ def unreadable_csv(path: Path, error: Exception, delimiter: str) -> UnusableInpu
     )
 
 
-def field_counts(source: Path | bytes, delimiter: str) -> pl.Series | None:
+def field_counts(
+    source: Path | bytes, delimiter: str, lines: pl.Series | None = None
+) -> pl.Series | None:
     """How many fields each record has (the header first), one record a line, counted by
     polars; None when a quote opens a value that goes on past its line (or stands inside
-    one), which only the CSV grammar can follow (`csv_field_counts`)."""
+    one), which only the CSV grammar can follow (`csv_field_counts`). With `lines` (0-based
+    line numbers, the header being 0), only those lines are counted, in their order."""
     d = re.escape(delimiter)
     quoted = rf'(^|{d})"(?:[^"]|"")*"({d}|$)'  # a whole quoted value, within the line
-    lines = (
-        pl.scan_lines(source, name="line")
-        .select(
+    scanned = pl.scan_lines(source, name="line")
+    if lines is not None:
+        scanned = scanned.with_row_index("_i").filter(pl.col("_i").is_in(lines.implode()))
+    counted = (
+        scanned.select(
             # twice: the delimiter that closes one quoted value opens the next
             pl.col("line")
             .str.strip_suffix("\r")
@@ -169,7 +194,24 @@ def field_counts(source: Path | bytes, delimiter: str) -> pl.Series | None:
         )
         .collect()
     )
-    return None if lines["open"][1:].any() else lines["fields"]  # the header's own is known
+    open_values = counted["open"] if lines is not None else counted["open"][1:]
+    return None if open_values.any() else counted["fields"]  # the header's own is known
+
+
+def short_record_counts(
+    source: Path | bytes, delimiter: str, rows: pl.DataFrame, header: list[str]
+) -> pl.Series | None:
+    """Fields per record (the header first) of a file read strictly, one record a line: only
+    a record ending in a null can have fewer fields than the header, so only those lines are
+    counted. None when a quote makes the lines no guide (`field_counts`)."""
+    width = pl.Series("fields", [len(header)] * (rows.height + 1), dtype=pl.Int64)
+    short = rows.select(pl.arg_where(pl.col(header[-1]).is_null()) + 1).to_series()
+    if short.len() == 0:
+        return width
+    counts = field_counts(source, delimiter, short)
+    if counts is None or counts.len() != short.len():
+        return None
+    return width.scatter(short, counts)
 
 
 def csv_field_counts(text: str, delimiter: str) -> pl.Series:
@@ -212,6 +254,38 @@ def csv_layout(path: Path, text: str) -> tuple[str, list[str], list[str]]:
     return delimiter, raw_header, check_header(path, raw_header)
 
 
+def one_line_each(raw_header: list[str], rows: pl.DataFrame, record_breaks: int) -> bool:
+    """Whether every record, the header's included, is one line (no value holds a break)."""
+    header_lines = 1 + sum(h.count("\n") for h in raw_header)
+    return record_breaks == header_lines - 1 + rows.height
+
+
+def checked_records(
+    path: Path,
+    source: Path | bytes,
+    delimiter: str,
+    header: list[str],
+    *,
+    single_lines: Callable[[pl.DataFrame], bool],
+    text: Callable[[], str],
+) -> pl.DataFrame:
+    """The file's records, with `_read_reason` on each whose field count is not the header's.
+
+    A well-formed file is read once: read strictly, only a record ending in nulls can be
+    short, and only those lines are counted. Otherwise the lines are counted, and where a
+    quote makes them no guide the CSV grammar counts (`text()` is the whole file). polars'
+    errors (an unreadable file) go to the caller."""
+    rows, strict = read_records(source, delimiter, header)
+    fields = (
+        short_record_counts(source, delimiter, rows, header)
+        if strict and single_lines(rows)
+        else field_counts(source, delimiter)
+    )
+    if fields is None or fields.len() != rows.height + 1:  # the grammar decides
+        fields = csv_field_counts(text(), delimiter)
+    return with_field_check(path, rows, fields, header)
+
+
 def read_csv_file(path: Path) -> SourceTable:
     """A UTF-8 file goes to polars straight from disk (hashed and line-counted alongside, in
     a second thread); other encodings, or UTF-8 that breaks past the first megabyte, are
@@ -227,19 +301,28 @@ def read_csv_file(path: Path) -> SourceTable:
         delimiter, raw_header, header = csv_layout(path, head_text)
         with ThreadPoolExecutor(max_workers=1) as pool:
             scanned = pool.submit(scan_file, path)
+
+            def single_lines(rows: pl.DataFrame) -> bool:
+                _, breaks, ends_with_break = scanned.result()
+                return one_line_each(raw_header, rows, breaks - ends_with_break)
+
             try:
-                rows = polars_csv(path, delimiter, header)
+                rows = checked_records(
+                    path,
+                    path,
+                    delimiter,
+                    header,
+                    single_lines=single_lines,
+                    text=lambda: (
+                        path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
+                    ),
+                )
             except pl.exceptions.PolarsError as error:
                 if "utf-8" not in str(error):
                     raise unreadable_csv(path, error, delimiter) from None
                 rows = None
             sha256, breaks, ends_with_break = scanned.result()
         if rows is not None:
-            fields = field_counts(path, delimiter)
-            if fields is None or fields.len() != rows.height + 1:  # the grammar decides
-                text = path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
-                fields = csv_field_counts(text, delimiter)
-            rows = with_field_check(path, rows, fields, header)
             return _source_table(
                 path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
             )
@@ -247,17 +330,20 @@ def read_csv_file(path: Path) -> SourceTable:
     text, encoding = decode(path, data)
     delimiter, raw_header, header = csv_layout(path, text)
     utf8 = text.encode("utf-8")
+    breaks = text.count("\n") - text.endswith("\n")
     try:
-        rows = polars_csv(utf8, delimiter, header)
+        rows = checked_records(
+            path,
+            utf8,
+            delimiter,
+            header,
+            single_lines=lambda rows: one_line_each(raw_header, rows, breaks),
+            text=lambda: text,
+        )
     except pl.exceptions.PolarsError as error:
         raise unreadable_csv(path, error, delimiter) from None
-    fields = field_counts(utf8, delimiter)
-    if fields is None or fields.len() != rows.height + 1:  # the grammar decides
-        fields = csv_field_counts(text, delimiter)
-    rows = with_field_check(path, rows, fields, header)
     digest = hashlib.sha256(data).hexdigest()
-    record_breaks = text.count("\n") - text.endswith("\n")
-    return _source_table(path, digest, encoding, delimiter, raw_header, rows, record_breaks)
+    return _source_table(path, digest, encoding, delimiter, raw_header, rows, breaks)
 
 
 def _source_table(
@@ -275,7 +361,7 @@ def _source_table(
     header_lines = 1 + sum(h.count("\n") for h in raw_header)
     lines = (
         (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
-        if record_breaks == header_lines - 1 + rows.height
+        if one_line_each(raw_header, rows, record_breaks)
         else line_numbers(rows, header, header_lines + 1)
     )
     rows = rows.with_row_index("_row", offset=1).with_columns(lines.alias("_line"))

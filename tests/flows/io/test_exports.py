@@ -583,6 +583,31 @@ def test_rows_with_too_many_or_too_few_fields_are_quarantined_and_the_rest_read(
     lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
     assert (lines["B"], lines["C"]) == (3, 4)
 
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_short_rows_of_a_file_without_wide_ones_are_quarantined(tmp_path, encoding):
+    """A file with no row wider than its header is read in one strict pass: a row ending in
+    an empty value is whole, one that stops short is not, whether or not a quote is in it."""
+    (tmp_path / "opportunities.csv").write_bytes(
+        (
+            "opportunity_id,stage,status,created_at,amount\n"
+            "A,lead,open,2024-06-01,\n"  # 5 fields, the last one empty
+            'B,lead,"open",2024-06-02\n'  # 4
+            "C,lead,open,2024-06-03,300\n"
+            "D,线索\n"  # 2
+            'E,lead,open,2024-06-05,"1,000"\n'
+        ).encode(encoding)
+    )
+    inputs, validated = read(tmp_path)
+    opps = validated["opportunities"]
+    assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (5, 3, 2)
+    assert ragged_reasons(inputs, validated) == {
+        "B": ["row: wrong number of fields (got '4 fields where the header has 5')"],
+        "D": ["row: wrong number of fields (got '2 fields where the header has 5')"],
+    }
+    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    assert (lines["B"], lines["D"], lines["E"]) == (3, 5, 6)
+
+
 
 def test_ragged_rows_beside_quoted_line_breaks_keep_their_lines(tmp_path):
     (tmp_path / "opportunities.csv").write_text(
