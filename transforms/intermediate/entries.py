@@ -86,7 +86,10 @@ def stage_entries(
             pl.lit(False).alias("is_from_history"),
         )
     )
-    previous = pl.col("stage").shift(1).over("opportunity_id", order_by=ENTRY_ORDER)
+    # sorted by deal then ENTRY_ORDER: the row before is the deal's previous entry, if it is
+    # the same deal's
+    same_deal = pl.col("opportunity_id") == pl.col("opportunity_id").shift(1)
+    previous = pl.when(same_deal).then(pl.col("stage").shift(1))
     return (
         pl.concat([from_history, field_entries])
         .with_columns(stage_index(pl.col("stage"), funnel=funnel).alias("stage_index"))
