@@ -8,12 +8,12 @@ import polars as pl
 
 from schemas.vocabulary import BACK, FORWARD, LOST, OPEN
 from transforms.expressions import days_between
-from transforms.intermediate.entries import ENTRY_ORDER
 
 
 def stage_visits(entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime) -> pl.LazyFrame:
     """Stage visits known at `as_of`: one row per stay of a deal in a stage.
 
+    `entries` is `stage_entries`' table, in its order (opportunity, entered_at, stage_index).
     A visit starts at an entry and ends at the deal's next entry, or at `closed_at` when the
     deal was lost while there; one with no end before as_of is open. `days` is the length of a
     completed visit, or the age at as_of of an open one; `outcome` is forward, back, lost or
@@ -24,12 +24,16 @@ def stage_visits(entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime
         pl.when(pl.col("state") == LOST).then(pl.col("closed_at")).alias("_lost_at"),
     )
 
+    # entries come sorted by deal and ENTRY_ORDER: the next row is the deal's next entry, if
+    # it is the same deal's
+    same_deal = pl.col("opportunity_id") == pl.col("opportunity_id").shift(-1)
+
     def following(column: str) -> pl.Expr:
-        return pl.col(column).shift(-1).over("opportunity_id", order_by=ENTRY_ORDER)
+        return pl.when(same_deal).then(pl.col(column).shift(-1))
 
     return (
         entries.filter((pl.col("entered_at") < as_of) & pl.col("is_stage_change"))
-        .join(lost_at, on="opportunity_id", how="inner")
+        .join(lost_at, on="opportunity_id", how="inner", maintain_order="left")
         .with_columns(
             following("entered_at").alias("_next"), following("stage_index").alias("_next_index")
         )
