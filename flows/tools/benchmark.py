@@ -2,11 +2,28 @@
 `--fan-out` measures many reports of one export on each task runner.
 
 For each size it generates canonical exports with `funnel generate` (10 follow-ups and
-about 5 stage-history rows per deal), then, each in a fresh process: polars alone reading
-the three CSV files; the pipeline's steps (read + validate, derive, compute, render HTML +
-PDF) with their wall time and peak memory; and the whole
-`funnel run` as a user runs it (Prefect included). It prints a table; nothing here is a
-test.
+about 5 stage-history rows per deal) unless `--work` already holds them, then measures, each
+in a fresh process with its wall time and peak memory:
+
+- `bare read`: polars alone reading the three CSV files as text;
+- the report flow's steps (read + validate, derive, compute, render HTML + PDF), the functions
+  inside its tasks, with the peak memory over them (`--no-steps` leaves them out);
+- `core`: the project computing the core figures (read + validate, derive, and the marts of
+  `funnel`, `conversion`, `dwell`, `stalls`, the stage win probabilities, the weighted
+  pipeline and `kpis`: `project_core_figures`);
+- `DuckDB`: the same figures computed in DuckDB SQL from the same CSV files, read included
+  (`flows.tools.duckdb_figures`; DuckDB uses every core unless `--duckdb-threads`);
+- the whole `funnel run` as a user runs it, Prefect included (`--no-run` leaves it out).
+
+It prints one row per size: rows, bare read, read + validate, derive, compute, render, peak
+MiB of the steps, `funnel run` and its peak MiB, read + validate + derive + compute as a
+multiple of the bare read (`x read`), the core figures' time and peak MiB in the project and in
+DuckDB, the ratio project / DuckDB, read + validate as a multiple of the bare read
+(`valid/read`), and whether the two sets of figures agree. Under the row come each step's
+time and peak memory and the parts of the core figures (`core: ...`, then `core figures:
+project ... / DuckDB ... = ...x`). Integers must agree exactly, floats to a relative 1e-9,
+nulls as nulls; on any disagreement it prints the figure and key that differ (`DISAGREE
+<figure>.<key>: project ... DuckDB ...`) and exits with status 1. Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -14,16 +31,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 SIZES = (10_000, 100_000, 1_000_000)
 PERIOD = "2026-09"
-TIMEZONE = "Asia/Shanghai"
 # about 5 stage-history rows per deal: ~2.6 stage entries (most deals leak early) + updates
 UPDATES_PER_OPPORTUNITY = 2.4
 
@@ -55,9 +73,15 @@ def machine() -> str:
         if Path("/proc/meminfo").exists()
         else 0
     )
+    try:
+        import duckdb
+
+        duckdb_version = f", DuckDB {duckdb.__version__}"
+    except ImportError:
+        duckdb_version = ""
     return (
         f"{model}, {os.cpu_count()} cores, {memory} GiB, {platform.machine()}, "
-        f"Python {platform.python_version()}, polars {pl.__version__}"
+        f"Python {platform.python_version()}, polars {pl.__version__}{duckdb_version}"
     )
 
 
@@ -82,13 +106,20 @@ def bare_read(folder: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started, "peak_mib": peak_mib(), "rows": rows}
 
 
+def benchmark_settings():  # -> RunSettings (imported late: each measurement imports its own)
+    """The settings of the sample's funnel.toml, which `funnel run` is given here too."""
+    from flows.io.config import settings_from_toml
+    from flows.io.resources import SAMPLE_CONFIG
+
+    return settings_from_toml(SAMPLE_CONFIG)
+
+
 def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     """The report flow's own steps (the functions inside its tasks), timed one by one."""
     from flows.report_flow import load_inputs, validate
     from report_templates.context import report_context
     from report_templates.render import render_html, render_pdf
     from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-    from transforms.funnel_model import RunSettings
     from transforms.intermediate.derived import derive_tables
     from transforms.metrics_document import funnel_metrics
     from transforms.periods import parse_period
@@ -98,8 +129,8 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     def step(name: str, started: float) -> None:
         steps[name] = {"seconds": time.perf_counter() - started, "peak_mib": peak_mib()}
 
-    settings = RunSettings(timezone=TIMEZONE, currency="CNY")
-    period = parse_period(PERIOD, TIMEZONE)
+    settings = benchmark_settings()
+    period = parse_period(PERIOD, settings.timezone)
     peak_mib()
     started = time.perf_counter()
     checked = validate.fn(load_inputs.fn(Path(folder), settings))
@@ -128,9 +159,198 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     return steps
 
 
-def in_fresh_process(function: str, folder: Path) -> dict:
+def core_marts(derived, *, period, settings, history_available: bool) -> dict[str, Any]:
+    """The core figures of `derived` (`transforms.intermediate.derived.DerivedTables`), each
+    computed by the marts exactly as `transforms.metrics_document.funnel_metrics` calls them,
+    keyed as metrics.json; and the deal states at the period end by state."""
+    import polars as pl
+
+    from transforms.marts.conversion import conversion
+    from transforms.marts.dwell import dwell
+    from transforms.marts.forecast import forecast, weighted_open_deals
+    from transforms.marts.funnel_snapshot import funnel_snapshot
+    from transforms.marts.kpis import kpis
+    from transforms.marts.stalls import stalled_deals, stalls_summary
+    from transforms.marts.win_probabilities import (
+        overall_win_rate,
+        resolved_in_window,
+        stage_probabilities,
+    )
+
+    funnel = settings.funnel
+    start, as_of = period.start, period.end
+    window_start = period.window_start(settings.window_months)
+    states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
+    probabilities = stage_probabilities(
+        reaches,
+        states,
+        funnel=funnel,
+        window_start=window_start,
+        smoothing_strength=settings.smoothing_strength,
+        min_resolved=settings.min_resolved_for_p_win,
+    )
+    next_period = period.shifted(1)
+    pipeline = forecast(
+        weighted_open_deals(states, probabilities),
+        funnel=funnel,
+        next_period_start=next_period.start_date,
+        next_period_end=next_period.end_date,
+        probabilities_known=probabilities["p_win"].null_count() == 0,
+    )
+    resolved = resolved_in_window(states, window_start=window_start).select(pl.len()).collect()
+    return {
+        "deal_states": states.group_by("state")
+        .agg(pl.len().alias("count"), pl.col("amount_at").sum())
+        .sort("state")
+        .collect()
+        .to_dicts(),
+        "funnel": funnel_snapshot(states, funnel=funnel).collect().to_dicts(),
+        "conversion": conversion(
+            reaches,
+            states,
+            funnel=funnel,
+            period_start=start,
+            as_of=as_of,
+            window_start=window_start,
+            immature_open_share=settings.immature_open_share,
+        ).to_dicts(),
+        "dwell": dwell(
+            visits, funnel=funnel, window_start=window_start, history_available=history_available
+        )
+        .collect()
+        .to_dicts(),
+        "stalls": stalls_summary(stalled_deals(states, funnel=funnel, as_of=as_of)),
+        "forecast": {
+            "stage_probabilities": probabilities.to_dicts(),
+            "p_bar": overall_win_rate(states, window_start=window_start),
+            "resolved_in_window": resolved.item(),
+            **pipeline,
+        },
+        "kpis": kpis(states, period_start=start, as_of=as_of, window_start=window_start),
+    }
+
+
+def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
+    """The core figures computed by the project's own functions (read + validate as the flow's
+    tasks do, derive, the core marts), timed, with the peak memory over them and the rows
+    validation quarantined."""
+    from flows.report_flow import load_inputs, validate
+    from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
+    from transforms.intermediate.derived import derive_tables
+    from transforms.periods import parse_period
+
+    settings = benchmark_settings()
+    report_period = parse_period(period, settings.timezone)
+    peak_mib()
+    started = time.perf_counter()
+    checked = validate.fn(load_inputs.fn(Path(folder), settings))
+    read_validate = time.perf_counter() - started
+    tables = checked.tables
+    derive_started = time.perf_counter()
+    derived = derive_tables(
+        tables[OPPORTUNITIES],
+        tables[STAGE_HISTORY],
+        as_of=report_period.end,
+        funnel=checked.settings.funnel,
+    )
+    derive = time.perf_counter() - derive_started
+    marts_started = time.perf_counter()
+    figures = core_marts(
+        derived,
+        period=report_period,
+        settings=checked.settings,
+        history_available=checked.history_available,
+    )
+    marts = time.perf_counter() - marts_started
+    figures = {
+        "rows": {name: quality["rows_valid"] for name, quality in checked.quality.items()},
+        **figures,
+    }
+    return {
+        "seconds": time.perf_counter() - started,
+        "read_validate": read_validate,
+        "derive": derive,
+        "marts": marts,
+        "peak_mib": peak_mib(),
+        "rows_quarantined": sum(q["rows_quarantined"] for q in checked.quality.values()),
+        "figures": figures,
+    }
+
+
+def duckdb_core_figures(
+    folder: str, threads: int | None = None, period: str = PERIOD
+) -> dict[str, Any]:
+    """The core figures computed in DuckDB SQL from the same CSV files, read included, timed,
+    with the peak memory over them."""
+    import duckdb  # noqa: F401  (imported before the clock starts, as polars is)
+
+    from flows.tools.duckdb_figures import core_figures
+    from transforms.periods import parse_period
+
+    settings = benchmark_settings()
+    report_period = parse_period(period, settings.timezone)
+    timings: dict[str, float] = {}
+    peak_mib()
+    started = time.perf_counter()
+    figures = core_figures(Path(folder), report_period, settings, threads=threads, timings=timings)
+    return {
+        "seconds": time.perf_counter() - started,
+        **timings,
+        "peak_mib": peak_mib(),
+        "figures": figures,
+    }
+
+
+# list items are named by the first of these keys they hold
+ITEM_KEYS = ("stage", "state", "from", "reason", "owner", "opportunity_id")
+RELATIVE_TOLERANCE = 1e-9
+
+
+def disagreements(project: Any, other: Any, where: str = "") -> list[str]:
+    """Where two sets of figures differ: integers exactly, floats to a relative 1e-9, nulls as
+    nulls, text and flags exactly, lists item by item; one line per difference."""
+
+    def differ(why: str) -> list[str]:
+        return [f"{where or 'figures'}: {why}"]
+
+    if isinstance(project, dict) and isinstance(other, dict):
+        found = []
+        for key in list(project) + [k for k in other if k not in project]:
+            if key not in other or key not in project:
+                side = "DuckDB" if key not in other else "the project"
+                found += [f"{where}.{key}".lstrip(".") + f": missing in {side}'s figures"]
+            else:
+                found += disagreements(project[key], other[key], f"{where}.{key}".lstrip("."))
+        return found
+    if isinstance(project, list) and isinstance(other, list):
+        if len(project) != len(other):
+            return differ(f"{len(project)} items in the project's, {len(other)} in DuckDB's")
+        found = []
+        for i, (a, b) in enumerate(zip(project, other, strict=True)):
+            name = next((f"{k}={a[k]}" for k in ITEM_KEYS if isinstance(a, dict) and k in a), i)
+            found += disagreements(a, b, f"{where}[{name}]")
+        return found
+    numbers = (int, float)
+    if (
+        isinstance(project, numbers)
+        and isinstance(other, numbers)
+        and not isinstance(project, bool)
+        and not isinstance(other, bool)
+    ):
+        if isinstance(project, int) and isinstance(other, int):
+            same = project == other
+        else:
+            same = math.isclose(project, other, rel_tol=RELATIVE_TOLERANCE, abs_tol=0.0)
+        return [] if same else differ(f"project {project!r}, DuckDB {other!r}")
+    if project != other or type(project) is not type(other):
+        return differ(f"project {project!r}, DuckDB {other!r}")
+    return []
+
+
+def in_fresh_process(function: str, folder: Path, **arguments: Any) -> dict:
     code = (
-        f"import json, flows.tools.benchmark as b; print(json.dumps(b.{function}({str(folder)!r})))"
+        "import json, flows.tools.benchmark as b; "
+        f"print(json.dumps(b.{function}({str(folder)!r}, **{arguments!r})))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -255,10 +475,117 @@ def fan_out(args: argparse.Namespace) -> None:
         )
 
 
+COLUMNS = (  # (heading, width)
+    ("deals", 9),
+    ("rows", 11),
+    ("bare read", 9),
+    ("read+valid", 10),
+    ("derive", 7),
+    ("compute", 7),
+    ("render", 7),
+    ("peak MiB", 8),
+    ("funnel run", 10),
+    ("run MiB", 7),
+    ("x read", 6),
+    ("core", 7),
+    ("core MiB", 8),
+    ("DuckDB", 7),
+    ("DuckDB MiB", 10),
+    ("proj/DuckDB", 11),
+    ("valid/read", 10),
+    ("agree", 5),
+)
+ABSENT = "—"
+
+
+def table_row(values: list[str]) -> str:
+    return " ".join(f"{v:>{width}}" for v, (_, width) in zip(values, COLUMNS, strict=True))
+
+
+def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
+    """Every measurement of one export, printed as a row and its details; the number of
+    figures that disagree."""
+
+    def seconds(value: float | None) -> str:
+        return ABSENT if value is None else f"{value:.2f}s"
+
+    def mib(value: float | None) -> str:
+        return ABSENT if value is None else f"{value:,.0f}"
+
+    def times(value: float | None) -> str:
+        return ABSENT if value is None else f"{value:.1f}x"
+
+    bare = in_fresh_process("bare_read", folder)
+    steps = None if args.no_steps else in_fresh_process("pipeline_steps", folder)
+    core = in_fresh_process("project_core_figures", folder)
+    duck = in_fresh_process("duckdb_core_figures", folder, threads=args.duckdb_threads)
+    run = None if args.no_run else in_fresh_process("whole_run", folder)
+    problems = disagreements(core["figures"], duck["figures"])
+    read_validate = steps["read_validate"]["seconds"] if steps else core["read_validate"]
+    step = {name: (steps[name]["seconds"] if steps else None) for name in ("derive", "compute")}
+    validate_compute = (
+        sum(steps[s]["seconds"] for s in ("read_validate", "derive", "compute")) if steps else None
+    )
+    print(
+        table_row(
+            [
+                f"{size:,}",
+                f"{bare['rows']:,}",
+                seconds(bare["seconds"]),
+                seconds(read_validate),
+                seconds(step["derive"]),
+                seconds(step["compute"]),
+                seconds(steps["render"]["seconds"] if steps else None),
+                mib(max(s["peak_mib"] for s in steps.values()) if steps else None),
+                seconds(run["seconds"] if run else None),
+                mib(run["peak_mib"] if run else None),
+                times(validate_compute / bare["seconds"] if steps else None),
+                seconds(core["seconds"]),
+                mib(core["peak_mib"]),
+                seconds(duck["seconds"]),
+                mib(duck["peak_mib"]),
+                times(core["seconds"] / duck["seconds"]),
+                times(read_validate / bare["seconds"]),
+                "no" if problems else "yes",
+            ]
+        ),
+        flush=True,
+    )
+    for name, figures in (steps or {}).items():
+        print(
+            f"          {name:<14} {figures['seconds']:8.2f}s  peak memory in the step "
+            f"{figures['peak_mib']:8,.0f} MiB"
+        )
+    print(
+        f"          core: project read+validate {core['read_validate']:.2f}s, derive "
+        f"{core['derive']:.2f}s, core marts {core['marts']:.2f}s; DuckDB read "
+        f"{duck['read']:.2f}s, derived tables and figures {duck['compute']:.2f}s"
+    )
+    print(
+        f"          core figures: project {core['seconds']:.2f}s ({core['peak_mib']:,.0f} MiB) / "
+        f"DuckDB {duck['seconds']:.2f}s ({duck['peak_mib']:,.0f} MiB) = "
+        f"{core['seconds'] / duck['seconds']:.1f}x, "
+        + (f"{len(problems)} figures DISAGREE" if problems else "the figures agree"),
+        flush=True,
+    )
+    for problem in problems:
+        print(f"          DISAGREE {problem}", flush=True)
+    return len(problems)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--work", type=Path, default=Path("out/benchmark"))
+    parser.add_argument(
+        "--no-run", action="store_true", help="leave out the whole `funnel run` (Prefect)"
+    )
+    parser.add_argument(
+        "--no-steps", action="store_true", help="leave out the report flow's steps (render too)"
+    )
+    parser.add_argument(
+        "--duckdb-threads", type=int, default=None, help="DuckDB's threads (default: every core)"
+    )
     parser.add_argument(
         "--fan-out", action="store_true", help="reports x months over one export, per runner"
     )
@@ -272,12 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fan_out:
         fan_out(args)
         return 0
-    header = (
-        f"{'deals':>9} {'rows':>11} {'bare read':>10} {'read+valid':>11} {'derive':>8} "
-        f"{'compute':>8} {'render':>8} {'peak MiB':>9} {'funnel run':>11} {'run MiB':>8} "
-        f"{'x read':>7}"
-    )
-    print(header)
+    print(table_row([heading for heading, _ in COLUMNS]), flush=True)
+    disagreeing = 0
     for size in (int(s) for s in args.sizes.split(",")):
         folder = args.work / f"exports-{size}"
         if not (folder / "followups.csv").exists():
@@ -290,25 +613,10 @@ def main(argv: list[str] | None = None) -> int:
                     updates_per_opportunity=UPDATES_PER_OPPORTUNITY,
                 ),
             )
-        bare = in_fresh_process("bare_read", folder)
-        steps = in_fresh_process("pipeline_steps", folder)
-        run = in_fresh_process("whole_run", folder)
-        validate_compute = sum(steps[s]["seconds"] for s in ("read_validate", "derive", "compute"))
-        print(
-            f"{size:>9,} {bare['rows']:>11,} {bare['seconds']:>9.2f}s "
-            f"{steps['read_validate']['seconds']:>10.2f}s {steps['derive']['seconds']:>7.2f}s "
-            f"{steps['compute']['seconds']:>7.2f}s {steps['render']['seconds']:>7.2f}s "
-            f"{max(s['peak_mib'] for s in steps.values()):>9,.0f} {run['seconds']:>10.2f}s "
-            f"{run['peak_mib']:>8,.0f} "
-            f"{validate_compute / bare['seconds']:>6.1f}x",
-            flush=True,
-        )
-        for name, figures in steps.items():
-            print(
-                f"          {name:<14} {figures['seconds']:8.2f}s  peak memory in the step "
-                f"{figures['peak_mib']:8,.0f} MiB",
-                flush=True,
-            )
+        disagreeing += measure(size, folder, args)
+    if disagreeing:
+        print(f"{disagreeing} figures disagree between the project and DuckDB", flush=True)
+        return 1
     return 0
 
 
