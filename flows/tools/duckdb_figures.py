@@ -174,6 +174,7 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
             SELECT h.opportunity_id, arg_max(h.stage, (h.entered_at, s.stage_index)) AS stage
             FROM stage_history_read h JOIN stages s USING (stage)
             WHERE is_open_stage(s.stage_index) AND h.entered_at IS NOT NULL
+                AND h.opportunity_id IN (SELECT opportunity_id FROM exported WHERE stage = 'lost')
             GROUP BY h.opportunity_id
         ),
         outcome AS (
@@ -193,7 +194,10 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
         -- the first loss row of its history from that entry on
         last_entry AS (
             SELECT opportunity_id, max(entered_at) AS last_entered_at
-            FROM stage_history_read WHERE stage <> 'lost' AND entered_at IS NOT NULL
+            FROM stage_history_read
+            WHERE stage <> 'lost' AND entered_at IS NOT NULL AND opportunity_id IN (
+                SELECT opportunity_id FROM stage_history_read WHERE stage = 'lost'
+            )
             GROUP BY opportunity_id
         ),
         loss_row AS (
