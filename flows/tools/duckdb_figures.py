@@ -20,7 +20,10 @@ states, stage reaches, stage visits) and one query per figure. It does not parse
 people type them: the export must be the canonical layout (stage ids, open/won/lost, ISO 8601
 timestamps, plain decimal amounts), as `funnel generate` writes it; a value DuckDB cannot read
 stops it with DuckDB's error. Timestamps with an offset are instants; without one they are
-read in the configured time zone (DuckDB's own rule for local times that do not exist).
+read in the configured time zone (DuckDB's own rule for local times that do not exist). Text
+is trimmed as staging trims it, but phone numbers and email addresses inside it are not masked
+(`transforms.staging.masking`): the stalled deals' names and reasons would differ if they held
+any (generated exports hold none).
 """
 
 from __future__ import annotations
