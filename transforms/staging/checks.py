@@ -61,7 +61,11 @@ def typed_table(
     columns = column_types(TABLE_MODELS[table])
     frame = (raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})).lazy()
     if table == OPPORTUNITIES:
-        frame = lost_stage_to_status(frame, funnel=settings.funnel, options=settings.parse)
+        frame = (
+            lost_stage_to_status(frame, funnel=settings.funnel, options=settings.parse)
+            .collect()
+            .lazy()
+        )
     typed = parse_table(
         frame,
         columns=columns,
@@ -69,6 +73,7 @@ def typed_table(
         options=settings.parse,
         timezone=settings.timezone,
         headers=headers,
+        untyped=NOT_ANALYSED[table],
     )
     if table == OPPORTUNITIES:
         typed = typed.join(frame.select("_row", STAGE_FROM_HISTORY), on="_row", how="left")
@@ -177,10 +182,12 @@ def unknown_stages(raw: pl.DataFrame, settings: RunSettings) -> list[dict[str, A
         return []
     values = (
         raw.lazy()
-        .select(pl.col("stage").str.strip_chars())
+        .group_by("stage")  # each distinct value once, then as it reads trimmed
+        .agg(pl.len().alias("rows"))
+        .with_columns(pl.col("stage").str.strip_chars())
         .filter(pl.col("stage") != "")
         .group_by("stage")
-        .agg(pl.len().alias("rows"))
+        .agg(pl.col("rows").sum())
         .filter(
             parse_stage(pl.col("stage"), funnel=settings.funnel, options=settings.parse).is_null()
         )

@@ -8,7 +8,7 @@ silent null.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import polars as pl
@@ -392,16 +392,35 @@ def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | Non
     return pl.when(exact & zone_ok).then(utc)
 
 
+def exact_lookup(raw: pl.Expr, mapping: Mapping[str, str]) -> pl.Expr:
+    """The value of a name written exactly as a lookup key (lower-case, trimmed); null for any
+    other spelling, which the full parser reads."""
+    return raw.replace_strict(list(mapping), list(mapping.values()), default=None)
+
+
 def fast_column(
-    name: str, dtype: pl.DataType, sample: str | None, *, timezone: str, options: ParseOptions
+    name: str,
+    dtype: pl.DataType,
+    sample: str | None,
+    *,
+    funnel: FunnelModel,
+    timezone: str,
+    options: ParseOptions,
 ) -> pl.Expr | None:
     """A cheap parse of the column's common, unambiguous form; null where it does not apply.
 
     Timestamps are read in the ISO layout of the column's first value (`sample`), one
     layout for the whole column, as one export writes them; dates as YYYY-MM-DD; amounts as
-    plain decimals. The full parser then reads only the distinct values left over.
+    plain decimals; stages, statuses and channels written exactly as their lookup keys. The
+    full parser then reads only the distinct values left over.
     """
     text = pl.col(name)
+    if name == "stage":
+        return exact_lookup(text, stage_lookup(funnel, options))
+    if name in ("status", "channel"):
+        values = STATUS_VALUES if name == "status" else CHANNEL_VALUES
+        extra = options.statuses if name == "status" else options.channels
+        return exact_lookup(text, {k.strip().lower(): v for k, v in {**values, **extra}.items()})
     if isinstance(dtype, pl.Datetime):
         return iso_timestamp(text, sample.strip(), timezone=timezone) if sample else None
     if dtype == pl.Date:
@@ -423,6 +442,16 @@ def first_values(raw: pl.LazyFrame, names: list[str], rows: int = 1000) -> dict[
     }
 
 
+def unreadable_reason(name: str, dtype: pl.DataType, header: str) -> pl.Expr:
+    """`<column> (<header>): cannot read '<value>' as <kind>` of the raw value in `name`."""
+    return pl.format(
+        reasons.UNREADABLE,
+        pl.lit(name if header == name else f"{name} ({header})"),
+        pl.lit(_kind(name, dtype)),
+        pl.col(name),
+    )
+
+
 def parse_table(
     raw: pl.LazyFrame,
     *,
@@ -431,56 +460,88 @@ def parse_table(
     options: ParseOptions,
     timezone: str,
     headers: Mapping[str, str] | None = None,
+    untyped: Collection[str] = (),
 ) -> pl.LazyFrame:
     """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`.
 
-    `headers` names the input header behind a canonical column, for the reasons.
+    `headers` names the input header behind a canonical column, for the reasons; the
+    `untyped` text columns (no figure reads them) are kept as they came, neither trimmed nor
+    checked.
 
-    Dates, timestamps and amounts take a fast path for their common form; the full parser
-    runs once per distinct value left over, joined back, so a million rows of ISO dates cost
-    one pass. Text columns with nothing to trim are kept as they are, without a copy.
+    Each typed column takes one pass of its fast path (`fast_column`); the full parser then
+    reads each distinct value the fast path left over once, and its values and reasons are
+    joined back, so a million rows in the export's own format cost one pass and no reason is
+    built for a value that was read. Text columns with nothing to trim are kept as they are,
+    without a copy.
     """
     headers = headers or {}
-    present = [name for name in columns if name in raw.collect_schema().names()]
-    samples = first_values(raw, present)
+    present = [n for n in columns if n in raw.collect_schema().names()]
+    typed_names = [n for n in present if columns[n] != pl.String or n in KINDS]
+    kept = [n for n in present if n in untyped and n not in typed_names]
+    samples = first_values(raw, typed_names)
     fast = {
-        name: expr
-        for name in present
-        if (
-            expr := fast_column(
-                name, columns[name], samples[name], timezone=timezone, options=options
-            )
+        name: fast_column(
+            name, columns[name], samples[name], funnel=funnel, timezone=timezone, options=options
         )
-        is not None
+        for name in typed_names
     }
     # one eager pass: the fast parses, then the few distinct values they leave over
-    frame = raw.with_columns(expr.alias(f"__fast_{name}") for name, expr in fast.items()).collect()
+    frame = raw.with_columns(
+        expr.alias(f"__fast_{name}") for name, expr in fast.items() if expr is not None
+    ).collect()
     leftovers = {
-        name: frame.lazy()
-        .filter(pl.col(f"__fast_{name}").is_null())
+        name: (
+            frame.lazy()
+            if expr is None
+            else frame.lazy().filter(pl.col(f"__fast_{name}").is_null())
+        )
         .select(pl.col(name))
         .unique()
         .filter(blank_to_null(pl.col(name)).is_not_null())
         .collect()
-        for name in fast
+        for name, expr in fast.items()
     }
     # every date column votes on the day/month order with the values the fast path left
     dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
     date_order = options.date_order or infer_date_order(
-        pl.concat(
-            [
-                (leftovers[n] if n in fast else frame.select(pl.col(n).unique()))
-                .lazy()
-                .select(pl.col(n).alias("v"))
-                for n in dated
-            ]
-        )
+        pl.concat([leftovers[n].lazy().select(pl.col(n).alias("v")) for n in dated])
         if dated
         else pl.LazyFrame(schema={"v": pl.String}),
         ["v"],
         default=options.default_date_order,
     )
-    plain_text = [n for n in present if columns[n] == pl.String and n not in KINDS]
+    values: dict[str, pl.Expr] = {}
+    unreadable: list[str] = []
+    for name in typed_names:
+        parts = [pl.col(f"__fast_{name}")] if fast[name] is not None else []
+        if leftovers[name].height:
+            dtype = columns[name]
+            slow = parsed_column(
+                name,
+                dtype,
+                funnel=funnel,
+                options=options,
+                timezone=timezone,
+                date_order=date_order,
+            ).cast(dtype)
+            read = (
+                leftovers[name]
+                .with_columns(slow.alias(f"__slow_{name}"))
+                .with_columns(
+                    pl.when(pl.col(f"__slow_{name}").is_null())
+                    .then(unreadable_reason(name, dtype, headers.get(name, name)))
+                    .alias(f"__reason_{name}")
+                )
+            )
+            frame = frame.join(read, on=name, how="left", maintain_order="left")
+            parts.append(pl.col(f"__slow_{name}"))
+            unreadable.append(f"__reason_{name}")
+        values[name] = (
+            pl.coalesce(parts).cast(columns[name]) if parts else pl.lit(None, dtype=columns[name])
+        )
+    for name in kept:
+        values[name] = pl.col(name)
+    plain_text = [n for n in present if n not in typed_names and n not in kept]
     untrimmed = (
         frame.select(
             (pl.col(n).str.contains(r"^\s|\s$") | (pl.col(n) == "")).any() for n in plain_text
@@ -488,54 +549,16 @@ def parse_table(
         if plain_text
         else {}
     )
-    values: dict[str, pl.Expr] = {}
-    for name in present:
-        dtype = columns[name]
-        if name in untrimmed and not untrimmed[name]:
-            values[name] = pl.col(name)  # nothing to trim: the same strings, no copy
-            continue
-        slow = parsed_column(
-            name, dtype, funnel=funnel, options=options, timezone=timezone, date_order=date_order
-        )
-        if name not in fast:
-            values[name] = slow
-        elif leftovers[name].height == 0:
-            values[name] = pl.col(f"__fast_{name}")
-        else:
-            frame = frame.join(
-                leftovers[name].with_columns(slow.alias(f"__slow_{name}")),
-                on=name,
-                how="left",
-                maintain_order="left",
-            )
-            values[name] = pl.coalesce(f"__fast_{name}", f"__slow_{name}")
-    typed_frame = frame.lazy().with_columns(
-        v.cast(columns[n]).alias(f"__value_{n}") for n, v in values.items()
-    )
-    unreadable = [
-        pl.when(
-            blank_to_null(pl.col(name)).is_not_null() & pl.col(f"__value_{name}").is_null()
-        ).then(
-            pl.format(
-                reasons.UNREADABLE,
-                pl.lit(name if headers.get(name, name) == name else f"{name} ({headers[name]})"),
-                pl.lit(_kind(name, columns[name])),
-                pl.col(name),
-            )
-        )
-        for name in values
-        if columns[name] != pl.String or name in KINDS
-    ]
-    read = [pl.col(READ_REASON)] if READ_REASON in raw.collect_schema().names() else []
+    for name in plain_text:  # nothing to trim: the same strings, no copy
+        values[name] = blank_to_null(pl.col(name)) if untrimmed[name] else pl.col(name)
+    read = [pl.col(READ_REASON)] if READ_REASON in frame.columns else []
     reason_list = (
         pl.concat_list([*read, *unreadable]).list.drop_nulls()  # the reader's reason first
         if read or unreadable
         else pl.lit([], dtype=pl.List(pl.String))
     )
     typed = [
-        pl.col(f"__value_{name}").alias(name)
-        if name in values
-        else pl.lit(None, dtype=dtype).alias(name)
+        values[name].alias(name) if name in values else pl.lit(None, dtype=dtype).alias(name)
         for name, dtype in columns.items()
     ]
-    return typed_frame.select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS))
+    return frame.lazy().select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS))
