@@ -352,7 +352,9 @@ def in_fresh_process(function: str, folder: Path, **arguments: Any) -> dict:
         "import json, flows.tools.benchmark as b; "
         f"print(json.dumps(b.{function}({str(folder)!r}, **{arguments!r})))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{function}({str(folder)!r}) failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
