@@ -38,10 +38,21 @@ NOT_FREE_TEXT = ("opportunity_id", "followup_id", "stage", "status", "channel", 
 
 
 def masked_table(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Every free-text column of a canonical table with its contact data masked."""
+    """Every free-text column of a canonical table with its contact data masked.
+
+    Each distinct value is looked at once, and only the values that may hold contact data
+    are rewritten: an owner or industry column of ten million rows costs one pass over its
+    few distinct values."""
     schema = frame.collect_schema()
+    names = [n for n, t in schema.items() if t == pl.String and n not in NOT_FREE_TEXT]
+    if not names:
+        return frame
+    candidates = pl.collect_all(
+        frame.select(pl.col(n).unique()).filter(pl.col(n).str.contains(MAYBE_CONTACT))
+        for n in names
+    )
     return frame.with_columns(
-        mask_contacts(pl.col(name)).alias(name)
-        for name, dtype in schema.items()
-        if dtype == pl.String and name not in NOT_FREE_TEXT
+        pl.col(n).replace(values[n], values.select(mask_contacts(pl.col(n)))[n])
+        for n, values in zip(names, candidates, strict=True)
+        if values.height
     )

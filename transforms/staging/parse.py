@@ -368,7 +368,7 @@ def iso_timestamp(text: pl.Expr, sample: str, *, timezone: str) -> pl.Expr | Non
         return None
     local_end = len(sample) - len(fraction) - len(zone)
     instant = text.str.slice(0, local_end).str.to_datetime(
-        local_format, strict=False, time_unit="us"
+        local_format, strict=False, time_unit="us", cache=False
     )
     if fraction:
         digits = len(fraction) - 1

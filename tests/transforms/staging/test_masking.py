@@ -49,3 +49,16 @@ def test_keys_and_vocabularies_are_left_alone():
         "amount": 1.0,
     }
     assert pl.select(mask_contacts(pl.lit(None, dtype=pl.String))).item() is None
+
+
+def test_each_distinct_value_is_masked_wherever_it_stands():
+    frame = pl.LazyFrame(
+        {
+            "owner": ["Li", "Li 13812345678", "Wang", "Li 13812345678", None],
+            "region": ["East", "East", "a.b@example.com", "West", "East"],
+        }
+    )
+    assert masked_table(frame).collect().to_dict(as_series=False) == {
+        "owner": ["Li", "Li 138****5678", "Wang", "Li 138****5678", None],
+        "region": ["East", "East", "a***@example.com", "West", "East"],
+    }
