@@ -9,27 +9,33 @@ import polars as pl
 
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_entries
-from transforms.intermediate.reaches import stage_reaches
-from transforms.intermediate.states import DealStatesAt, deal_states
+from transforms.intermediate.reaches import every_reach, reach_times, stage_reaches
+from transforms.intermediate.states import DealStatesAt, deal_facts, deal_spans, deal_states
 from transforms.intermediate.visits import stage_visits
 
 
 @dataclass(frozen=True)
 class DerivedTables:
     """Stage entries (all known), and stage reaches, deal states and stage visits as of the
-    period end."""
+    period end; the deal facts, spans and reaches over all entries that deal states and stage
+    reaches at any other instant are masked from."""
 
     as_of: datetime
     entries: pl.DataFrame
     reaches: pl.DataFrame
     states: pl.DataFrame
     visits: pl.DataFrame
+    facts: pl.DataFrame
+    spans: pl.DataFrame
+    all_reaches: pl.DataFrame
 
     def states_at(self, opportunities: pl.DataFrame, *, funnel: FunnelModel) -> DealStatesAt:
-        """Deal states at any instant, starting from the ones derived here."""
+        """Deal states at any instant, starting from the ones derived here (`opportunities`
+        is the table they were derived from: every instant masks what was derived of it)."""
         return DealStatesAt(
-            opportunities.lazy(),
-            self.entries.lazy(),
+            self.facts,
+            self.spans,
+            self.all_reaches,
             funnel=funnel,
             known={self.as_of: (self.states, self.reaches)},
         )
@@ -43,7 +49,14 @@ def derive_tables(
     funnel: FunnelModel,
 ) -> DerivedTables:
     entries = stage_entries(opportunities.lazy(), stage_history.lazy(), funnel=funnel).collect()
-    states = deal_states(opportunities.lazy(), entries.lazy(), as_of=as_of, funnel=funnel).collect()
-    reaches = stage_reaches(entries.lazy(), states.lazy(), as_of=as_of, funnel=funnel).collect()
+    times = reach_times(entries.lazy(), funnel=funnel).collect()
+    facts = deal_facts(opportunities.lazy(), times.lazy(), funnel=funnel).collect()
+    all_reaches = every_reach(times.lazy(), facts.lazy(), funnel=funnel).collect()
+    del times
+    spans = deal_spans(entries.lazy(), facts.lazy()).collect()
+    states = deal_states(
+        opportunities.lazy(), facts.lazy(), spans.lazy(), as_of=as_of, funnel=funnel
+    ).collect()
+    reaches = stage_reaches(all_reaches.lazy(), as_of=as_of).collect()
     visits = stage_visits(entries.lazy(), states.lazy(), as_of=as_of).collect()
-    return DerivedTables(as_of, entries, reaches, states, visits)
+    return DerivedTables(as_of, entries, reaches, states, visits, facts, spans, all_reaches)

@@ -1,41 +1,139 @@
-"""Deal states: every deal as it could be known at a date, and those states at many dates."""
+"""Deal states: every deal as it could be known at a date, masked at any date from what its
+entries tell once."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 
 import polars as pl
 
 from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel
-from transforms.intermediate.reaches import first_reach, stage_reaches
+from transforms.intermediate.reaches import stage_reaches
+
+DEAL = "_deal"  # a deal's position in `deal_facts`' table
+POSITION = "_position"  # an opportunity's row in the opportunities table
+# what a deal state reads of an opportunity, and never changes with the instant
+FACT_COLUMNS = (
+    "opportunity_id",
+    "created_at",
+    "status",
+    "closed_at",
+    "amount",
+    "expected_close_date",
+)
+# what a deal span holds of the entries before an instant
+SPAN_COLUMNS = (
+    "stage_at",
+    "stage_entered_at_as_of",
+    "history_amount",
+    "history_expected_close_date",
+)
 
 
-def deal_states(
-    opportunities: pl.LazyFrame,
-    entries: pl.LazyFrame,
-    *,
-    as_of: datetime,
-    funnel: FunnelModel,
+def deal_facts(
+    opportunities: pl.LazyFrame, times: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
-    """Every deal as it could be known at `as_of`: one row per opportunity created before it.
+    """Deal facts: one row per opportunity, by opportunity_id, with what its states read that
+    no instant changes.
 
-    `entries` is `stage_entries`' table, in its order (opportunity, entered_at, stage_index).
+    `times` is `reach_times`' table. `_deal` numbers the rows, `_position` is the
+    opportunity's row in `opportunities`; `first_entry_at` is its first entry and `won_first`
+    first_reach(o, won) over all entries (won_at at t is won_first when it lies before t).
+    """
+    return (
+        opportunities.select(FACT_COLUMNS)
+        .with_row_index(POSITION)
+        .join(
+            times.select(
+                "opportunity_id",
+                pl.col("0").alias("first_entry_at"),
+                pl.col(str(funnel.won_index)).alias("won_first"),
+            ),
+            on="opportunity_id",
+            how="left",
+        )
+        .sort("opportunity_id", POSITION)
+        .with_row_index(DEAL)
+    )
+
+
+def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
+    """Deal spans: what a deal's entries tell between two instants at which it changed.
+
+    One row per deal and span, in `facts`' order then by time. A span holds what the entries
+    before an instant t say, for every t in (after, until]: the first one (`after` null) runs
+    until the deal's first entry and knows nothing; each later one starts at an instant whose
+    entries changed `stage_at` (the stage of the latest stage change, entered at
+    `stage_entered_at_as_of`), `history_amount` or `history_expected_close_date` (the latest
+    ones recorded), and runs until the next such instant (`until` null: for ever). Every deal
+    has exactly one span holding any instant.
+
+    `entries` is `stage_entries`' table, in its order (opportunity, entered_at, stage_index);
+    `facts` is `deal_facts`' table.
+    """
+    row = pl.int_range(pl.len(), dtype=pl.UInt32)
+    deal = pl.col("opportunity_id")
+    # entries are sorted by deal: a deal's rows start where the opportunity changes, and its
+    # first row is always a stage change
+    deal_start = pl.when((deal != deal.shift(1)).fill_null(True)).then(row).forward_fill()
+
+    def latest(column: str) -> pl.Expr:
+        """The deal's latest non-null value of `column` up to this row."""
+        at = pl.when(pl.col(column).is_not_null()).then(row).forward_fill()
+        return pl.when(at >= deal_start).then(pl.col(column).gather(at))
+
+    def repeats(columns: tuple[str, ...]) -> pl.Expr:
+        """This row holds the same values as the row before, of the same deal."""
+        same = (pl.col(c).eq_missing(pl.col(c).shift(1)) for c in columns)
+        return ((deal == deal.shift(1)) & pl.all_horizontal(same)).fill_null(False)
+
+    is_last_at_instant = (deal != deal.shift(-1)) | (
+        pl.col("entered_at") != pl.col("entered_at").shift(-1)
+    )
+    changes = (
+        entries.select(
+            "opportunity_id",
+            pl.col("entered_at").alias("after"),
+            pl.when("is_stage_change").then(pl.col("stage")).forward_fill().alias("stage_at"),
+            pl.when("is_stage_change")
+            .then(pl.col("entered_at"))
+            .forward_fill()
+            .alias("stage_entered_at_as_of"),
+            latest("amount").alias("history_amount"),
+            latest("expected_close_date").alias("history_expected_close_date"),
+            is_last_at_instant.fill_null(True).alias("_last"),
+        )
+        .filter("_last")  # what is known after each instant: all its entries
+        .filter(~repeats(SPAN_COLUMNS))
+        .with_columns(
+            pl.when(deal == deal.shift(-1)).then(pl.col("after").shift(-1)).alias("until")
+        )
+        .join(facts.select("opportunity_id", DEAL), on="opportunity_id")
+    )
+    first = facts.select(
+        DEAL,
+        pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("after"),
+        pl.col("first_entry_at").alias("until"),
+    )
+    return pl.concat(
+        [first, changes.select(DEAL, "after", "until", *SPAN_COLUMNS)], how="diagonal"
+    ).sort(DEAL, "after", nulls_last=False)
+
+
+def deal_states_at(
+    facts: pl.LazyFrame, spans: pl.LazyFrame, *, as_of: datetime, funnel: FunnelModel
+) -> pl.LazyFrame:
+    """Deal states at `as_of`: one row per opportunity created before it, in `facts`' order.
 
     `state` is won (reached the won stage before as_of, unless a later loss reversed it), lost
     (status lost and closed before as_of) or open; `won_at` is first_reach(o, won);
-    `stage_at` is the stage of the last entry before as_of; `amount_at` is the latest amount
-    the history records before as_of, else the opportunity's amount.
+    `stage_at` is the stage of the last stage change before as_of; `amount_at` is the latest
+    amount the history records before as_of, else the opportunity's amount.
     """
-    known = entries.filter(pl.col("entered_at") < as_of)
-    # entries come in stage_entries' order and a group keeps its rows' order: the last row
-    # of a group is the latest entry, with no sort per group
-    reached = known.group_by("opportunity_id").agg(
-        first_reach(funnel.won_index).alias("won_at"),
-        pl.col("stage").filter("is_stage_change").last().alias("stage_at"),
-        pl.col("entered_at").filter("is_stage_change").last().alias("stage_entered_at_as_of"),
-        pl.col("amount").drop_nulls().last().alias("history_amount"),
-        pl.col("expected_close_date").drop_nulls().last().alias("history_expected_close_date"),
+    holds = (pl.col("after").is_null() | (pl.col("after") < as_of)) & (
+        pl.col("until").is_null() | (pl.col("until") >= as_of)
     )
     won_at = pl.col("won_at")
     is_lost = (pl.col("status") == LOST) & (pl.col("closed_at") < as_of)
@@ -48,9 +146,13 @@ def deal_states(
         .then(pl.lit(LOST))
         .otherwise(pl.lit(OPEN))
     )
+    # one span of every deal holds as_of, in the same order as the facts
     return (
-        opportunities.filter(pl.col("created_at") < as_of)
-        .join(reached, on="opportunity_id", how="left")
+        pl.concat([facts, spans.filter(holds).select(SPAN_COLUMNS)], how="horizontal")
+        .filter(pl.col("created_at") < as_of)
+        .with_columns(
+            pl.when(pl.col("won_first") < as_of).then(pl.col("won_first")).alias("won_at")
+        )
         .with_columns(
             state.alias("state"),
             pl.col("stage_at").fill_null(funnel.ids[0]),
@@ -71,6 +173,45 @@ def deal_states(
     )
 
 
+def deal_states(
+    opportunities: pl.LazyFrame,
+    facts: pl.LazyFrame,
+    spans: pl.LazyFrame,
+    *,
+    as_of: datetime,
+    funnel: FunnelModel,
+) -> pl.LazyFrame:
+    """Every deal as it could be known at `as_of`: one row per opportunity created before it,
+    with all its columns, by opportunity_id.
+
+    `facts` and `spans` are `deal_facts`' and `deal_spans`' tables of `opportunities`; the
+    state is `deal_states_at`'s, with `history_amount` and `history_expected_close_date` (the
+    latest ones the history records before as_of) and `closed_at_as_of`.
+    """
+    derived = (
+        "won_at",
+        "stage_at",
+        "stage_entered_at_as_of",
+        "history_amount",
+        "history_expected_close_date",
+        "state",
+        "amount_at",
+        "expected_close_date_at",
+        "closed_at_as_of",
+        "resolved_at",
+    )
+    return (
+        opportunities.with_row_index(POSITION)
+        .join(
+            deal_states_at(facts, spans, as_of=as_of, funnel=funnel).select(POSITION, *derived),
+            on=POSITION,
+            how="inner",
+            maintain_order="right",
+        )
+        .drop(POSITION)
+    )
+
+
 # what the marts read from a deal state (the rest of the opportunity's columns stay behind)
 STATE_COLUMNS = (
     "opportunity_id",
@@ -86,45 +227,49 @@ STATE_COLUMNS = (
 
 
 class DealStatesAt:
-    """Deal states and stage reaches as of any instant, each computed once: comparisons,
-    months, the trend and the backtest ask for the same period ends again and again."""
+    """Deal states and stage reaches as of any instant, masked from one derivation of every
+    deal's facts, spans and reaches; the states of the last few instants asked are kept (the
+    comparisons, the trend and the backtest ask for the same period ends in turn)."""
+
+    KEPT = 3
 
     def __init__(
         self,
-        opportunities: pl.LazyFrame,
-        entries: pl.LazyFrame,
+        facts: pl.DataFrame,
+        spans: pl.DataFrame,
+        reaches: pl.DataFrame,
         *,
         funnel: FunnelModel,
         known: dict[datetime, tuple[pl.DataFrame, pl.DataFrame]] | None = None,
     ):
-        """`known`: deal states and stage reaches already derived, by as-of instant."""
-        self._opportunities, self._entries, self._funnel = opportunities, entries, funnel
+        """`facts`, `spans` and `reaches` are `deal_facts`', `deal_spans`' and `every_reach`'
+        tables; `known`: deal states and stage reaches already derived, by as-of instant."""
+        self._facts, self._spans, self._reaches_ever = facts, spans, reaches
+        self._funnel = funnel
         known = known or {}
-        self._states = {t: states.select(STATE_COLUMNS) for t, (states, _) in known.items()}
-        self._reaches = {t: reaches for t, (_, reaches) in known.items()}
-        self._all_reaches: pl.DataFrame | None = None
+        self._known = {t: states.select(STATE_COLUMNS) for t, (states, _) in known.items()}
+        self._known_reaches = {t: reaches for t, (_, reaches) in known.items()}
+        self._recent: OrderedDict[datetime, pl.DataFrame] = OrderedDict()
 
     def states(self, as_of: datetime) -> pl.LazyFrame:
-        if as_of not in self._states:
-            self._states[as_of] = (
-                deal_states(self._opportunities, self._entries, as_of=as_of, funnel=self._funnel)
+        if as_of in self._known:
+            return self._known[as_of].lazy()
+        if as_of not in self._recent:
+            self._recent[as_of] = (
+                deal_states_at(
+                    self._facts.lazy(), self._spans.lazy(), as_of=as_of, funnel=self._funnel
+                )
                 .select(STATE_COLUMNS)
                 .collect()
             )
-        return self._states[as_of].lazy()
+            while len(self._recent) > self.KEPT:
+                self._recent.popitem(last=False)
+        self._recent.move_to_end(as_of)
+        return self._recent[as_of].lazy()
 
     def reaches(self, as_of: datetime) -> pl.LazyFrame:
         """first_reach(o, k) known at as_of is the first reach over all entries, when it lies
         before as_of: every deal's reaches are derived once, then masked per instant."""
-        if as_of not in self._reaches:
-            if self._all_reaches is None:
-                self._all_reaches = stage_reaches(
-                    self._entries, self._opportunities, as_of=None, funnel=self._funnel
-                ).collect()
-            self._reaches[as_of] = (
-                self._all_reaches.lazy()
-                .filter(pl.col("reached_at") < as_of)
-                .join(self.states(as_of).select("opportunity_id"), on="opportunity_id", how="semi")
-                .collect()
-            )
-        return self._reaches[as_of].lazy()
+        if as_of in self._known_reaches:
+            return self._known_reaches[as_of].lazy()
+        return stage_reaches(self._reaches_ever.lazy(), as_of=as_of)
