@@ -24,7 +24,7 @@ from transforms.intermediate.derived import DerivedTables
 from transforms.intermediate.states import DealStatesAt
 from transforms.marts.forecast import forecast as stage_weighted_forecast
 from transforms.marts.forecast import weighted_open_deals
-from transforms.marts.monte_carlo import DRAWS, monte_carlo
+from transforms.marts.monte_carlo import DRAWS, monte_carlo, monte_carlo_of_models
 from transforms.marts.next_period import (
     PRICE_SEGMENT,
     STAGE_AGE,
@@ -130,7 +130,7 @@ def forecast_at(
         inputs.won, origin=origin, first=inputs.first, window_months=inputs.window_months
     )
     values: dict[str, float | None] = {}
-    ranges, deals, open_parts = {}, {}, {}
+    deals, open_parts, chances = {}, {}, {}
     for model, levels in zip(models_of(inputs), (STAGE_AGE, STAGE_AGE_CLOSE), strict=False):
         scored = open_priced.with_columns(
             within_probabilities(
@@ -150,17 +150,21 @@ def forecast_at(
         )
         if model == LANDMARK:
             values[OPEN_DEALS], values[NEW_DEALS] = open_part, new.expected
-        if model not in ranges_of:
-            continue
-        ranges[model] = monte_carlo(
-            scored["amount_used"].fill_null(0.0).to_numpy(),
-            scored["p_within"].fill_null(np.nan).to_numpy() if known else np.array([np.nan]),
-            new_deal_count=new.mean_count * new.seasonal_factor,
-            new_deal_amounts=new.amounts.to_numpy(),
-            target=target,
-            spread=spread,
-            draws=draws,
-        )
+        if model in ranges_of:
+            chances[model] = (
+                scored["p_within"].fill_null(np.nan).to_numpy() if known else np.array([np.nan])
+            )
+    # the models draw the same deals with the same seed: their ranges are drawn together
+    drawn = monte_carlo_of_models(
+        open_priced["amount_used"].fill_null(0.0).to_numpy(),
+        list(chances.values()),
+        new_deal_count=new.mean_count * new.seasonal_factor,
+        new_deal_amounts=new.amounts.to_numpy(),
+        target=target,
+        spread=spread,
+        draws=draws,
+    )
+    ranges = dict(zip(chances, drawn, strict=True))
     probabilities = stage_probabilities(
         inputs.states_at.reaches(as_of),
         states,

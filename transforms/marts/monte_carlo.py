@@ -3,6 +3,8 @@ and the deals not yet created, drawn together."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 DRAWS = 5_000
@@ -29,23 +31,42 @@ def monte_carlo(
     figures. `spread` widens every draw's distance from the median by that factor (the
     backtest's calibration). With no probabilities (`probabilities` containing NaN), every
     figure is None."""
-    if np.isnan(probabilities).any():
-        return {
-            "p10": None,
-            "p50": None,
-            "p90": None,
-            "p_hit_target": None,
-            "draws": 0,
-            "spread": spread,
-        }
+    return monte_carlo_of_models(
+        amounts,
+        [probabilities],
+        new_deal_count=new_deal_count,
+        new_deal_amounts=new_deal_amounts,
+        target=target,
+        spread=spread,
+        draws=draws,
+        seed=seed,
+    )[0]
+
+
+def monte_carlo_of_models(
+    amounts: np.ndarray,
+    probabilities: Sequence[np.ndarray],
+    *,
+    new_deal_count: float,
+    new_deal_amounts: np.ndarray,
+    target: float | None,
+    spread: float = 1.0,
+    draws: int = DRAWS,
+    seed: int = SEED,
+) -> list[dict[str, float | None]]:
+    """`monte_carlo` of the same deals under each model's `probabilities`, in their order:
+    with the same seed every model draws the same random numbers, so they are drawn once and
+    each model's figures are the ones `monte_carlo` gives it alone."""
+    known = [i for i, p in enumerate(probabilities) if not np.isnan(p).any()]
     rng = np.random.default_rng(seed)
-    totals = np.zeros(draws)
-    chances = probabilities.astype(np.float32)
-    for start in range(0, amounts.size, CHUNK):
-        p = chances[start : start + CHUNK]
-        wins = rng.random((p.size, draws), dtype=np.float32) < p[:, None]
-        totals += amounts[start : start + CHUNK] @ wins
-    if new_deal_count > 0 and new_deal_amounts.size:
+    totals = [np.zeros(draws) for _ in known]
+    chances = [probabilities[i].astype(np.float32) for i in known]
+    for start in range(0, amounts.size if known else 0, CHUNK):
+        drawn = rng.random((min(CHUNK, amounts.size - start), draws), dtype=np.float32)
+        for total, p in zip(totals, chances, strict=True):
+            wins = drawn < p[start : start + CHUNK, None]
+            total += amounts[start : start + CHUNK] @ wins
+    if known and new_deal_count > 0 and new_deal_amounts.size:
         counts = rng.poisson(new_deal_count, draws)
         first = 0
         while first < draws:  # draws in slices of at most ~2 M sampled amounts each
@@ -54,17 +75,25 @@ def monte_carlo(
             n = counts[first:last]
             picked = new_deal_amounts[rng.integers(0, new_deal_amounts.size, int(n.sum()))]
             owner = np.repeat(np.arange(last - first), n)
-            totals[first:last] += np.bincount(owner, weights=picked, minlength=last - first)
+            brought = np.bincount(owner, weights=picked, minlength=last - first)
+            for total in totals:
+                total[first:last] += brought
             first = last
-    if spread != 1.0:
-        middle = np.median(totals)
-        totals = middle + spread * (totals - middle)
-    p10, p50, p90 = np.quantile(totals, [0.1, 0.5, 0.9])
-    return {
-        "p10": float(p10),
-        "p50": float(p50),
-        "p90": float(p90),
-        "p_hit_target": None if target is None else float(np.mean(totals >= target)),
-        "draws": draws,
-        "spread": spread,
-    }
+    figures: list[dict[str, float | None]] = [
+        {"p10": None, "p50": None, "p90": None, "p_hit_target": None, "draws": 0, "spread": spread}
+        for _ in probabilities
+    ]
+    for i, total in zip(known, totals, strict=True):
+        if spread != 1.0:
+            middle = np.median(total)
+            total = middle + spread * (total - middle)
+        p10, p50, p90 = np.quantile(total, [0.1, 0.5, 0.9])
+        figures[i] = {
+            "p10": float(p10),
+            "p50": float(p50),
+            "p90": float(p90),
+            "p_hit_target": None if target is None else float(np.mean(total >= target)),
+            "draws": draws,
+            "spread": spread,
+        }
+    return figures
