@@ -61,13 +61,16 @@ def stage_from_history(
     their history shows, or the first stage without one; the mark is dropped."""
     open_stages = funnel.open_ids
     index = {stage: i for i, stage in enumerate(open_stages)}
+    marked = pl.col(STAGE_FROM_HISTORY).fill_null(False)
     last = (
-        history.filter(pl.col("stage").is_in(open_stages) & pl.col("entered_at").is_not_null())
+        history.join(  # only the marked deals' history is read
+            opportunities.filter(marked).select("opportunity_id"), on="opportunity_id", how="semi"
+        )
+        .filter(pl.col("stage").is_in(open_stages) & pl.col("entered_at").is_not_null())
         .with_columns(pl.col("stage").replace_strict(index, return_dtype=pl.Int32).alias("_i"))
         .group_by("opportunity_id")
         .agg(pl.col("stage").sort_by("entered_at", "_i").last().alias("_last_stage"))
     )
-    marked = pl.col(STAGE_FROM_HISTORY).fill_null(False)
     return (
         opportunities.join(last, on="opportunity_id", how="left")
         .with_columns(

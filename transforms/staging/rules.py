@@ -50,7 +50,6 @@ def orphan_reasons(
     rows: pl.LazyFrame, valid_opportunities: pl.LazyFrame, quarantined_ids: pl.LazyFrame
 ) -> pl.LazyFrame:
     """Rows of a child table whose opportunity is unknown or quarantined."""
-    known = valid_opportunities.select("opportunity_id").with_columns(pl.lit("valid").alias("_opp"))
     bad = (
         quarantined_ids.select("opportunity_id")
         .unique()
@@ -58,9 +57,8 @@ def orphan_reasons(
     )
     return (
         rows.filter(pl.col("opportunity_id").is_not_null())
-        .join(known, on="opportunity_id", how="left")
+        .join(valid_opportunities.select("opportunity_id"), on="opportunity_id", how="anti")
         .join(bad, on="opportunity_id", how="left")
-        .filter(pl.col("_opp").is_null())
         .select(
             "_row",
             pl.when(pl.col("_bad").is_not_null())
