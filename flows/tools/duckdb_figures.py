@@ -106,6 +106,8 @@ def settings_sql(period: Period, settings: RunSettings) -> list[str]:
         "CREATE TEMP MACRO text_value(s) AS CASE "
         "WHEN contains(whitespace(), left(s, 1)) OR contains(whitespace(), right(s, 1)) "
         "THEN nullif(trim(s, whitespace()), '') ELSE s END",
+        # a date, time or number to cast, NULL when empty (casts skip spaces and tabs around it)
+        "CREATE TEMP MACRO castable(s) AS nullif(trim(s), '')",
         # (t2 - t1) in seconds / 86400, as polars computes it: whole microseconds, then divided
         "CREATE TEMP MACRO days_between(t1, t2) AS "
         "CAST(epoch_us(t2) - epoch_us(t1) AS DOUBLE) / 86400000000.0",
@@ -152,9 +154,9 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
         SELECT
             text_value(opportunity_id) AS opportunity_id,
             text_value(stage) AS stage,
-            CAST(text_value(entered_at) AS TIMESTAMPTZ) AS entered_at,
-            CAST(text_value(amount) AS DOUBLE) AS amount,
-            CAST(text_value(expected_close_date) AS DATE) AS expected_close_date
+            CAST(castable(entered_at) AS TIMESTAMPTZ) AS entered_at,
+            CAST(castable(amount) AS DOUBLE) AS amount,
+            CAST(castable(expected_close_date) AS DATE) AS expected_close_date
         FROM {history_source}""",
         f"""CREATE TEMP TABLE opportunities AS
         WITH exported AS (
@@ -162,11 +164,11 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
                 text_value(opportunity_id) AS opportunity_id,
                 text_value(stage) AS stage,
                 lower(text_value(status)) AS status,
-                CAST(text_value(created_at) AS TIMESTAMPTZ) AS created_at,
-                CAST(text_value(stage_entered_at) AS TIMESTAMPTZ) AS stage_entered_at,
-                CAST(text_value(closed_at) AS TIMESTAMPTZ) AS closed_at,
-                CAST(text_value(amount) AS DOUBLE) AS amount,
-                CAST(text_value(expected_close_date) AS DATE) AS expected_close_date,
+                CAST(castable(created_at) AS TIMESTAMPTZ) AS created_at,
+                CAST(castable(stage_entered_at) AS TIMESTAMPTZ) AS stage_entered_at,
+                CAST(castable(closed_at) AS TIMESTAMPTZ) AS closed_at,
+                CAST(castable(amount) AS DOUBLE) AS amount,
+                CAST(castable(expected_close_date) AS DATE) AS expected_close_date,
                 text_value(customer_name) AS customer_name,
                 text_value(owner) AS owner,
                 text_value(stall_reason) AS stall_reason
@@ -763,7 +765,7 @@ def core_figures(
                 f"""SELECT count(*)
                 FROM {read_csv(followups, ("opportunity_id", "occurred_at", "channel"))}
                 WHERE text_value(opportunity_id) IN (SELECT opportunity_id FROM opportunities)
-                    AND CAST(text_value(occurred_at) AS TIMESTAMPTZ) IS NOT NULL
+                    AND CAST(castable(occurred_at) AS TIMESTAMPTZ) IS NOT NULL
                     AND lower(text_value(channel)) IN
                         ('phone', 'meeting', 'email', 'visit', 'message', 'other')"""
             ).fetchone()[0]
