@@ -489,18 +489,25 @@ def parse_table(
     frame = raw.with_columns(
         expr.alias(f"__fast_{name}") for name, expr in fast.items() if expr is not None
     ).collect()
-    leftovers = {
-        name: (
-            frame.lazy()
-            if expr is None
-            else frame.lazy().filter(pl.col(f"__fast_{name}").is_null())
-        )
-        .select(pl.col(name))
-        .unique()
-        .filter(blank_to_null(pl.col(name)).is_not_null())
-        .collect()
+    left = [  # the fast path read every value that is there: nothing is left over
+        name
         for name, expr in fast.items()
-    }
+        if expr is None or frame[f"__fast_{name}"].null_count() > frame[name].null_count()
+    ]
+    leftovers = {name: pl.DataFrame(schema={name: pl.String}) for name in fast}
+    for name, values in zip(
+        left,
+        pl.collect_all(
+            frame.lazy()
+            .select(name, *([f"__fast_{name}"] if fast[name] is not None else []))
+            .filter(pl.col(f"__fast_{name}").is_null() if fast[name] is not None else True)
+            .select(pl.col(name).unique())
+            .filter(blank_to_null(pl.col(name)).is_not_null())
+            for name in left
+        ),
+        strict=True,
+    ):
+        leftovers[name] = values
     # every date column votes on the day/month order with the values the fast path left
     dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
     date_order = options.date_order or infer_date_order(
