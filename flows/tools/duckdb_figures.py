@@ -261,8 +261,9 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
             AND k.opportunity_id NOT IN (
                 SELECT opportunity_id FROM exported GROUP BY opportunity_id HAVING count(*) > 1
             )""",
-        # history rows of valid deals, except entries into another stage after the loss
-        """CREATE TEMP VIEW stage_history AS
+        # history rows of valid deals, except entries into another stage after the loss; the
+        # rows as read are not needed any more
+        """CREATE TEMP TABLE stage_history AS
         SELECT h.rowid AS file_row, h.*
         FROM stage_history_read h JOIN opportunities o USING (opportunity_id)
         WHERE h.entered_at IS NOT NULL
@@ -272,6 +273,7 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
                 o.status = 'lost' AND h.entered_at > o.closed_at
                 AND h.stage <> o.stage AND h.stage <> 'lost'
             )""",
+        "DROP TABLE stage_history_read",
     ]
 
 
