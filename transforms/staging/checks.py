@@ -59,25 +59,23 @@ def typed_table(
 ) -> pl.DataFrame:
     """Parsed canonical columns of a table, or an empty table when no file feeds it."""
     columns = column_types(TABLE_MODELS[table])
-    frame = (raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})).lazy()
+    frame = raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})
     if table == OPPORTUNITIES:
-        frame = (
-            lost_stage_to_status(frame, funnel=settings.funnel, options=settings.parse)
-            .collect()
-            .lazy()
-        )
+        frame = lost_stage_to_status(
+            frame.lazy(), funnel=settings.funnel, options=settings.parse
+        ).collect()
     typed = parse_table(
-        frame,
+        frame.lazy(),
         columns=columns,
         funnel=settings.funnel,
         options=settings.parse,
         timezone=settings.timezone,
         headers=headers,
         untyped=NOT_ANALYSED[table],
-    )
-    if table == OPPORTUNITIES:
-        typed = typed.join(frame.select("_row", STAGE_FROM_HISTORY), on="_row", how="left")
-    return typed.collect()
+    ).collect()
+    if table == OPPORTUNITIES:  # parse_table keeps the rows in their order
+        typed = typed.hstack([frame[STAGE_FROM_HISTORY]])
+    return typed
 
 
 def input_headers(inputs: Inputs, table: str) -> dict[str, str]:

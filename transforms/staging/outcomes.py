@@ -26,31 +26,24 @@ def lost_stage_to_status(
     names = raw.collect_schema().names()
     if "stage" not in names:
         return raw.with_columns(pl.lit(False).alias(STAGE_FROM_HISTORY))
-    stages = (  # each distinct stage value read once
+    lost_values = (  # each distinct stage value read once
         raw.select(pl.col("stage").unique())
-        .drop_nulls()
-        .with_columns(
-            (parse_stage(pl.col("stage"), funnel=funnel, options=options) == LOST)
-            .fill_null(False)
-            .alias("_is_lost")
-        )
+        .filter(parse_stage(pl.col("stage"), funnel=funnel, options=options) == LOST)
+        .collect()
+        .to_series()
     )
-    is_lost = pl.col("_is_lost").fill_null(False)
+    is_lost = pl.col("stage").is_in(lost_values.implode()) if lost_values.len() else pl.lit(False)
     status = pl.col("status") if "status" in names else pl.lit(None, dtype=pl.String)
-    return (
-        raw.join(stages, on="stage", how="left", maintain_order="left")
-        .with_columns(
-            is_lost.fill_null(False).alias(STAGE_FROM_HISTORY),
-            pl.when(is_lost)
-            .then(pl.lit(None, dtype=pl.String))
-            .otherwise(pl.col("stage"))
-            .alias("stage"),
-            pl.when(is_lost & blank_to_null(status).is_null())
-            .then(pl.lit(LOST))
-            .otherwise(status)
-            .alias("status"),
-        )
-        .drop("_is_lost")
+    return raw.with_columns(
+        is_lost.fill_null(False).alias(STAGE_FROM_HISTORY),
+        pl.when(is_lost)
+        .then(pl.lit(None, dtype=pl.String))
+        .otherwise(pl.col("stage"))
+        .alias("stage"),
+        pl.when(is_lost & blank_to_null(status).is_null())
+        .then(pl.lit(LOST))
+        .otherwise(status)
+        .alias("status"),
     )
 
 
