@@ -3,7 +3,9 @@ and the deals not yet created, drawn together."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -11,6 +13,36 @@ DRAWS = 5_000
 SEED = 20_240_601
 CHUNK = 4_096
 NEW_DEAL_SAMPLES_PER_CHUNK = 2_000_000
+# chunks of deals drawn at once (numpy draws and multiplies without holding the GIL); each
+# holds a chunk's uniforms, wins and their float copy (260 MB at 5,000 draws)
+WORKERS = min(os.cpu_count() or 1, 2)
+
+
+def generator_at(position: int, *, seed: int) -> np.random.Generator:
+    """The generator of `seed` after `position` single-precision uniforms were drawn from it
+    (each takes half of one 64-bit step: the second half of a step waits in the generator)."""
+    rng = np.random.Generator(np.random.PCG64(seed).advance(position // 2))
+    if position % 2:
+        rng.random(1, dtype=np.float32)
+    return rng
+
+
+def deal_draws(
+    amounts: np.ndarray, chances: Sequence[np.ndarray], *, draws: int, seed: int
+) -> Iterator[list[np.ndarray]]:
+    """What each CHUNK of deals brings to every draw under each model's `chances`, chunk by
+    chunk: deal i is won in draw j when the (i·draws + j)-th uniform of `seed` lies below its
+    chance. Each chunk starts its own generator where the sequence reaches it, so chunks are
+    drawn side by side and the numbers are those of one generator drawn in turn."""
+
+    def chunk(start: int) -> list[np.ndarray]:
+        rows = min(CHUNK, amounts.size - start)
+        drawn = generator_at(start * draws, seed=seed).random((rows, draws), dtype=np.float32)
+        brought = amounts[start : start + rows]
+        return [brought @ (drawn < p[start : start + rows, None]) for p in chances]
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        yield from pool.map(chunk, range(0, amounts.size, CHUNK))
 
 
 def monte_carlo(
@@ -58,14 +90,13 @@ def monte_carlo_of_models(
     with the same seed every model draws the same random numbers, so they are drawn once and
     each model's figures are the ones `monte_carlo` gives it alone."""
     known = [i for i, p in enumerate(probabilities) if not np.isnan(p).any()]
-    rng = np.random.default_rng(seed)
-    totals = [np.zeros(draws) for _ in known]
     chances = [probabilities[i].astype(np.float32) for i in known]
-    for start in range(0, amounts.size if known else 0, CHUNK):
-        drawn = rng.random((min(CHUNK, amounts.size - start), draws), dtype=np.float32)
-        for total, p in zip(totals, chances, strict=True):
-            wins = drawn < p[start : start + CHUNK, None]
-            total += amounts[start : start + CHUNK] @ wins
+    totals = [np.zeros(draws) for _ in known]
+    for won in deal_draws(amounts if known else amounts[:0], chances, draws=draws, seed=seed):
+        for total, part in zip(totals, won, strict=True):
+            total += part
+    # the generator where the deals' draws leave it: the new deals draw on from there
+    rng = generator_at(amounts.size * draws if known else 0, seed=seed)
     if known and new_deal_count > 0 and new_deal_amounts.size:
         counts = rng.poisson(new_deal_count, draws)
         first = 0
