@@ -21,7 +21,8 @@ multiple of the bare read (`x read`), the core figures' time and peak MiB in the
 DuckDB, the ratio project / DuckDB, read + validate as a multiple of the bare read
 (`valid/read`), and whether the two sets of figures agree. Under the row come each step's
 time and peak memory and the parts of the core figures (`core: ...`, then `core figures:
-project ... / DuckDB ... = ...x`). Integers must agree exactly, floats to a relative 1e-9,
+project ... / DuckDB ... = ...x`, with the CPU time of each, all threads: on a shared machine
+it varies less than the wall time). Integers must agree exactly, floats to a relative 1e-9,
 nulls as nulls; on any disagreement it prints the figure and key that differ (`DISAGREE
 <figure>.<key>: project ... DuckDB ...`) and exits with status 1. Nothing here is a test.
 """
@@ -93,6 +94,12 @@ def peak_mib() -> float:
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
     return peak
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bare_read(folder: str) -> dict[str, float]:
@@ -242,7 +249,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     settings = benchmark_settings()
     report_period = parse_period(period, settings.timezone)
     peak_mib()
-    started = time.perf_counter()
+    cpu_started, started = cpu_seconds(), time.perf_counter()
     checked = validate.fn(load_inputs.fn(Path(folder), settings))
     read_validate = time.perf_counter() - started
     tables = checked.tables
@@ -271,6 +278,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
         "read_validate": read_validate,
         "derive": derive,
         "marts": marts,
+        "cpu_seconds": cpu_seconds() - cpu_started,
         "peak_mib": peak_mib(),
         "rows_quarantined": sum(q["rows_quarantined"] for q in checked.quality.values()),
         "figures": figures,
@@ -291,11 +299,12 @@ def duckdb_core_figures(
     report_period = parse_period(period, settings.timezone)
     timings: dict[str, float] = {}
     peak_mib()
-    started = time.perf_counter()
+    cpu_started, started = cpu_seconds(), time.perf_counter()
     figures = core_figures(Path(folder), report_period, settings, threads=threads, timings=timings)
     return {
         "seconds": time.perf_counter() - started,
         **timings,
+        "cpu_seconds": cpu_seconds() - cpu_started,
         "peak_mib": peak_mib(),
         "figures": figures,
     }
@@ -564,8 +573,9 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
         f"{duck['read']:.2f}s, derived tables and figures {duck['compute']:.2f}s"
     )
     print(
-        f"          core figures: project {core['seconds']:.2f}s ({core['peak_mib']:,.0f} MiB) / "
-        f"DuckDB {duck['seconds']:.2f}s ({duck['peak_mib']:,.0f} MiB) = "
+        f"          core figures: project {core['seconds']:.2f}s (CPU {core['cpu_seconds']:.2f}s, "
+        f"{core['peak_mib']:,.0f} MiB) / DuckDB {duck['seconds']:.2f}s (CPU "
+        f"{duck['cpu_seconds']:.2f}s, {duck['peak_mib']:,.0f} MiB) = "
         f"{core['seconds'] / duck['seconds']:.1f}x, "
         + (f"{len(problems)} figures DISAGREE" if problems else "the figures agree"),
         flush=True,
