@@ -32,13 +32,19 @@ def followup_activity(
     nothing followed.
     """
     known = followups.filter(pl.col("occurred_at") < as_of)
-    in_period = known.filter(in_interval(pl.col("occurred_at"), period_start, as_of))
+    in_period = in_interval(pl.col("occurred_at"), period_start, as_of)
     open_deals = states.filter(pl.col("state") == OPEN).select(
         "opportunity_id", "created_at", "amount_at"
     )
-    last = known.group_by("opportunity_id").agg(
-        pl.col("occurred_at").max().alias("last_touch"),
-        pl.col("next_action_due").get(pl.col("occurred_at").arg_max()).alias("due"),
+    # the latest touch and what it set: only the open deals' follow-ups are searched
+    last = (
+        known.join(open_deals, on="opportunity_id", how="semi")
+        .group_by("opportunity_id")
+        .agg(
+            pl.col("occurred_at").max().alias("last_touch"),
+            pl.col("next_action_due").get(pl.col("occurred_at").arg_max()).alias("due"),
+            in_period.sum().alias("touches_in_period"),
+        )
     )
     open_activity = open_deals.join(last, on="opportunity_id", how="left").with_columns(
         (days_between(pl.coalesce("last_touch", "created_at"), pl.lit(as_of)) > SILENT_DAYS).alias(
@@ -46,25 +52,23 @@ def followup_activity(
         ),
         (pl.col("due") < as_of_date).fill_null(False).alias("is_overdue"),
     )
-    touches_open = in_period.join(open_deals, on="opportunity_id", how="semi").select(pl.len())
     summary = (
         open_activity.select(
             pl.len().alias("open_count"),
             pl.col("is_silent").sum().cast(pl.Int64).alias("silent_count"),
             pl.col("amount_at").filter("is_silent").sum().alias("silent_amount"),
             pl.col("is_overdue").sum().cast(pl.Int64).alias("overdue_next_actions"),
+            pl.col("touches_in_period").sum().cast(pl.Int64).alias("touches"),
         )
         .collect()
         .row(0, named=True)
     )
-    touches = touches_open.collect().item()
+    touches = summary["touches"]
+    by_channel = known.filter(in_period).group_by("channel").agg(pl.len().alias("touches"))
     mix = (
-        in_period.group_by("channel")
-        .agg(pl.len().alias("touches"))
-        .with_columns((pl.col("touches") / pl.col("touches").sum()).alias("share"))
+        by_channel.with_columns((pl.col("touches") / pl.col("touches").sum()).alias("share"))
         .sort(["touches", "channel"], descending=[True, False])
         .collect()
-        .to_dicts()
     )
     resolved = states.filter(
         pl.col("state").is_in(RESOLVED) & (pl.col("resolved_at") >= window_start)
@@ -82,9 +86,9 @@ def followup_activity(
         .to_dicts()
     )
     return {
-        "touches_in_period": in_period.select(pl.len()).collect().item(),
+        "touches_in_period": int(mix["touches"].sum()),
         "touches_per_open_deal": touches / summary["open_count"] if summary["open_count"] else None,
-        "channel_mix": mix,
+        "channel_mix": mix.to_dicts(),
         "silent_days": SILENT_DAYS,
         "silent_open_deals": summary["silent_count"],
         "silent_open_amount": summary["silent_amount"],
