@@ -373,12 +373,12 @@ def forecast_inputs(
         return None
     instants = landmark_instants(first, last, horizon_months=period.months)
     landmarks = landmark_deals(
-        derived.visits.lazy(),
-        derived.reaches.lazy(),
-        derived.entries.lazy(),
+        derived.facts.lazy(),
+        derived.spans.lazy(),
         opportunities.lazy(),
         instants=instants,
-        won_index=funnel.won_index,
+        as_of=derived.as_of,
+        funnel=funnel,
     )
     has_close_dates = (
         opportunities["expected_close_date"].is_not_null().any()

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from schemas.vocabulary import WON
+from schemas.vocabulary import LOST, WON
 from transforms.expressions import days_between, in_interval
-from transforms.intermediate.states import DealStatesAt
+from transforms.funnel_model import FunnelModel
+from transforms.intermediate.entries import stage_index
+from transforms.intermediate.states import DEAL, POSITION, DealStatesAt, deal_states_at
 from transforms.periods import Period, add_months
 
 # age in stage at a landmark, in days: bins [0, 7) [7, 14) [14, 30) [30, 60) [60, ∞)
@@ -56,80 +58,93 @@ def landmark_instants(first: Period, last: Period, *, horizon_months: int) -> pl
 
 
 def landmark_deals(
-    visits: pl.LazyFrame,
-    reaches: pl.LazyFrame,
-    entries: pl.LazyFrame,
+    facts: pl.LazyFrame,
+    spans: pl.LazyFrame,
     opportunities: pl.LazyFrame,
     *,
     instants: pl.DataFrame,
-    won_index: int,
+    as_of: datetime,
+    funnel: FunnelModel,
 ) -> pl.DataFrame:
     """The deals open at each landmark: one row per (deal, landmark).
 
-    A deal is open at t in the open-stage visit that started before t and had not ended
-    before t (`started_at < t <= ended_at`, or no end yet); `age_days` is t − started_at.
-    `won_within` says the deal reached won in [t, horizon_end). The expected close date is
-    the latest one the history records before t, else the opportunity's; `close` says where
-    it lies against the horizon. Everything here is known at horizon_end, so a backtest at
-    any origin T sees the same rows for the landmarks whose horizon ends by T.
+    A deal is open at t in the open-stage visit (as stage visits know it at `as_of`, the
+    last landmark) that started before t and had not ended before t (`started_at < t <=
+    ended_at`, or no end yet); `age_days` is t − started_at. `won_within` says the deal
+    reached won in [t, horizon_end). The expected close date is the latest one the history
+    records before t, else the opportunity's; `close` says where it lies against the horizon.
+    Everything here is known at horizon_end, so a backtest at any origin T sees the same rows
+    for the landmarks whose horizon ends by T.
+
+    `facts` and `spans` are `deal_facts`' and `deal_spans`' tables: the span holding t gives
+    the stage the deal was in at t, the entry that started that visit and the latest expected
+    close date; the visit ends at the next stage change (not before t), and the one the deal
+    was in at as_of at its loss, when it was lost by then.
     """
     marks = instants["landmark"]
     last = len(marks) - 1
-    spans = (
-        visits.filter(pl.col("stage_index") < won_index)
+    at_end = deal_states_at(facts, spans, as_of=as_of, funnel=funnel).select(
+        DEAL,
+        "opportunity_id",
+        "expected_close_date",
+        POSITION,
+        "won_at",
+        pl.col("stage_entered_at_as_of").alias("_last_started"),
+        pl.when(pl.col("state") == LOST)
+        .then(pl.max_horizontal("closed_at", "stage_entered_at_as_of"))
+        .alias("_lost_at"),
+    )
+    # the visit the deal was last in at as_of, when it was lost by then
+    ends_at_loss = (pl.col("stage_entered_at_as_of") == pl.col("_last_started")) & pl.col(
+        "_lost_at"
+    ).is_not_null()
+    held = (
+        spans.filter(pl.col("stage_at").is_in(funnel.open_ids))
+        .join(at_end, on=DEAL)
         .select(
+            DEAL,
             "opportunity_id",
-            "stage",
-            "stage_index",
-            "started_at",
-            pl.lit(marks).search_sorted(pl.col("started_at"), side="right").alias("_first"),
+            "expected_close_date",
+            POSITION,
+            "won_at",
+            pl.col("stage_at").alias("stage"),
+            stage_index(pl.col("stage_at"), funnel=funnel).alias("stage_index"),
+            pl.col("stage_entered_at_as_of").alias("started_at"),
+            pl.col("history_expected_close_date").alias("_promised"),
+            pl.lit(marks).search_sorted(pl.col("after"), side="right").alias("_first"),
+            pl.col("until"),
+            ends_at_loss.alias("_ends_at_loss"),
+            pl.col("_lost_at"),
+        )
+        .with_columns(
+            pl.when(pl.col("_ends_at_loss"))
+            .then(pl.min_horizontal("until", "_lost_at"))
+            .otherwise(pl.col("until"))
+            .alias("ended_at")
+        )
+        .with_columns(
             pl.when(pl.col("ended_at").is_null())
             .then(pl.lit(last, dtype=pl.Int64))
             .otherwise(
                 pl.lit(marks).search_sorted(pl.col("ended_at"), side="right").cast(pl.Int64) - 1
             )
-            .alias("_last"),
+            .alias("_last")
         )
         .filter(pl.col("_first") <= pl.col("_last"))
-        .select(
-            "opportunity_id",
-            "stage",
-            "stage_index",
-            "started_at",
-            pl.int_ranges("_first", pl.col("_last") + 1).alias("_mark"),
-        )
+        .with_columns(pl.int_ranges("_first", pl.col("_last") + 1).alias("_mark"))
         .explode("_mark")
-    )
-    won_at = reaches.filter(pl.col("stage_index") == won_index).select(
-        "opportunity_id", pl.col("reached_at").alias("won_at")
-    )
-    promised = (
-        entries.filter(pl.col("expected_close_date").is_not_null())
-        .select("opportunity_id", "entered_at", pl.col("expected_close_date").alias("_promised"))
-        .sort("entered_at")
     )
     age = days_between(pl.col("started_at"), pl.col("landmark"))
     close = pl.coalesce("_promised", "expected_close_date")
     return (
-        spans.join(
+        held.join(
             instants.lazy().with_row_index("_mark").with_columns(pl.col("_mark").cast(pl.Int64)),
             on="_mark",
         )
-        .join(won_at, on="opportunity_id", how="left")
         .join(
-            opportunities.select("opportunity_id", "expected_close_date", PRICE_SEGMENT),
-            on="opportunity_id",
+            opportunities.select(PRICE_SEGMENT).with_row_index(POSITION),
+            on=POSITION,
             how="left",
-        )
-        .sort("landmark")
-        .join_asof(
-            promised,
-            left_on="landmark",
-            right_on="entered_at",
-            by="opportunity_id",
-            strategy="backward",
-            allow_exact_matches=False,
-            check_sortedness=False,  # both sides are sorted by instant just above
         )
         .select(
             "opportunity_id",
@@ -151,8 +166,10 @@ def landmark_deals(
             .otherwise(pl.lit(CLOSE_LATER))
             .alias("close"),
             PRICE_SEGMENT,
+            DEAL,
         )
-        .sort("landmark", "opportunity_id")
+        .sort("landmark", DEAL)  # deals are numbered by opportunity_id
+        .drop(DEAL)
         .collect()
     )
 
