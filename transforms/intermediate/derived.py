@@ -30,15 +30,9 @@ class DerivedTables:
     all_reaches: pl.DataFrame
 
     def states_at(self, opportunities: pl.DataFrame, *, funnel: FunnelModel) -> DealStatesAt:
-        """Deal states at any instant, starting from the ones derived here (`opportunities`
-        is the table they were derived from: every instant masks what was derived of it)."""
-        return DealStatesAt(
-            self.facts,
-            self.spans,
-            self.all_reaches,
-            funnel=funnel,
-            known={self.as_of: (self.states, self.reaches)},
-        )
+        """Deal states at any instant, masked from what was derived here of `opportunities`
+        (the table these were derived from)."""
+        return DealStatesAt(self.facts, self.spans, self.all_reaches, funnel=funnel)
 
 
 def derive_tables(

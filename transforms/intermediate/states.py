@@ -27,6 +27,7 @@ FACT_COLUMNS = (
 SPAN_COLUMNS = (
     "stage_at",
     "stage_entered_at_as_of",
+    "reached_index",
     "history_amount",
     "history_expected_close_date",
 )
@@ -66,9 +67,10 @@ def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
     before an instant t say, for every t in (after, until]: the first one (`after` null) runs
     until the deal's first entry and knows nothing; each later one starts at an instant whose
     entries changed `stage_at` (the stage of the latest stage change, entered at
-    `stage_entered_at_as_of`), `history_amount` or `history_expected_close_date` (the latest
-    ones recorded), and runs until the next such instant (`until` null: for ever). Every deal
-    has exactly one span holding any instant.
+    `stage_entered_at_as_of`), `reached_index` (the furthest stage entered: the deal has
+    reached every stage up to it), `history_amount` or `history_expected_close_date` (the
+    latest ones recorded), and runs until the next such instant (`until` null: for ever).
+    Every deal has exactly one span holding any instant.
 
     `entries` is `stage_entries`' table, in its order (opportunity, entered_at, stage_index);
     `facts` is `deal_facts`' table.
@@ -77,7 +79,12 @@ def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
     deal = pl.col("opportunity_id")
     # entries are sorted by deal: a deal's rows start where the opportunity changes, and its
     # first row is always a stage change
-    deal_start = pl.when((deal != deal.shift(1)).fill_null(True)).then(row).forward_fill()
+    is_first = (deal != deal.shift(1)).fill_null(True)
+    deal_start = pl.when(is_first).then(row).forward_fill()
+    # the furthest stage so far: a running maximum that each deal's first row resets (deals
+    # numbered in turn, each above every stage index of the deals before it)
+    above = is_first.cum_sum().cast(pl.Int64) * (1 << 16)
+    reached = (above + pl.col("stage_index")).cum_max() - above
 
     def latest(column: str) -> pl.Expr:
         """The deal's latest non-null value of `column` up to this row."""
@@ -101,6 +108,7 @@ def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
             .then(pl.col("entered_at"))
             .forward_fill()
             .alias("stage_entered_at_as_of"),
+            reached.cast(pl.Int32).alias("reached_index"),
             latest("amount").alias("history_amount"),
             latest("expected_close_date").alias("history_expected_close_date"),
             is_last_at_instant.fill_null(True).alias("_last"),
@@ -212,7 +220,8 @@ def deal_states(
     )
 
 
-# what the marts read from a deal state (the rest of the opportunity's columns stay behind)
+# what the marts read from a deal state at any instant (the rest of the opportunity's columns
+# stay behind)
 STATE_COLUMNS = (
     "opportunity_id",
     "state",
@@ -223,6 +232,7 @@ STATE_COLUMNS = (
     "resolved_at",
     "amount_at",
     "expected_close_date_at",
+    "reached_index",
 )
 
 
@@ -240,20 +250,15 @@ class DealStatesAt:
         reaches: pl.DataFrame,
         *,
         funnel: FunnelModel,
-        known: dict[datetime, tuple[pl.DataFrame, pl.DataFrame]] | None = None,
     ):
         """`facts`, `spans` and `reaches` are `deal_facts`', `deal_spans`' and `every_reach`'
-        tables; `known`: deal states and stage reaches already derived, by as-of instant."""
-        self._facts, self._spans, self._reaches_ever = facts, spans, reaches
+        tables."""
+        self._facts, self._spans, self._reaches = facts, spans, reaches
         self._funnel = funnel
-        known = known or {}
-        self._known = {t: states.select(STATE_COLUMNS) for t, (states, _) in known.items()}
-        self._known_reaches = {t: reaches for t, (_, reaches) in known.items()}
         self._recent: OrderedDict[datetime, pl.DataFrame] = OrderedDict()
 
     def states(self, as_of: datetime) -> pl.LazyFrame:
-        if as_of in self._known:
-            return self._known[as_of].lazy()
+        """`deal_states_at` as_of, its STATE_COLUMNS."""
         if as_of not in self._recent:
             self._recent[as_of] = (
                 deal_states_at(
@@ -268,8 +273,6 @@ class DealStatesAt:
         return self._recent[as_of].lazy()
 
     def reaches(self, as_of: datetime) -> pl.LazyFrame:
-        """first_reach(o, k) known at as_of is the first reach over all entries, when it lies
-        before as_of: every deal's reaches are derived once, then masked per instant."""
-        if as_of in self._known_reaches:
-            return self._known_reaches[as_of].lazy()
-        return stage_reaches(self._reaches_ever.lazy(), as_of=as_of)
+        """`stage_reaches` as_of: first_reach(o, k) known at as_of is the first reach over all
+        entries, when it lies before as_of."""
+        return stage_reaches(self._reaches.lazy(), as_of=as_of)
