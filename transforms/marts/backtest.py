@@ -39,7 +39,7 @@ from transforms.marts.next_period import (
     training_rows,
     within_probabilities,
 )
-from transforms.marts.win_probabilities import stage_probabilities
+from transforms.marts.win_probabilities import stage_probabilities_of_states
 from transforms.periods import Period, add_months
 
 LANDMARK, LANDMARK_CLOSE_DATE = "landmark", "landmark_close_date"
@@ -165,8 +165,7 @@ def forecast_at(
         draws=draws,
     )
     ranges = dict(zip(chances, drawn, strict=True))
-    probabilities = stage_probabilities(
-        inputs.states_at.reaches(as_of),
+    probabilities = stage_probabilities_of_states(
         states,
         funnel=inputs.funnel,
         window_start=window_start,

@@ -42,7 +42,6 @@ def stage_probabilities(
     (won + lost + m), with p̄ = `overall_win_rate` and m the smoothing strength. Null when
     nothing was resolved in W; `insufficient_history` under `min_resolved` resolved deals.
     """
-    p_bar = overall_win_rate(states, window_start=window_start)
     resolved = resolved_in_window(states, window_start=window_start).select(
         "opportunity_id", "state"
     )
@@ -54,6 +53,63 @@ def stage_probabilities(
             (pl.col("state") == LOST).sum().alias("lost"),
         )
     )
+    return smoothed_probabilities(
+        counts,
+        overall_win_rate(states, window_start=window_start),
+        funnel=funnel,
+        smoothing_strength=smoothing_strength,
+        min_resolved=min_resolved,
+    )
+
+
+def stage_probabilities_of_states(
+    states: pl.LazyFrame,
+    *,
+    funnel: FunnelModel,
+    window_start: datetime,
+    smoothing_strength: float,
+    min_resolved: int,
+) -> pl.DataFrame:
+    """`stage_probabilities` from deal states alone: one row per open stage.
+
+    A deal state's `reached_index` is the furthest stage it had reached, and a deal has
+    reached every stage up to it (its stage reaches): the deals resolved in W are counted by
+    how far they got, then summed from each stage on, with no stage reaches to join.
+    """
+    by_depth = (
+        resolved_in_window(states, window_start=window_start)
+        .group_by("reached_index")
+        .agg(
+            (pl.col("state") == WON).sum().alias("won"),
+            (pl.col("state") == LOST).sum().alias("lost"),
+        )
+    )
+    counts = (
+        stage_frame(funnel)
+        .join(by_depth, how="cross")
+        .filter(pl.col("reached_index") >= pl.col("stage_index"))
+        .group_by("stage")
+        .agg(pl.col("won").sum(), pl.col("lost").sum())
+    )
+    return smoothed_probabilities(
+        counts,
+        overall_win_rate(states, window_start=window_start),
+        funnel=funnel,
+        smoothing_strength=smoothing_strength,
+        min_resolved=min_resolved,
+    )
+
+
+def smoothed_probabilities(
+    counts: pl.LazyFrame,
+    p_bar: float | None,
+    *,
+    funnel: FunnelModel,
+    smoothing_strength: float,
+    min_resolved: int,
+) -> pl.DataFrame:
+    """The stage probabilities of the won and lost deals that reached each stage (`counts`:
+    stage, won, lost): one row per open stage, in funnel order."""
     won, lost, m = pl.col("won"), pl.col("lost"), smoothing_strength
     p_win = (
         pl.lit(None, dtype=pl.Float64) if p_bar is None else (won + m * p_bar) / (won + lost + m)
