@@ -14,9 +14,11 @@ DRAWS = 5_000
 SEED = 20_240_601
 CHUNK = 4_096
 NEW_DEAL_SAMPLES_PER_CHUNK = 2_000_000
-# chunks of deals drawn at once (numpy draws and multiplies without holding the GIL); each
-# holds a chunk's random bits and wins (240 MB at 5,000 draws)
+# chunks of deals drawn at once (numpy draws and multiplies without holding the GIL), as
+# many as fit in CHUNKS_MEMORY: each holds a chunk's random bits and wins, 12 bytes a draw
+# of a deal (48 MB at 1,000 draws: two chunks; 240 MB at 5,000: one)
 WORKERS = min(os.cpu_count() or 1, 2)
+CHUNKS_MEMORY = 256 * 2**20
 
 
 def generator_at(position: int, *, seed: int) -> np.random.Generator:
@@ -65,7 +67,8 @@ def deal_draws(
             brought.append(amounts[start : start + rows] @ wins)
         return brought
 
-    with ThreadPoolExecutor(WORKERS) as pool:
+    workers = max(1, min(WORKERS, CHUNKS_MEMORY // (CHUNK * draws * 12)))
+    with ThreadPoolExecutor(workers) as pool:
         yield from pool.map(chunk, range(0, amounts.size, CHUNK))
 
 
