@@ -3,10 +3,7 @@ and the deals not yet created, drawn together."""
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -14,11 +11,6 @@ DRAWS = 5_000
 SEED = 20_240_601
 CHUNK = 4_096
 NEW_DEAL_SAMPLES_PER_CHUNK = 2_000_000
-# chunks of deals drawn at once (numpy draws and multiplies without holding the GIL), as
-# many as fit in CHUNKS_MEMORY: each holds a chunk's random bits and wins, 12 bytes a draw
-# of a deal (48 MB at 1,000 draws: two chunks; 240 MB at 5,000: one)
-WORKERS = min(os.cpu_count() or 1, 2)
-CHUNKS_MEMORY = 256 * 2**20
 
 
 def generator_at(position: int, *, seed: int) -> np.random.Generator:
@@ -39,37 +31,30 @@ def deal_draws(
 
     Such a uniform is the top 24 bits b of 32 random bits (the low half of a 64-bit step,
     then the high half) over 2^24, so it lies below p exactly when b < ceil(p·2^24): the bits
-    are drawn raw and compared with that threshold. Each chunk starts its own generator where
-    the sequence reaches it, so chunks are drawn side by side and the wins are those of one
-    generator drawn in turn."""
+    are drawn raw, every model's wins come from the same bits, and a chunk's wins go to the
+    matrix product as 0.0 and 1.0 without a copy."""
     below = [
         np.clip(np.ceil(p.astype(np.float32).astype(np.float64) * 2.0**24), 0, 2**24).astype(
             np.uint32
         )
         for p in chances
     ]
-
-    kept = threading.local()  # each worker's wins as 0.0 and 1.0, the matrix multiplied
-
-    def chunk(start: int) -> list[np.ndarray]:
+    # drawn in turn: every chunk but the last holds CHUNK deals (an even number of uniforms),
+    # so each starts on a whole 64-bit step
+    steps = np.random.PCG64(seed)
+    kept = np.empty((min(CHUNK, amounts.size), draws))
+    for start in range(0, amounts.size, CHUNK):
         rows = min(CHUNK, amounts.size - start)
         halves = rows * draws
-        steps = np.random.PCG64(seed).advance(start * draws // 2).random_raw((halves + 1) // 2)
-        bits = steps.astype("<u8", copy=False).view("<u4")[:halves]
+        bits = steps.random_raw((halves + 1) // 2).astype("<u8", copy=False).view("<u4")[:halves]
         np.right_shift(bits, 8, out=bits)
         bits = bits.reshape(rows, draws)
-        if not hasattr(kept, "wins"):
-            kept.wins = np.empty((min(CHUNK, amounts.size), draws))
-        wins = kept.wins[:rows]
+        wins = kept[:rows]
         brought = []
         for b in below:
             np.less(bits, b[start : start + rows, None], out=wins, casting="unsafe")
             brought.append(amounts[start : start + rows] @ wins)
-        return brought
-
-    workers = max(1, min(WORKERS, CHUNKS_MEMORY // (CHUNK * draws * 12)))
-    with ThreadPoolExecutor(workers) as pool:
-        yield from pool.map(chunk, range(0, amounts.size, CHUNK))
+        yield brought
 
 
 def monte_carlo(
