@@ -47,7 +47,11 @@ def derive_tables(
     facts = deal_facts(opportunities.lazy(), times.lazy(), funnel=funnel).collect()
     all_reaches = every_reach(times.lazy(), facts.lazy(), funnel=funnel).collect()
     del times
-    spans = deal_spans(entries.lazy(), facts.lazy()).collect()
+    # polars 2.1's streaming engine panics on this plan when there is no entry at all (an
+    # export whose every deal was quarantined): the in-memory engine gives the empty table
+    spans = deal_spans(entries.lazy(), facts.lazy()).collect(
+        engine="in-memory" if entries.is_empty() else "auto"
+    )
     states = deal_states(
         opportunities.lazy(), facts.lazy(), spans.lazy(), as_of=as_of, funnel=funnel
     ).collect()
