@@ -241,7 +241,7 @@ class DealStatesAt:
     deal's facts, spans and reaches; the states of the last few instants asked are kept (the
     comparisons, the trend and the backtest ask for the same period ends in turn)."""
 
-    KEPT = 3
+    KEPT = 2
 
     def __init__(
         self,
