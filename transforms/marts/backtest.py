@@ -109,19 +109,18 @@ def forecast_at(
     states = inputs.states_at.states(as_of)
     open_now = (
         inputs.landmarks.filter(pl.col("landmark") == as_of)
-        .drop(PRICE_SEGMENT)
         .join(
             states.filter(pl.col("state") == OPEN).select("opportunity_id", "amount_at").collect(),
             on="opportunity_id",
             how="left",
         )
-        .join(inputs.segments, on="opportunity_id", how="left")
+        .select(pl.exclude(PRICE_SEGMENT), PRICE_SEGMENT)  # a landmark has the deal's segment
     )
     won_in_window = (
         states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window_start))
         .select("opportunity_id", "amount_at")
+        .join(inputs.segments.lazy(), on="opportunity_id", how="left")
         .collect()
-        .join(inputs.segments, on="opportunity_id", how="left")
     )
     # in deal order, so that the Monte Carlo draws and every sum are the same on every run
     open_priced = priced(open_now, won_in_window).sort("opportunity_id")
