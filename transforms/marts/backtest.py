@@ -32,6 +32,7 @@ from transforms.marts.next_period import (
     NewDeals,
     WonByPeriod,
     first_month,
+    landmark_cells,
     landmark_deals,
     landmark_instants,
     new_deals,
@@ -66,6 +67,7 @@ class ForecastInputs:
 
     states_at: DealStatesAt
     landmarks: pl.DataFrame
+    cells: pl.DataFrame  # the landmarks' `landmark_cells`
     segments: pl.DataFrame  # opportunity_id, customer_size
     first: Period  # the first month with a created deal
     funnel: FunnelModel
@@ -124,7 +126,7 @@ def forecast_at(
     )
     # in deal order, so that the Monte Carlo draws and every sum are the same on every run
     open_priced = priced(open_now, won_in_window).sort("opportunity_id")
-    training = training_rows(inputs.landmarks, origin=as_of, window_start=window_start)
+    training = training_rows(inputs.cells, origin=as_of, window_start=window_start)
     new = new_deals(
         inputs.won, origin=origin, first=inputs.first, window_months=inputs.window_months
     )
@@ -385,6 +387,7 @@ def forecast_inputs(
     return ForecastInputs(
         states_at,
         landmarks,
+        landmark_cells(landmarks),
         opportunities.select("opportunity_id", PRICE_SEGMENT),
         first,
         funnel,

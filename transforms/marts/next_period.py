@@ -174,13 +174,18 @@ def landmark_deals(
     )
 
 
-def training_rows(
-    landmarks: pl.DataFrame, *, origin: datetime, window_start: datetime
-) -> pl.DataFrame:
-    """The landmarks a forecast at `origin` learns from: in W, with a horizon ended by then."""
-    return landmarks.filter(
-        (pl.col("landmark") >= window_start) & (pl.col("horizon_end") <= origin)
+def landmark_cells(landmarks: pl.DataFrame) -> pl.DataFrame:
+    """Landmark cells: one row per landmark and (stage, age_bin, close) cell of its deals,
+    with how many deals it holds (`deals`) and how many of them were won within (`won`)."""
+    return landmarks.group_by("landmark", "horizon_end", *STAGE_AGE_CLOSE[-1]).agg(
+        pl.len().alias("deals"), pl.col("won_within").sum().alias("won")
     )
+
+
+def training_rows(cells: pl.DataFrame, *, origin: datetime, window_start: datetime) -> pl.DataFrame:
+    """The landmark cells a forecast at `origin` learns from: in W, with a horizon ended by
+    then."""
+    return cells.filter((pl.col("landmark") >= window_start) & (pl.col("horizon_end") <= origin))
 
 
 def within_probabilities(
@@ -190,7 +195,8 @@ def within_probabilities(
     levels: Sequence[tuple[str, ...]],
     strength: float,
 ) -> pl.Series:
-    """The chance each of `deals` is won within the horizon, learned from `training`.
+    """The chance each of `deals` is won within the horizon, learned from the landmark cells
+    of `training`.
 
     Level by level, a cell's rate is (won + m·p_parent) / (landmarks + m), with p_parent the
     rate of the cell one level up (the overall rate above the first level) and m `strength`;
@@ -199,12 +205,12 @@ def within_probabilities(
     """
     if training.height == 0:
         return pl.Series("p_within", [None] * deals.height, dtype=pl.Float64)
-    overall = training["won_within"].mean()
+    overall = training.select(pl.col("won").sum() / pl.col("deals").sum()).item()
     keyed = deals.with_columns(pl.lit(overall, dtype=pl.Float64).alias("p_within"))
     parent: pl.DataFrame | None = None
     for keys in levels:
         cells = training.group_by(keys).agg(
-            pl.len().alias("_n"), pl.col("won_within").sum().alias("_won")
+            pl.col("deals").sum().alias("_n"), pl.col("won").sum().alias("_won")
         )
         if parent is None:
             cells = cells.with_columns(pl.lit(overall, dtype=pl.Float64).alias("_parent"))
