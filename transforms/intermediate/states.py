@@ -12,8 +12,7 @@ from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.reaches import stage_reaches
 
-DEAL = "_deal"  # a deal's position in `deal_facts`' table
-POSITION = "_position"  # an opportunity's row in the opportunities table
+DEAL = "_deal"  # a deal's row in the opportunities table, and in `deal_facts`' table
 # what a deal state reads of an opportunity, and never changes with the instant
 FACT_COLUMNS = (
     "opportunity_id",
@@ -36,16 +35,16 @@ SPAN_COLUMNS = (
 def deal_facts(
     opportunities: pl.LazyFrame, times: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
-    """Deal facts: one row per opportunity, by opportunity_id, with what its states read that
+    """Deal facts: one row per opportunity, in their order, with what its states read that
     no instant changes.
 
-    `times` is `reach_times`' table. `_deal` numbers the rows, `_position` is the
-    opportunity's row in `opportunities`; `first_entry_at` is its first entry and `won_first`
-    first_reach(o, won) over all entries (won_at at t is won_first when it lies before t).
+    `times` is `reach_times`' table. `_deal` numbers the rows; `first_entry_at` is the deal's
+    first entry and `won_first` first_reach(o, won) over all entries (won_at at t is
+    won_first when it lies before t).
     """
     return (
         opportunities.select(FACT_COLUMNS)
-        .with_row_index(POSITION)
+        .with_row_index(DEAL)
         .join(
             times.select(
                 "opportunity_id",
@@ -54,9 +53,8 @@ def deal_facts(
             ),
             on="opportunity_id",
             how="left",
+            maintain_order="left",
         )
-        .sort("opportunity_id", POSITION)
-        .with_row_index(DEAL)
     )
 
 
@@ -190,7 +188,7 @@ def deal_states(
     funnel: FunnelModel,
 ) -> pl.LazyFrame:
     """Every deal as it could be known at `as_of`: one row per opportunity created before it,
-    with all its columns, by opportunity_id.
+    with all its columns, in their order.
 
     `facts` and `spans` are `deal_facts`' and `deal_spans`' tables of `opportunities`; the
     state is `deal_states_at`'s, with `history_amount` and `history_expected_close_date` (the
@@ -208,15 +206,13 @@ def deal_states(
         "closed_at_as_of",
         "resolved_at",
     )
-    return (
-        opportunities.with_row_index(POSITION)
-        .join(
-            deal_states_at(facts, spans, as_of=as_of, funnel=funnel).select(POSITION, *derived),
-            on=POSITION,
-            how="inner",
-            maintain_order="right",
-        )
-        .drop(POSITION)
+    # the facts are the opportunities' rows in turn: the same rows are created before as_of
+    return pl.concat(
+        [
+            opportunities.filter(pl.col("created_at") < as_of),
+            deal_states_at(facts, spans, as_of=as_of, funnel=funnel).select(derived),
+        ],
+        how="horizontal",
     )
 
 

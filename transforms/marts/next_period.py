@@ -22,7 +22,7 @@ from schemas.vocabulary import LOST, WON
 from transforms.expressions import days_between, in_interval
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_index
-from transforms.intermediate.states import DEAL, POSITION, DealStatesAt, deal_states_at
+from transforms.intermediate.states import DEAL, DealStatesAt, deal_states_at
 from transforms.periods import Period, add_months
 
 # age in stage at a landmark, in days: bins [0, 7) [7, 14) [14, 30) [30, 60) [60, ∞)
@@ -66,7 +66,8 @@ def landmark_deals(
     as_of: datetime,
     funnel: FunnelModel,
 ) -> pl.DataFrame:
-    """The deals open at each landmark: one row per (deal, landmark).
+    """The deals open at each landmark: one row per (deal, landmark), by landmark then in the
+    opportunities' order.
 
     A deal is open at t in the open-stage visit (as stage visits know it at `as_of`, the
     last landmark) that started before t and had not ended before t (`started_at < t <=
@@ -87,7 +88,6 @@ def landmark_deals(
         DEAL,
         "opportunity_id",
         "expected_close_date",
-        POSITION,
         "won_at",
         pl.col("stage_entered_at_as_of").alias("_last_started"),
         pl.when(pl.col("state") == LOST)
@@ -105,7 +105,6 @@ def landmark_deals(
             DEAL,
             "opportunity_id",
             "expected_close_date",
-            POSITION,
             "won_at",
             pl.col("stage_at").alias("stage"),
             stage_index(pl.col("stage_at"), funnel=funnel).alias("stage_index"),
@@ -142,8 +141,8 @@ def landmark_deals(
             on="_mark",
         )
         .join(
-            opportunities.select(PRICE_SEGMENT).with_row_index(POSITION),
-            on=POSITION,
+            opportunities.select(PRICE_SEGMENT).with_row_index(DEAL),
+            on=DEAL,
             how="left",
         )
         .select(
@@ -168,7 +167,7 @@ def landmark_deals(
             PRICE_SEGMENT,
             DEAL,
         )
-        .sort("landmark", DEAL)  # deals are numbered by opportunity_id
+        .sort("landmark", DEAL)
         .drop(DEAL)
         .collect()
     )
