@@ -83,17 +83,21 @@ def stage_probabilities_of_states(
             (pl.col("state") == WON).sum().alias("won"),
             (pl.col("state") == LOST).sum().alias("lost"),
         )
+        .collect()
     )
     counts = (
         stage_frame(funnel)
-        .join(by_depth, how="cross")
+        .join(by_depth.lazy(), how="cross")
         .filter(pl.col("reached_index") >= pl.col("stage_index"))
         .group_by("stage")
         .agg(pl.col("won").sum(), pl.col("lost").sum())
     )
+    won, lost = by_depth.select(
+        pl.col("won").sum().cast(pl.Int64), pl.col("lost").sum().cast(pl.Int64)
+    ).row(0)
     return smoothed_probabilities(
         counts,
-        overall_win_rate(states, window_start=window_start),
+        won / (won + lost) if won + lost else None,  # overall_win_rate, from the same counts
         funnel=funnel,
         smoothing_strength=smoothing_strength,
         min_resolved=min_resolved,
