@@ -495,7 +495,7 @@ def parse_table(
         if expr is None or frame[f"__fast_{name}"].null_count() > frame[name].null_count()
     ]
     leftovers = {name: pl.DataFrame(schema={name: pl.String}) for name in fast}
-    for name, values in zip(
+    for name, distinct in zip(
         left,
         pl.collect_all(
             frame.lazy()
@@ -507,7 +507,7 @@ def parse_table(
         ),
         strict=True,
     ):
-        leftovers[name] = values
+        leftovers[name] = distinct
     # every date column votes on the day/month order with the values the fast path left
     dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
     date_order = options.date_order or infer_date_order(
@@ -531,7 +531,7 @@ def parse_table(
                 timezone=timezone,
                 date_order=date_order,
             ).cast(dtype)
-            read = (
+            parsed = (
                 leftovers[name]
                 .with_columns(slow.alias(f"__slow_{name}"))
                 .with_columns(
@@ -540,7 +540,7 @@ def parse_table(
                     .alias(f"__reason_{name}")
                 )
             )
-            frame = frame.join(read, on=name, how="left", maintain_order="left")
+            frame = frame.join(parsed, on=name, how="left", maintain_order="left")
             parts.append(pl.col(f"__slow_{name}"))
             unreadable.append(f"__reason_{name}")
         values[name] = (

@@ -583,6 +583,7 @@ def test_rows_with_too_many_or_too_few_fields_are_quarantined_and_the_rest_read(
     lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
     assert (lines["B"], lines["C"]) == (3, 4)
 
+
 @pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
 def test_short_rows_of_a_file_without_wide_ones_are_quarantined(tmp_path, encoding):
     """A file with no row wider than its header is read in one strict pass: a row ending in
@@ -606,7 +607,6 @@ def test_short_rows_of_a_file_without_wide_ones_are_quarantined(tmp_path, encodi
     }
     lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
     assert (lines["B"], lines["D"], lines["E"]) == (3, 5, 6)
-
 
 
 def test_ragged_rows_beside_quoted_line_breaks_keep_their_lines(tmp_path):
