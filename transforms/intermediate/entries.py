@@ -51,7 +51,7 @@ def stage_entries(
         pl.lit(True).alias("is_from_history"),
     )
     without_history = opportunities.join(  # no history, or only a loss row
-        from_history.select("opportunity_id").unique(), on="opportunity_id", how="anti"
+        from_history.select("opportunity_id"), on="opportunity_id", how="anti"
     )
     in_won_stage = pl.col("stage").is_in(funnel.won_ids)
     current_entry = pl.coalesce(
