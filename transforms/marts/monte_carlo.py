@@ -4,6 +4,7 @@ and the deals not yet created, drawn together."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,39 +23,61 @@ def generator_at(position: int, *, seed: int) -> np.random.Generator:
     return rng
 
 
+@dataclass(frozen=True)
+class OpenAndNew:
+    """What one Monte Carlo range draws: open deals with their amounts and each model's
+    chances, and a Poisson number of new deals."""
+
+    amounts: np.ndarray
+    probabilities: Sequence[np.ndarray]  # each model's; with a NaN, that model has no range
+    new_deal_count: float
+    new_deal_amounts: np.ndarray
+
+
 def deal_draws(
-    amounts: np.ndarray, chances: Sequence[np.ndarray], *, draws: int, seed: int
-) -> Iterator[list[np.ndarray]]:
-    """What each CHUNK of deals brings to every draw under each model's `chances`, chunk by
-    chunk: deal i is won in draw j when the (i·draws + j)-th single-precision uniform of
-    `seed` lies below its chance (as float32).
+    runs: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], *, draws: int, seed: int
+) -> Iterator[list[list[np.ndarray] | None]]:
+    """What each CHUNK of deals brings to every draw, chunk by chunk, for every run of
+    `runs` (amounts, each model's chances) and model: deal i is won in draw j when the
+    (i·draws + j)-th single-precision uniform of `seed` lies below its chance (as float32);
+    None for a run whose deals all came in earlier chunks.
 
     Such a uniform is the top 24 bits b of 32 random bits (the low half of a 64-bit step,
     then the high half) over 2^24, so it lies below p exactly when b < ceil(p·2^24): the bits
-    are drawn raw, every model's wins come from the same bits, and a chunk's wins go to the
-    matrix product as 0.0 and 1.0 without a copy."""
+    are drawn raw, once for every run and model (each run's i-th deal meets the same bits),
+    and a chunk's wins go to the matrix product as 0.0 and 1.0 without a copy."""
     below = [
-        np.clip(np.ceil(p.astype(np.float32).astype(np.float64) * 2.0**24), 0, 2**24).astype(
-            np.uint32
-        )
-        for p in chances
+        [
+            np.clip(np.ceil(p.astype(np.float32).astype(np.float64) * 2.0**24), 0, 2**24).astype(
+                np.uint32
+            )
+            for p in chances
+        ]
+        for _, chances in runs
     ]
+    most = max((amounts.size for amounts, _ in runs), default=0)
     # drawn in turn: every chunk but the last holds CHUNK deals (an even number of uniforms),
     # so each starts on a whole 64-bit step
     steps = np.random.PCG64(seed)
-    kept = np.empty((min(CHUNK, amounts.size), draws))
-    for start in range(0, amounts.size, CHUNK):
-        rows = min(CHUNK, amounts.size - start)
-        halves = rows * draws
+    kept = np.empty((min(CHUNK, most), draws))
+    for start in range(0, most, CHUNK):
+        halves = min(CHUNK, most - start) * draws
         bits = steps.random_raw((halves + 1) // 2).astype("<u8", copy=False).view("<u4")[:halves]
         np.right_shift(bits, 8, out=bits)
-        bits = bits.reshape(rows, draws)
-        wins = kept[:rows]
-        brought = []
-        for b in below:
-            np.less(bits, b[start : start + rows, None], out=wins, casting="unsafe")
-            brought.append(amounts[start : start + rows] @ wins)
-        yield brought
+        bits = bits.reshape(-1, draws)
+        chunk: list[list[np.ndarray] | None] = []
+        for (amounts, _), thresholds in zip(runs, below, strict=True):
+            rows = min(CHUNK, amounts.size - start)
+            if rows <= 0:  # a run with fewer deals is done
+                chunk.append(None)
+                continue
+            wins = kept[:rows]
+            brought = []
+            for b in thresholds:
+                np.less(bits[:rows], b[start : start + rows, None], out=wins, casting="unsafe")
+                brought.append(amounts[start : start + rows] @ wins)
+            chunk.append(brought)
+        yield chunk
 
 
 def monte_carlo(
@@ -101,14 +124,53 @@ def monte_carlo_of_models(
     """`monte_carlo` of the same deals under each model's `probabilities`, in their order:
     with the same seed every model draws the same random numbers, so they are drawn once and
     each model's figures are the ones `monte_carlo` gives it alone."""
-    known = [i for i, p in enumerate(probabilities) if not np.isnan(p).any()]
-    chances = [probabilities[i] for i in known]
-    totals = [np.zeros(draws) for _ in known]
-    for won in deal_draws(amounts if known else amounts[:0], chances, draws=draws, seed=seed):
-        for total, part in zip(totals, won, strict=True):
-            total += part
+    run = OpenAndNew(amounts, probabilities, new_deal_count, new_deal_amounts)
+    return monte_carlo_of_runs([run], target=target, spread=spread, draws=draws, seed=seed)[0]
+
+
+def monte_carlo_of_runs(
+    runs: Sequence[OpenAndNew],
+    *,
+    target: float | None,
+    spread: float = 1.0,
+    draws: int = DRAWS,
+    seed: int = SEED,
+) -> list[list[dict[str, float | None]]]:
+    """`monte_carlo_of_models` of each of `runs` (the backtest's origins), in their order:
+    every run starts from the same seed, so a chunk's random bits are drawn once for all."""
+    known = [[i for i, p in enumerate(run.probabilities) if not np.isnan(p).any()] for run in runs]
+    totals = [[np.zeros(draws) for _ in models] for models in known]
+    drawn = [
+        (run.amounts if models else run.amounts[:0], [run.probabilities[i] for i in models])
+        for run, models in zip(runs, known, strict=True)
+    ]
+    for chunk in deal_draws(drawn, draws=draws, seed=seed):
+        for run_totals, brought in zip(totals, chunk, strict=True):
+            if brought is None:
+                continue
+            for total, part in zip(run_totals, brought, strict=True):
+                total += part
+    return [
+        range_figures(run, models, run_totals, target=target, spread=spread, draws=draws, seed=seed)
+        for run, models, run_totals in zip(runs, known, totals, strict=True)
+    ]
+
+
+def range_figures(
+    run: OpenAndNew,
+    known: list[int],
+    totals: list[np.ndarray],
+    *,
+    target: float | None,
+    spread: float,
+    draws: int,
+    seed: int,
+) -> list[dict[str, float | None]]:
+    """Each model's figures of `run`, once the open deals' `totals` of the `known` models
+    are drawn: the new deals are drawn on, and the totals' quantiles taken."""
+    new_deal_count, new_deal_amounts = run.new_deal_count, run.new_deal_amounts
     # the generator where the deals' draws leave it: the new deals draw on from there
-    rng = generator_at(amounts.size * draws if known else 0, seed=seed)
+    rng = generator_at(run.amounts.size * draws if known else 0, seed=seed)
     if known and new_deal_count > 0 and new_deal_amounts.size:
         counts = rng.poisson(new_deal_count, draws)
         first = 0
@@ -124,7 +186,7 @@ def monte_carlo_of_models(
             first = last
     figures: list[dict[str, float | None]] = [
         {"p10": None, "p50": None, "p90": None, "p_hit_target": None, "draws": 0, "spread": spread}
-        for _ in probabilities
+        for _ in run.probabilities
     ]
     for i, total in zip(known, totals, strict=True):
         if spread != 1.0:
