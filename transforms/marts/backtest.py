@@ -12,7 +12,8 @@ origin, and a backtest row's `method` the pick it would have made then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from transforms.intermediate.derived import DerivedTables
 from transforms.intermediate.states import DealStatesAt
 from transforms.marts.forecast import forecast as stage_weighted_forecast
 from transforms.marts.forecast import weighted_open_deals
-from transforms.marts.monte_carlo import DRAWS, monte_carlo, monte_carlo_of_models
+from transforms.marts.monte_carlo import DRAWS, OpenAndNew, monte_carlo, monte_carlo_of_runs
 from transforms.marts.next_period import (
     PRICE_SEGMENT,
     STAGE_AGE,
@@ -106,6 +107,52 @@ def forecast_at(
 ) -> OriginForecast:
     """Every candidate's forecast of the period after `origin`, from what was known at its
     end; the Monte Carlo ranges of the models in `ranges_of`, widened by `spread`."""
+    return with_ranges(
+        inputs,
+        [forecast_parts(inputs, origin)],
+        ranges_of=ranges_of,
+        target=target,
+        spread=spread,
+        draws=draws,
+    )[0]
+
+
+def with_ranges(
+    inputs: ForecastInputs,
+    forecasts: Sequence[OriginForecast],
+    *,
+    ranges_of: tuple[str, ...],
+    target: float | None,
+    spread: float,
+    draws: int,
+) -> list[OriginForecast]:
+    """`forecasts` with the Monte Carlo ranges of their models in `ranges_of`, drawn
+    together (every origin's draws start from the same seed)."""
+    ranged = [model for model in models_of(inputs) if model in ranges_of]
+    runs = [
+        OpenAndNew(
+            at.deals[LANDMARK]["amount_used"].fill_null(0.0).to_numpy(),
+            [
+                at.deals[model]["p_within"].fill_null(np.nan).to_numpy()
+                if at.open_parts[model] is not None
+                else np.array([np.nan])
+                for model in ranged
+            ],
+            at.new.mean_count * at.new.seasonal_factor,
+            at.new.amounts.to_numpy(),
+        )
+        for at in forecasts
+    ]
+    drawn = monte_carlo_of_runs(runs, target=target, spread=spread, draws=draws)
+    return [
+        replace(at, ranges=dict(zip(ranged, figures, strict=True)))
+        for at, figures in zip(forecasts, drawn, strict=True)
+    ]
+
+
+def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
+    """Every candidate's forecast of the period after `origin`, from what was known at its
+    end, without the Monte Carlo ranges (`with_ranges` draws them)."""
     as_of, window_start = origin.end, origin.window_start(inputs.window_months)
     following = origin.shifted(1)
     states = inputs.states_at.states(as_of)
@@ -131,7 +178,7 @@ def forecast_at(
         inputs.won, origin=origin, first=inputs.first, window_months=inputs.window_months
     )
     values: dict[str, float | None] = {}
-    deals, open_parts, chances = {}, {}, {}
+    deals, open_parts = {}, {}
     for model, levels in zip(models_of(inputs), (STAGE_AGE, STAGE_AGE_CLOSE), strict=False):
         scored = open_priced.with_columns(
             within_probabilities(
@@ -151,21 +198,6 @@ def forecast_at(
         )
         if model == LANDMARK:
             values[OPEN_DEALS], values[NEW_DEALS] = open_part, new.expected
-        if model in ranges_of:
-            chances[model] = (
-                scored["p_within"].fill_null(np.nan).to_numpy() if known else np.array([np.nan])
-            )
-    # the models draw the same deals with the same seed: their ranges are drawn together
-    drawn = monte_carlo_of_models(
-        open_priced["amount_used"].fill_null(0.0).to_numpy(),
-        list(chances.values()),
-        new_deal_count=new.mean_count * new.seasonal_factor,
-        new_deal_amounts=new.amounts.to_numpy(),
-        target=target,
-        spread=spread,
-        draws=draws,
-    )
-    ranges = dict(zip(chances, drawn, strict=True))
     probabilities = stage_probabilities_of_states(
         states,
         funnel=inputs.funnel,
@@ -187,7 +219,7 @@ def forecast_at(
         if recent[-1].start_date >= inputs.first.start_date
         else None
     )
-    return OriginForecast(origin, values, ranges, deals, open_parts, new)
+    return OriginForecast(origin, values, {}, deals, open_parts, new)
 
 
 def backtest_origins(period: Period, first: Period) -> list[Period]:
@@ -301,9 +333,17 @@ def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
     available = (*models_of(inputs), *BASELINES)
     rows: list[dict[str, Any]] = []
     probability_pairs: list[tuple[pl.Series, pl.Series]] = []
-    for origin in backtest_origins(period, inputs.first):
+    origins = backtest_origins(period, inputs.first)
+    forecasts = with_ranges(
+        inputs,
+        [forecast_parts(inputs, origin) for origin in origins],
+        ranges_of=MODELS,
+        target=None,
+        spread=1.0,
+        draws=BACKTEST_DRAWS,
+    )
+    for origin, at in zip(origins, forecasts, strict=True):
         following = origin.shifted(1)
-        at = forecast_at(inputs, origin, draws=BACKTEST_DRAWS)
         method = choose(rows, available)
         shown = method if method in MODELS else LANDMARK
         actual = inputs.won(following)[0]
