@@ -12,6 +12,7 @@ DRAWS = 5_000
 SEED = 20_240_601
 CHUNK = 4_096
 NEW_DEAL_SAMPLES_PER_CHUNK = 2_000_000
+STEPS_AT_ONCE = 1 << 20  # random 64-bit steps drawn at a time (8 MB)
 
 
 def generator_at(position: int, *, seed: int) -> np.random.Generator:
@@ -59,10 +60,15 @@ def deal_draws(
     # drawn in turn: every chunk but the last holds CHUNK deals (an even number of uniforms),
     # so each starts on a whole 64-bit step
     steps = np.random.PCG64(seed)
+    # a chunk's 64-bit steps and wins, in buffers used over and over: fresh memory is slow
+    words = np.empty((min(CHUNK, most) * draws + 1) // 2, dtype="<u8")
     kept = np.empty((min(CHUNK, most), draws))
     for start in range(0, most, CHUNK):
         halves = min(CHUNK, most - start) * draws
-        bits = steps.random_raw((halves + 1) // 2).astype("<u8", copy=False).view("<u4")[:halves]
+        for first in range(0, (halves + 1) // 2, STEPS_AT_ONCE):
+            last = min(first + STEPS_AT_ONCE, (halves + 1) // 2)
+            words[first:last] = steps.random_raw(last - first)
+        bits = words.view("<u4")[:halves]
         np.right_shift(bits, 8, out=bits)
         bits = bits.reshape(-1, draws)
         chunk: list[list[np.ndarray] | None] = []
