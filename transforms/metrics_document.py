@@ -71,6 +71,58 @@ def window_rates(derived: DerivedTables, *, period: Period, settings: RunSetting
     )
 
 
+@dataclass(frozen=True)
+class CoreFigures:
+    """The figures that follow from the deal states at the period end and the stage win
+    probabilities: what `python -m flows.benchmark` also computes in DuckDB SQL."""
+
+    kpis: dict[str, Any]
+    funnel: pl.DataFrame
+    conversion: pl.DataFrame
+    dwell: pl.DataFrame
+    stalls: dict[str, Any]
+    pipeline: dict[str, Any]
+
+
+def core_figures(
+    derived: DerivedTables,
+    probabilities: pl.DataFrame,
+    *,
+    period: Period,
+    settings: RunSettings,
+    history_available: bool,
+) -> CoreFigures:
+    funnel = settings.funnel
+    start, as_of = period.start, period.end
+    window_start = period.window_start(settings.window_months)
+    states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
+    next_period = period.shifted(1)
+    return CoreFigures(
+        kpis=kpis(states, period_start=start, as_of=as_of, window_start=window_start),
+        funnel=funnel_snapshot(states, funnel=funnel).collect(),
+        conversion=conversion(
+            reaches,
+            states,
+            funnel=funnel,
+            period_start=start,
+            as_of=as_of,
+            window_start=window_start,
+            immature_open_share=settings.immature_open_share,
+        ),
+        dwell=dwell(
+            visits, funnel=funnel, window_start=window_start, history_available=history_available
+        ).collect(),
+        stalls=stalls_summary(stalled_deals(states, funnel=funnel, as_of=as_of)),
+        pipeline=forecast(
+            weighted_open_deals(states, probabilities),
+            funnel=funnel,
+            next_period_start=next_period.start_date,
+            next_period_end=next_period.end_date,
+            probabilities_known=probabilities["p_win"].null_count() == 0,
+        ),
+    )
+
+
 def funnel_metrics(
     opportunities: pl.DataFrame,
     derived: DerivedTables,
@@ -99,18 +151,15 @@ def funnel_metrics(
         else window_rates(derived, period=period, settings=settings)
     )
     p_bar, probabilities = rates.p_bar, rates.probabilities
-    probabilities_known = probabilities["p_win"].null_count() == 0
-    weighted = weighted_open_deals(states, probabilities)
-    next_period = period.shifted(1)
-    headline = kpis(states, period_start=start, as_of=as_of, window_start=window_start)
-    snapshot = funnel_snapshot(states, funnel=funnel)
-    pipeline = forecast(
-        weighted,
-        funnel=funnel,
-        next_period_start=next_period.start_date,
-        next_period_end=next_period.end_date,
-        probabilities_known=probabilities_known,
+    core = core_figures(
+        derived,
+        probabilities,
+        period=period,
+        settings=settings,
+        history_available=history_available,
     )
+    headline, pipeline = core.kpis, core.pipeline
+    next_period = period.shifted(1)
     document: dict[str, Any] = {
         "period": period.as_dict(),
         "currency": settings.currency,
@@ -130,22 +179,10 @@ def funnel_metrics(
             as_of_date=period.end_date,
             window_start=window_start,
         ),
-        "funnel": snapshot.collect().to_dicts(),
-        "conversion": conversion(
-            reaches,
-            states,
-            funnel=funnel,
-            period_start=start,
-            as_of=as_of,
-            window_start=window_start,
-            immature_open_share=settings.immature_open_share,
-        ).to_dicts(),
-        "dwell": dwell(
-            visits, funnel=funnel, window_start=window_start, history_available=history_available
-        )
-        .collect()
-        .to_dicts(),
-        "stalls": stalls_summary(stalled_deals(states, funnel=funnel, as_of=as_of)),
+        "funnel": core.funnel.to_dicts(),
+        "conversion": core.conversion.to_dicts(),
+        "dwell": core.dwell.to_dicts(),
+        "stalls": core.stalls,
         "forecast": {
             "stage_probabilities": probabilities.to_dicts(),
             "p_bar": p_bar,
@@ -177,7 +214,7 @@ def funnel_metrics(
         "bottlenecks": (
             bottlenecks(
                 visits,
-                snapshot,
+                core.funnel.lazy(),
                 probabilities,
                 funnel=funnel,
                 period_start=start,

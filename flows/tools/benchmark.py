@@ -167,42 +167,23 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
 
 
 def core_marts(derived, *, period, settings, history_available: bool) -> dict[str, Any]:
-    """The core figures of `derived` (`transforms.intermediate.derived.DerivedTables`), each
-    computed by the marts exactly as `transforms.metrics_document.funnel_metrics` calls them,
-    keyed as metrics.json; and the deal states at the period end by state."""
+    """The core figures of `derived` (`transforms.intermediate.derived.DerivedTables`) as
+    `transforms.metrics_document.funnel_metrics` computes them (`core_figures`), keyed as
+    metrics.json; and the deal states at the period end by state."""
     import polars as pl
 
-    from transforms.marts.conversion import conversion
-    from transforms.marts.dwell import dwell
-    from transforms.marts.forecast import forecast, weighted_open_deals
-    from transforms.marts.funnel_snapshot import funnel_snapshot
-    from transforms.marts.kpis import kpis
-    from transforms.marts.stalls import stalled_deals, stalls_summary
-    from transforms.marts.win_probabilities import (
-        overall_win_rate,
-        resolved_in_window,
-        stage_probabilities,
-    )
+    from transforms.marts.win_probabilities import resolved_in_window
+    from transforms.metrics_document import core_figures, window_rates
 
-    funnel = settings.funnel
-    start, as_of = period.start, period.end
     window_start = period.window_start(settings.window_months)
-    states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
-    probabilities = stage_probabilities(
-        reaches,
-        states,
-        funnel=funnel,
-        window_start=window_start,
-        smoothing_strength=settings.smoothing_strength,
-        min_resolved=settings.min_resolved_for_p_win,
-    )
-    next_period = period.shifted(1)
-    pipeline = forecast(
-        weighted_open_deals(states, probabilities),
-        funnel=funnel,
-        next_period_start=next_period.start_date,
-        next_period_end=next_period.end_date,
-        probabilities_known=probabilities["p_win"].null_count() == 0,
+    states = derived.states.lazy()
+    rates = window_rates(derived, period=period, settings=settings)
+    core = core_figures(
+        derived,
+        rates.probabilities,
+        period=period,
+        settings=settings,
+        history_available=history_available,
     )
     resolved = resolved_in_window(states, window_start=window_start).select(pl.len()).collect()
     return {
@@ -211,29 +192,17 @@ def core_marts(derived, *, period, settings, history_available: bool) -> dict[st
         .sort("state")
         .collect()
         .to_dicts(),
-        "funnel": funnel_snapshot(states, funnel=funnel).collect().to_dicts(),
-        "conversion": conversion(
-            reaches,
-            states,
-            funnel=funnel,
-            period_start=start,
-            as_of=as_of,
-            window_start=window_start,
-            immature_open_share=settings.immature_open_share,
-        ).to_dicts(),
-        "dwell": dwell(
-            visits, funnel=funnel, window_start=window_start, history_available=history_available
-        )
-        .collect()
-        .to_dicts(),
-        "stalls": stalls_summary(stalled_deals(states, funnel=funnel, as_of=as_of)),
+        "funnel": core.funnel.to_dicts(),
+        "conversion": core.conversion.to_dicts(),
+        "dwell": core.dwell.to_dicts(),
+        "stalls": core.stalls,
         "forecast": {
-            "stage_probabilities": probabilities.to_dicts(),
-            "p_bar": overall_win_rate(states, window_start=window_start),
+            "stage_probabilities": rates.probabilities.to_dicts(),
+            "p_bar": rates.p_bar,
             "resolved_in_window": resolved.item(),
-            **pipeline,
+            **core.pipeline,
         },
-        "kpis": kpis(states, period_start=start, as_of=as_of, window_start=window_start),
+        "kpis": core.kpis,
     }
 
 
