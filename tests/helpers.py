@@ -111,7 +111,6 @@ class World:
 
     def probabilities(self) -> pl.DataFrame:
         return stage_probabilities(
-            self.derived.reaches.lazy(),
             self.states,
             funnel=self.settings.funnel,
             window_start=self.window_start,

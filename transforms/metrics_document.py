@@ -55,7 +55,6 @@ def window_rates(derived: DerivedTables, *, period: Period, settings: RunSetting
     return Rates(
         overall_win_rate(states, window_start=window_start),
         stage_probabilities(
-            derived.reaches.lazy(),
             states,
             funnel=settings.funnel,
             window_start=window_start,

@@ -191,13 +191,15 @@ def deal_states(
     with all its columns, in their order.
 
     `facts` and `spans` are `deal_facts`' and `deal_spans`' tables of `opportunities`; the
-    state is `deal_states_at`'s, with `history_amount` and `history_expected_close_date` (the
-    latest ones the history records before as_of) and `closed_at_as_of`.
+    state is `deal_states_at`'s, with `reached_index`, `history_amount` and
+    `history_expected_close_date` (the latest ones the history records before as_of) and
+    `closed_at_as_of`.
     """
     derived = (
         "won_at",
         "stage_at",
         "stage_entered_at_as_of",
+        "reached_index",
         "history_amount",
         "history_expected_close_date",
         "state",

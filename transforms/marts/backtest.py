@@ -41,7 +41,7 @@ from transforms.marts.next_period import (
     training_rows,
     within_probabilities,
 )
-from transforms.marts.win_probabilities import stage_probabilities_of_states
+from transforms.marts.win_probabilities import stage_probabilities
 from transforms.periods import Period, add_months
 
 LANDMARK, LANDMARK_CLOSE_DATE = "landmark", "landmark_close_date"
@@ -198,7 +198,7 @@ def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
         )
         if model == LANDMARK:
             values[OPEN_DEALS], values[NEW_DEALS] = open_part, new.expected
-    probabilities = stage_probabilities_of_states(
+    probabilities = stage_probabilities(
         states,
         funnel=inputs.funnel,
         window_start=window_start,

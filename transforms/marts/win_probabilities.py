@@ -28,7 +28,6 @@ def overall_win_rate(states: pl.LazyFrame, *, window_start: datetime) -> float |
 
 
 def stage_probabilities(
-    reaches: pl.LazyFrame,
     states: pl.LazyFrame,
     *,
     funnel: FunnelModel,
@@ -41,40 +40,10 @@ def stage_probabilities(
     Among deals that reached the stage and were resolved in W: p_win = (won + m·p̄) /
     (won + lost + m), with p̄ = `overall_win_rate` and m the smoothing strength. Null when
     nothing was resolved in W; `insufficient_history` under `min_resolved` resolved deals.
-    """
-    resolved = resolved_in_window(states, window_start=window_start).select(
-        "opportunity_id", "state"
-    )
-    counts = (
-        reaches.join(resolved, on="opportunity_id")
-        .group_by("stage")
-        .agg(
-            (pl.col("state") == WON).sum().alias("won"),
-            (pl.col("state") == LOST).sum().alias("lost"),
-        )
-    )
-    return smoothed_probabilities(
-        counts,
-        overall_win_rate(states, window_start=window_start),
-        funnel=funnel,
-        smoothing_strength=smoothing_strength,
-        min_resolved=min_resolved,
-    )
-
-
-def stage_probabilities_of_states(
-    states: pl.LazyFrame,
-    *,
-    funnel: FunnelModel,
-    window_start: datetime,
-    smoothing_strength: float,
-    min_resolved: int,
-) -> pl.DataFrame:
-    """`stage_probabilities` from deal states alone: one row per open stage.
 
     A deal state's `reached_index` is the furthest stage it had reached, and a deal has
-    reached every stage up to it (its stage reaches): the deals resolved in W are counted by
-    how far they got, then summed from each stage on, with no stage reaches to join.
+    reached every stage up to it: the deals resolved in W are counted by how far they got,
+    then summed from each stage on, with no stage reaches to join.
     """
     by_depth = (
         resolved_in_window(states, window_start=window_start)
