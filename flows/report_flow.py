@@ -162,6 +162,7 @@ def report_period(
                 period=period,
                 settings=settings,
                 history_available=checked.history_available,
+                not_recorded=checked.not_recorded,
                 target=target,
                 company_rates=company_rates,
             ),

@@ -286,8 +286,10 @@ def metrics_for(
     settings: RunSettings = SETTINGS,
     followups: pl.DataFrame | None = None,
     target: float | None = None,
+    not_recorded: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The whole metrics.json document for literal tables (for invariants across figures)."""
+    """The whole metrics.json document for literal tables (for invariants across figures);
+    `not_recorded` as `CheckedInputs.not_recorded` says it."""
     w = world(
         opps, stage_history, period=period, settings=settings, followups=followups, target=target
     )
@@ -299,6 +301,7 @@ def metrics_for(
         settings=settings,
         history_available=w.history_available,
         target=target,
+        not_recorded=not_recorded,
     )
 
 

@@ -5,8 +5,8 @@ Pure data: loaded from `funnel.toml` by `flows.config`, passed to every transfor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,13 @@ class Stage:
 
 @dataclass(frozen=True)
 class FunnelModel:
-    """The ordered stages; `won_stage` is the first stage that counts as won."""
+    """The ordered stages; `won_stage` is the first stage that counts as won. `named`: the
+    stages were listed in funnel.toml (the report then shows each of them, even one no deal
+    was ever seen in)."""
 
     stages: tuple[Stage, ...]
     won_stage: str = "won"
+    named: bool = False
 
     def __post_init__(self) -> None:
         ids = [s.id for s in self.stages]
@@ -66,6 +69,16 @@ class FunnelModel:
 
     def stage(self, stage_id: str) -> Stage:
         return self.stages[self.index(stage_id)]
+
+    def shown_ids(self, observed: Collection[str]) -> list[str]:
+        """The stages a report shows: every named stage; otherwise the first stage, the won
+        stage and each stage some deal was seen in (`observed`)."""
+        keep = {self.ids[0], self.won_stage, *observed}
+        return [s for s in self.ids if self.named or s in keep]
+
+    def folded(self, shown: Collection[str]) -> FunnelModel:
+        """This funnel with only the `shown` stages (the first and the won stage among them)."""
+        return replace(self, stages=tuple(s for s in self.stages if s.id in shown))
 
 
 DEFAULT_STAGES = (

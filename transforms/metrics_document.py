@@ -6,13 +6,15 @@ and period give the same document whatever language the report is rendered in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
 
-from transforms.funnel_model import RunSettings
+from transforms.funnel_model import FunnelModel, RunSettings
 from transforms.intermediate.derived import DerivedTables
+from transforms.intermediate.entries import observed_stages
 from transforms.marts.backtest import forecast_inputs, next_period_forecast
 from transforms.marts.bottlenecks import bottlenecks, step_baseline
 from transforms.marts.comparison import comparison, months, trend
@@ -35,6 +37,22 @@ from transforms.marts.win_probabilities import (
 from transforms.periods import Period
 
 OWN, COMPANY_RATES = "own", "company"
+
+# why a figure is null in `not_measurable`: the export has no column or table it needs, or no
+# deal ever entered the stage it measures (a stage after the won one, never reached by skips)
+NOT_RECORDED, NEVER_ENTERED = "not_recorded", "never_entered"
+# figures that need a column or table an export may not hold: section, key, what it needs
+NEEDS = (
+    ("stalls", "missing_reason_count", "opportunities.stall_reason"),
+    ("stalls", "compliance_rate", "opportunities.stall_reason"),
+    ("followups", "touches_in_period", "followups"),
+    ("followups", "touches_per_open_deal", "followups"),
+    ("followups", "channel_mix", "followups"),
+    ("followups", "silent_open_deals", "followups"),
+    ("followups", "silent_open_amount", "followups"),
+    ("followups", "overdue_next_actions", "followups.next_action_due"),
+    ("followups", "won_vs_lost", "followups"),
+)
 
 
 @dataclass(frozen=True)
@@ -132,12 +150,18 @@ def funnel_metrics(
     history_available: bool,
     target: float | None = None,
     company_rates: Rates | None = None,
+    not_recorded: Collection[str] = (),
 ) -> dict[str, Any]:
     """Every figure of DESIGN §5 that this version computes, keyed as metrics.json.
 
     A report of the report set passes the company's `company_rates`: when fewer than
     `min_resolved_for_p_win` of its own deals were resolved in W, it forecasts with them
-    (`forecast.rates_from` = "company") instead of its own thin history."""
+    (`forecast.rates_from` = "company") instead of its own thin history.
+
+    `not_recorded` names what the export does not hold (`CheckedInputs.not_recorded`): the
+    figures that need it are null, listed in `not_measurable` with the reason. `stages[]`
+    says which stages a deal was seen in (`observed`) and which the report shows (`shown`);
+    `observed_funnel` holds the conversion between the shown stages."""
     funnel, window = settings.funnel, settings.window_months
     start, as_of, window_start = period.start, period.end, period.window_start(window)
     states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
@@ -149,7 +173,14 @@ def funnel_metrics(
         if borrows and company_rates is not None
         else window_rates(derived, period=period, settings=settings)
     )
-    p_bar, probabilities = rates.p_bar, rates.probabilities
+    observed = observed_stages(opportunities.lazy(), derived.entries.lazy(), funnel=funnel)
+    shown = funnel.shown_ids(observed)
+    p_bar = rates.p_bar
+    probabilities = rates.probabilities.with_columns(  # only skips reach an unobserved stage
+        (pl.col("insufficient_history") | ~pl.col("stage").is_in(observed)).alias(
+            "insufficient_history"
+        )
+    )
     core = core_figures(
         derived,
         probabilities,
@@ -163,7 +194,13 @@ def funnel_metrics(
         "period": period.as_dict(),
         "currency": settings.currency,
         "stages": [
-            {"id": s.id, "is_open": i < funnel.won_index, "stall_days": s.stall_days}
+            {
+                "id": s.id,
+                "is_open": i < funnel.won_index,
+                "stall_days": s.stall_days,
+                "observed": s.id in observed,
+                "shown": s.id in shown,
+            }
             for i, s in enumerate(funnel.stages)
         ],
         "window": {"start": window_start.isoformat(), "end": as_of.isoformat(), "months": window},
@@ -179,7 +216,22 @@ def funnel_metrics(
             window_start=window_start,
         ),
         "funnel": core.funnel.to_dicts(),
-        "conversion": core.conversion.to_dicts(),
+        "conversion": inferred_rows(core.conversion, observed),
+        "observed_funnel": {
+            "folded": [stage for stage in funnel.ids if stage not in shown],
+            "conversion": inferred_rows(
+                core.conversion
+                if len(shown) == len(funnel.ids)
+                else core_figures(
+                    derived,
+                    probabilities,
+                    period=period,
+                    settings=replace(settings, funnel=funnel.folded(shown)),
+                    history_available=history_available,
+                ).conversion,
+                observed,
+            ),
+        },
         "dwell": core.dwell.to_dicts(),
         "stalls": core.stalls,
         "forecast": {
@@ -241,4 +293,49 @@ def funnel_metrics(
     }
     if period.grain == "quarter":
         document["months"] = months(states_at, period=period, window_months=window)
+    document["not_measurable"] = without_unmeasurable(document, not_recorded, observed, funnel)
     return document
+
+
+def inferred_rows(conversion: pl.DataFrame, observed: Collection[str]) -> list[dict[str, Any]]:
+    """The conversion rows, each `inferred` when no deal was seen in one of its two stages
+    (its figures then rest on skipped stages counting as reached)."""
+    return conversion.with_columns(
+        (~pl.col("from").is_in(observed) | ~pl.col("to").is_in(observed)).alias("inferred")
+    ).to_dicts()
+
+
+def without_unmeasurable(
+    document: dict[str, Any],
+    not_recorded: Collection[str],
+    observed: Collection[str],
+    funnel: FunnelModel,
+) -> list[dict[str, Any]]:
+    """Null in `document` each figure the export cannot give, and the list of them with the
+    reason: a column or table it does not hold (NEEDS), or a stage after the won one that no
+    deal ever entered (no skip reaches it, so its conversion would read 0 %)."""
+    missing = []
+    for section, key, needs in NEEDS:
+        if needs in not_recorded or needs.split(".")[0] in not_recorded:
+            value = document[section][key]
+            document[section][key] = [] if isinstance(value, list) else None
+            missing.append({"figure": f"{section}.{key}", "reason": NOT_RECORDED, "needs": needs})
+    if "opportunities.stall_reason" in not_recorded:
+        for row in document["stalls"]["by_owner"]:
+            row["missing_reason"] = row["compliance_rate"] = None
+    after_won = funnel.ids[funnel.won_index + 1 :]
+    for table in (document["conversion"], document["observed_funnel"]["conversion"]):
+        for row in table:
+            if row["to"] in after_won and row["to"] not in observed:
+                for key in ("flow_rate", "cohort_rate", "resolved_rate", "is_immature"):
+                    row[key] = None
+    missing += [
+        {
+            "figure": f"conversion.{funnel.ids[funnel.index(stage) - 1]}.{stage}",
+            "reason": NEVER_ENTERED,
+            "needs": stage,
+        }
+        for stage in after_won
+        if stage not in observed
+    ]
+    return missing

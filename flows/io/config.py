@@ -261,7 +261,9 @@ def settings_from_toml(
     )
     defaults = RunSettings()
     try:
-        funnel = FunnelModel(stages, won_stage=funnel_doc.get("won_stage", "won"))
+        funnel = FunnelModel(
+            stages, won_stage=funnel_doc.get("won_stage", "won"), named="stages" in funnel_doc
+        )
     except ValueError as error:
         raise ConfigError(f"{path}: {error}") from None
     timezone = source.get("timezone", defaults.timezone)

@@ -156,6 +156,7 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
         period=period,
         settings=checked.settings,
         history_available=checked.history_available,
+        not_recorded=checked.not_recorded,
     )
     metrics |= {"data_quality": checked.quality, "source": checked.source}
     step("compute", started)

@@ -96,3 +96,32 @@ def stage_entries(
         .sort(["opportunity_id", *ENTRY_ORDER], maintain_order=True)  # ties: export order
         .with_columns((previous.is_null() | (previous != pl.col("stage"))).alias("is_stage_change"))
     )
+
+
+def observed_stages(
+    opportunities: pl.LazyFrame, entries: pl.LazyFrame, *, funnel: FunnelModel
+) -> list[str]:
+    """The stages some deal of the export was seen in, in funnel order: a stage-history row
+    (stage dates and snapshots included), a deal's current stage, or, for the won stage, a
+    won deal. A stage reached only because a later one was entered (a skip) is not observed,
+    nor is the first stage that a deal without history is taken to have entered when it was
+    created (though a lost deal without history, whose stage said only "lost", counts as seen
+    in the first stage: the first stage is always shown anyway).
+
+    Over the whole export, whatever the period: it says which stages the team's CRM records,
+    so a rerun of any period marks the same stages."""
+    seen = (
+        pl.concat(
+            [
+                entries.filter("is_from_history").select("stage"),
+                opportunities.select("stage"),
+                opportunities.filter(pl.col("status") == WON).select(
+                    pl.lit(funnel.won_stage).alias("stage")
+                ),
+            ]
+        )
+        .unique()
+        .collect()["stage"]
+        .to_list()
+    )
+    return [stage for stage in funnel.ids if stage in seen]

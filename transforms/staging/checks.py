@@ -288,6 +288,20 @@ class CheckedInputs:
     source: dict[str, Any]
     settings: RunSettings
     history_available: bool
+    not_recorded: tuple[str, ...] = ()
+
+
+def not_recorded(inputs: Inputs) -> tuple[str, ...]:
+    """What the export does not hold: each canonical table no file feeds (`followups`), and
+    each column of a table that no file of it maps (`opportunities.stall_reason`)."""
+    absent: list[str] = []
+    for table, model in TABLE_MODELS.items():
+        if table not in inputs.raw:
+            absent.append(table)
+            continue
+        mapped = {c for f in inputs.files if f.table == table for c in f.match.columns}
+        absent += [f"{table}.{c}" for c in column_types(model) if c not in mapped]
+    return tuple(absent)
 
 
 def check_inputs(inputs: Inputs) -> CheckedInputs:
@@ -318,6 +332,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
         },
         settings=inputs.settings,
         history_available=STAGE_HISTORY in inputs.raw,
+        not_recorded=not_recorded(inputs),
     )
 
 

@@ -207,3 +207,23 @@ def test_quarantined_rows_keep_the_files_own_columns_even_when_named_like_ours()
         {"file": "opportunities.csv", "rows_read": 2, "rows_valid": 1, "rows_quarantined": 1}
     ]
     assert "contact_name" not in checked.tables["opportunities"].columns
+
+
+def test_what_the_export_does_not_hold_is_named_table_by_table():
+    """No follow-ups file, no stall-reason column: named, so their figures read as not
+    recorded (a stall-reason column that is there but empty is recorded)."""
+    folder = Path(tempfile.mkdtemp())
+    write_csv(folder / "opportunities.csv", [{**GOOD, "amount": "5"}])
+    write_csv(
+        folder / "stage_history.csv",
+        [{"opportunity_id": "OK", "stage": "lead", "entered_at": "2024-06-01"}],
+    )
+    absent = check_inputs(read_inputs(folder, SETTINGS)).not_recorded
+    assert "followups" in absent
+    assert "opportunities.stall_reason" in absent
+    assert "opportunities.amount" not in absent
+    assert "stage_history.entered_at" not in absent
+    write_csv(folder / "opportunities.csv", [{**GOOD, "stall_reason": ""}])
+    assert (
+        "opportunities.stall_reason" not in check_inputs(read_inputs(folder, SETTINGS)).not_recorded
+    )
