@@ -11,11 +11,13 @@ LABEL_WIDTH = 170
 
 
 def funnel_chart(metrics: dict[str, Any], stage_labels: dict[str, str]) -> dict[str, Any]:
-    """Centred bars, one per stage up to won, sized by the deals that reached it in W."""
-    steps = {row["from"]: row for row in metrics["conversion"]}
+    """Centred bars, one per shown stage up to won, sized by the deals that reached it in W,
+    with the cohort conversion to the next shown stage."""
+    cohorts = {row["from"]: row["cohort_size"] for row in metrics["conversion"]}
+    steps = {row["from"]: row for row in metrics["observed_funnel"]["conversion"]}
     won = next(s["id"] for s in metrics["stages"] if not s["is_open"])
-    stages = [s["id"] for s in metrics["stages"] if s["is_open"]] + [won]
-    reached = [steps[s]["cohort_size"] for s in stages]
+    stages = [s["id"] for s in metrics["stages"] if s["is_open"] and s["shown"]] + [won]
+    reached = [cohorts[s] for s in stages]
     widest = max(reached) or 1
     plot_width = FUNNEL_WIDTH - LABEL_WIDTH - 70
     bars = []

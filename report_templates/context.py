@@ -22,6 +22,7 @@ from report_templates.formatting import TEMPLATES_DIR
 from report_templates.narrative import (
     bottleneck_sentence,
     change_phrase,
+    folded_note,
     forecast_method_sentence,
     forecast_parts_sentence,
     method_name,
@@ -31,6 +32,7 @@ from report_templates.narrative import (
 )
 from transforms.funnel_model import COMPANY, FunnelModel
 from transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
+from transforms.metrics_document import NEVER_ENTERED
 
 SEGMENT_ROWS = 8
 
@@ -90,7 +92,12 @@ def kpi_tiles(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, A
         {
             "title": text["stalled_deals"],
             "value": fmt.count(stalls["stalled_count"]),
-            "change": f"{text['compliance']}: {fmt.percent(stalls['compliance_rate'])}",
+            "change": f"{text['compliance']}: "
+            + (
+                text["not_recorded"]
+                if "stalls.compliance_rate" in {f["figure"] for f in metrics["not_measurable"]}
+                else fmt.percent(stalls["compliance_rate"])
+            ),
             "direction": None,
         }
     )
@@ -120,11 +127,12 @@ def step_label(labels: dict[str, str], a: str, b: str) -> str:
 
 
 def forecast_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The open pipeline per stage joined with the stage's win probability."""
+    """The open pipeline per shown stage joined with the stage's win probability."""
     probabilities = {p["stage"]: p for p in metrics["forecast"]["stage_probabilities"]}
     return [
         {**row, **probabilities[row["stage"]], "label": labels[row["stage"]]}
         for row in metrics["forecast"]["by_stage"]
+        if row["stage"] in labels
     ]
 
 
@@ -145,7 +153,17 @@ def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str
 def bottleneck_rows(
     metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """Each step with its label and, when called out, its sentence."""
+    """Each step out of a shown stage with its label and, when called out, its sentence. A
+    step counts deals leaving its stage forward or lost: it leads to the next shown stage."""
+    order = [s["id"] for s in metrics["stages"]]
+    steps = [
+        {
+            **row,
+            "next_stage": next(s for s in order[order.index(row["stage"]) + 1 :] if s in labels),
+        }
+        for row in metrics["bottlenecks"]
+        if row["stage"] in labels
+    ]
     return [
         {
             **row,
@@ -158,13 +176,28 @@ def bottleneck_rows(
                 currency=metrics["currency"],
             ),
         }
-        for row in metrics["bottlenecks"]
+        for row in steps
     ]
 
 
 def labelled(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows keyed by `stage`, with the stage's label."""
-    return [{**row, "label": labels[row["stage"]]} for row in rows]
+    """Rows keyed by `stage` of the stages the report shows, with the stage's label (a stage
+    folded out of the funnel has no label)."""
+    return [{**row, "label": labels[row["stage"]]} for row in rows if row["stage"] in labels]
+
+
+def conversion_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The conversion between the stages the report shows, each row saying whether it rests
+    on stages no deal was seen in (`inferred`) or measures a stage no deal ever entered."""
+    never_entered = {f["figure"] for f in metrics["not_measurable"] if f["reason"] == NEVER_ENTERED}
+    return [
+        {
+            **row,
+            "label": step_label(labels, row["from"], row["to"]),
+            "never_entered": f"conversion.{row['from']}.{row['to']}" in never_entered,
+        }
+        for row in metrics["observed_funnel"]["conversion"]
+    ]
 
 
 def segment_tables(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
@@ -200,7 +233,9 @@ def report_context(
 ) -> dict[str, Any]:
     """Everything the templates show, already computed, joined and sorted."""
     text = {**fmt.labels(lang), "_lang": lang}
-    labels = {s.id: s.label(lang) for s in funnel.stages}
+    shown = {s["id"] for s in metrics["stages"] if s["shown"]}
+    labels = {s.id: s.label(lang) for s in funnel.stages if s.id in shown}
+    unmeasurable = {f["figure"] for f in metrics["not_measurable"]}
     stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
     forecast = metrics["forecast"]
     bottlenecks = bottleneck_rows(metrics, text, labels)
@@ -211,10 +246,11 @@ def report_context(
         "stall_days": "/".join(str(d) for d in stall_days) or "–",
         "tiles": kpi_tiles(metrics, text),
         "summary": summary_sentences(metrics, text=text, stage_labels=labels),
-        "conversion": [
-            {**row, "label": step_label(labels, row["from"], row["to"])}
-            for row in metrics["conversion"]
-        ],
+        "conversion": conversion_rows(metrics, labels),
+        "folded_note": folded_note(metrics["observed_funnel"]["folded"], funnel, text=text),
+        "stall_reasons_recorded": "stalls.compliance_rate" not in unmeasurable,
+        "followups_recorded": "followups.touches_in_period" not in unmeasurable,
+        "due_dates_recorded": "followups.overdue_next_actions" not in unmeasurable,
         "bottlenecks": bottlenecks,
         "called_out": [row["sentence"] for row in bottlenecks if row["sentence"]],
         "forecast_rows": forecast_rows(metrics, labels),
@@ -247,12 +283,12 @@ def report_context(
         "funnel_chart": funnel_chart(metrics, labels),
         "trend_chart": trend_chart(metrics["trend"]),
         "forecast_chart": paired_bars(
-            forecast["by_stage"], "open_amount", "weighted_amount", labels
+            labelled(forecast["by_stage"], labels), "open_amount", "weighted_amount", labels
         ),
         "range_chart": range_chart(
             forecast["monte_carlo"], metrics["targets"]["target"] if metrics["targets"] else None
         ),
-        "dwell_chart": dwell_chart(metrics["dwell"], metrics["stages"], labels),
+        "dwell_chart": dwell_chart(labelled(metrics["dwell"], labels), metrics["stages"], labels),
         "input_files": input_files,
         "source_notes": source_notes(metrics["source"], text=text)
         + unknown_stage_notes(metrics["data_quality"], text=text),

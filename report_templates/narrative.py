@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from report_templates import formatting as fmt
+from transforms.funnel_model import FunnelModel
 from transforms.marts.backtest import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
 
 
@@ -81,7 +82,7 @@ def summary_sentences(
         )
     open_steps = [
         s
-        for s in metrics["conversion"]
+        for s in metrics["observed_funnel"]["conversion"]
         if s["resolved_rate"] is not None
         and s["to"] in stage_labels
         and s["from"] in {st["id"] for st in metrics["stages"] if st["is_open"]}
@@ -97,8 +98,9 @@ def summary_sentences(
         )
     stalls = metrics["stalls"]
     if stalls["stalled_count"]:
+        recorded = stalls["compliance_rate"] is not None
         sentences.append(
-            text["summary_stalls"].format(
+            text["summary_stalls" if recorded else "summary_stalls_unrecorded"].format(
                 stalled=fmt.count(stalls["stalled_count"]),
                 stalled_amount=money + fmt.compact_amount(stalls["stalled_amount"], lang),
                 missing=fmt.count(stalls["missing_reason_count"]),
@@ -157,6 +159,17 @@ def bottleneck_sentence(
             )
         )
     return " ".join(parts)
+
+
+def folded_note(folded: list[str], funnel: FunnelModel, *, text: dict[str, str]) -> str | None:
+    """The line that names the stages folded out of the report's funnel, if any."""
+    if not folded:
+        return None
+    lang = text["_lang"]
+    separator = "、" if lang == "zh" else ", "
+    return text["folded_stages"].format(
+        stages=separator.join(funnel.stage(stage).label(lang) for stage in folded)
+    )
 
 
 def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
