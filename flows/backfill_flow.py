@@ -136,6 +136,7 @@ def rates_of_company(checked: CheckedInputs, period: Period) -> Rates:
             checked.tables[STAGE_HISTORY],
             as_of=period.end,
             funnel=settings.funnel,
+            partial_history=bool(settings.source.stage_dates),
         )
         return window_rates(derived, period=period, settings=settings)
 

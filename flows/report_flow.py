@@ -151,6 +151,7 @@ def report_period(
             checked.tables[STAGE_HISTORY],
             as_of=period.end,
             funnel=settings.funnel,
+            partial_history=bool(settings.source.stage_dates),
         )
         note(f"{derived.states.height} deals, {derived.entries.height} stage entries")
     with step(timings, "compute", label):

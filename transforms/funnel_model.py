@@ -115,11 +115,13 @@ class ParseOptions:
 @dataclass(frozen=True)
 class SourceSettings:
     """Which export layout to read: a preset name (or "auto" / "custom"), files chosen per
-    canonical table, and custom column mappings (canonical column -> input headers)."""
+    canonical table, custom column mappings (canonical column -> input headers), and the
+    opportunities' columns holding the date a deal entered a stage (stage -> header)."""
 
     preset: str = "auto"
     files: Mapping[str, str] = field(default_factory=dict)
     columns: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    stage_dates: Mapping[str, str] = field(default_factory=dict)
 
 
 COMPANY = "company"  # the roll-up report: the whole export

@@ -113,7 +113,20 @@ def source_settings(
                 f"{path}: [source.files] {table!r} is not a table; expected one of "
                 f"{', '.join(TABLES)}"
             )
-    return SourceSettings(preset=preset, files=files, columns=columns)
+    stage_dates = source.get("stage_dates", {})
+    if not isinstance(stage_dates, dict) or not all(
+        isinstance(v, str) and v.strip() for v in stage_dates.values()
+    ):
+        raise ConfigError(
+            f'{path}: [source.stage_dates]: expected stage = "<date column>" lines, for '
+            'example qualified = "engage_date"'
+        )
+    return SourceSettings(
+        preset=preset,
+        files=files,
+        columns=columns,
+        stage_dates={str(k): str(v) for k, v in stage_dates.items()},
+    )
 
 
 def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:

@@ -92,7 +92,7 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
         detection_reason(preset, assignment.used),
         assignment.used,
         assignment.ignored,
-        canonical_tables(assignment.used),
+        canonical_tables(assignment.used, settings.source.stage_dates),
         effective_settings(settings, preset),
         assignment.lookalikes,
     )

@@ -27,7 +27,11 @@ ENTRY_ORDER = ["entered_at", "stage_index"]
 
 
 def stage_entries(
-    opportunities: pl.LazyFrame, stage_history: pl.LazyFrame, *, funnel: FunnelModel
+    opportunities: pl.LazyFrame,
+    stage_history: pl.LazyFrame,
+    *,
+    funnel: FunnelModel,
+    partial_history: bool = False,
 ) -> pl.LazyFrame:
     """Stage entries: one row per entry of an opportunity into a stage.
 
@@ -40,6 +44,10 @@ def stage_entries(
     `stage_entered_at` (when that is empty: at `closed_at` for a won deal in a won stage, else
     at `created_at`). A won deal whose stage
     is open (CRMs keep the stage a deal was won from) enters the won stage at `closed_at`.
+
+    With `partial_history` (the history comes from columns of stage dates, which name some
+    stages only: `[source.stage_dates]`), every opportunity also takes the entries its own
+    fields give, each into a stage its history does not hold.
     """
     first, won = funnel.ids[0], funnel.won_stage
     from_history = stage_history.filter(pl.col("stage") != LOST).select(
@@ -50,8 +58,12 @@ def stage_entries(
         "expected_close_date",
         pl.lit(True).alias("is_from_history"),
     )
-    without_history = opportunities.join(  # no history, or only a loss row
-        from_history.select("opportunity_id"), on="opportunity_id", how="anti"
+    without_history = (
+        opportunities
+        if partial_history
+        else opportunities.join(  # no history, or only a loss row
+            from_history.select("opportunity_id"), on="opportunity_id", how="anti"
+        )
     )
     in_won_stage = pl.col("stage").is_in(funnel.won_ids)
     current_entry = pl.coalesce(
@@ -86,6 +98,12 @@ def stage_entries(
             pl.lit(False).alias("is_from_history"),
         )
     )
+    if partial_history:  # a stage its dates hold is entered then, not when its fields say
+        field_entries = field_entries.join(
+            from_history.select("opportunity_id", "stage"),
+            on=["opportunity_id", "stage"],
+            how="anti",
+        )
     # sorted by deal then ENTRY_ORDER: the row before is the deal's previous entry, if it is
     # the same deal's
     same_deal = pl.col("opportunity_id") == pl.col("opportunity_id").shift(1)

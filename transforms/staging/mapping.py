@@ -1,17 +1,21 @@
 """Source mapping: a file's rows under canonical column names, in string form.
 
 Pure: `canonical_rows` renames and combines columns and turns CRM flags into a status;
-`date_entered_history` unpivots HubSpot's "Date entered <stage>" columns into stage history;
+`dated_stage_history` unpivots columns of stage entry dates (HubSpot's "Date entered <stage>",
+`[source.stage_dates]`) into stage history;
 dated snapshots become stage history in `snapshot_history`. Value parsing comes next, in
 `transforms.staging.parse`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import polars as pl
 
 from schemas.vocabulary import OPPORTUNITIES, READ_REASON, TABLES
-from transforms.staging.layout import InputFile
+from transforms.staging.layout import InputFile, UnusableInputError
 from transforms.staging.parse import blank_to_null, parse_boolean
 from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
 
@@ -78,45 +82,35 @@ def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.
     return flags_to_status(frame) if match.table == OPPORTUNITIES else frame
 
 
-def date_entered_history(
-    rows: pl.LazyFrame, match: TableMatch, file_name: str, *, id_column: str
-) -> pl.LazyFrame:
-    """HubSpot's `Date entered "<stage> (<pipeline>)"` columns as stage history rows.
+def hubspot_stage(header: str) -> str:
+    """The stage of HubSpot's `Date entered "<stage> (<pipeline>)"` header: the text between
+    `Date entered` and the pipeline in brackets."""
+    stage = re.sub(r'(?i)^date entered\s*"?', "", header)
+    return re.sub(r'\s*\([^()]*\)\s*"?$', "", stage).strip('" ')
 
-    One row per deal and filled column; the stage is the text between `Date entered` and the
-    pipeline in brackets, mapped like any stage value later.
-    """
-    columns = match.columns.get(DATE_ENTERED, [])
-    if not columns:
-        return pl.LazyFrame(
-            schema={
-                "_row": pl.Int64,
-                "_line": pl.Int64,
-                "_file": pl.Categorical,
-                "opportunity_id": pl.String,
-                "stage": pl.String,
-                "entered_at": pl.String,
-            }
-        )
+
+def dated_stage_history(
+    rows: pl.LazyFrame, stage_of: Mapping[str, str], file_name: str, *, id_column: str
+) -> pl.LazyFrame:
+    """Stage history rows from columns that each hold the date a deal entered one stage
+    (HubSpot's "Date entered" columns, `[source.stage_dates]`): one row per deal and filled
+    column, its stage `stage_of[header]`, mapped like any stage value later."""
+    headers = list(stage_of)
     return (
         rows.select(
             pl.col("_line").cast(pl.Int64),
             pl.col(id_column).alias("opportunity_id"),
-            *[pl.col(c) for c in columns],
+            *[pl.col(c) for c in headers],
         )
         .unpivot(
             index=["_line", "opportunity_id"],
-            on=columns,
+            on=headers,
             variable_name="_header",
             value_name="entered_at",
         )
         .filter(blank_to_null(pl.col("entered_at")).is_not_null())
         .with_columns(
-            pl.col("_header")
-            .str.replace(r'(?i)^date entered\s*"?', "")
-            .str.replace(r'\s*\([^()]*\)\s*"?$', "")
-            .str.strip_chars('" ')
-            .alias("stage"),
+            pl.col("_header").replace_strict(stage_of, return_dtype=pl.String).alias("stage"),
             pl.lit(file_name, dtype=pl.Categorical).alias("_file"),
         )
         .sort("_line", "_header")
@@ -164,18 +158,34 @@ def numbered(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
 
 
-def canonical_tables(used: list[InputFile]) -> dict[str, pl.DataFrame]:
-    """Per canonical table, the rows of every file feeding it, numbered 1.. in `_row`."""
+def canonical_tables(
+    used: list[InputFile], stage_dates: Mapping[str, str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """Per canonical table, the rows of every file feeding it, numbered 1.. in `_row`.
+
+    Columns that hold the date a deal entered a stage become stage history rows: HubSpot's
+    "Date entered" columns, and the opportunities' columns `stage_dates` names (stage ->
+    header, `[source.stage_dates]`)."""
     parts: dict[str, list[pl.LazyFrame]] = {t: [] for t in TABLES}
     for file in used:
         rows = file.source.rows.lazy()
         parts[file.table].append(canonical_rows(rows, file.match, file.name))
-        if DATE_ENTERED in file.match.columns:
+        stage_of = {h: hubspot_stage(h) for h in file.match.columns.get(DATE_ENTERED, [])}
+        label = "Date entered"
+        if file.table == OPPORTUNITIES and stage_dates:
+            missing = [h for h in stage_dates.values() if h not in file.source.header]
+            if missing:
+                raise UnusableInputError(
+                    f"{file.source.path}: has no column {', '.join(repr(h) for h in missing)} "
+                    f"named in [source.stage_dates]; its columns are "
+                    f"{', '.join(file.source.header)}"
+                )
+            stage_of |= {header: stage for stage, header in stage_dates.items()}
+            label = "stage dates"
+        if stage_of:
             id_header = file.match.columns["opportunity_id"][0]
             parts["stage_history"].append(
-                date_entered_history(
-                    rows, file.match, f"{file.name} (Date entered)", id_column=id_header
-                )
+                dated_stage_history(rows, stage_of, f"{file.name} ({label})", id_column=id_header)
             )
     return {
         table: numbered(pl.concat(frames, how="diagonal").collect().rename({"_row": "_source_row"}))
