@@ -126,14 +126,16 @@ CONVERSION_COLUMNS = (
     "cohort_size",
     "advanced",
     "lost",
+    "inferred",
 )
 
 
 def conversion_table(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> list[dict]:
-    """The run's table artifact: each step of the funnel with its conversion figures."""
+    """The run's table artifact: each step between the stages the report shows, with its
+    conversion figures, as the report's conversion table has them."""
     labels = {s.id: s.label(lang) for s in funnel.stages}
     return [
         {"step": step_label(labels, row["from"], row["to"])}
         | {key: row.get(key) for key in CONVERSION_COLUMNS}
-        for row in metrics["conversion"]
+        for row in metrics["observed_funnel"]["conversion"]
     ]

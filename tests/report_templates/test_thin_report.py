@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from report_templates.context import report_context
+from report_templates.mail import conversion_table
 from report_templates.render import render_html
 from tests.helpers import SETTINGS, metrics_for
 from tests.transforms.marts.test_thin_exports import THIN
@@ -57,3 +58,12 @@ def test_a_named_funnel_keeps_every_stage_and_marks_the_inferred_steps():
 def test_the_chinese_report_names_the_folded_stages_in_chinese():
     html = html_of(lang="zh")
     assert "本导出的漏斗中没有：方案报价、谈判推进、售后维护。" in html
+
+
+def test_the_conversion_artifact_has_the_report_steps():
+    metrics = metrics_for(THIN, not_recorded=NOT_HELD)
+    table = conversion_table(metrics, lang="en", funnel=SETTINGS.funnel)
+    assert [(row["step"], row["inferred"]) for row in table] == [
+        ("Lead acquired → Needs confirmed", False),
+        ("Needs confirmed → Signed", False),
+    ]
