@@ -113,6 +113,20 @@ class ParseOptions:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """A side file of the input folder joined to the opportunities by a key, filling canonical
+    columns: `on` is the opportunities' header holding the key, `key` the side file's, and
+    `columns` maps a canonical column to the side file's header. `files` are the names the
+    side file may have (the first present is used)."""
+
+    name: str
+    files: tuple[str, ...]
+    on: str
+    key: str
+    columns: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """Which export layout to read: a preset name (or "auto" / "custom"), files chosen per
     canonical table, custom column mappings (canonical column -> input headers), and the
@@ -122,6 +136,7 @@ class SourceSettings:
     files: Mapping[str, str] = field(default_factory=dict)
     columns: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     stage_dates: Mapping[str, str] = field(default_factory=dict)
+    lookups: tuple[Lookup, ...] = ()
 
 
 COMPANY = "company"  # the roll-up report: the whole export

@@ -12,10 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.io.mail import SMTP_SECURITY, DeliverySettings
+from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import (
     CLOSED_BEFORE_CREATED,
     DATE_ORDERS,
     LANGUAGES,
+    OPPORTUNITIES,
     SEGMENT_DIMENSIONS,
     SOURCE_CHOICES,
     STATUSES,
@@ -25,6 +27,7 @@ from transforms.funnel_model import (
     COMPANY,
     DEFAULT_STAGES,
     FunnelModel,
+    Lookup,
     ParseOptions,
     ReportSpec,
     RunSettings,
@@ -126,7 +129,36 @@ def source_settings(
         files=files,
         columns=columns,
         stage_dates={str(k): str(v) for k, v in stage_dates.items()},
+        lookups=lookups_of(source.get("lookups", {}), f"{path}: [source.lookups"),
     )
+
+
+def lookups_of(section: dict[str, Any], where: str) -> tuple[Lookup, ...]:
+    """[source.lookups.<name>] (and a preset's lookups): file (a name or a list of names), on,
+    key, and [source.lookups.<name>.columns] canonical column = the side file's header."""
+    lookups = []
+    for name, entry in section.items():
+        files = entry.get("file") if isinstance(entry, dict) else None
+        columns = entry.get("columns", {}) if isinstance(entry, dict) else {}
+        fields = [entry.get(k) for k in ("on", "key")] if isinstance(entry, dict) else [None]
+        unknown = sorted(set(columns) - set(column_types(TABLE_MODELS[OPPORTUNITIES])))
+        if not files or not all(isinstance(f, str) and f for f in fields) or not columns or unknown:
+            raise ConfigError(
+                f'{where}.{name}]: expected file = "Account.csv", on = "<opportunities '
+                f'column>", key = "<its column>" and [source.lookups.{name}.columns] lines '
+                "canonical column = its header"
+                + (f" ({', '.join(unknown)} is not an opportunities column)" if unknown else "")
+            )
+        lookups.append(
+            Lookup(
+                name=str(name),
+                files=tuple([files] if isinstance(files, str) else [str(f) for f in files]),
+                on=str(entry["on"]),
+                key=str(entry["key"]),
+                columns={str(k): str(v) for k, v in columns.items()},
+            )
+        )
+    return tuple(lookups)
 
 
 def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:

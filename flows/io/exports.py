@@ -14,7 +14,7 @@ import polars as pl
 
 from flows.io.config import load_presets
 from flows.io.readers import export_files, read_source_file, sha256_of
-from schemas.vocabulary import TABLES
+from schemas.vocabulary import OPPORTUNITIES, TABLES
 from transforms.funnel_model import RunSettings
 from transforms.periods import add_months
 from transforms.staging.layout import (
@@ -29,6 +29,7 @@ from transforms.staging.layout import (
     effective_settings,
     refuse_needed_files,
 )
+from transforms.staging.lookups import joined_lookups
 from transforms.staging.mapping import (
     SNAPSHOT,
     canonical_rows,
@@ -87,14 +88,24 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
         return read_snapshots(snapshots, settings)
     tables = read_folder(input_dir, settings)
     preset, assignment = choose_layout(input_dir, tables, settings, load_presets())
+    raw = canonical_tables(assignment.used, settings.source.stage_dates)
+    raw[OPPORTUNITIES], lookups = joined_lookups(
+        raw[OPPORTUNITIES],
+        assignment.used,
+        tables,
+        optional=preset.lookups,
+        required=settings.source.lookups,
+    )
+    sides = {lookup["file"] for lookup in lookups}
     return Inputs(
         preset,
         detection_reason(preset, assignment.used),
         assignment.used,
-        assignment.ignored,
-        canonical_tables(assignment.used, settings.source.stage_dates),
+        [name for name in assignment.ignored if name not in sides],
+        raw,
         effective_settings(settings, preset),
-        assignment.lookalikes,
+        [lookalike for lookalike in assignment.lookalikes if lookalike.file not in sides],
+        lookups,
     )
 
 

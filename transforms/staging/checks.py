@@ -300,6 +300,8 @@ def not_recorded(inputs: Inputs) -> tuple[str, ...]:
             absent.append(table)
             continue
         mapped = {c for f in inputs.files if f.table == table for c in f.match.columns}
+        if table == OPPORTUNITIES:
+            mapped |= {c for lookup in inputs.lookups for c in lookup["filled"]}
         absent += [f"{table}.{c}" for c in column_types(model) if c not in mapped]
     return tuple(absent)
 
@@ -329,6 +331,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
             "files": {f.name: f.table for f in inputs.files},
             "ignored": inputs.ignored,
             "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
+            "lookups": inputs.lookups,
         },
         settings=inputs.settings,
         history_available=STAGE_HISTORY in inputs.raw,

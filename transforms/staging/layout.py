@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -116,6 +117,7 @@ class Inputs:
     raw: dict[str, pl.DataFrame]  # canonical names; _row (per table), _line, _file, _source_row
     settings: RunSettings  # the run's settings with the preset's value maps merged in
     lookalikes: list[Lookalike] = field(default_factory=list)
+    lookups: list[dict[str, Any]] = field(default_factory=list)  # what each lookup did
 
 
 def candidate_presets(settings: RunSettings, presets: Mapping[str, Preset]) -> list[Preset]:
