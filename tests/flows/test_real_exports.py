@@ -13,6 +13,9 @@ import polars as pl
 import pytest
 
 from flows.cli import main
+from flows.io.config import settings_from_toml
+from flows.io.exports import read_inputs
+from transforms.staging.checks import check_inputs
 
 DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 FIGURES = {
@@ -70,3 +73,27 @@ def test_powerbi_history_has_real_stage_changes_and_reversed_wins(tmp_path):
     assert any(row["completed_visits"] for row in m["dwell"])
     # seven deals moved from Closed Won to Closed Lost: lost as of the end of March 2026
     assert m["totals"]["lost_count"] == 8
+
+
+@pytest.mark.parametrize("folder", sorted(FIGURES))
+def test_real_salesforce_export_takes_customer_names_from_its_account_file(folder):
+    """Opportunity.csv holds AccountId only; the names and industries are in Account.csv."""
+    checked = check_inputs(read_inputs(DATASETS / folder, settings_from_toml(None)))
+    accounts = pl.read_csv(
+        next((DATASETS / folder).glob("[Aa]ccount.csv")), infer_schema=False
+    ).select("Id", "Name")
+    opportunities = pl.read_csv(
+        next((DATASETS / folder).glob("[Oo]pportunity.csv")), infer_schema=False
+    ).select("Id", "AccountId")
+    expected = dict(
+        opportunities.join(accounts, left_on="AccountId", right_on="Id")
+        .select("Id", "Name")
+        .iter_rows()
+    )
+    names = dict(
+        checked.tables["opportunities"].select("opportunity_id", "customer_name").iter_rows()
+    )
+    assert expected and names == {oid: expected.get(oid) for oid in names}
+    (lookup,) = checked.source["lookups"]
+    assert (lookup["matched"], lookup["unmatched"]) == (len(expected), 0)
+    assert "opportunities.customer_name" not in checked.not_recorded

@@ -15,6 +15,7 @@ from typing import Any
 
 from schemas.canonical import TABLE_MODELS, required_columns
 from schemas.vocabulary import CANONICAL, PRESETS, STAGE_HISTORY
+from transforms.funnel_model import Lookup
 
 # required canonical columns: the models' non-nullable ones, but status (derived when absent)
 REQUIRED = {
@@ -41,6 +42,7 @@ class Preset:
     channels: Mapping[str, str] = field(default_factory=dict)
     date_order: str | None = None
     closed_before_created: str | None = None
+    lookups: tuple[Lookup, ...] = ()  # joined when their file is in the folder
 
     def extended(self, other: Preset) -> Preset:
         """This preset with `other` laid over it: other's name and label, its keys winning in
@@ -48,7 +50,9 @@ class Preset:
         merged: dict[str, Any] = {}
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
-            if f.name == "columns":
+            if f.name == "lookups":
+                merged[f.name] = (*mine, *theirs)
+            elif f.name == "columns":
                 merged[f.name] = {
                     t: {**mine.get(t, {}), **theirs.get(t, {})} for t in {*mine, *theirs}
                 }
@@ -86,6 +90,16 @@ def presets_from_document(document: Mapping[str, Any]) -> dict[str, Preset]:
             channels=doc.get("channels", {}),
             date_order=doc.get("date_order"),
             closed_before_created=doc.get("closed_before_created"),
+            lookups=tuple(
+                Lookup(
+                    name=lookup_name,
+                    files=tuple(lookup["file"]),
+                    on=lookup["on"],
+                    key=lookup["key"],
+                    columns=lookup["columns"],
+                )
+                for lookup_name, lookup in doc.get("lookups", {}).items()
+            ),
         )
     if tuple(presets) != PRESETS:
         raise ValueError(f"presets {list(presets)} differ from the vocabulary's {list(PRESETS)}")
