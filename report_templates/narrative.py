@@ -188,6 +188,21 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
         }
         key = "source_lookalike_missing" if lookalike["missing"] else "source_lookalike_other"
         notes.append(text[key].format(**fields))
+    for lookup in source.get("lookups", []):
+        fields = {
+            "file": lookup["file"],
+            "on": lookup["on"],
+            "matched": lookup["matched"],
+            "unmatched": lookup["unmatched"],
+            "columns": ", ".join(c for c, n in lookup["filled"].items() if n and c != "amount"),
+        }
+        notes.append(text["source_lookup"].format(**fields))
+        if lookup["unmatched"]:
+            notes.append(text["source_lookup_unmatched"].format(**fields))
+        if lookup["filled"].get("amount"):
+            notes.append(
+                text["source_lookup_estimated"].format(count=lookup["filled"]["amount"], **fields)
+            )
     return notes
 
 
