@@ -354,6 +354,13 @@ def print_validation(summary: dict[str, Any]) -> None:
         print(f"not used: {', '.join(summary['ignored'])}")
     for lookalike in summary["lookalikes"]:
         print(f"warning: {lookalike_sentence(lookalike)}")
+    for lookup in summary["lookups"]:
+        filled = ", ".join(f"{column} {n}" for column, n in lookup["filled"].items())
+        print(
+            f"{lookup['file']} joined on {lookup['on']}: {lookup['matched']} matched, "
+            f"{lookup['unmatched']} matching nothing, {lookup['without_key']} without a key "
+            f"(filled: {filled})"
+        )
     for table, unknowns in summary["unknown_stages"].items():
         for unknown in unknowns:
             print(

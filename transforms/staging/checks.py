@@ -375,5 +375,6 @@ def validation_summary(
         },
         "ignored": inputs.ignored,
         "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
+        "lookups": inputs.lookups,
         "files": files,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from flows.cli import main
 from flows.io.config import ConfigError, settings_from_toml
 from flows.io.exports import read_inputs
 from tests.helpers import write_csv
@@ -148,3 +149,14 @@ def test_the_salesforce_preset_takes_owner_names_from_user_csv(tmp_path):
     assert owners == {"006A": "Ada Park", "006B": "005Z"}  # 005Z matches nobody: counted
     (users,) = checked.source["lookups"]  # no Account.csv here: that lookup is not joined
     assert (users["file"], users["matched"], users["unmatched"]) == ("User.csv", 1, 1)
+
+
+def test_funnel_validate_says_what_each_lookup_did(tmp_path, capsys):
+    checked_of(tmp_path)  # writes the folder and funnel.toml
+    config = str(tmp_path / "funnel.toml")
+    assert main(["validate", "--input", str(tmp_path / "in"), "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "accounts.csv joined on account_id: 2 matched, 1 matching nothing, 1 without a key "
+        "(filled: customer_name 2, region 1)"
+    ) in out
