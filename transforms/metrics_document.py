@@ -173,7 +173,7 @@ def funnel_metrics(
         if borrows and company_rates is not None
         else window_rates(derived, period=period, settings=settings)
     )
-    observed = observed_stages(opportunities.lazy(), derived.entries.lazy(), funnel=funnel)
+    observed = observed_stages(states, derived.entries.lazy(), as_of=as_of, funnel=funnel)
     shown = funnel.shown_ids(observed)
     p_bar = rates.p_bar
     probabilities = rates.probabilities.with_columns(  # only skips reach an unobserved stage

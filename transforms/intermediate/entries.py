@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 
 from schemas.vocabulary import LOST, WON
@@ -117,23 +119,24 @@ def stage_entries(
 
 
 def observed_stages(
-    opportunities: pl.LazyFrame, entries: pl.LazyFrame, *, funnel: FunnelModel
+    states: pl.LazyFrame, entries: pl.LazyFrame, *, as_of: datetime, funnel: FunnelModel
 ) -> list[str]:
-    """The stages some deal of the export was seen in, in funnel order: a stage-history row
-    (stage dates and snapshots included), a deal's current stage, or, for the won stage, a
-    won deal. A stage reached only because a later one was entered (a skip) is not observed,
-    nor is the first stage that a deal without history is taken to have entered when it was
-    created (though a lost deal without history, whose stage said only "lost", counts as seen
-    in the first stage: the first stage is always shown anyway).
-
-    Over the whole export, whatever the period: it says which stages the team's CRM records,
-    so a rerun of any period marks the same stages."""
+    """The stages some deal was seen in by `as_of`, in funnel order: a stage-history row
+    before it (stage dates and snapshots included), a deal's stage at as_of (`states`'
+    `stage_at`), or, for the won stage, a deal won by then. A stage reached only because a
+    later one was entered (a skip) is not observed, nor is the first stage that a deal
+    without history is taken to have entered when it was created (though a lost deal without
+    history, whose stage said only "lost", counts as seen in the first stage: the first stage
+    is always shown anyway). Point in time, like every figure: a rerun of a period with a
+    later export marks the same stages."""
     seen = (
         pl.concat(
             [
-                entries.filter("is_from_history").select("stage"),
-                opportunities.select("stage"),
-                opportunities.filter(pl.col("status") == WON).select(
+                entries.filter(pl.col("is_from_history") & (pl.col("entered_at") < as_of)).select(
+                    "stage"
+                ),
+                states.select(pl.col("stage_at").alias("stage")),
+                states.filter(pl.col("state") == WON).select(
                     pl.lit(funnel.won_stage).alias("stage")
                 ),
             ]
