@@ -13,7 +13,10 @@ LABEL_WIDTH = 170
 def funnel_chart(metrics: dict[str, Any], stage_labels: dict[str, str]) -> dict[str, Any]:
     """Centred bars, one per shown stage up to won, sized by the deals that reached it in W,
     with the cohort conversion to the next shown stage."""
-    cohorts = {row["from"]: row["cohort_size"] for row in metrics["conversion"]}
+    # each stage's cohort in W; the last stage (won, in a funnel that ends there) has no row
+    # of its own, so it is read from the row into it
+    cohorts = {row["to"]: row["cohort_size_to"] for row in metrics["conversion"]}
+    cohorts |= {row["from"]: row["cohort_size"] for row in metrics["conversion"]}
     steps = {row["from"]: row for row in metrics["observed_funnel"]["conversion"]}
     won = next(s["id"] for s in metrics["stages"] if not s["is_open"])
     stages = [s["id"] for s in metrics["stages"] if s["is_open"] and s["shown"]] + [won]

@@ -466,7 +466,7 @@ steps AS (
         stage_index,
         entries AS entries_from,
         lead(entries) OVER stage_order AS entries_to,
-        cohort_size, advanced, lost,
+        cohort_size, lead(cohort_size) OVER stage_order AS cohort_size_to, advanced, lost,
         cohort_size - advanced - lost AS open
     FROM counts
     WINDOW stage_order AS (ORDER BY stage_index)
@@ -474,7 +474,7 @@ steps AS (
 SELECT
     "from", "to", entries_from, entries_to,
     CASE WHEN entries_from > 0 THEN entries_to / entries_from END AS flow_rate,
-    cohort_size, advanced, lost, open,
+    cohort_size, cohort_size_to, advanced, lost, open,
     CASE WHEN cohort_size > 0 THEN advanced / cohort_size END AS cohort_rate,
     CASE WHEN is_open_stage(stage_index) AND advanced + lost > 0
         THEN advanced / (advanced + lost) END AS resolved_rate,

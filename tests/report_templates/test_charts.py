@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from report_templates.charts import dwell_chart
+from report_templates.charts import dwell_chart, funnel_chart
 
 STAGES = [
     {"id": "lead", "stall_days": 7},
@@ -53,3 +53,32 @@ def test_dwell_chart_places_quartiles_median_km_and_threshold_on_one_day_axis():
 
 def test_no_dwell_chart_without_completed_visits():
     assert dwell_chart([dwell_row("lead", 0, km=3)], STAGES, LABELS) is None
+
+
+def test_funnel_chart_of_a_funnel_that_ends_at_won_has_a_won_bar():
+    # lead -> qualified -> won, nothing after won: the won bar is the won stage's cohort, read
+    # from the row into it (this crashed with KeyError: 'won')
+    metrics = {
+        "stages": [
+            {"id": "lead", "is_open": True, "shown": True},
+            {"id": "qualified", "is_open": True, "shown": True},
+            {"id": "won", "is_open": False, "shown": True},
+        ],
+        "conversion": [
+            {"from": "lead", "to": "qualified", "cohort_size": 10, "cohort_size_to": 6},
+            {"from": "qualified", "to": "won", "cohort_size": 6, "cohort_size_to": 3},
+        ],
+        "observed_funnel": {
+            "conversion": [
+                {"from": "lead", "to": "qualified", "cohort_rate": 0.6},
+                {"from": "qualified", "to": "won", "cohort_rate": 0.5},
+            ]
+        },
+    }
+    chart = funnel_chart(metrics, {"lead": "Lead", "qualified": "Qualified", "won": "Won"})
+    assert [(b["label"], b["value"], b["rate"]) for b in chart["bars"]] == [
+        ("Lead", 10, 0.6),
+        ("Qualified", 6, 0.5),
+        ("Won", 3, None),
+    ]
+    assert chart["bars"][-1]["is_won"]

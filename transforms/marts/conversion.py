@@ -27,7 +27,8 @@ def conversion(
     `entries_*` count deals whose first reach of the stage lies in P; the cohort of a stage
     holds the deals that first reached it in W; `advanced` members also reached the next
     stage (a deal's reaches are the stages 0..k, so any later row means it did), `lost` the
-    others lost by as_of. Post-sale steps have no resolved rate.
+    others lost by as_of; `cohort_size_to` is the next stage's cohort (the won bar of a funnel
+    that ends at won). Post-sale steps have no resolved rate.
     """
     reached_next = pl.col("reached_next")
     in_cohort = in_interval(pl.col("reached_at"), window_start, as_of)
@@ -60,6 +61,7 @@ def conversion(
             pl.col("entries").shift(-1).alias("entries_to"),
             ratio(pl.col("entries").shift(-1), pl.col("entries")).alias("flow_rate"),
             n,
+            n.shift(-1).alias("cohort_size_to"),
             adv,
             lost,
             (n - adv - lost).alias("open"),

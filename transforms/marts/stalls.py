@@ -20,7 +20,9 @@ def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, as_of: datetime)
         {
             "stage_at": [s.id for s in funnel.stages if s.stall_days is not None],
             "stall_days": [s.stall_days for s in funnel.stages if s.stall_days is not None],
-        }
+        },
+        # typed: a funnel with no stall threshold gives an empty frame that still joins
+        schema={"stage_at": pl.String, "stall_days": pl.Int64},
     )
     return (
         states.filter(pl.col("state") == OPEN)

@@ -6,12 +6,16 @@ The period is 2024-06 in UTC unless a test says otherwise (see `tests.helpers.wo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.helpers import (
+    SETTINGS,
     by_key,
     figures,
     opp,
     opportunities,
 )
+from transforms.funnel_model import FunnelModel
 
 
 def test_stalls_threshold_is_strict_and_blank_reason_is_missing():
@@ -57,3 +61,18 @@ def test_stalls_threshold_is_strict_and_blank_reason_is_missing():
     assert stalls["reasons"] == [{"reason": "Budget approval", "count": 1, "amount": 100.0}]
     assert by_key(stalls["by_owner"], "owner")["Li"]["missing_reason"] == 1
     assert [d["opportunity_id"] for d in stalls["deals"]] == ["S3", "S2"]
+
+
+def test_a_funnel_with_no_stall_threshold_has_no_stalled_deals():
+    # no stage has stall_days: nothing can stall, and an old open deal is not counted
+    # (this crashed: the empty threshold table's stage column had no type to join on)
+    funnel = FunnelModel(
+        tuple(replace(s, stall_days=None) for s in SETTINGS.funnel.stages), named=True
+    )
+    m = figures(
+        opportunities(opp("S1", "proposal", "2024-01-01", stage_entered_at="2024-01-02")),
+        of=("stalls",),
+        settings=replace(SETTINGS, funnel=funnel),
+    )
+    assert (m["stalls"]["stalled_count"], m["stalls"]["compliance_rate"]) == (0, None)
+    assert m["stalls"]["deals"] == []
