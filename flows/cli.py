@@ -200,6 +200,11 @@ def run_command(args: argparse.Namespace, started: float) -> int:
     from flows.errors import one_line
 
     try:
+        if getattr(args, "config", None) is not None:
+            from flows.io.config import settings_from_toml
+
+            # a mistake in funnel.toml (any section) answers before Prefect starts
+            settings_from_toml(args.config)
         if args.command == "serve":
             from flows.serve import serve_reports
 

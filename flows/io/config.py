@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
+from collections.abc import Collection
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flows.io.mail import SMTP_SECURITY, DeliverySettings
 from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import (
+    AUTO,
     CLOSED_BEFORE_CREATED,
     DATE_ORDERS,
     LANGUAGES,
@@ -45,181 +59,374 @@ class ConfigError(Exception):
     """A funnel.toml that cannot be used; the message names the file and the key."""
 
 
-def _stage(entry: dict[str, Any], path: Path) -> Stage:
-    try:
-        return Stage(
-            id=str(entry["id"]),
-            label_en=str(entry.get("label_en", entry["id"])),
-            label_zh=str(entry.get("label_zh", entry.get("label_en", entry["id"]))),
-            stall_days=entry.get("stall_days"),
-            aliases=tuple(str(a) for a in entry.get("aliases", ())),
-        )
-    except KeyError:
-        raise ConfigError(f"{path}: every [[funnel.stages]] entry needs an id") from None
+# funnel.toml as typed models: every section refuses keys it does not know and values of the
+# wrong type, so a typo stops the run instead of being obeyed as silence
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def parse_options(source: dict[str, Any], path: Path | None) -> ParseOptions:
-    """[source.parse] knobs and the [source.stages] / [source.status] / [source.channels] maps."""
-    knobs = source.get("parse", {})
-    order = knobs.get("date_order")
-    if order is not None and str(order).upper() not in DATE_ORDERS:
-        raise ConfigError(
-            f"{path}: [source.parse] date_order {order!r}: expected one of {', '.join(DATE_ORDERS)}"
-        )
-    statuses = {str(k): str(v) for k, v in source.get("status", {}).items()}
-    bad = {v for v in statuses.values() if v not in STATUSES}
-    if bad:
-        raise ConfigError(
-            f"{path}: [source.status] maps to {sorted(bad)}: expected open, won or lost"
-        )
-    closed = knobs.get("closed_before_created")
-    if closed is not None and closed not in CLOSED_BEFORE_CREATED:
-        raise ConfigError(
-            f"{path}: [source.parse] closed_before_created {closed!r}: expected "
-            "'quarantine' or 'keep'"
-        )
-    return ParseOptions(
-        closed_before_created=closed,
-        date_order=str(order).upper() if order else None,
-        decimal=str(knobs.get("decimal", ".")),
-        thousands=str(knobs.get("thousands", ",")),
-        stages={str(k): str(v) for k, v in source.get("stages", {}).items()},
-        statuses=statuses,
-        channels={str(k): str(v) for k, v in source.get("channels", {}).items()},
-    )
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Headers = str | list[str]  # one input header, or several: the first non-blank one wins per row
+Table = Literal[TABLES]
+Segment = Literal[SEGMENT_DIMENSIONS]
 
 
-def source_settings(
-    source: dict[str, Any], path: Path | None, forced: str | None
-) -> SourceSettings:
-    """[source] preset, [source.files] and [source.columns.<table>] (header or list of headers)."""
-    preset = forced or str(source.get("preset", "auto"))
-    if preset not in SOURCE_CHOICES:
-        raise ConfigError(
-            f"{path or 'source'}: preset {preset!r} is not one of {', '.join(SOURCE_CHOICES)}"
-        )
-    columns = {}
-    for table, mapping in source.get("columns", {}).items():
-        if table not in TABLES:
-            raise ConfigError(
-                f"{path}: [source.columns.{table}] is not a table; expected one of "
-                f"{', '.join(TABLES)}"
+class ParseSection(Section):
+    """[source.parse]: how to read ambiguous values."""
+
+    date_order: Annotated[str | None, AfterValidator(lambda v: v and v.upper())] = None
+    decimal: str = "."
+    thousands: str = ","
+    closed_before_created: Literal[CLOSED_BEFORE_CREATED] | None = None
+
+    @field_validator("date_order")
+    @classmethod
+    def _known_order(cls, value: str | None) -> str | None:
+        if value is not None and value not in DATE_ORDERS:
+            raise ValueError(f"expected one of {', '.join(DATE_ORDERS)}")
+        return value
+
+
+class LookupSection(Section):
+    """[source.lookups.<name>]: a side file joined to the opportunities by a key."""
+
+    file: Headers
+    on: str
+    key: str
+    columns: dict[str, str]
+
+    @field_validator("columns")
+    @classmethod
+    def _opportunity_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        known = column_types(TABLE_MODELS[OPPORTUNITIES])
+        unknown = [c for c in columns if c not in known]
+        if unknown or not columns:
+            hint = nearest_hint(unknown[0], known) if unknown else ""
+            raise ValueError(
+                f"{', '.join(unknown) or '(none)'}: expected lines canonical opportunities "
+                f"column = the side file's header{hint}"
             )
-        columns[table] = {
-            str(k): tuple([v] if isinstance(v, str) else [str(x) for x in v])
-            for k, v in mapping.items()
-        }
-    files = {str(k): str(v) for k, v in source.get("files", {}).items()}
-    for table in files:
-        if table not in TABLES:
-            raise ConfigError(
-                f"{path}: [source.files] {table!r} is not a table; expected one of "
-                f"{', '.join(TABLES)}"
-            )
-    stage_dates = source.get("stage_dates", {})
-    if not isinstance(stage_dates, dict) or not all(
-        isinstance(v, str) and v.strip() for v in stage_dates.values()
-    ):
-        raise ConfigError(
-            f'{path}: [source.stage_dates]: expected stage = "<date column>" lines, for '
-            'example qualified = "engage_date"'
-        )
-    return SourceSettings(
-        preset=preset,
-        files=files,
-        columns=columns,
-        stage_dates={str(k): str(v) for k, v in stage_dates.items()},
-        lookups=lookups_of(source.get("lookups", {}), f"{path}: [source.lookups"),
-    )
+        return columns
 
 
-def lookups_of(section: dict[str, Any], where: str) -> tuple[Lookup, ...]:
-    """[source.lookups.<name>] (and a preset's lookups): file (a name or a list of names), on,
-    key, and [source.lookups.<name>.columns] canonical column = the side file's header."""
-    lookups = []
-    for name, entry in section.items():
-        files = entry.get("file") if isinstance(entry, dict) else None
-        columns = entry.get("columns", {}) if isinstance(entry, dict) else {}
-        fields = [entry.get(k) for k in ("on", "key")] if isinstance(entry, dict) else [None]
-        unknown = sorted(set(columns) - set(column_types(TABLE_MODELS[OPPORTUNITIES])))
-        if not files or not all(isinstance(f, str) and f for f in fields) or not columns or unknown:
-            raise ConfigError(
-                f'{where}.{name}]: expected file = "Account.csv", on = "<opportunities '
-                f'column>", key = "<its column>" and [source.lookups.{name}.columns] lines '
-                "canonical column = its header"
-                + (f" ({', '.join(unknown)} is not an opportunities column)" if unknown else "")
-            )
-        lookups.append(
-            Lookup(
-                name=str(name),
-                files=tuple([files] if isinstance(files, str) else [str(f) for f in files]),
-                on=str(entry["on"]),
-                key=str(entry["key"]),
-                columns={str(k): str(v) for k, v in columns.items()},
-            )
-        )
-    return tuple(lookups)
+class SourceSection(Section):
+    """[source]: which export layout, where, and how to read it."""
 
+    preset: Literal[SOURCE_CHOICES] = AUTO
+    timezone: str = "UTC"
+    currency: str = "USD"
+    parse: ParseSection = ParseSection()
+    files: dict[Table, str] = {}
+    columns: dict[Table, dict[str, Headers]] = {}
+    stages: dict[str, str] = {}
+    status: dict[str, Literal[STATUSES]] = {}
+    channels: dict[str, str] = {}
+    stage_dates: dict[
+        str, Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    ] = {}
+    lookups: dict[str, LookupSection] = {}
 
-def targets(section: dict[str, Any], path: Path | None) -> dict[str, float]:
-    """[targets]: period label = won amount, e.g. "2024-06" = 500000."""
-    result = {}
-    for label, amount in section.items():
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, code: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError("expected an ISO 4217 code of three capital letters, such as USD")
+        return code
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, timezone: str) -> str:
         try:
-            period = parse_period(str(label))
-        except PeriodError:
-            raise ConfigError(
-                f"{path}: [targets] {label!r} is not a period like 2024-06 or 2024-Q2"
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "not a known time zone (expected an IANA name such as 'UTC' or 'Asia/Shanghai')"
             ) from None
-        if not isinstance(amount, int | float) or amount <= 0:
-            raise ConfigError(
-                f"{path}: [targets] {label!r} = {amount!r}: expected a positive amount"
-            )
-        result[period.label] = float(amount)
+        return timezone
+
+
+class StageSection(Section):
+    """One [[funnel.stages]] entry."""
+
+    id: Annotated[str, StringConstraints(min_length=1)]
+    label_en: str | None = None
+    label_zh: str | None = None
+    stall_days: Annotated[int, Field(ge=1)] | None = None
+    aliases: list[str] = []
+
+
+class FunnelSection(Section):
+    """[funnel]: the stages, the won stage and the trailing window."""
+
+    window_months: Annotated[int, Field(ge=1, le=120)] = RunSettings.window_months
+    won_stage: str = "won"
+    stages: Annotated[list[StageSection], Field(min_length=2, max_length=10)] | None = None
+
+
+class ReportSection(Section):
+    """[report]: the report language."""
+
+    lang: Literal[LANGUAGES] = "en"
+
+
+PeriodTargets = dict[str, Annotated[float, Field(gt=0)]]
+
+
+def _period_labels(targets: dict[str, float]) -> dict[str, float]:
+    """[targets] keys are periods like 2024-06 or 2024-Q2 (normalised to their labels)."""
+    result = {}
+    for label, amount in targets.items():
+        try:
+            result[parse_period(label).label] = amount
+        except PeriodError:
+            raise ValueError(f"{label!r} is not a period like 2024-06 or 2024-Q2") from None
     return result
+
+
+class ReportSetEntry(Section):
+    """One [[reports]] entry: a report of the deals whose segment columns hold listed values."""
+
+    name: str
+    title: str | None = None
+    filter: dict[Segment, Headers]
+    lang: Literal[LANGUAGES] | None = None
+    to: list[str] = []
+    target: Annotated[PeriodTargets, AfterValidator(_period_labels)] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not REPORT_NAME.match(name) or name == COMPANY:
+            raise ValueError(
+                "a report needs a name of lower-case letters, digits, '-' or '_' (it names its "
+                f"folder), other than {COMPANY!r} (the whole export)"
+            )
+        return name
+
+    @field_validator("filter")
+    @classmethod
+    def _some_filter(cls, value: dict[str, Headers]) -> dict[str, Headers]:
+        if not value:
+            raise ValueError(f"(none): expected one or more of {', '.join(SEGMENT_DIMENSIONS)}")
+        return value
+
+
+class DeliverySection(Section):
+    """[delivery]: the SMTP server, the sender and the recipients (never the password)."""
+
+    smtp_host: Annotated[str, StringConstraints(min_length=1)]
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    security: Literal[SMTP_SECURITY] = "starttls"
+    username: str | None = None
+    password_block: str | None = None
+    sender: Annotated[str, StringConstraints(min_length=1)]
+    to: Annotated[list[str], Field(min_length=1)]
+    cc: list[str] = []
+    ops: list[str] = []
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    ca_file: str | None = None
+    retry_delays_seconds: list[Annotated[float, Field(ge=0)]] = list(
+        DeliverySettings.retry_delays_seconds
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError(
+                "password: secrets never go in a file; set FUNNEL_SMTP_PASSWORD or name a "
+                "Prefect Secret block in password_block"
+            )
+        return data
+
+
+class FunnelToml(Section):
+    """A whole funnel.toml; every section and key is optional."""
+
+    source: SourceSection = SourceSection()
+    funnel: FunnelSection = FunnelSection()
+    report: ReportSection = ReportSection()
+    targets: Annotated[PeriodTargets, AfterValidator(_period_labels)] = {}
+    reports: list[ReportSetEntry] = []
+    delivery: DeliverySection | None = None
+
+    @field_validator("reports")
+    @classmethod
+    def _distinct_names(cls, reports: list[ReportSetEntry]) -> list[ReportSetEntry]:
+        names = [r.name for r in reports]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two reports have the name {twice[0]!r}")
+        return reports
+
+
+def nearest_hint(word: str, known: Collection[str], typed: str | None = None) -> str:
+    """`; did you mean currency?` when a known word is close to `word` (as `typed`), else ``."""
+    close = difflib.get_close_matches(typed or word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model of the section at `loc` in a FunnelToml (None where it is not a model)."""
+    model: Any = FunnelToml
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = next(
+            (
+                t
+                for t in _leaf_types(field.annotation)
+                if isinstance(t, type) and issubclass(t, BaseModel)
+            ),
+            None,
+        )
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _leaf_types(annotation: Any) -> list[Any]:
+    """The types inside an annotation (Optional, list, dict values, Annotated unwrapped)."""
+    args = get_args(annotation)
+    if not args:
+        return [annotation]
+    return [leaf for arg in args for leaf in _leaf_types(arg)]
+
+
+def section_name(loc: tuple[Any, ...], document: dict[str, Any]) -> str:
+    """`[source.parse]`, `[[funnel.stages]] #3`, `[[reports]] 'east'` or `top level` for the
+    location of a section."""
+    if not loc:
+        return "top level"
+    if not any(isinstance(p, int) for p in loc):
+        brackets = 2 if isinstance(document.get(loc[0]), list) and len(loc) == 1 else 1
+        return "[" * brackets + ".".join(str(p) for p in loc) + "]" * brackets
+    at = next(i for i, p in enumerate(loc) if isinstance(p, int))
+    table, index = ".".join(str(p) for p in loc[:at]), loc[at]
+    entries = document.get(table, []) if at == 1 else []
+    name = entries[index].get("name") if table == "reports" and index < len(entries) else None
+    named = f"[[{table}]] {name!r}" if isinstance(name, str) else f"[[{table}]] #{index + 1}"
+    within = ".".join(str(p) for p in loc[at + 1 :])
+    return f"{named} {within}" if within else named
+
+
+def table_depth(loc: tuple[Any, ...], document: dict[str, Any]) -> int:
+    """How many parts of `loc` name TOML tables (and array entries) of the document: the rest
+    is the key."""
+    depth, value = 0, document
+    for i, part in enumerate(loc):
+        is_key = isinstance(value, dict) and part in value
+        is_entry = isinstance(value, list) and isinstance(part, int) and part < len(value)
+        if not (is_key or is_entry):
+            break
+        value = value[part]
+        if isinstance(value, dict | list):
+            depth = i + 1
+    return depth
+
+
+def settings_error(error: ValidationError, path: Path | None, document: dict[str, Any]) -> str:
+    """The first mistake of a funnel.toml as one line: the file, the section, the key, what
+    was found and what is expected (the nearest valid key for an unknown one)."""
+    errors = error.errors()
+    first, more = errors[0], len(errors) - 1
+    loc = tuple(first["loc"])
+    where = str(path or "funnel.toml")
+    tail = f" (and {more} more mistake{'s' if more > 1 else ''})" if more else ""
+    if first["type"] == "extra_forbidden":
+        model = section_model(loc[:-1])
+        known = list(model.model_fields) if model else []
+        if len(loc) == 1:  # a section of its own
+            hint = nearest_hint(str(loc[0]), [f"[{k}]" for k in known], f"[{loc[0]}]")
+            return f"{where}: [{loc[0]}]: unknown section{hint or '; expected ' + ', '.join(known)}"
+        hint = nearest_hint(str(loc[-1]), known) or f"; expected one of {', '.join(known)}"
+        return f"{where}: {section_name(loc[:-1], document)} {loc[-1]}: unknown key{hint}{tail}"
+    if loc and loc[-1] == "[key]":  # a map's key outside its vocabulary (a table, a segment)
+        expected = re.findall(r"'([^']+)'", str(first.get("ctx", {}).get("expected", "")))
+        hint = nearest_hint(str(loc[-2]), expected) or f"; expected one of {', '.join(expected)}"
+        return f"{where}: {section_name(loc[:-2], document)} {loc[-2]}: unknown name{hint}{tail}"
+    if first["type"] == "missing":
+        return f"{where}: {section_name(loc[:-1], document)} needs {loc[-1]}{tail}"
+    depth = table_depth(loc, document)
+    section = section_name(loc[:depth], document)
+    key = ".".join(str(p) for p in loc[depth:])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not key:
+        return f"{where}: {section}: {message}{tail}"
+    scalar = isinstance(first.get("input"), str | int | float)
+    found = f" = {first['input']!r}" if scalar else ""
+    return f"{where}: {section} {key}{found}: {message}{tail}"
+
+
+def read_settings(path: Path | None) -> FunnelToml:
+    """funnel.toml as typed sections; a mistake is a ConfigError of one line."""
+    document = read_toml(path)
+    try:
+        return FunnelToml.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(settings_error(error, path, document)) from None
+
+
+def parse_options(parse: ParseSection, source: SourceSection) -> ParseOptions:
+    """[source.parse] knobs and the [source.stages] / [source.status] / [source.channels] maps."""
+    return ParseOptions(
+        closed_before_created=parse.closed_before_created,
+        date_order=parse.date_order,
+        decimal=parse.decimal,
+        thousands=parse.thousands,
+        stages=dict(source.stages),
+        statuses=dict(source.status),
+        channels=dict(source.channels),
+    )
+
+
+def headers(value: Headers) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def source_settings(source: SourceSection, forced: str | None) -> SourceSettings:
+    """[source] preset, [source.files], [source.columns.<table>], stage dates and lookups."""
+    return SourceSettings(
+        preset=forced or source.preset,
+        files=dict(source.files),
+        columns={
+            table: {column: headers(h) for column, h in mapping.items()}
+            for table, mapping in source.columns.items()
+        },
+        stage_dates=dict(source.stage_dates),
+        lookups=tuple(
+            Lookup(
+                name=name,
+                files=headers(entry.file),
+                on=entry.on,
+                key=entry.key,
+                columns=dict(entry.columns),
+            )
+            for name, entry in source.lookups.items()
+        ),
+    )
 
 
 REPORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
-def report_specs(entries: list[dict[str, Any]], path: Path | None) -> tuple[ReportSpec, ...]:
+def report_specs(entries: list[ReportSetEntry]) -> tuple[ReportSpec, ...]:
     """[[reports]]: each a name (its folder), a filter on segment columns (a value or a list
     of values each), and optionally a title, lang, to (recipients) and target per period."""
-    specs: list[ReportSpec] = []
-    for entry in entries:
-        name = str(entry.get("name", ""))
-        where = f"{path}: [[reports]] {name!r}"
-        if not REPORT_NAME.match(name) or name == COMPANY:
-            raise ConfigError(
-                f"{where}: a report needs a name of lower-case letters, digits, '-' or '_' "
-                f"(it names its folder), other than {COMPANY!r} (the whole export)"
-            )
-        if name in {s.name for s in specs}:
-            raise ConfigError(f"{where}: two reports have this name")
-        raw_filter = entry.get("filter", {})
-        unknown = sorted(set(raw_filter) - set(SEGMENT_DIMENSIONS))
-        if unknown or not raw_filter:
-            raise ConfigError(
-                f"{where}: filter {', '.join(unknown) or '(none)'}: expected one or more of "
-                f"{', '.join(SEGMENT_DIMENSIONS)}"
-            )
-        lang = entry.get("lang")
-        if lang is not None and lang not in LANGUAGES:
-            raise ConfigError(f"{where}: lang {lang!r}: expected 'en' or 'zh'")
-        specs.append(
-            ReportSpec(
-                name=name,
-                title=entry.get("title"),
-                filter={
-                    column: tuple(str(v) for v in ([value] if isinstance(value, str) else value))
-                    for column, value in raw_filter.items()
-                },
-                lang=lang,
-                to=tuple(str(a) for a in entry.get("to", ())),
-                targets=targets(entry.get("target", {}), path),
-            )
+    return tuple(
+        ReportSpec(
+            name=entry.name,
+            title=entry.title,
+            filter={column: headers(value) for column, value in entry.filter.items()},
+            lang=entry.lang,
+            to=tuple(entry.to),
+            targets=dict(entry.target),
         )
-    return tuple(specs)
+        for entry in entries
+    )
 
 
 def chosen_reports(settings: RunSettings, reports: str) -> list[ReportSpec]:
@@ -246,6 +453,8 @@ def read_toml(path: Path | None) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text (TOML files are UTF-8)") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: is not valid TOML ({error})") from None
 
@@ -253,40 +462,24 @@ def read_toml(path: Path | None) -> dict[str, Any]:
 def delivery_from_toml(path: Path | None) -> DeliverySettings:
     """[delivery]: the SMTP server, the sender and the recipients. The password is never read
     from the file: it comes from FUNNEL_SMTP_PASSWORD or a Prefect Secret block."""
-    section = read_toml(path).get("delivery")
-    if not section:
+    section = read_settings(path).delivery
+    if section is None:
         raise ConfigError(
             f"{path or 'funnel.toml'}: has no [delivery] section to send reports with"
         )
-    if "password" in section:
-        raise ConfigError(
-            f"{path}: [delivery] password: secrets never go in a file; set FUNNEL_SMTP_PASSWORD "
-            "or name a Prefect Secret block in password_block"
-        )
-    security = str(section.get("security", "starttls"))
-    if security not in SMTP_SECURITY:
-        raise ConfigError(
-            f"{path}: [delivery] security {security!r}: expected one of {', '.join(SMTP_SECURITY)}"
-        )
-    missing = [key for key in ("smtp_host", "sender", "to") if not section.get(key)]
-    if missing:
-        raise ConfigError(f"{path}: [delivery] needs {', '.join(missing)}")
     return DeliverySettings(
-        smtp_host=str(section["smtp_host"]),
-        smtp_port=int(section.get("smtp_port", {"ssl": 465}.get(security, 587))),
-        security=security,
-        username=section.get("username"),
-        password_block=section.get("password_block"),
-        sender=str(section["sender"]),
-        to=tuple(str(a) for a in section["to"]),
-        cc=tuple(str(a) for a in section.get("cc", ())),
-        ops=tuple(str(a) for a in section.get("ops", ())),
-        timeout_seconds=float(section.get("timeout_seconds", 30)),
-        ca_file=section.get("ca_file"),
-        retry_delays_seconds=tuple(
-            float(d)
-            for d in section.get("retry_delays_seconds", DeliverySettings.retry_delays_seconds)
-        ),
+        smtp_host=section.smtp_host,
+        smtp_port=section.smtp_port or {"ssl": 465}.get(section.security, 587),
+        security=section.security,
+        username=section.username,
+        password_block=section.password_block,
+        sender=section.sender,
+        to=tuple(section.to),
+        cc=tuple(section.cc),
+        ops=tuple(section.ops),
+        timeout_seconds=section.timeout_seconds,
+        ca_file=section.ca_file,
+        retry_delays_seconds=tuple(section.retry_delays_seconds),
     )
 
 
@@ -295,43 +488,41 @@ def settings_from_toml(
 ) -> RunSettings:
     """Settings from a funnel.toml (None: all defaults); `lang` overrides [report].lang and
     `preset` overrides [source].preset."""
-    document = read_toml(path)
-    funnel_doc = document.get("funnel", {})
-    source = document.get("source", {})
-    report = document.get("report", {})
+    document = read_settings(path)
+    funnel_doc, source = document.funnel, document.source
     stages = (
-        tuple(_stage(s, path) for s in funnel_doc["stages"])
-        if "stages" in funnel_doc
+        tuple(
+            Stage(
+                id=s.id,
+                label_en=s.label_en or s.id,
+                label_zh=s.label_zh or s.label_en or s.id,
+                stall_days=s.stall_days,
+                aliases=tuple(s.aliases),
+            )
+            for s in funnel_doc.stages
+        )
+        if funnel_doc.stages is not None
         else DEFAULT_STAGES
     )
-    defaults = RunSettings()
     try:
         funnel = FunnelModel(
-            stages, won_stage=funnel_doc.get("won_stage", "won"), named="stages" in funnel_doc
+            stages, won_stage=funnel_doc.won_stage, named=funnel_doc.stages is not None
         )
     except ValueError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    timezone = source.get("timezone", defaults.timezone)
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"{path}: [source] timezone {timezone!r} is not a known time zone "
-            "(expected an IANA name such as 'UTC' or 'Asia/Shanghai')"
-        ) from None
-    chosen_lang = lang or report.get("lang", defaults.lang)
+        raise ConfigError(f"{path}: [funnel] {error}") from None
+    chosen_lang = lang or document.report.lang
     if chosen_lang not in LANGUAGES:
         raise ConfigError(f"report language {chosen_lang!r}: expected 'en' or 'zh'")
     return RunSettings(
         funnel=funnel,
-        timezone=timezone,
-        parse=parse_options(source, path),
-        source=source_settings(source, path, preset),
-        targets=targets(document.get("targets", {}), path),
-        currency=source.get("currency", defaults.currency),
-        window_months=int(funnel_doc.get("window_months", defaults.window_months)),
+        timezone=source.timezone,
+        parse=parse_options(source.parse, source),
+        source=source_settings(source, preset),
+        targets=dict(document.targets),
+        currency=source.currency,
+        window_months=funnel_doc.window_months,
         lang=chosen_lang,
-        reports=report_specs(document.get("reports", []), path),
+        reports=report_specs(document.reports),
     )
 
 

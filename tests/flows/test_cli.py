@@ -412,3 +412,17 @@ def test_validate_gives_the_line_that_maps_an_unknown_stage(tmp_path, capsys):
     assert main(["validate", "--input", str(tmp_path / "in"), "--config", str(toml)]) == 0
     out = capsys.readouterr().out
     assert "unknown stage" not in out and "read 3, valid 3, quarantined 0" in out
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_typo_in_funnel_toml_stops_before_anything_runs(tmp_path, capsys, command):
+    # `curency = "CNY"` used to give a report in USD with exit 0
+    config = write(tmp_path, "funnel.toml", '[source]\ncurency = "CNY"\n')
+    args = sample_run(tmp_path / "out", "2026-09", config=config)
+    if command == "validate":
+        args = ["validate", "--input", str(SAMPLE_DIR), "--config", str(config)]
+    assert main(args) == 2
+    assert one_error_line(capsys) == (
+        f"funnel: {config}: [source] curency: unknown key; did you mean currency?"
+    )
+    assert not (tmp_path / "out").exists()

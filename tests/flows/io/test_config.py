@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
-from flows.io.config import ConfigError, settings_from_toml
+from flows.io.config import ConfigError, FunnelToml, settings_from_toml
 from transforms.funnel_model import ReportSpec
 
 REPORTS = """
@@ -47,9 +50,9 @@ def test_reports_are_read_with_their_filters_recipients_and_targets(tmp_path):
     [
         ('name = "East China"\nfilter = { region = "East" }', "needs a name of lower-case"),
         ('name = "company"\nfilter = { region = "East" }', "other than 'company'"),
-        ('name = "east"\nfilter = { city = "Shanghai" }', "filter city: expected one or more of"),
-        ('name = "east"', "filter (none): expected one or more of owner, source"),
-        ('name = "east"\nfilter = { region = "East" }\nlang = "fr"', "lang 'fr'"),
+        ('name = "east"\nfilter = { city = "Shanghai" }', "filter city: unknown name; expected one of owner"),
+        ('name = "east"', "'east' needs filter"),
+        ('name = "east"\nfilter = { region = "East" }\nlang = "fr"', "lang = 'fr': Input should be 'en' or 'zh'"),
     ],
 )
 def test_a_report_that_cannot_be_made_is_refused_by_name(tmp_path, entry, says):
@@ -60,5 +63,71 @@ def test_a_report_that_cannot_be_made_is_refused_by_name(tmp_path, entry, says):
 
 def test_two_reports_of_one_name_are_refused(tmp_path):
     entry = '[[reports]]\nname = "east"\nfilter = { region = "East" }\n'
-    with pytest.raises(ConfigError, match="two reports have this name"):
+    with pytest.raises(ConfigError, match="two reports have the name 'east'"):
         settings(tmp_path, entry * 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # a typo is refused with the nearest valid key, never obeyed as silence
+        ('[source]\ncurency = "CNY"\n', "[source] curency: unknown key; did you mean currency?"),
+        (
+            "[funnel]\nwindow_month = 6\n",
+            "[funnel] window_month: unknown key; did you mean window_months?",
+        ),
+        ('[reprot]\nlang = "zh"\n', "[reprot]: unknown section; did you mean [report]?"),
+        (
+            '[delivery]\nsmtp_host = "h"\nsender = "a@b.c"\nto = ["c@d.e"]\nsmtp_prot = 25\n',
+            "[delivery] smtp_prot: unknown key; did you mean smtp_port?",
+        ),
+        (
+            '[[funnel.stages]]\nid = "a"\n[[funnel.stages]]\nid = "won"\nstal_days = 3\n',
+            "[[funnel.stages]] #2 stal_days: unknown key; did you mean stall_days?",
+        ),
+        (
+            '[source.files]\noportunities = "x.csv"\n',
+            "[source.files] oportunities: unknown name; did you mean opportunities?",
+        ),
+        # wrong types and values out of range
+        (
+            '[delivery]\nsmtp_host = "h"\nsender = "a@b.c"\nto = "c@d.e"\n',
+            "[delivery] to = 'c@d.e': Input should be a valid list",
+        ),
+        (
+            '[funnel]\nwindow_months = "12"\n',
+            "[funnel] window_months = '12': Input should be a valid integer",
+        ),
+        ("[funnel]\nwindow_months = 0\n", "window_months = 0: Input should be greater than or"),
+        (
+            '[[funnel.stages]]\nid = "a"\nstall_days = 0\n[[funnel.stages]]\nid = "won"\n',
+            "[[funnel.stages]] #1 stall_days = 0: Input should be greater than or equal to 1",
+        ),
+        ('[source]\ncurrency = "usd"\n', "[source] currency = 'usd': expected an ISO 4217 code"),
+        ('[source]\ntimezone = "Mars/Base"\n', "timezone = 'Mars/Base': not a known time zone"),
+        ('[source.status]\n"W" = "win"\n', "[source.status] W = 'win': Input should be 'open'"),
+        ('[targets]\n"2024-13" = 5\n', "[targets]: '2024-13' is not a period like 2024-06"),
+        ('[[funnel.stages]]\nid = "a"\n[[funnel.stages]]\nid = "b"\n', "won stage 'won' is not"),
+        (
+            '[delivery]\nsmtp_host = "h"\nsender = "a@b.c"\nto = ["c@d.e"]\npassword = "x"\n',
+            "[delivery]: password: secrets never go in a file",
+        ),
+    ],
+)
+def test_a_mistake_in_funnel_toml_is_one_line_naming_the_section_and_key(tmp_path, text, line):
+    (tmp_path / "funnel.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        settings_from_toml(tmp_path / "funnel.toml")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'funnel.toml'}: ")
+    assert line in message
+    assert "\n" not in message
+
+
+def test_every_key_the_readme_shows_is_understood():
+    # the README's funnel.toml example is the reference of what a user may write
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("### funnel.toml", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = FunnelToml.model_validate(tomllib.loads(example))
+    assert settings.source.currency == "CNY"
+    assert settings.funnel.stages is not None and settings.funnel.stages[0].stall_days == 7
