@@ -349,6 +349,16 @@ def lookalike_sentence(lookalike: dict[str, Any]) -> str:
     return f"{lookalike['file']} looks like {lookalike['table']} by {by} but is not used: {why}"
 
 
+CERTAIN_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16")  # the file says so (BOM, or valid UTF-8)
+
+
+def encoding_origin(entry: dict[str, Any], summary: dict[str, Any]) -> str:
+    """How a file's encoding was chosen, when not by the file itself."""
+    if summary["encoding_set"]:
+        return " (set in [source.parse] encoding)"
+    return "" if entry["encoding"] in CERTAIN_ENCODINGS else " (detected)"
+
+
 def print_validation(summary: dict[str, Any]) -> None:
     """`funnel validate`'s report: the layout, files not used, stage values to map, and per
     file its counts and top reasons with example lines."""
@@ -379,6 +389,8 @@ def print_validation(summary: dict[str, Any]) -> None:
             f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "
             f"valid {entry['rows_valid']}, quarantined {entry['rows_quarantined']}"
         )
+        if entry["encoding"]:  # a CSV file's (workbooks have none)
+            print(f"  encoding: {entry['encoding']}{encoding_origin(entry, summary)}")
         for reason in entry["reasons"]:
             print(f"  {reason['rows']} × {reason['category']}")
             for example in reason["examples"]:

@@ -107,6 +107,8 @@ class ParseOptions:
     # "quarantine" (the default) or "keep": a deal closed before it was created keeps its row,
     # with created_at moved back to closed_at (CRMs that stamp created_at on import)
     closed_before_created: str | None = None
+    # the text encoding of every CSV file (a Python codec name); None: detected per file
+    encoding: str | None = None
     stages: Mapping[str, str] = field(default_factory=dict)
     statuses: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, str] = field(default_factory=dict)

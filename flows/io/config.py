@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
 import tomllib
@@ -78,6 +79,21 @@ class ParseSection(Section):
     decimal: str = "."
     thousands: str = ","
     closed_before_created: Literal[CLOSED_BEFORE_CREATED] | None = None
+    encoding: str | None = None  # of every CSV file; None: detected per file
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str | None) -> str | None:
+        try:
+            known = value is None or codecs.lookup(value)._is_text_encoding
+        except LookupError:
+            known = False
+        if not known:
+            raise ValueError(
+                "not a known encoding; expected a Python codec name such as latin-1, cp1252, "
+                "gb18030 or utf-16"
+            )
+        return value
 
     @field_validator("date_order")
     @classmethod
@@ -375,6 +391,7 @@ def parse_options(parse: ParseSection, source: SourceSection) -> ParseOptions:
     return ParseOptions(
         closed_before_created=parse.closed_before_created,
         date_order=parse.date_order,
+        encoding=parse.encoding,
         decimal=parse.decimal,
         thousands=parse.thousands,
         stages=dict(source.stages),

@@ -44,7 +44,11 @@ SNAPSHOT_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def read_folder(folder: Path, settings: RunSettings, label: str | None = None) -> list[SourceTable]:
-    tables = [replace(t, folder=label) for p in export_files(folder) for t in read_source_file(p)]
+    tables = [
+        replace(t, folder=label)
+        for p in export_files(folder)
+        for t in read_source_file(p, settings.parse.encoding)
+    ]
     for table, name in settings.source.files.items():
         if not any(name in (t.path.name, t.name) for t in tables):
             found = ", ".join(t.name for t in tables) or "no CSV or XLSX file"

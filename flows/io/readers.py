@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import charset_normalizer
 import polars as pl
 
 from schemas import reasons
@@ -31,8 +32,20 @@ def sha256_of(path: Path) -> str:
     return scan_file(path)[0]
 
 
-def decode(path: Path, data: bytes) -> tuple[str, str]:
-    """The text and its encoding: UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030."""
+def decode(path: Path, data: bytes, forced: str | None = None) -> tuple[str, str]:
+    """The text and its encoding: `forced` when `[source.parse] encoding` sets one; else UTF-8
+    (with or without BOM) or UTF-16 with BOM, and failing those the encoding charset-normalizer
+    detects (`detected_encodings`)."""
+    if forced is not None:
+        codec = "utf-8-sig" if codecs.lookup(forced).name == "utf-8" else forced
+        try:
+            return data.decode(codec), forced
+        except UnicodeDecodeError as error:
+            raise UnusableInputError(
+                f"{path}: cannot be read as {forced} (byte {error.start} is "
+                f"0x{data[error.start]:02x}), the encoding set in [source.parse] encoding; "
+                "remove the setting to have it detected, or save the file as CSV UTF-8 or XLSX"
+            ) from None
     if data.startswith(codecs.BOM_UTF8):
         try:
             return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
@@ -52,13 +65,38 @@ def decode(path: Path, data: bytes) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as utf8_error:
-        try:
-            return data.decode("gb18030"), "gb18030"
-        except UnicodeDecodeError:
-            raise UnusableInputError(
-                f"{path}: is neither UTF-8, UTF-16 nor GBK/GB18030 text (byte {utf8_error.start} "
-                f"is 0x{data[utf8_error.start]:02x}); save it as CSV UTF-8 or XLSX"
-            ) from None
+        for encoding in detected_encodings(data):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError:
+                continue
+        raise UnusableInputError(
+            f"{path}: is not UTF-8 or UTF-16 text and its encoding cannot be detected (byte "
+            f"{utf8_error.start} is 0x{data[utf8_error.start]:02x}); set it in funnel.toml "
+            '([source.parse] encoding = "latin-1", say), or save it as CSV UTF-8 or XLSX'
+        ) from None
+
+
+# GBK/GB18030 (the Chinese teams' Excel) and Windows-1252 (Latin-1, as Salesforce's Data
+# Export writes it in many orgs, and its quotes and dashes): preferred when they read the
+# bytes as cleanly as any other encoding. GB18030 decodes almost any bytes, so it is never
+# taken on that alone: Latin-1 text read as GB18030 is mojibake that the detector measures.
+PREFERRED_ENCODINGS = ("gb18030", "cp1252")
+
+
+def detected_encodings(data: bytes) -> list[str]:
+    """The encodings charset-normalizer finds for bytes that are not UTF-8, most likely first:
+    the least chaotic reading wins, and on a tie GB18030, then Windows-1252, then the rest
+    (a short file says little: its Latin-1 letters read as well in Windows-1250, its GBK as
+    well in Big5), then as the detector ranks them."""
+    preferred = charset_normalizer.from_bytes(data, cp_isolation=list(PREFERRED_ENCODINGS))
+    anything = charset_normalizer.from_bytes(data)
+    ranked = sorted(
+        (round(match.chaos, 3), group, position, match.encoding)
+        for group, matches in enumerate((preferred, anything))
+        for position, match in enumerate(matches)  # the detector's own order: coherence
+    )
+    return list(dict.fromkeys(encoding for *_, encoding in ranked))
 
 
 def sniff_delimiter(text: str) -> str:
@@ -102,7 +140,8 @@ UTF8_ENCODINGS = ("utf-8", "utf-8-sig")
 
 
 def head_encoding(head: bytes) -> str:
-    """The encoding the first bytes suggest; a UTF-8 guess is confirmed by polars later."""
+    """The encoding the first bytes suggest (`other`: neither UTF-8 nor UTF-16, detected by
+    `decode`); a UTF-8 guess is confirmed by polars later."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -110,7 +149,7 @@ def head_encoding(head: bytes) -> str:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        return "gb18030"
+        return "other"
     return "utf-8"
 
 
@@ -286,16 +325,18 @@ def checked_records(
     return with_field_check(path, rows, fields, header)
 
 
-def read_csv_file(path: Path) -> SourceTable:
+def read_csv_file(path: Path, forced: str | None = None) -> SourceTable:
     """A UTF-8 file goes to polars straight from disk (hashed and line-counted alongside, in
     a second thread); other encodings, or UTF-8 that breaks past the first megabyte, are
-    decoded in Python and handed over as UTF-8."""
+    decoded in Python and handed over as UTF-8. `forced` is `[source.parse] encoding`."""
     try:
         with path.open("rb") as handle:
             head = handle.read(HEAD_BYTES)
     except OSError as error:
         raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
     encoding = head_encoding(head)
+    if forced is not None and codecs.lookup(forced).name != "utf-8":
+        encoding = forced  # decoded in Python below
     if encoding in UTF8_ENCODINGS:
         head_text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
         delimiter, raw_header, header = csv_layout(path, head_text)
@@ -327,7 +368,7 @@ def read_csv_file(path: Path) -> SourceTable:
                 path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
             )
     data = path.read_bytes()
-    text, encoding = decode(path, data)
+    text, encoding = decode(path, data, forced)
     delimiter, raw_header, header = csv_layout(path, text)
     utf8 = text.encode("utf-8")
     breaks = text.count("\n") - text.endswith("\n")
@@ -389,11 +430,12 @@ def read_excel_file(path: Path) -> list[SourceTable]:
     return tables
 
 
-def read_source_file(path: Path) -> list[SourceTable]:
-    """Every table in a file: one for a CSV, one per non-empty sheet for a workbook."""
+def read_source_file(path: Path, encoding: str | None = None) -> list[SourceTable]:
+    """Every table in a file: one for a CSV (in `encoding` when given), one per non-empty sheet
+    for a workbook."""
     if path.suffix.lower() in EXCEL_SUFFIXES:
         return read_excel_file(path)
-    return [read_csv_file(path)]
+    return [read_csv_file(path, encoding)]
 
 
 def export_files(folder: Path) -> list[Path]:

@@ -348,6 +348,7 @@ def validation_summary(
     """What `funnel validate` prints: the layout detected, the files left out and, per input
     file, its counts and the top reasons with example lines."""
     files = []
+    encodings = {f.name: f.source.encoding for f in inputs.files if f.source.delimiter}
     for table, entry in quality.items():
         raw = inputs.raw.get(table)
         bad = validated[table].quarantined
@@ -367,7 +368,14 @@ def validation_summary(
                 )
                 .sort(["rows", "category"], descending=[True, False])
             )
-            files.append({**file, "table": table, "reasons": reasons.to_dicts()})
+            files.append(
+                {
+                    **file,
+                    "table": table,
+                    "encoding": encodings.get(file["file"]),
+                    "reasons": reasons.to_dicts(),
+                }
+            )
     return {
         "source": inputs.reason,
         "unknown_stages": {
@@ -376,5 +384,6 @@ def validation_summary(
         "ignored": inputs.ignored,
         "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
         "lookups": inputs.lookups,
+        "encoding_set": inputs.settings.parse.encoding,
         "files": files,
     }
