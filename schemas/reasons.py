@@ -31,6 +31,12 @@ WON_WITHOUT_CLOSE: Final = "closed_at: missing for a won deal, and no entry into
 PARENT_QUARANTINED: Final = "opportunity_id: '{}' is quarantined in opportunities"
 PARENT_UNKNOWN: Final = "opportunity_id: '{}' is not in opportunities"
 ENTRY_AFTER_LOSS: Final = "entered_at: after the deal was lost (closed_at)"
+# dated snapshots (flows.io.exports): a deal already won or lost in the first snapshot it is
+# seen in, with no close date in any snapshot: closed, at a date nothing tells
+CLOSED_DATE_UNKNOWN: Final = (
+    "closed_at: closed, date unknown (already closed when first seen in the snapshots, "
+    "and no close date in any of them)"
+)
 
 # rows kept but changed, listed in data_quality.<table>.notes
 CREATED_MOVED_BACK: Final = "created_at moved back to closed_at (closed before created)"

@@ -27,14 +27,19 @@ from schemas.vocabulary import (
 )
 from transforms.funnel_model import RunSettings
 from transforms.staging.layout import InputFile, Inputs
+from transforms.staging.mapping import SNAPSHOT
 from transforms.staging.masking import mask_contacts, masked_table
 from transforms.staging.outcomes import (
+    CLOSE_UNKNOWN,
     MOVED_CREATED,
+    SNAPSHOT_COLUMNS,
     STAGE_FROM_HISTORY,
     derive_status,
     loss_from_history,
     lost_stage_to_status,
     settle_close_dates,
+    snapshot_close_dates,
+    snapshot_closes,
     stage_from_history,
 )
 from transforms.staging.parse import parse_stage, parse_table, stage_lookup
@@ -60,6 +65,8 @@ def typed_table(
     """Parsed canonical columns of a table, or an empty table when no file feeds it."""
     columns = column_types(TABLE_MODELS[table])
     frame = raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})
+    if table == STAGE_HISTORY and SNAPSHOT in frame.columns:  # what dates a snapshot's close
+        columns |= {c: t for c, t in SNAPSHOT_COLUMNS.items() if c in frame.columns}
     if table == OPPORTUNITIES:
         frame = lost_stage_to_status(
             frame.lazy(), funnel=settings.funnel, options=settings.parse
@@ -95,9 +102,12 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         return typed_table(inputs.raw.get(table), table, settings, input_headers(inputs, table))
 
     history = typed(STAGE_HISTORY)
+    history, closes = snapshot_closes(history.lazy(), funnel=funnel)  # dated snapshots
+    history = history.collect()
     opportunities = (
         typed(OPPORTUNITIES)
         .lazy()
+        .pipe(snapshot_close_dates, closes)
         .pipe(stage_from_history, history.lazy(), funnel=funnel)
         .pipe(derive_status, funnel=funnel)
         .pipe(loss_from_history, history.lazy())
@@ -108,8 +118,8 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         .collect()
     )
     moved = int(opportunities[MOVED_CREATED].sum())
-    opportunities = opportunities.lazy().drop(MOVED_CREATED).collect()
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
+    opportunities = opportunities.lazy().drop(MOVED_CREATED, CLOSE_UNKNOWN).collect()
     notes = ({"note": CREATED_MOVED_BACK, "rows": moved},) if moved else ()
     validated = {
         OPPORTUNITIES: replace(

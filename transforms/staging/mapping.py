@@ -124,17 +124,23 @@ def dated_stage_history(
 def snapshot_history(observations: pl.LazyFrame) -> pl.LazyFrame:
     """Stage history from dated snapshots: every observed row is a history row at its
     snapshot's date (a deal's first observation at its stage_entered_at when the export has
-    one). Rows repeating the stage a deal is already in become amount updates, not visits."""
+    one). Rows repeating the stage a deal is already in become amount updates, not visits.
+
+    Each row keeps its snapshot (`_snapshot`), its status and close date, and (the first
+    observation only) its stage_entered_at: `transforms.staging.outcomes.snapshot_closes`
+    dates the closes from them once they are parsed."""
     names = observations.collect_schema().names()
     first_seen = pl.col(SNAPSHOT) == pl.col(SNAPSHOT).min().over("opportunity_id")
     entered = pl.col(SNAPSHOT)
+    dated: list[pl.Expr] = []
     if "stage_entered_at" in names:
         entered = (
             pl.when(first_seen)
             .then(pl.coalesce("stage_entered_at", SNAPSHOT))
             .otherwise(pl.col(SNAPSHOT))
         )
-    keep = [c for c in ("amount", "expected_close_date") if c in names]
+        dated.append(pl.when(first_seen).then(pl.col("stage_entered_at")).alias("stage_entered_at"))
+    keep = [c for c in ("amount", "expected_close_date", "status", "closed_at") if c in names]
     return observations.select(
         "_source_row",
         "_line",
@@ -143,6 +149,8 @@ def snapshot_history(observations: pl.LazyFrame) -> pl.LazyFrame:
         "stage",
         entered.alias("entered_at"),
         *keep,
+        *dated,
+        SNAPSHOT,
     )
 
 

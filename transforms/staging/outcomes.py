@@ -10,6 +10,7 @@ import polars as pl
 
 from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel, ParseOptions
+from transforms.staging.mapping import SNAPSHOT
 from transforms.staging.parse import blank_to_null, parse_stage
 
 STAGE_FROM_HISTORY = "_stage_from_history"
@@ -134,4 +135,139 @@ def settle_close_dates(
         closed.alias("closed_at"),
         pl.when(moved).then(closed).otherwise(pl.col("created_at")).alias("created_at"),
         moved.fill_null(False).alias(MOVED_CREATED),
+    )
+
+
+# what a snapshot history row brings beyond stage_history's own columns (mapping's
+# `snapshot_history`), parsed with it
+SNAPSHOT_COLUMNS: dict[str, pl.DataType] = {
+    "status": pl.String(),
+    "closed_at": pl.Datetime("us", "UTC"),
+    "stage_entered_at": pl.Datetime("us", "UTC"),
+    SNAPSHOT: pl.Datetime("us", "UTC"),
+}
+CLOSE_UNKNOWN = "_close_unknown"
+_LATEST_CLOSED, _RUN_CLOSE = "_latest_closed", "_run_close"
+
+
+def snapshot_closes(
+    history: pl.LazyFrame, *, funnel: FunnelModel
+) -> tuple[pl.LazyFrame, pl.LazyFrame | None]:
+    """Dated snapshots' history with each close dated, and per deal what its close is.
+
+    A deal's observations (history rows with a `_snapshot`) fall into runs of open and of
+    closed ones (won or lost: by status, else by a won stage or "lost"). The first row of a
+    closed run is the close; its close date is the latest close date its run's rows give:
+    - seen closed at its first observation: that date (else, in a won stage or "lost", its
+      stage_entered_at), or the snapshot's if that date is after it; none at all: unknown;
+    - seen open, then closed: that date when it lies after the earlier snapshot and not after
+      the later one, else the later snapshot's.
+    The close row is entered at that date (a first observation in an open stage with a
+    stage_entered_at keeps it: it dates the stage, not the close); the other rows keep their
+    snapshot's date. The second frame holds, per deal, `_latest_closed` (its latest
+    observation is closed), `_run_close` (that close's date) and `_close_unknown` (a close
+    nothing dates); None when the history has no snapshot rows.
+    """
+    names = history.collect_schema().names()
+    if SNAPSHOT not in names:
+        return history, None
+    history = history.with_columns(  # a column the export lacks is null in every snapshot
+        pl.lit(None, dtype=dtype).alias(c)
+        for c, dtype in SNAPSHOT_COLUMNS.items()
+        if c not in names
+    )
+    stage, snapshot = pl.col("stage"), pl.col(SNAPSHOT)
+    closing_stage = stage.is_in(funnel.won_ids) | (stage == LOST)
+    status = pl.coalesce(
+        "status",
+        pl.when(stage == LOST)
+        .then(pl.lit(LOST))
+        .when(stage.is_in(funnel.won_ids))
+        .then(pl.lit(WON)),
+    )
+    deal = ["opportunity_id", snapshot.is_not_null()]  # a history file's rows stay apart
+
+    def earlier(expr: pl.Expr) -> pl.Expr:
+        return expr.shift(1).over(deal, order_by=SNAPSHOT)
+
+    closed = pl.col("_closed")
+    own = pl.col("closed_at").drop_nulls().last().over([*deal, "_run"], order_by=SNAPSHOT)
+    first_sight = pl.col("_earlier_snapshot").is_null()
+    own_first = pl.coalesce(own, pl.when(closing_stage).then(pl.col("stage_entered_at")))
+    between = (own > pl.col("_earlier_snapshot")) & (own <= snapshot)
+    is_close = closed & ~pl.col("_earlier_closed").fill_null(False)
+    close_at = pl.when(is_close).then(
+        pl.when(first_sight)
+        .then(pl.when(own_first > snapshot).then(snapshot).otherwise(own_first))
+        .when(between)
+        .then(own)
+        .otherwise(snapshot)
+    )
+    keeps_entry = first_sight & ~closing_stage & pl.col("stage_entered_at").is_not_null()
+    dated = (
+        history.with_columns(
+            (status.is_in([WON, LOST]).fill_null(False) & snapshot.is_not_null()).alias("_closed"),
+        )
+        .with_columns(
+            earlier(closed).alias("_earlier_closed"),
+            earlier(snapshot).alias("_earlier_snapshot"),
+        )
+        .with_columns(
+            (closed != pl.col("_earlier_closed"))
+            .fill_null(True)
+            .cum_sum()
+            .over(deal, order_by=SNAPSHOT)
+            .alias("_run")
+        )
+        .with_columns(
+            close_at.alias("_close_at"),
+            (is_close & first_sight & own_first.is_null()).alias(CLOSE_UNKNOWN),
+        )
+        .with_columns(
+            pl.col("_close_at").first().over([*deal, "_run"], order_by=SNAPSHOT).alias(_RUN_CLOSE)
+        )
+    )
+    closes = (
+        dated.filter(snapshot.is_not_null())
+        .group_by("opportunity_id")
+        .agg(
+            closed.sort_by(SNAPSHOT).last().alias(_LATEST_CLOSED),
+            pl.col(_RUN_CLOSE).sort_by(SNAPSHOT).last(),
+            pl.col(CLOSE_UNKNOWN).any(),
+        )
+    )
+    entered = (
+        pl.when(pl.col("_close_at").is_not_null() & ~keeps_entry)
+        .then(pl.col("_close_at"))
+        .otherwise(pl.col("entered_at"))
+    )
+    history = dated.with_columns(entered.alias("entered_at")).drop(
+        "_closed",
+        "_earlier_closed",
+        "_earlier_snapshot",
+        "_run",
+        "_close_at",
+        _RUN_CLOSE,
+        CLOSE_UNKNOWN,
+        *SNAPSHOT_COLUMNS,
+    )
+    return history, closes
+
+
+def snapshot_close_dates(opportunities: pl.LazyFrame, closes: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Opportunities whose latest snapshot shows them closed take the close date
+    `snapshot_closes` gave (null when nothing dates it); `_close_unknown` marks the deals
+    with a close nothing dates."""
+    if closes is None:
+        return opportunities.with_columns(pl.lit(False).alias(CLOSE_UNKNOWN))
+    return (
+        opportunities.join(closes, on="opportunity_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col(_LATEST_CLOSED).fill_null(False))
+            .then(pl.col(_RUN_CLOSE))
+            .otherwise(pl.col("closed_at"))
+            .alias("closed_at"),
+            pl.col(CLOSE_UNKNOWN).fill_null(False),
+        )
+        .drop(_LATEST_CLOSED, _RUN_CLOSE)
     )

@@ -11,12 +11,14 @@ import polars as pl
 from schemas import reasons
 from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel
+from transforms.staging.outcomes import CLOSE_UNKNOWN
 
 
 def opportunity_rule_reasons(
     opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
-    """Open deals in a won stage, and won deals with no date of winning."""
+    """Open deals in a won stage, won deals with no date of winning, and deals of dated
+    snapshots closed at a date nothing tells (marked `_close_unknown`)."""
     won_stages = funnel.won_ids
     in_won_stage = pl.col("stage").is_in(won_stages)
     won_entries = (
@@ -38,6 +40,8 @@ def opportunity_rule_reasons(
             & pl.col("_has_won_entry").is_null()
         ).then(pl.lit(reasons.WON_WITHOUT_CLOSE)),
     ]
+    if CLOSE_UNKNOWN in opportunities.collect_schema().names():
+        rules.append(pl.when(pl.col(CLOSE_UNKNOWN)).then(pl.lit(reasons.CLOSED_DATE_UNKNOWN)))
     return (
         opportunities.join(won_entries, on="opportunity_id", how="left")
         .select("_row", pl.concat_list(rules).list.drop_nulls().alias("reason"))
