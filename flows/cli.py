@@ -349,6 +349,14 @@ def lookalike_sentence(lookalike: dict[str, Any]) -> str:
     return f"{lookalike['file']} looks like {lookalike['table']} by {by} but is not used: {why}"
 
 
+UNKNOWN_STAGES_SHOWN = 10  # per table, most rows first; metrics.json lists them all
+
+
+def on_one_line(text: str) -> str:
+    """A reason as one line of the summary: a line break in a value shown as ⏎."""
+    return text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
+
+
 CERTAIN_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16")  # the file says so (BOM, or valid UTF-8)
 
 
@@ -377,12 +385,18 @@ def print_validation(summary: dict[str, Any]) -> None:
             f"(filled: {filled})"
         )
     for table, unknowns in summary["unknown_stages"].items():
-        for unknown in unknowns:
+        for unknown in unknowns[:UNKNOWN_STAGES_SHOWN]:
             print(
                 f"unknown stage in {table}: {unknown['value']!r} ({unknown['rows']} "
                 f"row{'s' if unknown['rows'] != 1 else ''} quarantined); to map it, add under "
                 "[source.stages] in funnel.toml: "
                 f"{stage_mapping_line(unknown)}"
+            )
+        if more := unknowns[UNKNOWN_STAGES_SHOWN:]:
+            rows = sum(unknown["rows"] for unknown in more)
+            print(
+                f"… and {len(more)} more unknown stage values in {table} ({rows} "
+                f"row{'s' if rows != 1 else ''} quarantined)"
             )
     for entry in summary["files"]:
         print(
@@ -392,9 +406,9 @@ def print_validation(summary: dict[str, Any]) -> None:
         if entry["encoding"]:  # a CSV file's (workbooks have none)
             print(f"  encoding: {entry['encoding']}{encoding_origin(entry, summary)}")
         for reason in entry["reasons"]:
-            print(f"  {reason['rows']} × {reason['category']}")
+            print(f"  {reason['rows']} × {on_one_line(reason['category'])}")
             for example in reason["examples"]:
-                print(f"      line {example['_line']}: {example['reasons']}")
+                print(f"      line {example['_line']}: {on_one_line(example['reasons'])}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandera.polars as pa
@@ -127,9 +128,55 @@ def validate_table(
     )
 
 
+GOT = " (got '"  # where a reason's trailing value starts
+
+
+def category_rule(template: str) -> tuple[str, str] | None:
+    """The pattern that finds a reason written from `template` and the category it becomes:
+    the template with its column and kind filled in, its quoted value dropped (a trailing
+    `(got '…')`) or said as `value`. None for a template that shows no value.
+
+    The value is matched greedily between the template's fixed words, so an apostrophe, a
+    quote or a line break in it changes nothing."""
+    if "'{}" not in template:
+        return None
+    head, got, _ = template.partition(GOT)
+    pattern, category, group = "", "", 0
+    for i, part in enumerate(re.split(r"('\{\}'|\{\})", head)):
+        if i % 2 == 0:
+            pattern += re.escape(part)
+            category += part
+        elif part == "'{}'":
+            pattern += "'.*'"
+            category += "value"
+        else:
+            group += 1
+            pattern += "(.*?)"
+            category += f"${{{group}}}"
+    if got:
+        pattern += re.escape(GOT) + ".*'\\)"
+    return f"(?s)^{pattern}$", category
+
+
+CATEGORY_RULES = [
+    rule
+    for name, template in vars(reasons).items()
+    if name.isupper() and isinstance(template, str) and (rule := category_rule(template))
+]
+
+
 def reason_category(reason: pl.Expr) -> pl.Expr:
-    """A reason without the offending value, for counting (`created_at: cannot read as ...`)."""
-    return reason.str.replace(r" \(got '.*'\)$", "").str.replace(r": '[^']*' ", ": value ")
+    """A reason without the offending value, for counting (`created_at: cannot read as ...`,
+    `opportunity_id: value is not in opportunities`); a reason no template of
+    `schemas.reasons` wrote keeps its words but a trailing `(got '…')`."""
+    category = reason.str.replace(r"(?s) \(got '.*'\)$", "")
+    for pattern, replacement in reversed(CATEGORY_RULES):
+        category = (
+            pl.when(reason.str.contains(pattern))
+            .then(reason.str.replace(pattern, replacement))
+            .otherwise(category)
+        )
+    return category
 
 
 def reason_counts(table: ValidatedTable) -> list[dict[str, object]]:

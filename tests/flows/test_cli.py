@@ -426,3 +426,35 @@ def test_a_typo_in_funnel_toml_stops_before_anything_runs(tmp_path, capsys, comm
         f"funnel: {config}: [source] curency: unknown key; did you mean currency?"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_groups_reasons_whatever_the_values_hold(tmp_path, capsys):
+    """One line per reason, with its count and two example lines, not one per value: ids and
+    stage values with apostrophes and line breaks used to give a line each."""
+    opportunities = [f"{HEADER}"]
+    opportunities += [
+        f"O'Brien {i},\"Won't\nbuy {i}\",2024-06-01,open,,Acme,100," for i in range(30)
+    ]
+    opportunities += ["Dup'd,lead,2024-06-01,open,,Acme,1,", "Dup'd,lead,2024-06-02,open,,Acme,2,"]
+    followups = ["opportunity_id,occurred_at,channel"]
+    followups += [f"O'Neil {i},2024-06-02,phone" for i in range(40)]
+    write(tmp_path / "in", "opportunities.csv", "\n".join(opportunities) + "\n")
+    write(tmp_path / "in", "followups.csv", "\n".join(followups) + "\n")
+    assert main(["validate", "--input", str(tmp_path / "in")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    counts = [line.strip() for line in out if re.match(r"^  \d+ × ", line)]
+    assert counts == [
+        "30 × stage: cannot read as a stage",
+        "2 × opportunity_id: value appears more than once (every copy quarantined)",
+        "40 × opportunity_id: value is not in opportunities",
+    ]
+    at = out.index("  40 × opportunity_id: value is not in opportunities")
+    assert out[at + 1 : at + 3] == [
+        "      line 2: opportunity_id: 'O'Neil 0' is not in opportunities",
+        "      line 3: opportunity_id: 'O'Neil 1' is not in opportunities",
+    ]
+    # 30 stage values nobody maps: the ten with most rows, then how many more
+    unknown = [line for line in out if line.startswith("unknown stage in opportunities")]
+    assert len(unknown) == 10
+    assert "… and 20 more unknown stage values in opportunities (20 rows quarantined)" in out
+    assert len(out) < 40
