@@ -203,6 +203,26 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
             notes.append(
                 text["source_lookup_estimated"].format(count=lookup["filled"]["amount"], **fields)
             )
+    currency = source.get("currency") or {}
+    if currency.get("rates_from"):
+
+        def rate(row: dict[str, Any]) -> str:
+            low, high = f"{row['rate_min']:,.6g}", f"{row['rate_max']:,.6g}"
+            return low if low == high else f"{low}–{high}"
+
+        notes.append(
+            text["source_currency"].format(
+                currency=currency["report_currency"],
+                source=currency["rates_from"],
+                rates=", ".join(
+                    text["source_currency_rate"].format(
+                        code=row["currency"], rate=rate(row), deals=row["deals"]
+                    )
+                    for row in currency["converted"]
+                    if row["currency"] != currency["report_currency"]
+                ),
+            )
+        )
     return notes
 
 

@@ -47,7 +47,9 @@ class Opportunities(pa.DataFrameModel):
     customer_name: str = nullable("Customer (company) name")
     stage_entered_at: UTC_TIMESTAMP = nullable("When the current stage was entered (UTC)")
     amount: float = nullable("Expected deal amount, in `currency`", ge=0)
-    currency: str = nullable("ISO 4217 code; the configured currency when empty")
+    currency: str = nullable(
+        "ISO 4217 code of the amount as exported; the report currency once converted"
+    )
     expected_close_date: pl.Date = nullable("Expected close date")
     closed_at: UTC_TIMESTAMP = nullable("When the deal was won or lost (UTC)")
     lost_reason: str = nullable("Why the deal was lost")
@@ -89,6 +91,7 @@ class StageHistory(pa.DataFrameModel):
     stage: str = pa.Field(description="Stage id entered")
     entered_at: UTC_TIMESTAMP = pa.Field(description="When the stage was entered (UTC)")
     amount: float = nullable("Deal amount recorded at that moment", ge=0)
+    currency: str = nullable("ISO 4217 code of that amount; the deal's currency when empty")
     expected_close_date: pl.Date = nullable("Expected close date recorded at that moment")
     changed_by: str = nullable("Who made the change")
 

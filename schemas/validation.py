@@ -23,6 +23,8 @@ class ValidatedTable:
     quarantined: pl.DataFrame
     rows_read: int
     notes: tuple[dict[str, object], ...] = ()  # rows kept but changed, e.g. dates moved
+    # per currency the amounts were in: deals and the rates used (opportunities only)
+    currencies: tuple[dict[str, object], ...] = ()
 
     @property
     def rows_valid(self) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,30 @@ class SourceSettings:
     lookups: tuple[Lookup, ...] = ()
 
 
+@dataclass(frozen=True)
+class ExchangeRate:
+    """Units of `currency` per one unit of the rates' base currency, in force from `start`
+    (None: always) until the next rate of the same currency starts."""
+
+    currency: str
+    per_base: float
+    start: date | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeRates:
+    """The rates a run converts amounts with, and where they come from (`source`: a file of
+    the export, or funnel.toml's [currency.rates]); `base` is the currency of rate 1."""
+
+    source: str
+    rates: tuple[ExchangeRate, ...]
+    base: str | None = None
+
+    @property
+    def currencies(self) -> set[str]:
+        return {r.currency for r in self.rates} | ({self.base} if self.base else set())
+
+
 COMPANY = "company"  # the roll-up report: the whole export
 
 
@@ -164,7 +189,10 @@ class RunSettings:
 
     funnel: FunnelModel = field(default_factory=lambda: FunnelModel(DEFAULT_STAGES))
     timezone: str = "UTC"
-    currency: str = "USD"
+    currency: str = "USD"  # the report currency
+    # False when funnel.toml names no currency: an export in one other currency then sets it
+    currency_configured: bool = False
+    rates: ExchangeRates | None = None  # [currency.rates], else the export's own rates
     parse: ParseOptions = field(default_factory=ParseOptions)
     source: SourceSettings = field(default_factory=SourceSettings)
     targets: Mapping[str, float] = field(default_factory=dict)  # period label -> won amount

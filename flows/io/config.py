@@ -41,6 +41,8 @@ from schemas.vocabulary import (
 from transforms.funnel_model import (
     COMPANY,
     DEFAULT_STAGES,
+    ExchangeRate,
+    ExchangeRates,
     FunnelModel,
     Lookup,
     ParseOptions,
@@ -256,6 +258,21 @@ class DeliverySection(Section):
         return data
 
 
+class CurrencySection(Section):
+    """[currency]: exchange rates, each as units of the currency per one unit of the report
+    currency (`MXN = 17.25`: 17.25 pesos make one US dollar in a USD report)."""
+
+    rates: dict[str, Annotated[float, Field(gt=0)]] = {}
+
+    @field_validator("rates")
+    @classmethod
+    def _codes(cls, rates: dict[str, float]) -> dict[str, float]:
+        bad = [code for code in rates if not re.fullmatch(r"[A-Z]{3}", code)]
+        if bad:
+            raise ValueError(f"{bad[0]!r}: expected ISO 4217 codes of three capital letters")
+        return rates
+
+
 class FunnelToml(Section):
     """A whole funnel.toml; every section and key is optional."""
 
@@ -265,6 +282,7 @@ class FunnelToml(Section):
     targets: Annotated[PeriodTargets, AfterValidator(_period_labels)] = {}
     reports: list[ReportSetEntry] = []
     delivery: DeliverySection | None = None
+    currency: CurrencySection = CurrencySection()
 
     @field_validator("reports")
     @classmethod
@@ -427,6 +445,18 @@ def source_settings(source: SourceSection, forced: str | None) -> SourceSettings
     )
 
 
+def configured_rates(section: CurrencySection, report_currency: str) -> ExchangeRates | None:
+    """[currency.rates] as the run's rates (None when there are none): per one unit of the
+    report currency, its base."""
+    if not section.rates:
+        return None
+    return ExchangeRates(
+        source="funnel.toml [currency.rates]",
+        rates=tuple(ExchangeRate(code, rate) for code, rate in sorted(section.rates.items())),
+        base=report_currency,
+    )
+
+
 REPORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -537,6 +567,8 @@ def settings_from_toml(
         source=source_settings(source, preset),
         targets=dict(document.targets),
         currency=source.currency,
+        currency_configured="currency" in source.model_fields_set,
+        rates=configured_rates(document.currency, source.currency),
         window_months=funnel_doc.window_months,
         lang=chosen_lang,
         reports=report_specs(document.reports),

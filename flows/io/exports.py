@@ -17,6 +17,7 @@ from flows.io.readers import export_files, read_source_file, sha256_of
 from schemas.vocabulary import OPPORTUNITIES, TABLES
 from transforms.funnel_model import RunSettings
 from transforms.periods import add_months
+from transforms.staging.currency import currency_settings, export_rates, is_rate_table
 from transforms.staging.layout import (
     InputFile,
     Inputs,
@@ -100,24 +101,40 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
         optional=preset.lookups,
         required=settings.source.lookups,
     )
-    sides = {lookup["file"] for lookup in lookups}
+    sides = {lookup["file"] for lookup in lookups} | {t.name for t in tables if is_rate_table(t)}
     return Inputs(
         preset,
         detection_reason(preset, assignment.used),
         assignment.used,
         [name for name in assignment.ignored if name not in sides],
         raw,
-        effective_settings(settings, preset),
+        settled_currency(effective_settings(settings, preset), raw, tables, assignment.used),
         [lookalike for lookalike in assignment.lookalikes if lookalike.file not in sides],
         lookups,
     )
 
 
+def settled_currency(
+    settings: RunSettings,
+    raw: dict[str, pl.DataFrame],
+    tables: list[SourceTable],
+    used: list[InputFile],
+) -> RunSettings:
+    """The settings with the report currency and the rates the export needs (its own
+    CurrencyType.csv among `tables`, unless funnel.toml gives rates); stops the run when its
+    amounts cannot all be put in one currency."""
+    return currency_settings(
+        raw[OPPORTUNITIES].lazy(),
+        settings,
+        export_rates=export_rates(tables),
+        file_name=next(f.name for f in used if f.table == OPPORTUNITIES),
+    )
+
+
 def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
     latest = snapshots[-1]
-    preset, _ = choose_layout(
-        latest, read_folder(latest, settings, latest.name), settings, load_presets()
-    )
+    latest_tables = read_folder(latest, settings, latest.name)
+    preset, _ = choose_layout(latest, latest_tables, settings, load_presets())
     used: list[InputFile] = []
     ignored: list[str] = []
     lookalikes: list[Lookalike] = []
@@ -154,8 +171,16 @@ def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
         f"; stage history from {len(snapshots)} dated snapshots "
         f"({snapshots[0].name} … {latest.name})"
     )
+    # a snapshot folder's rate files are read from the latest one: none is "not used"
+    rate_files = {t.path.name for t in latest_tables if is_rate_table(t)}
     return Inputs(
-        preset, reason, used, ignored, tables, effective_settings(settings, preset), lookalikes
+        preset,
+        reason,
+        used,
+        [name for name in ignored if name.rsplit("/", 1)[-1] not in rate_files],
+        tables,
+        settled_currency(effective_settings(settings, preset), tables, latest_tables, used),
+        lookalikes,
     )
 
 

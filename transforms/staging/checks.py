@@ -26,6 +26,7 @@ from schemas.vocabulary import (
     STAGE_HISTORY,
 )
 from transforms.funnel_model import RunSettings
+from transforms.staging.currency import in_report_currency
 from transforms.staging.layout import InputFile, Inputs
 from transforms.staging.mapping import SNAPSHOT
 from transforms.staging.masking import mask_contacts, masked_table
@@ -101,12 +102,16 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     def typed(table: str) -> pl.DataFrame:
         return typed_table(inputs.raw.get(table), table, settings, input_headers(inputs, table))
 
-    history = typed(STAGE_HISTORY)
+    history, opportunities = typed(STAGE_HISTORY), typed(OPPORTUNITIES)
     history, closes = snapshot_closes(history.lazy(), funnel=funnel)  # dated snapshots
     history = history.collect()
+    currencies: list[dict[str, Any]] = []
+    if settings.rates is not None:  # every amount in the report currency, before any rule
+        opportunities, history, currencies = in_report_currency(
+            opportunities, history, rates=settings.rates, report_currency=settings.currency
+        )
     opportunities = (
-        typed(OPPORTUNITIES)
-        .lazy()
+        opportunities.lazy()
         .pipe(snapshot_close_dates, closes)
         .pipe(stage_from_history, history.lazy(), funnel=funnel)
         .pipe(derive_status, funnel=funnel)
@@ -125,6 +130,7 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         OPPORTUNITIES: replace(
             validate_table(OPPORTUNITIES, opportunities, TABLE_MODELS[OPPORTUNITIES], rules),
             notes=notes,
+            currencies=tuple(currencies),
         )
     }
     valid_opps = validated[OPPORTUNITIES].valid.lazy()
@@ -316,6 +322,18 @@ def not_recorded(inputs: Inputs) -> tuple[str, ...]:
     return tuple(absent)
 
 
+def currency_summary(settings: RunSettings, opportunities: ValidatedTable) -> dict[str, Any]:
+    """metrics.json `source.currency`: the report currency, where the rates came from (null
+    when every amount was in it already), and per currency of the export its deals and the
+    rates used, in units per one unit of the report currency."""
+    rates = settings.rates
+    return {
+        "report_currency": settings.currency,
+        "rates_from": rates.source if rates else None,
+        "converted": list(opportunities.currencies),
+    }
+
+
 def check_inputs(inputs: Inputs) -> CheckedInputs:
     validated = validate_inputs(inputs)
     quality = data_quality(inputs, validated)
@@ -342,6 +360,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
             "ignored": inputs.ignored,
             "lookalikes": [lookalike.as_dict() for lookalike in inputs.lookalikes],
             "lookups": inputs.lookups,
+            "currency": currency_summary(inputs.settings, validated[OPPORTUNITIES]),
         },
         settings=inputs.settings,
         history_available=STAGE_HISTORY in inputs.raw,

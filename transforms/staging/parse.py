@@ -16,6 +16,7 @@ import polars as pl
 from schemas import reasons
 from schemas.vocabulary import CHANNELS, LOST, OPEN, PARSE_REASONS, READ_REASON, STATUSES, WON
 from transforms.funnel_model import FunnelModel, ParseOptions
+from transforms.staging.currency import CODE, CURRENCY, parse_currency
 
 ZONED_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
 TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p")
@@ -315,6 +316,8 @@ def parsed_column(
         return parse_status(raw, options=options)
     if name == "channel":
         return parse_channel(raw, options=options)
+    if name == CURRENCY:
+        return parse_currency(blank_to_null(raw))
     if isinstance(dtype, pl.Datetime):
         return parse_timestamp(raw, timezone=timezone, date_order=date_order)
     if dtype == pl.Date:
@@ -328,6 +331,7 @@ KINDS = {
     "stage": "stage",
     "status": f"status ({', '.join(STATUSES[:-1])} or {STATUSES[-1]})",
     "channel": f"channel ({', '.join(CHANNELS[:-1])} or {CHANNELS[-1]})",
+    CURRENCY: "currency (an ISO 4217 code such as USD, or its name)",
 }
 
 
@@ -417,6 +421,8 @@ def fast_column(
     text = pl.col(name)
     if name == "stage":
         return exact_lookup(text, stage_lookup(funnel, options))
+    if name == CURRENCY:
+        return pl.when(text.str.contains(CODE)).then(text)
     if name in ("status", "channel"):
         values = STATUS_VALUES if name == "status" else CHANNEL_VALUES
         extra = options.statuses if name == "status" else options.channels
