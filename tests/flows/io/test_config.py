@@ -50,9 +50,15 @@ def test_reports_are_read_with_their_filters_recipients_and_targets(tmp_path):
     [
         ('name = "East China"\nfilter = { region = "East" }', "needs a name of lower-case"),
         ('name = "company"\nfilter = { region = "East" }', "other than 'company'"),
-        ('name = "east"\nfilter = { city = "Shanghai" }', "filter city: unknown name; expected one of owner"),
+        (
+            'name = "east"\nfilter = { city = "Shanghai" }',
+            "filter city: unknown name; expected one of owner",
+        ),
         ('name = "east"', "'east' needs filter"),
-        ('name = "east"\nfilter = { region = "East" }\nlang = "fr"', "lang = 'fr': Input should be 'en' or 'zh'"),
+        (
+            'name = "east"\nfilter = { region = "East" }\nlang = "fr"',
+            "lang = 'fr': Input should be 'en' or 'zh'",
+        ),
     ],
 )
 def test_a_report_that_cannot_be_made_is_refused_by_name(tmp_path, entry, says):
