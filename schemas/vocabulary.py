@@ -30,7 +30,7 @@ TABLES: Final = (OPPORTUNITIES, STAGE_HISTORY, FOLLOWUPS)
 
 # export layouts: the data contract itself, then schemas/presets.toml, in detection order
 CANONICAL: Final = "canonical"
-PRESETS: Final = (CANONICAL, "template-zh", "salesforce", "hubspot", "pipedrive")
+PRESETS: Final = (CANONICAL, "template-zh", "salesforce", "hubspot", "pipedrive", "dynamics")
 AUTO: Final = "auto"
 CUSTOM: Final = "custom"
 SOURCE_CHOICES: Final = (AUTO, *PRESETS, CUSTOM)

@@ -22,6 +22,7 @@ ZONED_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
 TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p")
 NUMERIC_DATE = r"^(\d{1,4})[-/.](\d{1,2})[-/.](\d{1,4})(?:[T ]+(.+))?$"
 EXCEL_SERIAL = r"^\d{4,5}(?:\.\d+)?$"
+ZONE_SUFFIX = r"(?i)(?:Z|[+-]\d{2}:?\d{2})$"  # a UTC offset ending a time (HubSpot's API)
 EXCEL_EPOCH = datetime(1899, 12, 30)
 CURRENCY_MARKS = r"(?i)(?:US\$|HK\$|RMB|CNY|USD|EUR|GBP|JPY|[¥￥$€£]|元)"
 AMOUNT_MULTIPLIERS = {"万": 1e4, "亿": 1e8, "k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9}
@@ -197,6 +198,7 @@ def parse_date(raw: pl.Expr, *, date_order: str = "DMY") -> pl.Expr:
     """A calendar date in any of the forms `parse_timestamp` reads (a time part is dropped)."""
     text = _cjk_dates(blank_to_null(raw))
     day, time_text = _numeric_date(text, date_order)
+    time_text = time_text.str.replace(ZONE_SUFFIX, "")  # the date as written: 2024-06-20T10:00Z
     date = pl.when(time_text.is_null() | _time_of_day(time_text).is_not_null()).then(day)
     serial = pl.when(text.str.contains(EXCEL_SERIAL)).then(
         pl.lit(EXCEL_EPOCH.date())

@@ -4,15 +4,17 @@ CRM's stages; stage values nobody maps are listed with the line that would."""
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import polars as pl
 import pytest
 
 from flows.io.config import load_presets
+from flows.io.exports import read_inputs
 from report_templates.narrative import stage_mapping_line
 from schemas.vocabulary import PRESETS
 from transforms.funnel_model import RunSettings, SourceSettings
-from transforms.staging.checks import unknown_stages
+from transforms.staging.checks import unknown_stages, validate_inputs
 from transforms.staging.layout import candidate_presets, effective_settings
 from transforms.staging.parse import parse_stage
 from transforms.staging.presets import Preset
@@ -90,6 +92,23 @@ DEFAULT_PIPELINES = {
         "Closed Won": "won",
         "Closed Lost": "lost",
         "closedwon": "won",
+        # the API's stage ids (hs_object_id, dealstage, ... exports)
+        "appointmentscheduled": "lead",
+        "qualifiedtobuy": "qualified",
+        "presentationscheduled": "proposal",
+        "decisionmakerboughtin": "proposal",
+        "contractsent": "negotiation",
+        "closedlost": "lost",
+    },
+    "dynamics": {
+        "Qualify": "lead",
+        "Develop": "qualified",
+        "Propose": "proposal",
+        "Close": "negotiation",
+        "1-Qualify": "lead",
+        "2-Develop": "qualified",
+        "3-Propose": "proposal",
+        "4-Close": "negotiation",
     },
     "salesforce": {
         "Prospecting": "lead",
@@ -144,3 +163,113 @@ def test_unknown_stage_values_are_counted_with_the_line_that_maps_them():
         '"Discovery Call" = "<stage id, or lost>"',
         '"Negotiatons" = "negotiation"',
     ]
+
+
+HUBSPOT_API = (  # a deals export through HubSpot's API: property names and stage ids
+    "hs_object_id,dealname,dealstage,createdate,closedate,amount,pipeline,hs_lastmodifieddate,"
+    "hubspot_owner_id,deal_currency_code,hs_is_closed_won,hs_is_closed,closed_lost_reason\n"
+    "101,Big deal,closedwon,2024-06-01T09:00:00.000Z,2024-06-20T10:00:00.000Z,5000,default,"
+    "2024-06-21T08:00:00.000Z,7001,USD,true,true,\n"
+    "102,Small deal,contractsent,2024-06-05T09:00:00.000Z,2024-07-30T00:00:00.000Z,800,default,"
+    "2024-06-21T08:00:00.000Z,7002,USD,false,false,\n"
+    "103,Lost deal,closedlost,2024-06-02T09:00:00.000Z,2024-06-25T00:00:00.000Z,300,default,"
+    "2024-06-25T08:00:00.000Z,7001,USD,false,true,Went with a competitor\n"
+    "104,New deal,appointmentscheduled,2024-06-10T09:00:00.000Z,,,default,"
+    "2024-06-10T09:00:00.000Z,7002,,false,false,\n"
+)
+
+
+def read_folder(tmp_path: Path, name: str, text: str):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    inputs = read_inputs(tmp_path, RunSettings())
+    return inputs, validate_inputs(inputs)
+
+
+def test_a_hubspot_api_export_is_detected_by_its_property_names(tmp_path):
+    inputs, validated = read_folder(tmp_path, "deals.csv", HUBSPOT_API)
+    assert inputs.preset.name == "hubspot"
+    [file] = inputs.files
+    assert {c: h[0] for c, h in file.match.columns.items()} == {
+        "opportunity_id": "hs_object_id",
+        "stage": "dealstage",
+        "created_at": "createdate",
+        "expected_close_date": "closedate",
+        "closed_at": "closedate",
+        "amount": "amount",
+        "owner": "hubspot_owner_id",
+        "currency": "deal_currency_code",
+        "is_won": "hs_is_closed_won",
+        "is_closed": "hs_is_closed",
+        "lost_reason": "closed_lost_reason",
+    }
+    opps = validated["opportunities"]
+    assert (opps.rows_valid, opps.rows_quarantined) == (4, 0)
+    rows = {r["opportunity_id"]: r for r in opps.valid.to_dicts()}
+    assert {i: (r["stage"], r["status"]) for i, r in rows.items()} == {
+        "101": ("won", "won"),
+        "102": ("negotiation", "open"),
+        "103": ("lead", "lost"),  # a lost stage reads as the outcome
+        "104": ("lead", "open"),
+    }
+    assert (rows["101"]["owner"], rows["101"]["amount"]) == ("7001", 5000.0)
+    assert rows["103"]["lost_reason"] == "Went with a competitor"
+
+
+DYNAMICS_HEADER = (
+    "(Do Not Modify) Opportunity,(Do Not Modify) Row Checksum,(Do Not Modify) Modified On,"
+    "Topic,Potential Customer,Est. Close Date,Est. Revenue,Actual Revenue,Actual Close Date,"
+    "Status,Status Reason,{stage},Probability,Owner,Created On,Currency,Forecast category\n"
+)
+DYNAMICS_ROWS = [  # Topic, customer, phase, status, est./actual close, est./actual revenue, p
+    "ERP rollout,Contoso,3-Propose,Open,9/30/2024,,50000,,60",
+    "CRM licences,Fabrikam,4-Close,Won,6/30/2024,6/18/2024,20000,21000,100",
+    "Support plan,Litware,2-Develop,Lost,7/15/2024,6/25/2024,8000,0,0",
+    "Pilot,Adventure Works,1-Qualify,Open,12/1/2024,,3000,,10",
+]
+
+
+def dynamics_export(stage_header: str) -> str:
+    """The export with its Pipeline Phase ("3-Propose"), or its Sales Stage ("Propose")."""
+    lines = [DYNAMICS_HEADER.format(stage=stage_header)]
+    for n, row in enumerate(DYNAMICS_ROWS, start=1):
+        topic, customer, phase, status, est, actual, revenue, real, p = row.split(",")
+        stage = phase if stage_header == "Pipeline Phase" else phase.split("-")[1]
+        lines.append(
+            f"a1f0c3e2-000{n},abc{n},6/26/2024 8:00 AM,{topic},{customer},{est},{revenue},{real},"
+            f"{actual},{status},,{stage},{p},Dana Lee,6/{n}/2024 9:30 AM,,Best case\n"
+        )
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("stage_header", ["Pipeline Phase", "Sales Stage"])
+def test_a_dynamics_365_opportunity_export_is_read_by_its_display_names(tmp_path, stage_header):
+    inputs, validated = read_folder(tmp_path, "Opportunities.csv", dynamics_export(stage_header))
+    assert inputs.preset.name == "dynamics"
+    [file] = inputs.files
+    assert {c: h[0] for c, h in file.match.columns.items()} == {
+        "opportunity_id": "(Do Not Modify) Opportunity",
+        "customer_name": "Potential Customer",
+        "stage": stage_header,
+        "status": "Status",
+        "amount": "Est. Revenue",
+        "currency": "Currency",
+        "created_at": "Created On",
+        "expected_close_date": "Est. Close Date",
+        "closed_at": "Actual Close Date",
+        "owner": "Owner",
+        "crm_probability": "Probability",
+    }
+    opps = validated["opportunities"]
+    assert (opps.rows_valid, opps.rows_quarantined) == (4, 0)
+    rows = {r["opportunity_id"][-1]: r for r in opps.valid.to_dicts()}
+    assert {i: (r["stage"], r["status"]) for i, r in rows.items()} == {
+        "1": ("proposal", "open"),
+        "2": ("negotiation", "won"),  # won from the stage it was in, as Pipedrive's
+        "3": ("qualified", "lost"),
+        "4": ("lead", "open"),
+    }
+    assert rows["2"]["closed_at"].isoformat() == "2024-06-18T00:00:00+00:00"
+    assert str(rows["1"]["expected_close_date"]) == "2024-09-30"
+    assert rows["1"]["created_at"].isoformat() == "2024-06-01T09:30:00+00:00"
+    assert (rows["2"]["amount"], rows["3"]["amount"]) == (20000.0, 8000.0)  # estimated revenue
+    assert rows["1"]["crm_probability"] == 60.0
