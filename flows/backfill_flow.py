@@ -166,14 +166,17 @@ def funnel_backfill(
     reports: str | None = None,
     deliver: bool = False,
     resend: bool = False,
+    allow_stale: bool = False,
 ) -> list[dict[str, Any]]:
     """Reports for every period of `grain` (month, quarter or both; None: the grain of
     `first`) from `first` to `last` (labels, or last-month / last-quarter), into
     OUT/<period>/; with `reports` (all, or names among company and [[reports]]), one per report
-    into OUT/<report>/<period>/. With `deliver`, each report is mailed to its own recipients.
+    into OUT/<report>/<period>/. With `deliver`, each report is mailed to its own recipients;
+    a period the export does not reach fails unless `allow_stale`.
     Returns one summary row per report and period, oldest first."""
     config_path = Path(config) if config else None
     settings = settings_from_toml(config_path, lang=lang, preset=source)
+    settings = replace(settings, allow_stale=allow_stale)
     delivery = delivery_from_toml(config_path) if deliver else None
     first_period, last_period = (period_from_label(p, settings.timezone) for p in (first, last))
     periods = periods_between(

@@ -28,6 +28,9 @@ PREFECT_DEFAULTS = {
 }
 
 
+ALLOW_STALE = "report periods that end more than stale_after_days after the export's data"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="funnel", description="Sales funnel reports.")
     root.add_argument(
@@ -55,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add_runner_arguments(run)
     run.add_argument("--deliver", action="store_true", help="mail the report ([delivery])")
+    run.add_argument("--allow-stale", action="store_true", help=ALLOW_STALE)
     run.add_argument("--resend", action="store_true", help="with --deliver: mail it again")
 
     back = commands.add_parser("backfill", help="one report per period of a range")
@@ -64,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--out", required=True, type=Path, help="output folder")
     back.add_argument("--grain", choices=GRAINS, default="month", help="month (default)")
     back.add_argument("--force", action="store_true", help="rewrite reports that are current")
+    back.add_argument("--allow-stale", action="store_true", help=ALLOW_STALE)
     back.add_argument("--config", type=Path, help="funnel.toml")
     back.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
     back.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
@@ -248,6 +253,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             args.reports,
             args.deliver,
             args.resend,
+            args.allow_stale,
         )
         return print_backfill(rows)
     if args.command == "run":
@@ -262,6 +268,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
                 args.target,
                 deliver=args.deliver,
                 resend=args.resend,
+                allow_stale=args.allow_stale,
             )
         ]
     elif args.command == "backfill":
@@ -276,6 +283,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             args.lang,
             args.source,
             args.reports,
+            allow_stale=args.allow_stale,
         )
         return print_backfill(rows)
     elif args.command == "deliver":

@@ -15,10 +15,11 @@ from prefect.states import State
 
 from flows.io.config import ConfigError
 from flows.io.mail import PermanentDeliveryError, TransientDeliveryError
+from transforms.freshness import StaleExportError
 from transforms.periods import PeriodError
 from transforms.staging.layout import UnusableInputError
 
-UNUSABLE_INPUT = 2  # an input, a config or a period that cannot be used at all
+UNUSABLE_INPUT = 2  # an input, a config or a period that cannot be used at all (or too old)
 FAILED = 1
 
 
@@ -26,7 +27,7 @@ def one_line(error: BaseException) -> tuple[int, str]:
     """The exit status and the one line that says what went wrong."""
     if isinstance(error, TransientDeliveryError | PermanentDeliveryError):
         return FAILED, f"not delivered (the report stays on disk): {error}"
-    if isinstance(error, UnusableInputError | ConfigError | PeriodError):
+    if isinstance(error, UnusableInputError | ConfigError | PeriodError | StaleExportError):
         return UNUSABLE_INPUT, str(error)
     message = " ".join(str(error).split())
     return FAILED, f"failed: {type(error).__name__}: {message}"

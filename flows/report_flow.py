@@ -39,6 +39,7 @@ from report_templates.context import report_context
 from report_templates.mail import artifact_markdown, conversion_table
 from report_templates.render import render_html, render_pdf
 from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from transforms.freshness import check_fresh, freshness
 from transforms.funnel_model import ReportSpec, RunSettings
 from transforms.intermediate.derived import derive_tables
 from transforms.metrics_document import Rates, funnel_metrics
@@ -143,6 +144,13 @@ def report_period(
             quarantine=stored_tables(tables_from / "quarantine"),
         )
     settings = checked.settings
+    if not settings.allow_stale:  # before anything heavy: a month the export does not reach
+        check_fresh(
+            period,
+            checked.data_as_of,
+            stale_after_days=settings.stale_after_days,
+            timezone=settings.timezone,
+        )
     label = report_label(period, report)
     timings = dict(read_timings)
     with step(timings, "derive", label) as note:
@@ -167,6 +175,7 @@ def report_period(
                 target=target,
                 company_rates=company_rates,
             ),
+            "data_as_of": freshness(period, checked.data_as_of, timezone=settings.timezone),
             "data_quality": checked.quality,
             "source": checked.source,
             **({"report": report_entry(report)} if report else {}),
@@ -302,13 +311,15 @@ def funnel_report(
     target: float | None = None,
     deliver: bool = False,
     resend: bool = False,
+    allow_stale: bool = False,
 ) -> dict[str, Any]:
     """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
 
     `last-month` and `last-quarter` name the last full period before today (for schedules);
     `source` forces an export layout (canonical, template-zh, salesforce, hubspot, pipedrive,
     custom) instead of detecting it; `target` (a won amount for the period) overrides the
-    period's entry in funnel.toml [targets].
+    period's entry in funnel.toml [targets]; `allow_stale` reports a period that ends more
+    than [report] stale_after_days after the export's latest record (else refused).
 
     Writes OUT/<period>/: report.html, report.pdf, metrics.json, manifest.json, quarantine/.
     With `deliver`, mails the report once it is on disk ([delivery] in the config) to every
@@ -316,6 +327,7 @@ def funnel_report(
     """
     config_path = Path(config) if config else None
     settings = settings_from_toml(config_path, lang=lang, preset=source)
+    settings = replace(settings, allow_stale=allow_stale)
     delivery = delivery_from_toml(config_path) if deliver else None
     reported = period_from_label(period, settings.timezone)
     period_target = target or settings.targets.get(reported.label)

@@ -22,6 +22,7 @@ from report_templates.formatting import TEMPLATES_DIR
 from report_templates.narrative import (
     bottleneck_sentence,
     change_phrase,
+    data_as_of_sentence,
     folded_note,
     forecast_method_sentence,
     forecast_parts_sentence,
@@ -246,6 +247,8 @@ def report_context(
         "stall_days": "/".join(str(d) for d in stall_days) or "–",
         "tiles": kpi_tiles(metrics, text),
         "summary": summary_sentences(metrics, text=text, stage_labels=labels),
+        "data_as_of": data_as_of_sentence(metrics, text=text),
+        "is_stale": ((metrics.get("data_as_of") or {}).get("days_before_period_end") or 0) > 1,
         "conversion": conversion_rows(metrics, labels),
         "folded_note": folded_note(metrics["observed_funnel"]["folded"], funnel, text=text),
         "stall_reasons_recorded": "stalls.compliance_rate" not in unmeasurable,

@@ -9,7 +9,7 @@ from typing import Any
 
 from report_templates import formatting as fmt
 from report_templates.context import kpi_tiles, report_name, step_label
-from report_templates.narrative import summary_sentences
+from report_templates.narrative import data_as_of_sentence, summary_sentences
 from report_templates.render import environment
 from transforms.funnel_model import FunnelModel
 
@@ -23,6 +23,7 @@ class Headline:
     period: str
     tiles: list[dict[str, Any]]
     summary: list[str]
+    data_as_of: str | None  # the export's latest record, with a warning when it is old
     text: dict[str, str]  # the report's labels
 
 
@@ -40,6 +41,7 @@ def headline(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> Head
         period=period,
         tiles=kpi_tiles(metrics, text),
         summary=summary_sentences(metrics, text=text, stage_labels=labels),
+        data_as_of=data_as_of_sentence(metrics, text=text),
         text=text,
     )
 
@@ -59,6 +61,7 @@ def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> 
     plain = "\n".join(
         [
             head.subject,
+            *([head.data_as_of] if head.data_as_of else []),
             "",
             *(f"{t['title']}: {t['value']} ({t['change']})" for t in head.tiles),
             "",
@@ -79,6 +82,7 @@ def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> 
             period=head.period,
             tiles=head.tiles,
             summary=head.summary,
+            data_as_of=head.data_as_of,
             attached=attached,
         )
     )

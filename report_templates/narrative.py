@@ -226,6 +226,18 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
     return notes
 
 
+def data_as_of_sentence(metrics: dict[str, Any], *, text: dict[str, str]) -> str | None:
+    """`Data as of 2026-09-30.` (the export's latest record), with a warning when it lies more
+    than a day before the period's end (a report run with --allow-stale)."""
+    fresh = metrics.get("data_as_of") or {}
+    if not fresh.get("date"):
+        return None
+    days = fresh["days_before_period_end"]
+    if days > 1:
+        return text["data_as_of_stale"].format(date=fresh["date"], days=round(days))
+    return text["data_as_of"].format(date=fresh["date"])
+
+
 def stage_mapping_line(unknown: dict[str, Any]) -> str:
     """The `[source.stages]` line of funnel.toml that maps an unknown stage value: to the stage
     its name is most like, or to a placeholder."""

@@ -198,6 +198,10 @@ class RunSettings:
     targets: Mapping[str, float] = field(default_factory=dict)  # period label -> won amount
     window_months: int = 12
     lang: str = "en"
+    # a period ending more than this many days after the export's latest record is refused,
+    # unless `allow_stale` (funnel run --allow-stale)
+    stale_after_days: int = 7
+    allow_stale: bool = False
     immature_open_share: float = 0.30
     smoothing_strength: float = 5.0
     min_resolved_for_p_win: int = 20

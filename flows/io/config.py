@@ -182,9 +182,10 @@ class FunnelSection(Section):
 
 
 class ReportSection(Section):
-    """[report]: the report language."""
+    """[report]: the report language, and how old an export may be for a period."""
 
     lang: Literal[LANGUAGES] = "en"
+    stale_after_days: Annotated[int, Field(ge=0)] = RunSettings.stale_after_days
 
 
 PeriodTargets = dict[str, Annotated[float, Field(gt=0)]]
@@ -572,6 +573,7 @@ def settings_from_toml(
         window_months=funnel_doc.window_months,
         lang=chosen_lang,
         reports=report_specs(document.reports),
+        stale_after_days=document.report.stale_after_days,
     )
 
 

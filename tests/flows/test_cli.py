@@ -458,3 +458,21 @@ def test_validate_groups_reasons_whatever_the_values_hold(tmp_path, capsys):
     assert len(unknown) == 10
     assert "… and 20 more unknown stage values in opportunities (20 rows quarantined)" in out
     assert len(out) < 40
+
+
+def test_a_month_the_export_does_not_reach_is_refused_unless_allowed(tmp_path, capsys):
+    # the sample's latest record is from 2026-09-30: November would read "won 0"
+    assert run_sample(tmp_path / "out", "2026-11") == 2
+    assert one_error_line(capsys) == (
+        "funnel: the export's latest record is from 2026-09-30, but 2026-11 runs to 2026-11-30, "
+        "61 days later (more than stale_after_days = 7): export again, or run with "
+        "--allow-stale to report it anyway"
+    )
+    assert not (tmp_path / "out" / "2026-11").exists()
+    assert run_sample(tmp_path / "out", "2026-11", "--allow-stale") == 0
+    report = tmp_path / "out" / "2026-11"
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["data_as_of"]["date"] == "2026-09-30"
+    assert metrics["data_as_of"]["days_before_period_end"] > 61
+    html = (report / "report.html").read_text(encoding="utf-8")
+    assert "Data as of 2026-09-30, 61 days before the period ends" in html

@@ -153,9 +153,9 @@ def test_contact_data_in_free_text_reaches_neither_the_report_nor_the_mail(tmp_p
     exports.mkdir()
     (exports / "opportunities.csv").write_text(
         "opportunity_id,stage,created_at,status,customer_name,stall_reason,amount\n"
-        'A,proposal,2026-08-01,open,"ACME, tel 13912345678",'
+        'A,proposal,2026-09-25,open,"ACME, tel 13912345678",'
         '"waiting for li.wei@example.com, call +86 138-1234-5678",1000\n'
-        "B,lead,2026-08-02,open,Beta Co,,500\n",
+        "B,lead,2026-09-28,open,Beta Co,,500\n",
         encoding="utf-8",
     )
     toml = config(tmp_path, port)

@@ -170,6 +170,18 @@ def test_served_deployments_run_through_a_real_server_and_mail_the_report(
             == f"{tmp_path}/gone: is not a folder; expected a folder of exports (CSV or XLSX)."
         )
         assert not (out / "2026-08").exists()
+        # a month the export does not reach (its latest record is from 2026-09-30) is not
+        # mailed to the readers as a month of zero wins: ops hear of it instead
+        stale = deployment_run(prefect_api, "monthly", "period=2026-11")
+        assert stale.returncode != 0
+        wait_for(lambda: len(mailbox.messages) == 3, "the stale-export mail", 60)
+        assert mailbox.envelopes[2] == ["ops@example.com"]
+        assert mailbox.messages[2].get_content().splitlines()[0] == (
+            "the export's latest record is from 2026-09-30, but 2026-11 runs to 2026-11-30, "
+            "61 days later (more than stale_after_days = 7): export again, or run with "
+            "--allow-stale to report it anyway"
+        )
+        assert not (out / "2026-11").exists()
         assert serve.poll() is None  # a failed run leaves the deployments served
     finally:
         stop(serve)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -25,6 +26,7 @@ from schemas.vocabulary import (
     REASON_SEPARATOR,
     STAGE_HISTORY,
 )
+from transforms.freshness import data_as_of
 from transforms.funnel_model import RunSettings
 from transforms.staging.currency import in_report_currency
 from transforms.staging.layout import InputFile, Inputs
@@ -305,6 +307,7 @@ class CheckedInputs:
     settings: RunSettings
     history_available: bool
     not_recorded: tuple[str, ...] = ()
+    data_as_of: datetime | None = None  # the export's latest record (transforms.freshness)
 
 
 def not_recorded(inputs: Inputs) -> tuple[str, ...]:
@@ -337,14 +340,12 @@ def currency_summary(settings: RunSettings, opportunities: ValidatedTable) -> di
 def check_inputs(inputs: Inputs) -> CheckedInputs:
     validated = validate_inputs(inputs)
     quality = data_quality(inputs, validated)
+    tables = {
+        name: table.valid.lazy().drop(NOT_ANALYSED[name], strict=False).pipe(masked_table).collect()
+        for name, table in validated.items()
+    }
     return CheckedInputs(
-        tables={
-            name: table.valid.lazy()
-            .drop(NOT_ANALYSED[name], strict=False)
-            .pipe(masked_table)
-            .collect()
-            for name, table in validated.items()
-        },
+        tables=tables,
         quality=quality,
         quarantine={
             name: quarantine_rows(
@@ -365,6 +366,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
         settings=inputs.settings,
         history_available=STAGE_HISTORY in inputs.raw,
         not_recorded=not_recorded(inputs),
+        data_as_of=data_as_of(tables),
     )
 
 
