@@ -27,6 +27,11 @@ OPPORTUNITIES: Final = "opportunities"
 STAGE_HISTORY: Final = "stage_history"
 FOLLOWUPS: Final = "followups"
 TABLES: Final = (OPPORTUNITIES, STAGE_HISTORY, FOLLOWUPS)
+# the id columns `[source.composite_ids]` may build from several headers, and their tables;
+# the parts are trimmed and joined with a separator no CRM text holds (U+241F, spaced)
+COMPOSITE_ID_TABLES: Final = {"opportunity_id": OPPORTUNITIES, "followup_id": FOLLOWUPS}
+COMPOSITE_ID_COLUMNS: Final = tuple(COMPOSITE_ID_TABLES)
+COMPOSITE_SEPARATOR: Final = " ␟ "
 
 # export layouts: the data contract itself, then schemas/presets.toml, in detection order
 CANONICAL: Final = "canonical"

@@ -133,13 +133,15 @@ class Lookup:
 class SourceSettings:
     """Which export layout to read: a preset name (or "auto" / "custom"), files chosen per
     canonical table, custom column mappings (canonical column -> input headers), and the
-    opportunities' columns holding the date a deal entered a stage (stage -> header)."""
+    opportunities' columns holding the date a deal entered a stage (stage -> header), and
+    ids built from several headers (id column -> headers, `[source.composite_ids]`)."""
 
     preset: str = "auto"
     files: Mapping[str, str] = field(default_factory=dict)
     columns: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     stage_dates: Mapping[str, str] = field(default_factory=dict)
     lookups: tuple[Lookup, ...] = ()
+    composite_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

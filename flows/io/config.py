@@ -30,6 +30,8 @@ from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import (
     AUTO,
     CLOSED_BEFORE_CREATED,
+    COMPOSITE_ID_COLUMNS,
+    COMPOSITE_ID_TABLES,
     DATE_ORDERS,
     LANGUAGES,
     OPPORTUNITIES,
@@ -143,6 +145,19 @@ class SourceSection(Section):
         str, Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     ] = {}
     lookups: dict[str, LookupSection] = {}
+    # an id column built from several headers, joined (not the first non-blank of a list)
+    composite_ids: dict[Literal[COMPOSITE_ID_COLUMNS], list[NonBlank]] = {}
+
+    @field_validator("composite_ids")
+    @classmethod
+    def _several_headers(cls, ids: dict[str, list[str]]) -> dict[str, list[str]]:
+        for column, parts in ids.items():
+            if len(parts) < 2:
+                raise ValueError(
+                    f"{column}: expected two or more headers to join (one header goes under "
+                    f"[source.columns.{COMPOSITE_ID_TABLES[column]}])"
+                )
+        return ids
 
     @field_validator("currency")
     @classmethod
@@ -443,6 +458,7 @@ def source_settings(source: SourceSection, forced: str | None) -> SourceSettings
             )
             for name, entry in source.lookups.items()
         ),
+        composite_ids={column: tuple(h) for column, h in source.composite_ids.items()},
     )
 
 

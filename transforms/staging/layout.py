@@ -17,6 +17,7 @@ import polars as pl
 from schemas.vocabulary import (
     AUTO,
     CANONICAL,
+    COMPOSITE_ID_TABLES,
     CUSTOM,
     OPPORTUNITIES,
     PRESETS,
@@ -121,7 +122,18 @@ class Inputs:
 
 
 def candidate_presets(settings: RunSettings, presets: Mapping[str, Preset]) -> list[Preset]:
-    """The presets to try, in order: the forced one, or all of them for "auto"."""
+    """The presets to try, in order: the forced one, or all of them for "auto"; each builds
+    the ids of `[source.composite_ids]`."""
+    composites: dict[str, dict[str, tuple[str, ...]]] = {}
+    for column, parts in settings.source.composite_ids.items():
+        composites.setdefault(COMPOSITE_ID_TABLES[column], {})[column] = parts
+    return [
+        replace(p, composites=composites) if composites else p
+        for p in layout_candidates(settings, presets)
+    ]
+
+
+def layout_candidates(settings: RunSettings, presets: Mapping[str, Preset]) -> list[Preset]:
     custom_columns = settings.source.columns
     custom = Preset(CUSTOM, "custom mapping in funnel.toml", custom_columns)
     name = settings.source.preset
@@ -211,7 +223,16 @@ def unusable_file_message(preset: Preset, source: SourceTable, match: TableMatch
 
 def refuse_needed_files(preset: Preset, tables: list[SourceTable], assignment: Assignment) -> None:
     """Stop when a table that no file feeds has a file that looks like it but lacks a
-    required column: it must never be silently left out."""
+    required column: it must never be silently left out. Stop too when a file used lacks a
+    header that `[source.composite_ids]` builds its id from."""
+    for file in assignment.used:
+        for column, parts in file.match.composites.items():
+            if absent := [h for h in parts if h not in file.source.header]:
+                raise UnusableInputError(
+                    f"{file.source.path}: has no column {', '.join(repr(h) for h in absent)} "
+                    f"named in [source.composite_ids] {column}; its columns are "
+                    f"{', '.join(file.source.header)}"
+                )
     for lookalike in assignment.lookalikes:
         if lookalike.used_instead is None and lookalike.missing:
             source = next(t for t in tables if t.name == lookalike.file)

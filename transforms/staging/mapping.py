@@ -10,11 +10,11 @@ dated snapshots become stage history in `snapshot_history`. Value parsing comes 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from schemas.vocabulary import OPPORTUNITIES, READ_REASON, TABLES
+from schemas.vocabulary import COMPOSITE_SEPARATOR, OPPORTUNITIES, READ_REASON, TABLES
 from transforms.staging.layout import InputFile, UnusableInputError
 from transforms.staging.parse import blank_to_null, parse_boolean
 from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
@@ -59,16 +59,31 @@ def flags_to_status(rows: pl.LazyFrame) -> pl.LazyFrame:
     return rows.with_columns(pl.coalesce(status, from_flags).alias("status")).drop(flags)
 
 
+def composite_id(parts: Sequence[str]) -> pl.Expr:
+    """An id built from several columns (`[source.composite_ids]`): their trimmed values, a
+    blank one as empty, joined with COMPOSITE_SEPARATOR; null when every part is blank."""
+    values = [blank_to_null(pl.col(h)) for h in parts]
+    joined = pl.concat_str([v.fill_null("") for v in values], separator=COMPOSITE_SEPARATOR)
+    return pl.when(pl.any_horizontal([v.is_not_null() for v in values])).then(joined)
+
+
+def mapped_column(match: TableMatch, canonical: str) -> pl.Expr:
+    """A canonical column of a file: its one header, the first non-blank of its headers, or
+    the id its composite builds."""
+    if canonical in match.composites:
+        return composite_id(match.composites[canonical])
+    headers = match.columns[canonical]
+    if len(headers) == 1:
+        return pl.col(headers[0])  # no copy: parsing trims blanks later
+    return pl.coalesce([blank_to_null(pl.col(h)) for h in headers])
+
+
 def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.LazyFrame:
-    """A file's rows under canonical names (first non-blank of the mapped headers per row),
-    with `_row`, `_line` and `_file`; flags become a status."""
+    """A file's rows under canonical names (first non-blank of the mapped headers per row,
+    or an id built from several), with `_row`, `_line` and `_file`; flags become a status."""
     mapped = [
-        (
-            pl.col(headers[0])
-            if len(headers) == 1  # no copy: parsing trims blanks later
-            else pl.coalesce([blank_to_null(pl.col(h)) for h in headers])
-        ).alias(canonical)
-        for canonical, headers in match.columns.items()
+        mapped_column(match, canonical).alias(canonical)
+        for canonical in match.columns
         if canonical != DATE_ENTERED
     ]
     read_reason = [READ_REASON] if READ_REASON in rows.collect_schema().names() else []
@@ -90,7 +105,7 @@ def hubspot_stage(header: str) -> str:
 
 
 def dated_stage_history(
-    rows: pl.LazyFrame, stage_of: Mapping[str, str], file_name: str, *, id_column: str
+    rows: pl.LazyFrame, stage_of: Mapping[str, str], file_name: str, *, id_column: pl.Expr
 ) -> pl.LazyFrame:
     """Stage history rows from columns that each hold the date a deal entered one stage
     (HubSpot's "Date entered" columns, `[source.stage_dates]`): one row per deal and filled
@@ -99,7 +114,7 @@ def dated_stage_history(
     return (
         rows.select(
             pl.col("_line").cast(pl.Int64),
-            pl.col(id_column).alias("opportunity_id"),
+            id_column.alias("opportunity_id"),
             *[pl.col(c) for c in headers],
         )
         .unpivot(
@@ -191,9 +206,13 @@ def canonical_tables(
             stage_of |= {header: stage for stage, header in stage_dates.items()}
             label = "stage dates"
         if stage_of:
-            id_header = file.match.columns["opportunity_id"][0]
             parts["stage_history"].append(
-                dated_stage_history(rows, stage_of, f"{file.name} ({label})", id_column=id_header)
+                dated_stage_history(
+                    rows,
+                    stage_of,
+                    f"{file.name} ({label})",
+                    id_column=mapped_column(file.match, "opportunity_id"),
+                )
             )
     return {
         table: numbered(pl.concat(frames, how="diagonal").collect().rename({"_row": "_source_row"}))

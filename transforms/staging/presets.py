@@ -43,6 +43,8 @@ class Preset:
     date_order: str | None = None
     closed_before_created: str | None = None
     lookups: tuple[Lookup, ...] = ()  # joined when their file is in the folder
+    # id columns built from several headers, per table ([source.composite_ids])
+    composites: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)
 
     def extended(self, other: Preset) -> Preset:
         """This preset with `other` laid over it: other's name and label, its keys winning in
@@ -52,7 +54,7 @@ class Preset:
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
             if f.name == "lookups":
                 merged[f.name] = (*mine, *theirs)
-            elif f.name == "columns":
+            elif f.name in ("columns", "composites"):
                 merged[f.name] = {
                     t: {**mine.get(t, {}), **theirs.get(t, {})} for t in {*mine, *theirs}
                 }
@@ -113,6 +115,8 @@ class TableMatch:
     table: str
     columns: dict[str, list[str]]  # canonical column -> headers present in the file
     missing: list[str]  # required canonical columns with no header
+    # canonical id column -> every header it is built from, as the file spells those it has
+    composites: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def is_usable(self) -> bool:
@@ -137,10 +141,17 @@ def match_header(preset: Preset, table: str, header: Sequence[str]) -> TableMatc
                 found.append(present[key])
         if found:
             columns[canonical] = found
+    composites: dict[str, tuple[str, ...]] = {}
+    for canonical, parts in preset.composites.get(table, {}).items():
+        # a file with any of the parts builds the id; one without the others is refused
+        # once it is chosen (`transforms.staging.layout.refuse_needed_files`)
+        if found := [present[header_key(h)] for h in parts if header_key(h) in present]:
+            columns[canonical] = found
+            composites[canonical] = tuple(present.get(header_key(h), h) for h in parts)
     missing = [c for c in REQUIRED[table] if c not in columns]
     if table == STAGE_HISTORY and DATE_ENTERED in columns:
         missing = []
-    return TableMatch(table, columns, missing)
+    return TableMatch(table, columns, missing, composites)
 
 
 def nearest_header(preset: Preset, table: str, header: Sequence[str], missing: str) -> str | None:
