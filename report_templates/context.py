@@ -27,6 +27,7 @@ from report_templates.narrative import (
     forecast_method_sentence,
     forecast_parts_sentence,
     method_name,
+    null_word_notes,
     source_notes,
     summary_sentences,
     unknown_stage_notes,
@@ -279,6 +280,7 @@ def report_context(
         ],
         "quarantine_reasons": quality_rows(metrics, "reasons"),
         "quality_notes": quality_rows(metrics, "notes"),
+        "null_word_notes": null_word_notes(metrics["data_quality"], text=text),
         "point_in_time": [
             text[f"pit_{note['note']}"].format(count=note["count"])
             for note in metrics["point_in_time"]

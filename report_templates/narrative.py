@@ -259,6 +259,28 @@ def unknown_stage_notes(quality: dict[str, Any], *, text: dict[str, str]) -> lis
     ]
 
 
+NULL_WORD_COLUMNS_SHOWN = 3
+
+
+def null_word_notes(quality: dict[str, Any], *, text: dict[str, str]) -> list[str]:
+    """What the appendix says of the cells that held None, NULL, N/A, NaN or - and were read
+    as blank: per table, how many, and the columns with most."""
+    notes = []
+    for table, entry in quality.items():
+        words = entry.get("null_words") or {"cells": 0}
+        if not words["cells"]:
+            continue
+        top = sorted(words["columns"].items(), key=lambda item: -item[1])
+        columns = ", ".join(f"{c} {fmt.count(n)}" for c, n in top[:NULL_WORD_COLUMNS_SHOWN])
+        more = ", …" if len(top) > NULL_WORD_COLUMNS_SHOWN else ""
+        notes.append(
+            text["null_words_one" if words["cells"] == 1 else "null_words"].format(
+                table=table, cells=fmt.count(words["cells"]), columns=columns + more
+            )
+        )
+    return notes
+
+
 def method_name(method: str, text: dict[str, str]) -> str:
     return text[f"method_{method}"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pandera.polars as pa
 import polars as pl
@@ -25,6 +26,8 @@ class ValidatedTable:
     notes: tuple[dict[str, object], ...] = ()  # rows kept but changed, e.g. dates moved
     # per currency the amounts were in: deals and the rates used (opportunities only)
     currencies: tuple[dict[str, object], ...] = ()
+    # per column, the cells that held None, NULL, N/A, NaN or - and were read as null
+    null_words: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def rows_valid(self) -> int:

@@ -152,6 +152,7 @@ def test_metrics_json_holds_the_contract_keys(demo):
             "reasons",
             "notes",
             "unknown_stages",
+            "null_words",
             "files",
         }
         assert [f["file"] for f in dq["files"]] == [f"{table}.csv"]

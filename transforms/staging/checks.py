@@ -45,7 +45,7 @@ from transforms.staging.outcomes import (
     snapshot_closes,
     stage_from_history,
 )
-from transforms.staging.parse import parse_stage, parse_table, stage_lookup
+from transforms.staging.parse import parse_stage, parsed_table, stage_lookup
 from transforms.staging.rules import (
     history_after_loss_reasons,
     opportunity_rule_reasons,
@@ -64,8 +64,9 @@ def typed_table(
     table: str,
     settings: RunSettings,
     headers: dict[str, str] | None = None,
-) -> pl.DataFrame:
-    """Parsed canonical columns of a table, or an empty table when no file feeds it."""
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Parsed canonical columns of a table, or an empty table when no file feeds it, and per
+    column the cells that held a null word (None, NULL, N/A, NaN, -)."""
     columns = column_types(TABLE_MODELS[table])
     frame = raw if raw is not None else pl.DataFrame(schema={"_row": pl.Int64})
     if table == STAGE_HISTORY and SNAPSHOT in frame.columns:  # what dates a snapshot's close
@@ -74,7 +75,7 @@ def typed_table(
         frame = lost_stage_to_status(
             frame.lazy(), funnel=settings.funnel, options=settings.parse
         ).collect()
-    typed = parse_table(
+    parsed = parsed_table(
         frame.lazy(),
         columns=columns,
         funnel=settings.funnel,
@@ -82,10 +83,11 @@ def typed_table(
         timezone=settings.timezone,
         headers=headers,
         untyped=NOT_ANALYSED[table],
-    ).collect()
-    if table == OPPORTUNITIES:  # parse_table keeps the rows in their order
+    )
+    typed = parsed.frame.collect()
+    if table == OPPORTUNITIES:  # parsed_table keeps the rows in their order
         typed = typed.hstack([frame[STAGE_FROM_HISTORY]])
-    return typed
+    return typed, parsed.null_words
 
 
 def input_headers(inputs: Inputs, table: str) -> dict[str, str]:
@@ -101,8 +103,13 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     settings = inputs.settings
     funnel = settings.funnel
 
+    null_words: dict[str, dict[str, int]] = {}
+
     def typed(table: str) -> pl.DataFrame:
-        return typed_table(inputs.raw.get(table), table, settings, input_headers(inputs, table))
+        frame, null_words[table] = typed_table(
+            inputs.raw.get(table), table, settings, input_headers(inputs, table)
+        )
+        return frame
 
     history, opportunities = typed(STAGE_HISTORY), typed(OPPORTUNITIES)
     history, closes = snapshot_closes(history.lazy(), funnel=funnel)  # dated snapshots
@@ -147,7 +154,10 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         validated[table] = validate_table(
             table, rows, TABLE_MODELS[table], pl.concat(rule_rows).collect()
         )
-    return validated
+    return {
+        table: replace(checked, null_words=null_words[table])
+        for table, checked in validated.items()
+    }
 
 
 def masked_reasons(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -185,6 +195,10 @@ def data_quality(inputs: Inputs, validated: dict[str, ValidatedTable]) -> dict[s
             "reasons": masked_reasons(reason_counts(table)),
             "notes": list(table.notes),
             "unknown_stages": unknown_stages(raw, inputs.settings),
+            "null_words": {
+                "cells": sum(table.null_words.values()),
+                "columns": dict(table.null_words),
+            },
             "files": per_file,
         }
     return quality

@@ -16,7 +16,7 @@ import polars as pl
 
 from schemas.vocabulary import COMPOSITE_SEPARATOR, OPPORTUNITIES, READ_REASON, TABLES
 from transforms.staging.layout import InputFile, UnusableInputError
-from transforms.staging.parse import blank_to_null, parse_boolean
+from transforms.staging.parse import blank_or_null_word, blank_to_null, parse_boolean
 from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
 
 SNAPSHOT = "_snapshot"
@@ -39,7 +39,7 @@ def flags_to_status(rows: pl.LazyFrame) -> pl.LazyFrame:
     unreadable = pl.concat_str(
         [
             pl.when(
-                blank_to_null(pl.col(f)).is_not_null() & parse_boolean(pl.col(f)).is_null()
+                blank_or_null_word(pl.col(f)).is_not_null() & parse_boolean(pl.col(f)).is_null()
             ).then(pl.format("{}={}", pl.lit(f), pl.col(f)))
             for f in flags
         ],
@@ -68,14 +68,18 @@ def composite_id(parts: Sequence[str]) -> pl.Expr:
 
 
 def mapped_column(match: TableMatch, canonical: str) -> pl.Expr:
-    """A canonical column of a file: its one header, the first non-blank of its headers, or
-    the id its composite builds."""
+    """A canonical column of a file: its one header, the first non-blank of its headers (a
+    null word such as None or N/A counts as blank when a later header has a value), or the id
+    its composite builds."""
     if canonical in match.composites:
         return composite_id(match.composites[canonical])
     headers = match.columns[canonical]
     if len(headers) == 1:
         return pl.col(headers[0])  # no copy: parsing trims blanks later
-    return pl.coalesce([blank_to_null(pl.col(h)) for h in headers])
+    return pl.coalesce(
+        [blank_or_null_word(pl.col(h)) for h in headers]
+        + [blank_to_null(pl.col(h)) for h in headers]  # the null word, read (and counted) later
+    )
 
 
 def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.LazyFrame:
@@ -123,7 +127,7 @@ def dated_stage_history(
             variable_name="_header",
             value_name="entered_at",
         )
-        .filter(blank_to_null(pl.col("entered_at")).is_not_null())
+        .filter(blank_or_null_word(pl.col("entered_at")).is_not_null())
         .with_columns(
             pl.col("_header").replace_strict(stage_of, return_dtype=pl.String).alias("stage"),
             pl.lit(file_name, dtype=pl.Categorical).alias("_file"),

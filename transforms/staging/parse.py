@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -105,6 +106,19 @@ def blank_to_null(raw: pl.Expr) -> pl.Expr:
     """Trimmed text; empty or whitespace-only is null."""
     text = raw.str.strip_chars()
     return pl.when(text.str.len_bytes() > 0).then(text)
+
+
+# what pandas, databases and spreadsheets write for nothing: read as blank (case-insensitive,
+# trimmed) where the cell is optional, missing where it is required; `parsed_table` counts them
+NULL_WORD = r"(?i)^\s*(?:none|null|n/a|nan|-)\s*$"
+# a text cell to trim, empty, or a null word
+UNTRIMMED_OR_NULL_WORD = r"(?i)^\s|\s$|^(?:|none|null|n/a|nan|-)$"
+
+
+def blank_or_null_word(raw: pl.Expr) -> pl.Expr:
+    """Trimmed text; empty, whitespace-only or a null word (None, NULL, N/A, NaN, -) is null."""
+    text = raw.str.strip_chars()
+    return pl.when((text.str.len_bytes() > 0) & ~text.str.contains(NULL_WORD)).then(text)
 
 
 def _cjk_dates(text: pl.Expr) -> pl.Expr:
@@ -470,11 +484,42 @@ def parse_table(
     headers: Mapping[str, str] | None = None,
     untyped: Collection[str] = (),
 ) -> pl.LazyFrame:
+    """The typed table of `parsed_table`."""
+    return parsed_table(
+        raw,
+        columns=columns,
+        funnel=funnel,
+        options=options,
+        timezone=timezone,
+        headers=headers,
+        untyped=untyped,
+    ).frame
+
+
+@dataclass(frozen=True)
+class ParsedTable:
+    """A typed table and, per column, how many of its cells held a null word (read as null)."""
+
+    frame: pl.LazyFrame
+    null_words: dict[str, int]
+
+
+def parsed_table(
+    raw: pl.LazyFrame,
+    *,
+    columns: Mapping[str, pl.DataType],
+    funnel: FunnelModel,
+    options: ParseOptions,
+    timezone: str,
+    headers: Mapping[str, str] | None = None,
+    untyped: Collection[str] = (),
+) -> ParsedTable:
     """The typed table: every canonical column (null when absent), `_row`, `_parse_reasons`.
 
     `headers` names the input header behind a canonical column, for the reasons; the
     `untyped` text columns (no figure reads them) are kept as they came, neither trimmed nor
-    checked.
+    checked. A null word (`NULL_WORD`: None, NULL, N/A, NaN, -) that the column's parser does
+    not read as a value is null, without a reason, and counted.
 
     Each typed column takes one pass of its fast path (`fast_column`); the full parser then
     reads each distinct value the fast path left over once, and its values and reasons are
@@ -527,6 +572,7 @@ def parse_table(
     )
     values: dict[str, pl.Expr] = {}
     unreadable: list[str] = []
+    null_words: dict[str, int] = {}
     for name in typed_names:
         parts = [pl.col(f"__fast_{name}")] if fast[name] is not None else []
         if leftovers[name].height:
@@ -539,16 +585,21 @@ def parse_table(
                 timezone=timezone,
                 date_order=date_order,
             ).cast(dtype)
+            unread = pl.col(f"__slow_{name}").is_null()
             parsed = (
                 leftovers[name]
                 .with_columns(slow.alias(f"__slow_{name}"))
+                .with_columns((unread & pl.col(name).str.contains(NULL_WORD)).alias("__null"))
                 .with_columns(
-                    pl.when(pl.col(f"__slow_{name}").is_null())
+                    pl.when(unread & ~pl.col("__null"))
                     .then(unreadable_reason(name, dtype, headers.get(name, name)))
                     .alias(f"__reason_{name}")
                 )
             )
-            frame = frame.join(parsed, on=name, how="left", maintain_order="left")
+            if parsed["__null"].any():
+                words = parsed.filter("__null")[name].implode()
+                null_words[name] = int(frame.select(pl.col(name).is_in(words).sum()).item())
+            frame = frame.join(parsed.drop("__null"), on=name, how="left", maintain_order="left")
             parts.append(pl.col(f"__slow_{name}"))
             unreadable.append(f"__reason_{name}")
         values[name] = (
@@ -558,14 +609,17 @@ def parse_table(
         values[name] = pl.col(name)
     plain_text = [n for n in present if n not in typed_names and n not in kept]
     untrimmed = (
-        frame.select(
-            (pl.col(n).str.contains(r"^\s|\s$") | (pl.col(n) == "")).any() for n in plain_text
-        ).row(0, named=True)
+        frame.select(pl.col(n).str.contains(UNTRIMMED_OR_NULL_WORD).any() for n in plain_text).row(
+            0, named=True
+        )
         if plain_text
         else {}
     )
     for name in plain_text:  # nothing to trim: the same strings, no copy
-        values[name] = blank_to_null(pl.col(name)) if untrimmed[name] else pl.col(name)
+        values[name] = blank_or_null_word(pl.col(name)) if untrimmed[name] else pl.col(name)
+    if trimmed := [n for n in plain_text if untrimmed[n]]:
+        counts = frame.select(pl.col(n).str.contains(NULL_WORD).sum() for n in trimmed)
+        null_words |= {n: int(count) for n, count in counts.row(0, named=True).items() if count}
     read = [pl.col(READ_REASON)] if READ_REASON in frame.columns else []
     reason_list = (
         pl.concat_list([*read, *unreadable]).list.drop_nulls()  # the reader's reason first
@@ -576,4 +630,7 @@ def parse_table(
         values[name].alias(name) if name in values else pl.lit(None, dtype=dtype).alias(name)
         for name, dtype in columns.items()
     ]
-    return frame.lazy().select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS))
+    return ParsedTable(
+        frame.lazy().select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS)),
+        {name: null_words[name] for name in columns if name in null_words},
+    )
