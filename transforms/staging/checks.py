@@ -112,8 +112,8 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         return frame
 
     history, opportunities = typed(STAGE_HISTORY), typed(OPPORTUNITIES)
-    history, closes = snapshot_closes(history.lazy(), funnel=funnel)  # dated snapshots
-    history = history.collect()
+    dated, closes = snapshot_closes(history.lazy(), funnel=funnel)  # dated snapshots
+    history = dated.collect()
     currencies: list[dict[str, Any]] = []
     if settings.rates is not None:  # every amount in the report currency, before any rule
         opportunities, history, currencies = in_report_currency(
@@ -128,6 +128,7 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         .pipe(
             settle_close_dates,
             keep_closed_before_created=settings.parse.closed_before_created == KEEP,
+            timezone=settings.timezone,
         )
         .collect()
     )

@@ -280,7 +280,7 @@ def test_custom_layout_described_in_funnel_toml(tmp_path):
         "Deal No,Rep,Account,Pipeline Stage,Opened,Closed On,Deal Value\n"
         'D1,Ann,Acme,New,03/06/2024,,"1,000"\n'
         "D2,Ann,Beta,Quote Sent,01/05/2024,,2500\n"
-        "D3,Bob,Gamma,Closed - Won,01/05/2024,20/06/2024,4000\n"
+        "D3,Bob,Gamma,Closed - Won,01/05/2024,28/06/2024,4000\n"
         "D4,Bob,Delta,Closed - Lost,01/05/2024,10/06/2024,900\n"
         "D5,Bob,Eps,Closed - Lost,01/05/2024,,900\n"
         "D6,Cy,Zeta,Won-ish,01/05/2024,,1\n",
