@@ -226,11 +226,19 @@ def inputs_sql(folder: Path, *, history_available: bool) -> list[str]:
                 )
             FROM outcome o LEFT JOIN loss_row l USING (opportunity_id)
         ),
-        -- an open deal has no close time (CRMs put the expected one there)
+        -- an open deal has no close time (CRMs put the expected one there); a close date
+        -- without a time on the day the deal was created closes it at its creation
         settled AS (
             SELECT
-                * REPLACE (CASE WHEN status <> 'open' THEN closed_at END AS closed_at),
-                status <> 'open' AND closed_at < created_at AS is_closed_before_created
+                * REPLACE (
+                    CASE WHEN status <> 'open' THEN
+                        CASE WHEN closed_at < created_at
+                            AND closed_at = date_trunc('day', created_at)
+                        THEN created_at ELSE closed_at END
+                    END AS closed_at
+                ),
+                status <> 'open' AND closed_at < created_at
+                    AND closed_at <> date_trunc('day', created_at) AS is_closed_before_created
             FROM closed
         ),
         kept AS (

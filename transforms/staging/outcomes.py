@@ -11,7 +11,7 @@ import polars as pl
 from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel, ParseOptions
 from transforms.staging.mapping import SNAPSHOT
-from transforms.staging.parse import blank_to_null, parse_stage
+from transforms.staging.parse import blank_to_null, localized, parse_stage
 
 STAGE_FROM_HISTORY = "_stage_from_history"
 
@@ -123,12 +123,18 @@ MOVED_CREATED = "_created_moved_back"
 
 
 def settle_close_dates(
-    opportunities: pl.LazyFrame, *, keep_closed_before_created: bool
+    opportunities: pl.LazyFrame, *, keep_closed_before_created: bool, timezone: str = "UTC"
 ) -> pl.LazyFrame:
-    """An open deal has no close date (CRMs often put the expected one there). With
-    `keep_closed_before_created`, a deal closed before it was created gets created_at =
-    closed_at, marked in `_created_moved_back`; otherwise validation quarantines it."""
-    closed = pl.when(pl.col("status") != OPEN).then(pl.col("closed_at"))
+    """An open deal has no close date (CRMs often put the expected one there). A close date
+    without a time (the local midnight it is read as) on the day the deal was created closes
+    it at its creation, not before it (Dynamics 365's Actual Close Date beside its Created On
+    with a time). With `keep_closed_before_created`, a deal closed before it was created gets
+    created_at = closed_at, marked in `_created_moved_back`; otherwise validation quarantines
+    it."""
+    created, own = pl.col("created_at"), pl.col("closed_at")
+    creation_day = created.dt.convert_time_zone(timezone).dt.date().cast(pl.Datetime("us"))
+    same_day = (own < created) & (own == localized(creation_day, timezone))
+    closed = pl.when(pl.col("status") != OPEN).then(pl.when(same_day).then(created).otherwise(own))
     early = closed.is_not_null() & (closed < pl.col("created_at"))
     moved = early & pl.lit(keep_closed_before_created)
     return opportunities.with_columns(

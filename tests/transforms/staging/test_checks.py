@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -227,3 +228,24 @@ def test_what_the_export_does_not_hold_is_named_table_by_table():
     assert (
         "opportunities.stall_reason" not in check_inputs(read_inputs(folder, SETTINGS)).not_recorded
     )
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "America/Sao_Paulo"])
+def test_a_close_date_without_a_time_on_the_creation_day_is_not_before_it(timezone):
+    """Dynamics 365 writes Created On with a time and Actual Close Date without one: a deal
+    closed the day it was logged closes at its creation; a close on an earlier day, or at an
+    earlier time of that day, is still before it."""
+    created = "2024-06-03 14:22"
+    rows = [
+        {"opportunity_id": "W", "stage": "won", "status": "won", "closed_at": "2024-06-03"},
+        {"opportunity_id": "L", "stage": "lead", "status": "lost", "closed_at": "2024-06-03"},
+        {"opportunity_id": "T", "stage": "lead", "status": "lost", "closed_at": "2024-06-03 9:00"},
+        {"opportunity_id": "D", "stage": "lead", "status": "lost", "closed_at": "2024-06-02"},
+    ]
+    folder = Path(tempfile.mkdtemp())
+    write_csv(folder / "opportunities.csv", [{**row, "created_at": created} for row in rows])
+    settings = replace(SETTINGS, timezone=timezone)
+    opps = validate_inputs(read_inputs(folder, settings))["opportunities"]
+    assert sorted(opps.valid["opportunity_id"]) == ["L", "W"]
+    assert (opps.valid["closed_at"] == opps.valid["created_at"]).all()
+    assert reasons_of(opps, 3) == reasons_of(opps, 4) == ["closed_at: before created_at"]
