@@ -138,10 +138,15 @@ def rate_on(
     """`frame` with the rate of the currency in column `currency` in force on the date in
     column `on` (the earliest rate for a date before every start), as `alias`."""
     keyed = frame.with_columns(pl.col(on).fill_null(FIRST_DAY).alias("__on"))
-    keyed = keyed.sort("__on")  # join_asof needs both sides sorted by date
+    keyed = keyed.sort("__on")  # join_asof needs both sides sorted by date (rate_table is)
     renamed = rates.rename({"currency": currency, "rate": alias})
     backward = keyed.join_asof(
-        renamed, left_on="__on", right_on="start", by=currency, strategy="backward"
+        renamed,
+        left_on="__on",
+        right_on="start",
+        by=currency,
+        strategy="backward",
+        check_sortedness=False,  # polars cannot check it within `by` groups, and says so
     ).drop("start")
     earliest = rates.group_by("currency").agg(pl.col("rate").first().alias("__earliest"))
     return (
