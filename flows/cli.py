@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from schemas.vocabulary import LANGUAGES, SOURCE_CHOICES
 from transforms.periods import GRAINS
@@ -31,8 +32,37 @@ PREFECT_DEFAULTS = {
 ALLOW_STALE = "report periods that end more than stale_after_days after the export's data"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line on standard error and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"funnel: {self.prog.removeprefix('funnel ')}: {message}\n")
+
+
+def positive_amount(text: str) -> float:
+    """A command-line amount: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive amount")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    """A command-line count of at least one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or more")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="funnel", description="Sales funnel reports.")
+    root = OneLineParser(prog="funnel", description="Sales funnel reports.")
     root.add_argument(
         "--verbose",
         action="store_true",
@@ -52,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="funnel.toml")
     run.add_argument("--lang", choices=LANGUAGES, help="report language (default: config)")
     run.add_argument("--source", choices=SOURCE_CHOICES, help="export layout (default: detected)")
-    run.add_argument("--target", type=float, help="won amount to reach in the period")
+    run.add_argument("--target", type=positive_amount, help="won amount to reach in the period")
     run.add_argument(
         "--reports", help="all, or report names ([[reports]] in funnel.toml, and company)"
     )
@@ -129,7 +159,7 @@ def add_runner_arguments(command: argparse.ArgumentParser) -> None:
         "--address", help="with --runner dask: an existing scheduler (tcp://host:8786)"
     )
     command.add_argument(
-        "--workers", type=int, default=2, help="local processes, or local Dask workers (2)"
+        "--workers", type=at_least_one, default=2, help="local processes, or local Dask workers (2)"
     )
 
 
@@ -201,15 +231,24 @@ def prefect_api() -> Iterator[None]:
         server.stop()
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Mistakes in funnel.toml (any section) and in the periods, answered before Prefect
+    starts."""
+    from flows.io.config import period_from_label, settings_from_toml
+
+    config = getattr(args, "config", None)
+    settings = settings_from_toml(config) if config is not None else None
+    timezone = settings.timezone if settings else "UTC"
+    for label in (getattr(args, name, None) for name in ("period", "first", "last")):
+        if label is not None:
+            period_from_label(label, timezone)
+
+
 def run_command(args: argparse.Namespace, started: float) -> int:
     from flows.errors import one_line
 
     try:
-        if getattr(args, "config", None) is not None:
-            from flows.io.config import settings_from_toml
-
-            # a mistake in funnel.toml (any section) answers before Prefect starts
-            settings_from_toml(args.config)
+        check_arguments(args)
         if args.command == "serve":
             from flows.serve import serve_reports
 

@@ -88,9 +88,15 @@ def local_midnight_utc(d: date, timezone: str) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2999  # periods a funnel report can be about
+
+
 def parse_period(label: str, timezone: str = "UTC") -> Period:
     """`2024-06` is a month, `2024-Q2` a quarter; anything else is a PeriodError."""
     text = label.strip()
+    year_match = _MONTH.match(text) or _QUARTER.match(text)
+    if year_match and not FIRST_YEAR <= int(year_match.group(1)) <= LAST_YEAR:
+        raise PeriodError(f"period {label!r}: the year must lie in {FIRST_YEAR}-{LAST_YEAR}")
     if m := _MONTH.match(text):
         year, month = int(m.group(1)), int(m.group(2))
         if not 1 <= month <= 12:

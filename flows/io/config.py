@@ -184,7 +184,7 @@ class StageSection(Section):
     id: Annotated[str, StringConstraints(min_length=1)]
     label_en: str | None = None
     label_zh: str | None = None
-    stall_days: Annotated[int, Field(ge=1)] | None = None
+    stall_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     aliases: list[str] = []
 
 
@@ -200,10 +200,12 @@ class ReportSection(Section):
     """[report]: the report language, and how old an export may be for a period."""
 
     lang: Literal[LANGUAGES] = "en"
-    stale_after_days: Annotated[int, Field(ge=0)] = RunSettings.stale_after_days
+    stale_after_days: Annotated[int, Field(ge=0, le=3650)] = RunSettings.stale_after_days
 
 
-PeriodTargets = dict[str, Annotated[float, Field(gt=0)]]
+# a target is a won amount to reach: finite and above zero (a target of 0 has nothing to
+# decompose: leave the period out instead)
+PeriodTargets = dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]]
 
 
 def _period_labels(targets: dict[str, float]) -> dict[str, float]:
@@ -257,9 +259,9 @@ class DeliverySection(Section):
     to: Annotated[list[str], Field(min_length=1)]
     cc: list[str] = []
     ops: list[str] = []
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 30.0
     ca_file: str | None = None
-    retry_delays_seconds: list[Annotated[float, Field(ge=0)]] = list(
+    retry_delays_seconds: list[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = list(
         DeliverySettings.retry_delays_seconds
     )
 
@@ -278,7 +280,7 @@ class CurrencySection(Section):
     """[currency]: exchange rates, each as units of the currency per one unit of the report
     currency (`MXN = 17.25`: 17.25 pesos make one US dollar in a USD report)."""
 
-    rates: dict[str, Annotated[float, Field(gt=0)]] = {}
+    rates: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
 
     @field_validator("rates")
     @classmethod

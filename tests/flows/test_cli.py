@@ -476,3 +476,24 @@ def test_a_month_the_export_does_not_reach_is_refused_unless_allowed(tmp_path, c
     assert metrics["data_as_of"]["days_before_period_end"] > 61
     html = (report / "report.html").read_text(encoding="utf-8")
     assert "Data as of 2026-09-30, 61 days before the period ends" in html
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        (("--target", "-5"), "funnel: run: argument --target: '-5': expected a positive amount"),
+        (("--target", "nan"), "funnel: run: argument --target: 'nan': expected a positive amount"),
+        (("--workers", "0"), "funnel: run: argument --workers: '0': expected 1 or more"),
+    ],
+)
+def test_an_option_out_of_range_is_one_line_and_status_2(tmp_path, capsys, extra, line):
+    with pytest.raises(SystemExit) as stop:
+        main(sample_run(tmp_path / "out", "2026-09", *extra))
+    assert stop.value.code == 2
+    assert one_error_line(capsys) == line
+
+
+def test_a_period_out_of_range_answers_before_anything_runs(tmp_path, capsys):
+    # it was exit 1, "year 10000", after the Prefect server had started
+    assert main(sample_run(tmp_path / "out", "9999-12")) == 2
+    assert one_error_line(capsys) == "funnel: period '9999-12': the year must lie in 1900-2999"

@@ -82,3 +82,9 @@ def test_backfill_periods_refuse_a_reversed_range_and_an_unknown_grain():
         periods_between("2024-06", "2024-05", grain="month")
     with pytest.raises(PeriodError, match="grain 'week'"):
         periods_between("2024-06", "2024-07", grain="week")
+
+
+@pytest.mark.parametrize("label", ["9999-12", "1899-12", "3000-Q1"])
+def test_a_period_outside_1900_2999_is_refused(label):
+    with pytest.raises(PeriodError, match=r"the year must lie in 1900-2999"):
+        parse_period(label)
