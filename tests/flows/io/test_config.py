@@ -113,7 +113,7 @@ def test_two_reports_of_one_name_are_refused(tmp_path):
         ('[source]\ntimezone = "Mars/Base"\n', "timezone = 'Mars/Base': not a known time zone"),
         ('[source.status]\n"W" = "win"\n', "[source.status] W = 'win': Input should be 'open'"),
         ('[targets]\n"2024-13" = 5\n', "[targets]: '2024-13' is not a period like 2024-06"),
-        ('[targets]\n"2024-06" = inf\n', "[targets] 2024-06 = inf: Input should be a finite number"),
+        ('[targets]\n"2024-06" = inf\n', "2024-06 = inf: Input should be a finite number"),
         ('[targets]\n"2024-06" = -5\n', "[targets] 2024-06 = -5: Input should be greater than 0"),
         ("[report]\nstale_after_days = -1\n", "stale_after_days = -1: Input should be greater"),
         ('[[funnel.stages]]\nid = "a"\n[[funnel.stages]]\nid = "b"\n', "won stage 'won' is not"),
