@@ -34,8 +34,10 @@ def run(tmp_path: Path, toml: Path, *extra: str) -> int:
 
 
 def sends(tmp_path: Path) -> list[dict]:
+    """The delivered sends in the report's ledger (it also records failed attempts)."""
     record = tmp_path / "out" / "2026-09" / "delivery.json"
-    return json.loads(record.read_text(encoding="utf-8"))["sends"] if record.exists() else []
+    entries = json.loads(record.read_text(encoding="utf-8"))["sends"] if record.exists() else []
+    return [entry for entry in entries if entry["state"] == "delivered"]
 
 
 def test_a_report_is_mailed_once_with_its_pdf_and_again_only_with_resend(tmp_path, smtp):
@@ -153,7 +155,7 @@ def test_contact_data_in_free_text_reaches_neither_the_report_nor_the_mail(tmp_p
     exports.mkdir()
     (exports / "opportunities.csv").write_text(
         "opportunity_id,stage,created_at,status,customer_name,stall_reason,amount\n"
-        'A,proposal,2026-09-25,open,"ACME, tel 13912345678",'
+        'A,proposal,2026-09-01,open,"ACME, tel 13912345678",'
         '"waiting for li.wei@example.com, call +86 138-1234-5678",1000\n'
         "B,lead,2026-09-28,open,Beta Co,,500\n",
         encoding="utf-8",
