@@ -4,6 +4,7 @@ and an HTML body, and as the markdown of the run's Prefect artifact."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,21 @@ def headline(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> Head
     )
 
 
+def one_line(text: str) -> str:
+    """Text for a mail header: no line breaks or control characters (a title from funnel.toml
+    may hold them), whitespace as single spaces."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+
+
+def file_name(text: str) -> str:
+    """Text safe as an attachment's file name: one line, no path separators, no `..`, none of
+    the characters Windows refuses, no leading dot."""
+    name = re.sub(r'[/\\:*?"<>|]', "-", one_line(text))
+    while ".." in name:
+        name = name.replace("..", ".")
+    return name.strip(" .") or "report"
+
+
 @dataclass(frozen=True)
 class MailContent:
     subject: str
@@ -56,7 +72,10 @@ class MailContent:
 
 def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> MailContent:
     head = headline(metrics, lang=lang, funnel=funnel)
-    pdf_name = " ".join([head.title, *([head.report] if head.report else []), head.period]) + ".pdf"
+    pdf_name = (
+        file_name(" ".join([head.title, *([head.report] if head.report else []), head.period]))
+        + ".pdf"
+    )
     attached = head.text["mail_attached"].format(name=pdf_name)
     plain = "\n".join(
         [
@@ -86,7 +105,7 @@ def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> 
             attached=attached,
         )
     )
-    return MailContent(head.subject, plain, html, pdf_name)
+    return MailContent(one_line(head.subject), plain, html, pdf_name)
 
 
 def markdown_cell(value: Any) -> str:
