@@ -9,6 +9,8 @@ earlier; `notify_ops` is the report flow's failure hook.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,22 +23,38 @@ from prefect.states import State
 
 from flows.errors import one_line, retry_when
 from flows.io.config import ConfigError, delivery_from_toml, period_from_label, settings_from_toml
+from flows.io.ledger import (
+    DELIVERED,
+    UNCERTAIN,
+    Ledger,
+    LedgerJournal,
+    delivery_lock,
+    recipients_of,
+)
 from flows.io.mail import (
-    DELIVERY_RECORD,
     DeliverySettings,
+    PermanentDeliveryError,
+    RecordError,
     TransientDeliveryError,
-    already_sent,
-    delivery_record,
+    UncertainDeliveryError,
+    address_key,
     ops_message,
+    parse_address,
     report_message,
     send_message,
-    sent_entry,
     sha256_bytes,
+    transmit,
 )
-from flows.io.outputs import write_json
 from report_templates.mail import mail_content
 from transforms.funnel_model import FunnelModel
 from transforms.staging.layout import UnusableInputError
+
+DELIVERY_ERRORS = (
+    TransientDeliveryError,
+    PermanentDeliveryError,
+    UncertainDeliveryError,
+    RecordError,
+)
 
 
 @task(
@@ -54,11 +72,91 @@ def send_with_retries(message: EmailMessage, settings: DeliverySettings) -> None
     send_mail.with_options(retries=len(delays), retry_delay_seconds=delays)(message, settings)
 
 
+@task(
+    cache_policy=NONE,
+    persist_result=False,
+    retry_condition_fn=retry_when(TransientDeliveryError),  # never after DATA went unanswered
+)
+def send_report_mail(
+    journal: LedgerJournal,
+    message: EmailMessage,
+    recipients: list[str],
+    settings: DeliverySettings,
+) -> None:
+    """Send the message to those of `recipients` the ledger says it has not reached (each
+    attempt reads what the ones before it recorded)."""
+    todo = journal.outstanding(recipients)
+    if todo:
+        transmit(message, todo, settings, journal)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    role: str  # to or cc
+    text: str  # as funnel.toml has it
+    address: str  # the addr-spec
+
+    @property
+    def key(self) -> str:
+        return address_key(self.address)
+
+
+def recipients(delivery: DeliverySettings) -> list[Recipient]:
+    """[delivery] to and cc, parsed, each address once (To before Cc)."""
+    seen: dict[str, Recipient] = {}
+    for role, texts in (("to", delivery.to), ("cc", delivery.cc)):
+        for text in texts:
+            recipient = Recipient(role, text, parse_address(text).addr_spec)
+            seen.setdefault(recipient.key, recipient)
+    return list(seen.values())
+
+
+def tell_ops(ledger: Ledger, delivery: DeliverySettings) -> str:
+    """Mail [delivery] ops of the uncertain sends they have not heard of; what was done."""
+    unreported = ledger.unreported()
+    if not unreported:
+        return ""
+    if not delivery.ops:
+        return "; no [delivery] ops to tell"
+    lines = [
+        f"The delivery of {ledger.folder} is uncertain: the SMTP server may or may not have "
+        "the message. It is not sent again unless someone runs funnel deliver with --resend "
+        "(which mails every recipient again). Ask the recipients, or read the server's log.",
+        "",
+    ]
+    for entry in unreported:
+        lines += [
+            f"recipients: {', '.join(recipients_of(entry))}",
+            f"why: {entry.get('why')}",
+            f"message: {entry.get('subject')} {entry.get('message_id')}",
+            f"since: {entry.get('started_at')}",
+            "",
+        ]
+    lines.append(f"record: {ledger.path}")
+    message = ops_message(
+        settings=delivery,
+        subject=f"Delivery uncertain: {unreported[0].get('subject')}",
+        text="\n".join(lines) + "\n",
+    )
+    try:
+        send_with_retries(message, delivery)
+    except Exception as failure:  # the delivery's own line says it all the same
+        return f"; ops not told ({one_line(failure)[1]})"
+    for entry in unreported:
+        entry["reported_to_ops"] = datetime.now(UTC).isoformat(timespec="seconds")
+    ledger.save("ops were told, but {path} could not record it ({error})")
+    return f"; told {', '.join(delivery.ops)}"
+
+
 def deliver_report(
     report_dir: Path, delivery: DeliverySettings, *, funnel: FunnelModel, resend: bool = False
 ) -> dict[str, Any]:
-    """Mail the report in `report_dir` to the recipients it was not sent to yet (all of them
-    with `resend`), and record the send in its delivery.json."""
+    """Mail the report in `report_dir` to the recipients it has not reached yet (all of them
+    with `resend`), each once, recording every transaction in its delivery.json first.
+
+    A recipient whose copy the server accepted is never sent this PDF again, nor one whose
+    copy is uncertain (the link was lost during DATA, or a deliverer stopped after recording
+    its intent): those are reported to [delivery] ops and said in the error line."""
     try:
         metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
         manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -69,28 +167,64 @@ def deliver_report(
             "write it with funnel run first"
         ) from None
     pdf_sha256 = sha256_bytes(pdf)
-    sent = set() if resend else already_sent(report_dir, pdf_sha256)
-    to = [a for a in delivery.to if a not in sent]
-    cc = [a for a in delivery.cc if a not in sent]
-    if not to and not cc:
-        print(f"funnel deliver {report_dir}: already sent to every recipient; nothing sent")
-        return {"sent": False, "to": [], "cc": []}
+    wanted = recipients(delivery)
     content = mail_content(metrics, lang=manifest["lang"], funnel=funnel)
-    message = report_message(
-        settings=delivery,
-        recipients=(to, cc),
-        subject=content.subject,
-        text=content.text,
-        html=content.html,
-        pdf=pdf,
-        pdf_name=content.pdf_name,
-    )
-    send_with_retries(message, delivery)
-    record = delivery_record(report_dir)
-    record["sends"].append(sent_entry(message, pdf_sha256))
-    write_json(report_dir / DELIVERY_RECORD, record)
-    print(f"funnel deliver {report_dir}: sent to {', '.join(to + cc)}")
-    return {"sent": True, "to": to, "cc": cc}
+    failure: Exception | None = None
+    sent: list[Recipient] = []
+    with delivery_lock(report_dir):
+        ledger = Ledger(report_dir)
+        ledger.settle_stopped()
+        held = {} if resend else ledger.held(pdf_sha256)
+        pending = [r for r in wanted if r.key not in held]
+        if pending:
+            message = report_message(
+                settings=delivery,
+                recipients=(
+                    [r.text for r in pending if r.role == "to"],
+                    [r.text for r in pending if r.role == "cc"],
+                ),
+                subject=content.subject,
+                text=content.text,
+                html=content.html,
+                pdf=pdf,
+                pdf_name=content.pdf_name,
+            )
+            journal = LedgerJournal(ledger, message, pdf_sha256)
+            delays = list(delivery.retry_delays_seconds)
+            try:
+                send_report_mail.with_options(retries=len(delays), retry_delay_seconds=delays)(
+                    journal, message, [r.address for r in pending], delivery
+                )
+            except DELIVERY_ERRORS as error:
+                failure = error
+            reached = ledger.reached(journal.message_id)
+            sent = [r for r in pending if reached.get(r.key) == DELIVERED]
+            held |= {r.key: UNCERTAIN for r in pending if reached.get(r.key) == UNCERTAIN}
+        told = tell_ops(ledger, delivery)
+    if sent:
+        print(f"funnel deliver {report_dir}: sent to {', '.join(r.address for r in sent)}")
+    uncertain = [r.address for r in wanted if held.get(r.key) == UNCERTAIN]
+    reached_too = f"; sent to {', '.join(r.address for r in sent)}" if sent else ""
+    if uncertain:
+        also = (
+            f"; and {failure}"
+            if failure and not isinstance(failure, UncertainDeliveryError)
+            else ""
+        )
+        raise UncertainDeliveryError(
+            f"{report_dir}: delivery to {', '.join(uncertain)} is uncertain (the server may or "
+            "may not have the message; see delivery.json): not sent again without --resend"
+            f"{told}{reached_too}{also}"
+        )
+    if failure is not None:
+        raise type(failure)(f"{failure}{reached_too}")
+    if not pending:
+        print(f"funnel deliver {report_dir}: already sent to every recipient; nothing sent")
+    return {
+        "sent": bool(sent),
+        "to": [r.address for r in sent if r.role == "to"],
+        "cc": [r.address for r in sent if r.role == "cc"],
+    }
 
 
 @flow(name="funnel-deliver")

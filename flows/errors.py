@@ -14,7 +14,12 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from flows.io.config import ConfigError
-from flows.io.mail import PermanentDeliveryError, TransientDeliveryError
+from flows.io.mail import (
+    PermanentDeliveryError,
+    RecordError,
+    TransientDeliveryError,
+    UncertainDeliveryError,
+)
 from transforms.freshness import StaleExportError
 from transforms.periods import PeriodError
 from transforms.staging.layout import UnusableInputError
@@ -27,6 +32,8 @@ def one_line(error: BaseException) -> tuple[int, str]:
     """The exit status and the one line that says what went wrong."""
     if isinstance(error, TransientDeliveryError | PermanentDeliveryError):
         return FAILED, f"not delivered (the report stays on disk): {error}"
+    if isinstance(error, UncertainDeliveryError | RecordError):
+        return FAILED, " ".join(str(error).split())
     if isinstance(error, UnusableInputError | ConfigError | PeriodError | StaleExportError):
         return UNUSABLE_INPUT, str(error)
     message = " ".join(str(error).split())

@@ -9,7 +9,9 @@ backfill` (flows.backfill_flow) reads once and runs `report_period` for each per
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 import shutil
 import time
@@ -26,6 +28,7 @@ from flows.delivery import deliver_report, notify_ops
 from flows.errors import retry_when
 from flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
 from flows.io.exports import input_digest, read_inputs
+from flows.io.ledger import delivery_lock
 from flows.io.mail import DELIVERY_RECORD
 from flows.io.outputs import (
     publish_folder,
@@ -222,9 +225,16 @@ def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
     """The manifest last, then the whole folder swapped in as OUT/<period>/ (with the record
     of the sends of the report it replaces)."""
     write_json(staging / "manifest.json", manifest)
-    if (report_dir / DELIVERY_RECORD).exists():
-        shutil.copy2(report_dir / DELIVERY_RECORD, staging / DELIVERY_RECORD)
-    publish_folder(staging, report_dir)
+    try:
+        os.rename(staging, report_dir)  # no report there yet: no record to carry over
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    with delivery_lock(report_dir):  # no deliverer writes the record between copy and swap
+        if (report_dir / DELIVERY_RECORD).exists():
+            shutil.copy2(report_dir / DELIVERY_RECORD, staging / DELIVERY_RECORD)
+        publish_folder(staging, report_dir)
 
 
 def artifact_key(*parts: str) -> str:

@@ -1,23 +1,32 @@
 """Send a report by email: one message per report, the PDF attached, every send recorded.
 
 The standard library's `email` and `smtplib` (ECOSYSTEM.md: prefect-email builds malformed
-messages). Failures are sorted for the task's retries: a refused or dropped connection, a
-time-out and a 4xx reply are transient; a 5xx reply is permanent.
+messages). A message goes out in as many SMTP transactions as the server asks for (a 452 to
+some RCPT: the rest go in the next one), and each transaction is told to a `Journal` (the
+report folder's delivery.json, `flows.io.ledger`): its intent before DATA, then what the server
+answered. Once DATA is answered 250 the message is delivered, whatever QUIT says; a link lost
+after DATA was sent and before its reply is uncertain (never resent blind). Failures before
+DATA are sorted for the task's retries: a refused or dropped connection, a time-out and a 4xx
+reply are transient; a 5xx reply, no STARTTLS offered when it is configured and no SMTPUTF8
+offered when an address needs it are permanent.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from email import policy
+from email.errors import NonASCIILocalPartDefect
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
-from pathlib import Path
-from typing import Any
+from email.utils import format_datetime, make_msgid
+from typing import Any, Protocol
 
 SMTP_SECURITY = ("none", "starttls", "ssl")
 PASSWORD_VARIABLE = "FUNNEL_SMTP_PASSWORD"
@@ -47,7 +56,16 @@ class TransientDeliveryError(Exception):
 
 
 class PermanentDeliveryError(Exception):
-    """The server refused the message (not retried)."""
+    """The server refused the message, or cannot take it as configured (not retried)."""
+
+
+class UncertainDeliveryError(Exception):
+    """The link was lost after DATA was sent and before the server answered: the server may
+    or may not have the message (not retried, never resent without --resend)."""
+
+
+class RecordError(Exception):
+    """delivery.json could not be written (said with what was and was not sent)."""
 
 
 def smtp_password(settings: DeliverySettings) -> str | None:
@@ -61,25 +79,53 @@ def smtp_password(settings: DeliverySettings) -> str | None:
     return None
 
 
+def parse_address(text: str) -> Address:
+    """One address of funnel.toml, parsed as RFC 5322 says (`"Doe, Jane" <jane@example.com>`
+    is one address, never split at its comma); ValueError when it is not exactly one."""
+    if "\r" in text or "\n" in text:
+        raise ValueError("an address holds no line break")
+    header = policy.default.header_factory("To", text)
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    addresses = header.addresses
+    if defects or len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
+        raise ValueError(
+            'expected one email address, like ceo@example.com or "Doe, Jane" <jane@example.com>'
+        )
+    found = addresses[0]
+    return Address(found.display_name, found.username, found.domain)
+
+
+def address_key(address: str) -> str:
+    """An addr-spec as compared: case-insensitive."""
+    return address.casefold()
+
+
+def header_text(text: str) -> str:
+    """Text for a header: no line breaks or control characters, whitespace as single spaces."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+
+
 def addressed(
-    settings: DeliverySettings, subject: str, to: list[str], cc: list[str]
+    settings: DeliverySettings, subject: str, to: Sequence[str], cc: Sequence[str]
 ) -> EmailMessage:
-    """A new message with its subject, sender, recipients and Message-ID."""
+    """A new message with its subject, sender, recipients, date and Message-ID."""
+    sender = parse_address(settings.sender)
     message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.sender
+    message["Subject"] = header_text(subject)
+    message["From"] = sender
     if to:
-        message["To"] = ", ".join(to)
+        message["To"] = [parse_address(a) for a in to]
     if cc:
-        message["Cc"] = ", ".join(cc)
-    message["Message-ID"] = make_msgid(domain=settings.sender.rsplit("@", 1)[-1].strip("> "))
+        message["Cc"] = [parse_address(a) for a in cc]
+    message["Date"] = format_datetime(datetime.now().astimezone())
+    message["Message-ID"] = make_msgid(domain=sender.domain)
     return message
 
 
 def report_message(
     *,
     settings: DeliverySettings,
-    recipients: tuple[list[str], list[str]],
+    recipients: tuple[Sequence[str], Sequence[str]],
     subject: str,
     text: str,
     html: str,
@@ -96,94 +142,254 @@ def report_message(
 
 
 def ops_message(*, settings: DeliverySettings, subject: str, text: str) -> EmailMessage:
-    """A plain-text message to [delivery] ops (a failed scheduled run)."""
+    """A plain-text message to [delivery] ops (a failed scheduled run, an uncertain send)."""
     message = addressed(settings, subject, list(settings.ops), [])
     message.set_content(text)
     return message
 
 
-def send_message(message: EmailMessage, settings: DeliverySettings) -> None:
-    """Hand the message to the SMTP server; TransientDeliveryError or PermanentDeliveryError
-    when it does not take it."""
+def envelope_recipients(message: EmailMessage) -> list[str]:
+    """The addr-specs of the message's To and Cc, each once (compared case-insensitively)."""
+    seen: dict[str, str] = {}
+    for name in ("To", "Cc"):
+        for address in message[name].addresses if message[name] else ():
+            seen.setdefault(address_key(address.addr_spec), address.addr_spec)
+    return list(seen.values())
+
+
+Refusals = dict[str, tuple[int, bytes]]
+
+
+class Journal(Protocol):
+    """Where the transactions of a message are recorded (delivery.json)."""
+
+    def intent(self, accepted: list[str]) -> None:
+        """Before DATA: the recipients the server accepted (recorded before returning)."""
+
+    def delivered(self, accepted: list[str], refused: Refusals) -> None:
+        """DATA was answered 250."""
+
+    def failed(self, reply: str, refused: Refusals) -> None:
+        """DATA was refused, or answered other than 250: nothing was delivered."""
+
+    def uncertain(self, why: str) -> None:
+        """The link was lost after DATA was sent and before its reply."""
+
+    def refused(self, refused: Refusals) -> None:
+        """Every recipient of a transaction was refused: no DATA."""
+
+
+class NoJournal:
+    """A message sent without a record (an ops notice)."""
+
+    def intent(self, accepted: list[str]) -> None:
+        pass
+
+    def delivered(self, accepted: list[str], refused: Refusals) -> None:
+        pass
+
+    def failed(self, reply: str, refused: Refusals) -> None:
+        pass
+
+    def uncertain(self, why: str) -> None:
+        pass
+
+    def refused(self, refused: Refusals) -> None:
+        pass
+
+
+class _Recording:
+    """An SMTP client that notes the recipients each RCPT accepted and tells the journal's
+    intent just before DATA; `data_sent` says DATA went out, `data_reply` its final reply."""
+
+    def begin(self, journal: Journal) -> None:
+        self.journal = journal
+        self.accepted: list[str] = []
+        self.data_sent = False
+        self.data_refused = False
+        self.data_reply: tuple[int, bytes] | None = None
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        code, reply = super().rcpt(recip, options)  # type: ignore[misc]
+        if code in (250, 251):
+            self.accepted.append(recip)
+        return code, reply
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.journal.intent(list(self.accepted))  # written and on disk before DATA
+        self.data_sent = True
+        try:
+            reply = super().data(msg)  # type: ignore[misc]
+        except smtplib.SMTPDataError:  # DATA itself refused: no content went
+            self.data_refused = True
+            raise
+        self.data_reply = reply
+        return reply
+
+
+class RecordingSMTP(_Recording, smtplib.SMTP):
+    pass
+
+
+class RecordingSMTPSSL(_Recording, smtplib.SMTP_SSL):
+    pass
+
+
+def reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def by_code(code: int) -> type[Exception]:
+    return TransientDeliveryError if 400 <= code < 500 else PermanentDeliveryError
+
+
+def refusal_list(refused: Refusals) -> str:
+    return ", ".join(f"{a} ({code} {reply_text(r)})" for a, (code, r) in refused.items())
+
+
+def classified(error: Exception, settings: DeliverySettings) -> Exception:
+    """A failure outside DATA as a transient or permanent delivery error."""
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    if isinstance(error, TransientDeliveryError | PermanentDeliveryError | RecordError):
+        return error
+    if isinstance(error, smtplib.SMTPNotSupportedError):  # no SMTPUTF8, AUTH, STARTTLS
+        return PermanentDeliveryError(f"{where}: {' '.join(str(error).split())}")
+    if isinstance(error, smtplib.SMTPResponseException):
+        return by_code(error.smtp_code)(
+            f"{settings.smtp_host} answered {error.smtp_code} {reply_text(error.smtp_error)}"
+        )
+    if isinstance(error, ssl.SSLError):  # an untrusted certificate does not get better with time
+        return PermanentDeliveryError(
+            f"{where}: TLS failed ({error.reason or error}); set [delivery] ca_file to the "
+            "server's CA"
+        )
+    return TransientDeliveryError(f"{where}: {type(error).__name__}: {error}")
+
+
+def connect(settings: DeliverySettings) -> _Recording:
+    """A session with the server, secured and logged in as [delivery] says."""
     context = ssl.create_default_context(cafile=settings.ca_file)
     try:
+        client: _Recording
         if settings.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
+            client = RecordingSMTPSSL(
                 settings.smtp_host,
                 settings.smtp_port,
                 timeout=settings.timeout_seconds,
                 context=context,
             )
         else:
-            client = smtplib.SMTP(
+            client = RecordingSMTP(
                 settings.smtp_host, settings.smtp_port, timeout=settings.timeout_seconds
             )
-        with client:
-            if settings.security == "starttls":
-                client.starttls(context=context)
-            password = smtp_password(settings)
-            if settings.username and password:
-                client.login(settings.username, password)
-            refused = client.send_message(message)
+    except Exception as error:
+        raise classified(error, settings) from None
+    try:
+        assert isinstance(client, smtplib.SMTP)
+        client.ehlo()
+        if settings.security == "starttls":
+            if not client.has_extn("starttls"):
+                raise PermanentDeliveryError(
+                    f"{settings.smtp_host}:{settings.smtp_port} offers no STARTTLS and "
+                    '[delivery] security is "starttls"; nothing sent in clear'
+                )
+            client.starttls(context=context)
+            client.ehlo()
+        password = smtp_password(settings)
+        if settings.username and password:
+            client.login(settings.username, password)
+    except Exception as error:
+        client.close()  # type: ignore[attr-defined]
+        raise classified(error, settings) from None
+    return client
+
+
+def quit_quietly(client: smtplib.SMTP) -> None:
+    """QUIT, whatever the server answers: what it accepted before stays delivered."""
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+    finally:
+        client.close()
+
+
+def transaction(
+    client: Any, message: EmailMessage, batch: list[str], settings: DeliverySettings
+) -> tuple[list[str], Refusals]:
+    """One MAIL/RCPT/DATA of the message to `batch`; the recipients the server accepted and
+    those it refused (with their replies). Raises when nothing more can go in this session."""
+    journal: Journal = client.journal
+    try:
+        refused: Refusals = client.send_message(message, to_addrs=batch)
     except smtplib.SMTPRecipientsRefused as error:
-        codes = [code for code, _ in error.recipients.values()]
-        kind = (
-            TransientDeliveryError if all(400 <= c < 500 for c in codes) else PermanentDeliveryError
-        )
-        raise kind(f"{settings.smtp_host}: refused {', '.join(error.recipients)}") from None
-    except smtplib.SMTPResponseException as error:
-        reply = (
-            error.smtp_error.decode("utf-8", "replace")
-            if isinstance(error.smtp_error, bytes)
-            else str(error.smtp_error)
-        )
-        kind = TransientDeliveryError if 400 <= error.smtp_code < 500 else PermanentDeliveryError
-        raise kind(f"{settings.smtp_host} answered {error.smtp_code} {reply}") from None
-    except ssl.SSLError as error:  # an untrusted certificate does not get better with time
-        raise PermanentDeliveryError(
-            f"{settings.smtp_host}:{settings.smtp_port}: TLS failed ({error.reason or error}); "
-            "set [delivery] ca_file to the server's CA"
+        journal.refused(error.recipients)
+        if any(code == 421 for code, _ in error.recipients.values()):  # the server closed
+            raise TransientDeliveryError(
+                f"{settings.smtp_host}: refused {refusal_list(error.recipients)}"
+            ) from None
+        return [], dict(error.recipients)
+    except smtplib.SMTPDataError as error:  # nothing delivered: DATA refused or not 250
+        journal.failed(f"{error.smtp_code} {reply_text(error.smtp_error)}", {})
+        raise by_code(error.smtp_code)(
+            f"{settings.smtp_host} answered {error.smtp_code} {reply_text(error.smtp_error)}"
         ) from None
-    except (OSError, smtplib.SMTPException) as error:
-        raise TransientDeliveryError(
-            f"{settings.smtp_host}:{settings.smtp_port}: {type(error).__name__}: {error}"
-        ) from None
-    if refused:
-        raise PermanentDeliveryError(f"{settings.smtp_host}: refused {', '.join(refused)}")
+    except RecordError:
+        raise
+    except Exception as error:
+        if client.data_sent and not client.data_refused and client.data_reply is None:
+            why = f"{type(error).__name__}: {' '.join(str(error).split()) or 'no reply'}"
+            journal.uncertain(why)
+            raise UncertainDeliveryError(
+                f"the link to {settings.smtp_host} was lost after DATA was sent ({why})"
+            ) from None
+        raise classified(error, settings) from None
+    accepted = [a for a in batch if a not in refused]
+    journal.delivered(accepted, refused)
+    return accepted, refused
+
+
+def transmit(
+    message: EmailMessage,
+    recipients: Sequence[str],
+    settings: DeliverySettings,
+    journal: Journal | None = None,
+) -> None:
+    """Send the message to `recipients` (addr-specs), each accepted recipient once: in as many
+    transactions as the server needs (after a 452 to some RCPT, the rest go in the next, in
+    batches no larger than it took). Raises TransientDeliveryError when some recipients could
+    not be sent to now (4xx), PermanentDeliveryError when some were refused for good (5xx) or
+    the server cannot take the message, UncertainDeliveryError when the link was lost during
+    DATA."""
+    client = connect(settings)
+    assert isinstance(client, smtplib.SMTP)
+    remaining, limit = list(recipients), 0
+    for_good: Refusals = {}
+    try:
+        while remaining:
+            batch = remaining[:limit] if limit else remaining
+            client.begin(journal or NoJournal())
+            accepted, refused = transaction(client, message, batch, settings)
+            for_good |= {a: r for a, r in refused.items() if r[0] >= 500}
+            later = [a for a in batch if a in refused and refused[a][0] < 500]
+            if later and not accepted:
+                raise TransientDeliveryError(
+                    f"{settings.smtp_host}: refused {refusal_list({a: refused[a] for a in later})}"
+                )
+            if any(refused[a][0] == 452 for a in later):  # too many recipients: batches
+                limit = len(accepted)
+            remaining = later + remaining[len(batch) :]
+    finally:
+        quit_quietly(client)
+    if for_good:
+        raise PermanentDeliveryError(f"{settings.smtp_host}: refused {refusal_list(for_good)}")
+
+
+def send_message(message: EmailMessage, settings: DeliverySettings) -> None:
+    """Hand a message without a record (an ops notice) to the SMTP server."""
+    transmit(message, envelope_recipients(message), settings)
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def delivery_record(folder: Path) -> dict[str, Any]:
-    """delivery.json of a report folder: every send so far."""
-    path = folder / DELIVERY_RECORD
-    if not path.exists():
-        return {"sends": []}
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def already_sent(folder: Path, pdf_sha256: str) -> set[str]:
-    """The recipients this very PDF was sent to."""
-    return {
-        address
-        for send in delivery_record(folder)["sends"]
-        if send["pdf_sha256"] == pdf_sha256
-        for address in (*send["to"], *send["cc"])
-    }
-
-
-def sent_entry(message: EmailMessage, pdf_sha256: str) -> dict[str, Any]:
-    def addresses(header: str) -> list[str]:
-        value = message.get(header)
-        return [a.strip() for a in str(value).split(",")] if value else []
-
-    return {
-        "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "to": addresses("To"),
-        "cc": addresses("Cc"),
-        "subject": str(message["Subject"]),
-        "message_id": str(message["Message-ID"]),
-        "pdf_sha256": pdf_sha256,
-    }
