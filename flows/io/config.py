@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from flows.io.mail import SMTP_SECURITY, DeliverySettings
+from flows.io.mail import SMTP_SECURITY, DeliverySettings, parse_address
 from schemas.canonical import TABLE_MODELS, column_types
 from schemas.vocabulary import (
     AUTO,
@@ -208,6 +208,14 @@ class ReportSection(Section):
 PeriodTargets = dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]]
 
 
+def _one_address(text: str) -> str:
+    parse_address(text)  # ValueError: not one address
+    return text
+
+
+EmailAddress = Annotated[str, AfterValidator(_one_address)]  # `"Doe, Jane" <jane@…>` is one
+
+
 def _period_labels(targets: dict[str, float]) -> dict[str, float]:
     """[targets] keys are periods like 2024-06 or 2024-Q2 (normalised to their labels)."""
     result = {}
@@ -226,7 +234,7 @@ class ReportSetEntry(Section):
     title: str | None = None
     filter: dict[Segment, Headers]
     lang: Literal[LANGUAGES] | None = None
-    to: list[str] = []
+    to: list[EmailAddress] = []
     target: Annotated[PeriodTargets, AfterValidator(_period_labels)] = {}
 
     @field_validator("name")
@@ -255,10 +263,10 @@ class DeliverySection(Section):
     security: Literal[SMTP_SECURITY] = "starttls"
     username: str | None = None
     password_block: str | None = None
-    sender: Annotated[str, StringConstraints(min_length=1)]
-    to: Annotated[list[str], Field(min_length=1)]
-    cc: list[str] = []
-    ops: list[str] = []
+    sender: EmailAddress
+    to: Annotated[list[EmailAddress], Field(min_length=1)]
+    cc: list[EmailAddress] = []
+    ops: list[EmailAddress] = []
     timeout_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 30.0
     ca_file: str | None = None
     retry_delays_seconds: list[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = list(
