@@ -29,7 +29,7 @@ from flows.io.config import (
     period_from_label,
     settings_from_toml,
 )
-from flows.io.mail import DeliverySettings, PermanentDeliveryError, TransientDeliveryError
+from flows.io.mail import DeliverySettings
 from flows.io.outputs import store_tables, work_folder
 from flows.progress import say, step
 from flows.report_flow import (
@@ -272,6 +272,6 @@ def funnel_backfill(
                     funnel=settings.funnel,
                     resend=resend,
                 )
-            except (TransientDeliveryError, PermanentDeliveryError) as error:
+            except Exception as error:  # one report's failure never stops the others' mail
                 rows[job.label] |= {"status": FAILED, "error": one_line(error)[1]}
     return [rows[job.label] for job in jobs]
