@@ -47,6 +47,11 @@ class Opportunities(pa.DataFrameModel):
     customer_name: str = nullable("Customer (company) name")
     stage_entered_at: UTC_TIMESTAMP = nullable("When the current stage was entered (UTC)")
     amount: float = nullable("Expected deal amount, in `currency`", ge=0)
+    won_amount: float = nullable(
+        "What a won deal closed at, where the export keeps it apart from the expected amount "
+        "(Dynamics' Actual Revenue): a won deal's amount when present",
+        ge=0,
+    )
     currency: str = nullable(
         "ISO 4217 code of the amount as exported; the report currency once converted"
     )

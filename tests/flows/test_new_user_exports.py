@@ -695,12 +695,6 @@ def test_dynamics_export_matches_a_plain_reading(dynamics, period):
     assert all("appears more than once" in reason for reason in reasons.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the dynamics preset reads Est. Revenue before Actual Revenue, so a won deal counts "
-    "its estimate, not the revenue its close recorded",
-)
 @pytest.mark.parametrize("period", PERIODS)
 def test_dynamics_won_amount_is_the_actual_revenue_of_won_deals(dynamics, period):
     folder, _, _, metrics = dynamics

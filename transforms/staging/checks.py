@@ -25,6 +25,7 @@ from schemas.vocabulary import (
     OPPORTUNITIES,
     REASON_SEPARATOR,
     STAGE_HISTORY,
+    WON,
 )
 from transforms.freshness import data_as_of
 from transforms.funnel_model import RunSettings
@@ -86,7 +87,13 @@ def typed_table(
     )
     typed = parsed.frame.collect()
     if table == OPPORTUNITIES:  # parsed_table keeps the rows in their order
-        typed = typed.hstack([frame[STAGE_FROM_HISTORY]])
+        typed = typed.hstack([frame[STAGE_FROM_HISTORY]]).with_columns(
+            # a won deal's own closing amount, where the export keeps one apart
+            pl.when((pl.col("status") == WON) & pl.col("won_amount").is_not_null())
+            .then(pl.col("won_amount"))
+            .otherwise(pl.col("amount"))
+            .alias("amount")
+        )
     return typed, parsed.null_words
 
 

@@ -252,6 +252,7 @@ def test_a_dynamics_365_opportunity_export_is_read_by_its_display_names(tmp_path
         "stage": stage_header,
         "status": "Status",
         "amount": "Est. Revenue",
+        "won_amount": "Actual Revenue",
         "currency": "Currency",
         "created_at": "Created On",
         "expected_close_date": "Est. Close Date",
@@ -271,5 +272,7 @@ def test_a_dynamics_365_opportunity_export_is_read_by_its_display_names(tmp_path
     assert rows["2"]["closed_at"].isoformat() == "2024-06-18T00:00:00+00:00"
     assert str(rows["1"]["expected_close_date"]) == "2024-09-30"
     assert rows["1"]["created_at"].isoformat() == "2024-06-01T09:30:00+00:00"
-    assert (rows["2"]["amount"], rows["3"]["amount"]) == (20000.0, 8000.0)  # estimated revenue
+    # a won deal is worth what it closed at (Actual Revenue 21,000, not its estimate of 20,000);
+    # a lost one keeps its estimate (its Actual Revenue of 0 is not an amount it was worth)
+    assert (rows["2"]["amount"], rows["3"]["amount"]) == (21000.0, 8000.0)
     assert rows["1"]["crm_probability"] == 60.0
