@@ -189,6 +189,13 @@ def conversion_factors(
     )
 
 
+def converted_amount(factor: pl.Series) -> pl.Expr:
+    """`amount` times its conversion factor; a negative amount (quarantined) stays as written,
+    so that its reason quotes the value in the file."""
+    amount = pl.col("amount")
+    return pl.when(amount < 0).then(amount).otherwise(amount * factor).alias("amount")
+
+
 class MissingRateError(ValueError):
     """An amount in a currency the rates do not hold (checked before, so a defect)."""
 
@@ -240,10 +247,10 @@ def in_report_currency(
         if unpriced.len():
             raise MissingRateError(f"{name}: no rate for {', '.join(unpriced.sort())}")
     converted = opportunities.with_columns(
-        pl.col("amount") * deals["__factor"], pl.lit(report_currency).alias(CURRENCY)
+        converted_amount(deals["__factor"]), pl.lit(report_currency).alias(CURRENCY)
     )
     history_converted = history.with_columns(
-        pl.col("amount") * entries["__factor"], pl.lit(report_currency).alias(CURRENCY)
+        converted_amount(entries["__factor"]), pl.lit(report_currency).alias(CURRENCY)
     )
     used = (
         deals.group_by("__from")

@@ -201,3 +201,13 @@ def test_an_unreadable_currency_quarantines_its_row(tmp_path):
     assert (quality["rows_read"], quality["rows_valid"], quality["rows_quarantined"]) == (5, 4, 1)
     assert "cannot read as a currency" in quality["reasons"][0]["reason"]
     assert by_key(checked.source["currency"]["converted"], "currency")["MXN"]["deals"] == 1
+
+
+def test_a_negative_amount_is_quarantined_quoting_the_value_in_the_file(tmp_path):
+    text = OPPORTUNITY.replace(",3750,PEN", ",-3750,PEN")
+    folder = export(tmp_path, ("Opportunity.csv", text), ("CurrencyType.csv", CURRENCY_TYPE))
+    checked = check_inputs(read_inputs(folder, SETTINGS))
+    # it was "got '-1000.0'": the value converted to USD, which the file does not hold
+    assert checked.quarantine["opportunities"]["_reasons"].to_list() == [
+        "amount: negative value (got '-3750.0')"
+    ]
