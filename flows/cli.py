@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -414,6 +415,57 @@ def encoding_origin(entry: dict[str, Any], summary: dict[str, Any]) -> str:
     return "" if entry["encoding"] in CERTAIN_ENCODINGS else " (detected)"
 
 
+SNAPSHOT_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})/(.+)$")
+EXAMPLES_SHOWN = 2
+
+
+def snapshot_files_merged(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-file entries of `funnel validate` with the files of dated snapshot folders taken
+    together, one entry per table and file name (`2024-02-01 … 2024-07-01/deals.csv`): counts
+    summed, reasons merged by category, examples naming their file; entries of no rows left
+    out (every deal's latest row is its opportunity: older snapshots hold none)."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    kept: list[dict[str, Any]] = []
+    for entry in files:
+        match = SNAPSHOT_FILE.match(entry["file"])
+        if not match:
+            kept.append(entry)
+            continue
+        folder, name = match.groups()
+        group = merged.get((entry["table"], name))
+        if group is None:
+            group = merged[(entry["table"], name)] = {
+                **entry,
+                "folders": [],
+                "reasons": [],
+                "rows_read": 0,
+                "rows_valid": 0,
+                "rows_quarantined": 0,
+            }
+            kept.append(group)
+        group["folders"].append(folder)
+        for key in ("rows_read", "rows_valid", "rows_quarantined"):
+            group[key] += entry[key]
+        for reason in entry["reasons"]:
+            same = next((r for r in group["reasons"] if r["category"] == reason["category"]), None)
+            examples = [
+                {**e, "_line": f"{folder}/{name} line {e['_line']}"} for e in reason["examples"]
+            ]
+            if same is None:
+                group["reasons"].append({**reason, "examples": examples})
+            else:
+                same["rows"] += reason["rows"]
+                same["examples"] = (same["examples"] + examples)[:EXAMPLES_SHOWN]
+    for group in merged.values():
+        first, last = min(group["folders"]), max(group["folders"])
+        name = SNAPSHOT_FILE.match(group["file"]).group(2)  # type: ignore[union-attr]
+        count = len(group["folders"])
+        group["file"] = f"{first} … {last}/{name}" if count > 1 else f"{first}/{name}"
+        group["table"] = f"{group['table']}, {count} snapshot{'s' if count > 1 else ''}"
+        group["reasons"].sort(key=lambda r: (-r["rows"], r["category"]))
+    return [entry for entry in kept if entry["rows_read"] or "folders" not in entry]
+
+
 def print_validation(summary: dict[str, Any]) -> None:
     """`funnel validate`'s report: the layout, files not used, stage values to map, and per
     file its counts and top reasons with example lines."""
@@ -445,7 +497,7 @@ def print_validation(summary: dict[str, Any]) -> None:
                 f"… and {len(more)} more unknown stage values in {table} ({rows} "
                 f"row{'s' if rows != 1 else ''} quarantined)"
             )
-    for entry in summary["files"]:
+    for entry in snapshot_files_merged(summary["files"]):
         print(
             f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "
             f"valid {entry['rows_valid']}, quarantined {entry['rows_quarantined']}"
@@ -455,7 +507,9 @@ def print_validation(summary: dict[str, Any]) -> None:
         for reason in entry["reasons"]:
             print(f"  {reason['rows']} × {on_one_line(reason['category'])}")
             for example in reason["examples"]:
-                print(f"      line {example['_line']}: {on_one_line(example['reasons'])}")
+                line = example["_line"]
+                where = line if isinstance(line, str) else f"line {line}"
+                print(f"      {where}: {on_one_line(example['reasons'])}")
 
 
 if __name__ == "__main__":

@@ -759,12 +759,6 @@ def test_validate_the_hubspot_snapshots_counts(hubspot):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="funnel validate prints two lines or more per snapshot file and table (and 'read 0' "
-    "for every older snapshot as opportunities): 39 lines for 6 monthly snapshots",
-)
 def test_validate_the_hubspot_snapshots_in_a_few_lines(hubspot):
     folder, _, _, _ = hubspot
     _, out, _ = run("validate", "--input", str(folder))

@@ -293,8 +293,15 @@ def quarantine_rows(
 
 
 def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per input file: where it is, its SHA-256, how it was read, and its row counts."""
-    per_file = {f["file"]: f for t in quality.values() for f in t["files"]}
+    """Per input file: where it is, its SHA-256, how it was read, and its row counts. Every
+    row of a dated snapshot's file is an observation of a deal, a stage-history row: its
+    counts are those (each deal's latest row is also its opportunity)."""
+    per_file = {(table, f["file"]): f for table, t in quality.items() for f in t["files"]}
+
+    def counts(f: InputFile) -> dict[str, Any]:
+        table = STAGE_HISTORY if f.source.folder and f.table == OPPORTUNITIES else f.table
+        return per_file[(table, f.name)]
+
     return [
         {
             "table": f.table,
@@ -304,8 +311,8 @@ def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any
             "encoding": f.source.encoding,
             "delimiter": f.source.delimiter,
             "rows": f.rows,
-            "rows_valid": per_file[f.name]["rows_valid"],
-            "rows_quarantined": per_file[f.name]["rows_quarantined"],
+            "rows_valid": counts(f)["rows_valid"],
+            "rows_quarantined": counts(f)["rows_quarantined"],
         }
         for f in inputs.files
     ]

@@ -150,3 +150,17 @@ def test_a_run_of_an_earlier_month_sees_only_what_its_end_holds(tmp_path):
     # nothing was seen of it before 05-15)
     assert (april["totals"]["won_count"], april["totals"]["won_amount"]) == (3, 380.0)
     assert (april["totals"]["lost_count"], april["totals"]["open_count"]) == (0, 4)
+
+
+def test_each_snapshot_file_counts_its_own_rows_in_the_input_files(tmp_path):
+    # the appendix's and the manifest's input files: a snapshot file's rows are observations
+    # (7, 8 and 8 rows; E's row in each is quarantined with its deal); it used to show the
+    # opportunities' counts of another file, or none
+    files = {f["name"]: f for f in checked_snapshots(tmp_path).files}
+    assert {
+        name: (f["rows"], f["rows_valid"], f["rows_quarantined"]) for name, f in files.items()
+    } == {
+        "2024-04-15/opportunities.csv": (7, 6, 1),
+        "2024-05-15/opportunities.csv": (8, 7, 1),
+        "2024-06-15/opportunities.csv": (8, 7, 1),
+    }
