@@ -153,9 +153,9 @@ def test_a_run_of_an_earlier_month_sees_only_what_its_end_holds(tmp_path):
 
 
 def test_each_snapshot_file_counts_its_own_rows_in_the_input_files(tmp_path):
-    # the appendix's and the manifest's input files: a snapshot file's rows are observations
-    # (7, 8 and 8 rows; E's row in each is quarantined with its deal); it used to show the
-    # opportunities' counts of another file, or none
+    # the appendix's and the manifest's input files: a snapshot file's rows are observations,
+    # stage-history rows (7, 8 and 8 rows; E's row in each is quarantined with its deal),
+    # whatever order the tables' counts come in
     files = {f["name"]: f for f in checked_snapshots(tmp_path).files}
     assert {
         name: (f["rows"], f["rows_valid"], f["rows_quarantined"]) for name, f in files.items()
