@@ -16,6 +16,12 @@ UNREADABLE: Final = "{}: cannot read as a {} (got '{}')"
 # records the reader cannot take as they stand (flows.io.readers): fields found, expected
 WRONG_FIELD_COUNT: Final = "row: wrong number of fields (got '{} fields where the header has {}')"
 
+# values read, but not believable (staging.parse): the column, the separators, the value
+SEPARATORS: Final = (
+    '{}: separators that do not fit [source.parse] decimal = "{}", thousands = "{}" (got \'{}\')'
+)
+NOT_FINITE: Final = "{}: too large to be a number (got '{}')"
+
 # the pandera models' checks (schemas.validation): the column, and the value
 MISSING_REQUIRED: Final = "{}: missing (required)"
 REPEATED_ID: Final = "{}: '{}' appears more than once (every copy quarantined)"

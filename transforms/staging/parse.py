@@ -221,21 +221,56 @@ def parse_date(raw: pl.Expr, *, date_order: str = "DMY") -> pl.Expr:
     return pl.coalesce(date, serial)
 
 
-def parse_amount(raw: pl.Expr, *, decimal: str = ".", thousands: str = ",") -> pl.Expr:
-    """Amounts as people type them: ¥250,000 · 250000.00 · 25万 · 1.2M · (1,000) · 3k."""
-    text = blank_to_null(raw).str.replace_all(CURRENCY_MARKS, "").str.replace_all(r"\s", "")
+def amount_number(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """An amount's number as typed (without currency marks, sign, brackets or multiplier,
+    spaces inside it kept), whether it is negative, and its multiplier's name."""
+    text = blank_to_null(raw).str.replace_all(CURRENCY_MARKS, "").str.strip_chars()
     negative = text.str.contains(r"^\(.*\)$") | text.str.starts_with("-")
-    text = text.str.strip_chars("()").str.strip_prefix("-")
+    text = text.str.strip_chars("()").str.strip_chars().str.strip_prefix("-").str.strip_chars()
     suffix = text.str.extract(r"(?i)(万|亿|bn|mn|[kmb])$", 1).str.to_lowercase()
-    number = text.str.replace(r"(?i)(万|亿|bn|mn|[kmb])$", "")
+    number = text.str.replace(r"(?i)\s*(万|亿|bn|mn|[kmb])$", "")
+    return number, negative, suffix
+
+
+def amount_pattern(decimal: str, thousands: str) -> str:
+    """A number whose separators fit: digits, or groups of three after the first one to
+    three digits (a space may group them too), then one decimal mark and digits."""
+    group = f"[{re.escape(thousands)}\\s]" if thousands else r"\s"
+    mark = re.escape(decimal)
+    return rf"^(?:\d+|\d{{1,3}}(?:{group}\d{{3}})+)(?:{mark}\d+)?$|^{mark}\d+$"
+
+
+def parse_amount(raw: pl.Expr, *, decimal: str = ".", thousands: str = ",") -> pl.Expr:
+    """Amounts as people type them: ¥250,000 · 250000.00 · 25万 · 1.2M · (1,000) · 3k; read only
+    when the separators fit `decimal` and `thousands` (`12,34` is no amount when the
+    thousands separator is a comma) and the value is finite (`amount_problem` says why not)."""
+    number, negative, suffix = amount_number(raw)
+    valid = number.str.contains(amount_pattern(decimal, thousands))
+    digits = number.str.replace_all(r"\s", "")
     if thousands:
-        number = number.str.replace_all(re.escape(thousands), "", literal=False)
+        digits = digits.str.replace_all(thousands, "", literal=True)
     if decimal != ".":
-        number = number.str.replace_all(re.escape(decimal), ".", literal=False)
-    valid = number.str.contains(r"^\d+(?:\.\d+)?$|^\.\d+$")
+        digits = digits.str.replace_all(decimal, ".", literal=True)
     factor = suffix.replace_strict(AMOUNT_MULTIPLIERS, default=1.0, return_dtype=pl.Float64)
-    value = pl.when(valid).then(number.cast(pl.Float64, strict=False) * factor)
+    value = digits.cast(pl.Float64, strict=False) * factor
+    value = pl.when(valid & value.is_finite()).then(value)
     return pl.when(negative).then(-value).otherwise(value)
+
+
+def amount_problem(
+    raw: pl.Expr, label: str, *, decimal: str = ".", thousands: str = ","
+) -> pl.Expr:
+    """Why an amount `parse_amount` leaves unread cannot be believed, where it looks like a
+    number: separators that do not fit, or a value too large to be finite; null otherwise."""
+    number, _, _ = amount_number(raw)
+    numeric = number.str.contains(r"^[0-9.,'\s]*[0-9][0-9.,'\s]*$")
+    fits = number.str.contains(amount_pattern(decimal, thousands))
+    return (
+        pl.when(numeric & ~fits)
+        .then(pl.format(reasons.SEPARATORS, pl.lit(label), pl.lit(decimal), pl.lit(thousands), raw))
+        .when(numeric & fits)
+        .then(pl.format(reasons.NOT_FINITE, pl.lit(label), raw))
+    )
 
 
 def parse_boolean(raw: pl.Expr) -> pl.Expr:
@@ -450,9 +485,8 @@ def fast_column(
             text.str.to_date("%Y-%m-%d", strict=False)
         )
     if dtype == pl.Float64 and options.decimal == ".":
-        return pl.when(text.str.contains(r"^\d+(?:\.\d+)?$")).then(
-            text.cast(pl.Float64, strict=False)
-        )
+        value = text.cast(pl.Float64, strict=False)
+        return pl.when(text.str.contains(r"^\d+(?:\.\d+)?$") & value.is_finite()).then(value)
     return None
 
 
@@ -464,14 +498,20 @@ def first_values(raw: pl.LazyFrame, names: list[str], rows: int = 1000) -> dict[
     }
 
 
-def unreadable_reason(name: str, dtype: pl.DataType, header: str) -> pl.Expr:
-    """`<column> (<header>): cannot read '<value>' as <kind>` of the raw value in `name`."""
-    return pl.format(
-        reasons.UNREADABLE,
-        pl.lit(name if header == name else f"{name} ({header})"),
-        pl.lit(_kind(name, dtype)),
-        pl.col(name),
+def unreadable_reason(
+    name: str, dtype: pl.DataType, header: str, options: ParseOptions | None = None
+) -> pl.Expr:
+    """`<column> (<header>): cannot read '<value>' as <kind>` of the raw value in `name`; for
+    an amount that looks like a number, why it is not one (`amount_problem`)."""
+    label = name if header == name else f"{name} ({header})"
+    generic = pl.format(reasons.UNREADABLE, pl.lit(label), pl.lit(_kind(name, dtype)), pl.col(name))
+    if dtype != pl.Float64 or name in KINDS:
+        return generic
+    options = options or ParseOptions()
+    specific = amount_problem(
+        pl.col(name), label, decimal=options.decimal, thousands=options.thousands
     )
+    return pl.coalesce(specific, generic)
 
 
 def parse_table(
@@ -592,7 +632,7 @@ def parsed_table(
                 .with_columns((unread & pl.col(name).str.contains(NULL_WORD)).alias("__null"))
                 .with_columns(
                     pl.when(unread & ~pl.col("__null"))
-                    .then(unreadable_reason(name, dtype, headers.get(name, name)))
+                    .then(unreadable_reason(name, dtype, headers.get(name, name), options))
                     .alias(f"__reason_{name}")
                 )
             )

@@ -1,0 +1,78 @@
+"""Believe a value only when it parses for sure (issue 22, point 3): an amount whose
+separators do not fit, a number too large, a date outside the span an export can hold and a
+history row before its deal's creation are quarantined with their reason, never read as
+something else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flows.io.config import settings_from_toml
+from flows.io.exports import read_inputs
+from transforms.funnel_model import RunSettings
+from transforms.staging.checks import validate_inputs
+
+HEADER = "opportunity_id,stage,status,created_at,closed_at,amount,owner\n"
+
+
+def read(folder: Path, config: str = ""):
+    settings = RunSettings()
+    if config:
+        (folder.parent / "funnel.toml").write_text(config, encoding="utf-8")
+        settings = settings_from_toml(folder.parent / "funnel.toml")
+    inputs = read_inputs(folder, settings)
+    return inputs, validate_inputs(inputs)
+
+
+def quarantined(inputs, validated, table: str = "opportunities") -> dict[str, list[str]]:
+    """Each quarantined row's reasons, by its first column's value."""
+    key = "opportunity_id"
+    ids = inputs.raw[table].select("_row", key)
+    rows = validated[table].quarantined.join(ids, on="_row")
+    return {row[key]: row["reasons"] for row in rows.to_dicts()}
+
+
+def deals_folder(tmp_path: Path, text: str | bytes, name: str = "opportunities.csv") -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    (folder / name).write_bytes(data)
+    return folder
+
+
+AMOUNTS = {
+    "A": "250,000",
+    "B": "1,234.50",
+    "C": "12,34",
+    "D": "250.000,00",
+    "E": "1" + "0" * 400,
+    "F": "1,2345",
+}
+
+
+def amounts_folder(tmp_path: Path) -> Path:
+    rows = "".join(f'{k},lead,open,2024-06-01,,"{v}",Ann\n' for k, v in AMOUNTS.items())
+    return deals_folder(tmp_path, HEADER + rows)
+
+
+def test_amounts_need_separators_that_fit_and_a_finite_value(tmp_path):
+    inputs, validated = read(amounts_folder(tmp_path))
+    valid = dict(validated["opportunities"].valid.select("opportunity_id", "amount").iter_rows())
+    assert valid == {"A": 250_000.0, "B": 1234.5}
+    fit = 'amount: separators that do not fit [source.parse] decimal = ".", thousands = ","'
+    assert quarantined(inputs, validated) == {
+        "C": [f"{fit} (got '12,34')"],
+        "D": [f"{fit} (got '250.000,00')"],
+        "E": [f"amount: too large to be a number (got '{AMOUNTS['E']}')"],
+        "F": [f"{fit} (got '1,2345')"],
+    }
+
+
+def test_european_separators_read_european_amounts_only(tmp_path):
+    folder = amounts_folder(tmp_path)
+    config = '[source.parse]\ndecimal = ","\nthousands = "."\n'
+    inputs, validated = read(folder, config)
+    valid = dict(validated["opportunities"].valid.select("opportunity_id", "amount").iter_rows())
+    assert valid == {"A": 250.0, "C": 12.34, "D": 250_000.0, "F": 1.2345}
+    fit = 'amount: separators that do not fit [source.parse] decimal = ",", thousands = "."'
+    assert quarantined(inputs, validated)["B"] == [f"{fit} (got '1,234.50')"]
