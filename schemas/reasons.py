@@ -37,6 +37,7 @@ WON_WITHOUT_CLOSE: Final = "closed_at: missing for a won deal, and no entry into
 PARENT_QUARANTINED: Final = "opportunity_id: '{}' is quarantined in opportunities"
 PARENT_UNKNOWN: Final = "opportunity_id: '{}' is not in opportunities"
 ENTRY_AFTER_LOSS: Final = "entered_at: after the deal was lost (closed_at)"
+ENTRY_BEFORE_CREATED: Final = "entered_at: before its deal was created (created_at)"
 # dated snapshots (flows.io.exports): a deal already won or lost in the first snapshot it is
 # seen in, with no close date in any snapshot: closed, at a date nothing tells
 CLOSED_DATE_UNKNOWN: Final = (

@@ -49,6 +49,7 @@ from transforms.staging.outcomes import (
 from transforms.staging.parse import parse_stage, parsed_table, stage_lookup
 from transforms.staging.rules import (
     history_after_loss_reasons,
+    history_before_created_reasons,
     opportunity_rule_reasons,
     orphan_reasons,
 )
@@ -159,6 +160,9 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         rule_rows = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]
         if table == STAGE_HISTORY:
             rule_rows.append(history_after_loss_reasons(rows.lazy(), valid_opps))
+            rule_rows.append(
+                history_before_created_reasons(rows.lazy(), valid_opps, timezone=settings.timezone)
+            )
         validated[table] = validate_table(
             table, rows, TABLE_MODELS[table], pl.concat(rule_rows).collect()
         )

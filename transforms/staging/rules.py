@@ -12,6 +12,7 @@ from schemas import reasons
 from schemas.vocabulary import LOST, OPEN, WON
 from transforms.funnel_model import FunnelModel
 from transforms.staging.outcomes import CLOSE_UNKNOWN
+from transforms.staging.parse import localized
 
 
 def opportunity_rule_reasons(
@@ -89,4 +90,21 @@ def history_after_loss_reasons(
             & (pl.col("stage") != LOST)
         )
         .select("_row", pl.lit(reasons.ENTRY_AFTER_LOSS).alias("reason"))
+    )
+
+
+def history_before_created_reasons(
+    history: pl.LazyFrame, valid_opportunities: pl.LazyFrame, *, timezone: str
+) -> pl.LazyFrame:
+    """Stage entries dated before the day their deal was created (local): a deal cannot sit
+    in a stage before it exists, and one such row would stretch its dwell by years. An
+    entry on the creation day is no contradiction (a bare date, or the same minute). Only
+    the entries before the creation instant are looked at by day."""
+    created = valid_opportunities.select("opportunity_id", pl.col("created_at").alias("_created"))
+    local_day = pl.col("_created").dt.convert_time_zone(timezone).dt.date()
+    return (
+        history.join(created, on="opportunity_id", how="inner")
+        .filter(pl.col("entered_at") < pl.col("_created"))
+        .filter(pl.col("entered_at") < localized(local_day.cast(pl.Datetime("us")), timezone))
+        .select("_row", pl.lit(reasons.ENTRY_BEFORE_CREATED).alias("reason"))
     )

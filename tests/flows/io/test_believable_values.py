@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flows.io.config import settings_from_toml
 from flows.io.exports import read_inputs
+from schemas import reasons
 from transforms.funnel_model import RunSettings
 from transforms.staging.checks import validate_inputs
 
@@ -76,3 +77,20 @@ def test_european_separators_read_european_amounts_only(tmp_path):
     assert valid == {"A": 250.0, "C": 12.34, "D": 250_000.0, "F": 1.2345}
     fit = 'amount: separators that do not fit [source.parse] decimal = ",", thousands = "."'
     assert quarantined(inputs, validated)["B"] == [f"{fit} (got '1,234.50')"]
+
+
+def test_a_history_row_before_its_deals_creation_is_quarantined(tmp_path):
+    folder = deals_folder(tmp_path, HEADER + "A,qualified,open,2024-06-01,,100,Ann\n")
+    (folder / "stage_history.csv").write_text(
+        "opportunity_id,stage,entered_at\n"
+        "A,lead,2017-05-20\n"  # seven years before the deal was created
+        "A,lead,2024-06-01\n"
+        "A,qualified,2024-06-10\n",
+        encoding="utf-8",
+    )
+    _, validated = read(folder)
+    history = validated["stage_history"]
+    assert (history.rows_read, history.rows_valid, history.rows_quarantined) == (3, 2, 1)
+    [row] = history.quarantined.to_dicts()
+    assert row["_row"] == 1
+    assert row["reasons"] == [reasons.ENTRY_BEFORE_CREATED]
