@@ -15,6 +15,9 @@ UNREADABLE: Final = "{}: cannot read as a {} (got '{}')"
 
 # records the reader cannot take as they stand (flows.io.readers): fields found, expected
 WRONG_FIELD_COUNT: Final = "row: wrong number of fields (got '{} fields where the header has {}')"
+# a record holding bytes its file's encoding does not read: the encoding, the value (each
+# such byte shown as U+FFFD)
+UNDECODABLE: Final = "row: holds bytes that are not {} text (got '{}')"
 
 # values read, but not believable (staging.parse): the column, the separators, the value
 SEPARATORS: Final = (

@@ -142,6 +142,12 @@ class SourceSettings:
     stage_dates: Mapping[str, str] = field(default_factory=dict)
     lookups: tuple[Lookup, ...] = ()
     composite_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # what a file may hold before it is read ([source] max_file_bytes, max_rows, max_columns):
+    # its apparent size (a workbook's sheet XML uncompressed), its rows after the header, its
+    # header's columns; sized for a 10-million-row export on a machine of 24 GiB
+    max_file_bytes: int = 4 << 30
+    max_rows: int = 20_000_000
+    max_columns: int = 2_000
 
 
 @dataclass(frozen=True)

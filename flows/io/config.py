@@ -147,6 +147,10 @@ class SourceSection(Section):
     lookups: dict[str, LookupSection] = {}
     # an id column built from several headers, joined (not the first non-blank of a list)
     composite_ids: dict[Literal[COMPOSITE_ID_COLUMNS], list[NonBlank]] = {}
+    # what a file may hold, checked before it is read
+    max_file_bytes: Annotated[int, Field(ge=1)] = SourceSettings.max_file_bytes
+    max_rows: Annotated[int, Field(ge=1)] = SourceSettings.max_rows
+    max_columns: Annotated[int, Field(ge=1)] = SourceSettings.max_columns
 
     @field_validator("composite_ids")
     @classmethod
@@ -469,6 +473,9 @@ def source_settings(source: SourceSection, forced: str | None) -> SourceSettings
             for name, entry in source.lookups.items()
         ),
         composite_ids={column: tuple(h) for column, h in source.composite_ids.items()},
+        max_file_bytes=source.max_file_bytes,
+        max_rows=source.max_rows,
+        max_columns=source.max_columns,
     )
 
 

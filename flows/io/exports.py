@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from flows.io.config import load_presets
-from flows.io.readers import export_files, read_source_file, sha256_of
+from flows.io.readers import Limits, export_files, read_headers, read_rows, sha256_of
 from schemas.vocabulary import OPPORTUNITIES, TABLES
-from transforms.funnel_model import RunSettings
+from transforms.funnel_model import Lookup, RunSettings
 from transforms.periods import add_months
 from transforms.staging.currency import currency_settings, export_rates, is_rate_table
 from transforms.staging.layout import (
@@ -45,10 +45,13 @@ SNAPSHOT_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def read_folder(folder: Path, settings: RunSettings, label: str | None = None) -> list[SourceTable]:
+    """Every table of a folder's exports, by its header only (`needed_rows` reads the ones a
+    table needs)."""
+    limits = Limits.of(settings.source)
     tables = [
         replace(t, folder=label)
         for p in export_files(folder)
-        for t in read_source_file(p, settings.parse.encoding)
+        for t in read_headers(p, settings.parse.encoding, limits)
     ]
     for table, name in settings.source.files.items():
         if not any(name in (t.path.name, t.name) for t in tables):
@@ -58,6 +61,30 @@ def read_folder(folder: Path, settings: RunSettings, label: str | None = None) -
                 f"folder holds {found}."
             )
     return tables
+
+
+def needed_rows(
+    tables: list[SourceTable],
+    used: list[InputFile],
+    settings: RunSettings,
+    lookups: tuple[Lookup, ...] = (),
+) -> tuple[list[SourceTable], list[InputFile]]:
+    """The tables with the rows of those a run reads read in: the files used, the side files
+    of `lookups` (the first present of each), the export's exchange rates. The others stay
+    headers: a file no table needs is never read past its header."""
+    names = {f.source.name for f in used} | {t.name for t in tables if is_rate_table(t)}
+    for lookup in lookups:
+        side = next((t for name in lookup.files for t in tables if t.name == name), None)
+        if side is not None:
+            names.add(side.name)
+    limits = Limits.of(settings.source)
+    loaded = {
+        t.name: read_rows(t, settings.parse.encoding, limits) for t in tables if t.name in names
+    }
+    return (
+        [loaded.get(t.name, t) for t in tables],
+        [replace(f, source=loaded[f.source.name]) for f in used],
+    )
 
 
 def snapshot_folders(input_dir: Path) -> list[Path]:
@@ -93,10 +120,13 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
         return read_snapshots(snapshots, settings)
     tables = read_folder(input_dir, settings)
     preset, assignment = choose_layout(input_dir, tables, settings, load_presets())
-    raw = canonical_tables(assignment.used, settings.source.stage_dates)
+    tables, used = needed_rows(
+        tables, assignment.used, settings, (*preset.lookups, *settings.source.lookups)
+    )
+    raw = canonical_tables(used, settings.source.stage_dates)
     raw[OPPORTUNITIES], lookups = joined_lookups(
         raw[OPPORTUNITIES],
-        assignment.used,
+        used,
         tables,
         optional=preset.lookups,
         required=settings.source.lookups,
@@ -104,11 +134,11 @@ def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
     sides = {lookup["file"] for lookup in lookups} | {t.name for t in tables if is_rate_table(t)}
     return Inputs(
         preset,
-        detection_reason(preset, assignment.used),
-        assignment.used,
+        detection_reason(preset, used),
+        used,
         [name for name in assignment.ignored if name not in sides],
         raw,
-        settled_currency(effective_settings(settings, preset), raw, tables, assignment.used),
+        settled_currency(effective_settings(settings, preset), raw, tables, used),
         [lookalike for lookalike in assignment.lookalikes if lookalike.file not in sides],
         lookups,
     )
@@ -133,19 +163,22 @@ def settled_currency(
 
 def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
     latest = snapshots[-1]
-    latest_tables = read_folder(latest, settings, latest.name)
-    preset, _ = choose_layout(latest, latest_tables, settings, load_presets())
+    headers = {folder: read_folder(folder, settings, folder.name) for folder in snapshots}
+    preset, _ = choose_layout(latest, headers[latest], settings, load_presets())
     used: list[InputFile] = []
     ignored: list[str] = []
     lookalikes: list[Lookalike] = []
     observations = []
+    latest_tables: list[SourceTable] = []
     for folder in snapshots:
-        tables = read_folder(folder, settings, folder.name)
-        assignment = assign_files(preset, tables, dict(settings.source.files))
-        refuse_needed_files(preset, tables, assignment)
+        assignment = assign_files(preset, headers[folder], dict(settings.source.files))
+        refuse_needed_files(preset, headers[folder], assignment)
+        tables, files = needed_rows(headers[folder], assignment.used, settings)
+        if folder == latest:
+            latest_tables = tables
         ignored += assignment.ignored
         lookalikes += assignment.lookalikes
-        for file in assignment.used:
+        for file in files:
             if file.table == "opportunities":
                 observations.append(
                     canonical_rows(file.source.rows.lazy(), file.match, file.name).with_columns(

@@ -2,7 +2,9 @@
 
 Each sheet or CSV becomes a `SourceTable`: its header as written, its rows as strings with
 `_row` (1, 2, ... in file order) and `_line` (the line or spreadsheet row the record starts on,
-the header being line 1). Anything that makes a file unusable raises UnusableInputError.
+the header being line 1). A file is first read by its header only (`read_headers`); the files
+a table needs are then read whole (`read_rows`), each checked against `Limits` before any of
+its rows is read. Anything that makes a file unusable raises UnusableInputError.
 """
 
 from __future__ import annotations
@@ -12,69 +14,131 @@ import csv
 import hashlib
 import io
 import re
+import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import charset_normalizer
+import numpy as np
 import polars as pl
 
+from flows.io import workbook
 from schemas import reasons
 from schemas.vocabulary import READ_REASON
+from transforms.funnel_model import SourceSettings
 from transforms.staging.layout import SourceTable, UnusableInputError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")  # zip packages of XML, read part by part
+EXCEL_SUFFIXES = (*WORKBOOK_SUFFIXES, ".xls")
 DELIMITERS = (",", ";", "\t", "|")
+CSV_FIELD_LIMIT = csv.field_size_limit()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a file may hold, checked before it is read ([source] in funnel.toml)."""
+
+    max_file_bytes: int = SourceSettings.max_file_bytes
+    max_rows: int = SourceSettings.max_rows
+    max_columns: int = SourceSettings.max_columns
+
+    @classmethod
+    def of(cls, source: SourceSettings) -> Limits:
+        return cls(source.max_file_bytes, source.max_rows, source.max_columns)
+
+
+def over_limit(where: str, found: str, limit: int, unit: str, key: str) -> UnusableInputError:
+    """A file over a limit: what it holds, the limit, and the funnel.toml key that raises it."""
+    return UnusableInputError(
+        f"{where}: {found}, over the limit of {limit:,} {unit}; raise [source] {key} in "
+        "funnel.toml to read it"
+    )
 
 
 def sha256_of(path: Path) -> str:
     return scan_file(path)[0]
 
 
-def decode(path: Path, data: bytes, forced: str | None = None) -> tuple[str, str]:
-    """The text and its encoding: `forced` when `[source.parse] encoding` sets one; else UTF-8
-    (with or without BOM) or UTF-16 with BOM, and failing those the encoding charset-normalizer
-    detects (`detected_encodings`)."""
+@dataclass(frozen=True)
+class Decoded:
+    """A file's text, its encoding, and whether some bytes did not decode (each became
+    U+FFFD, and the rows holding one are quarantined: `with_undecodable`)."""
+
+    text: str
+    encoding: str
+    replaced: bool = False
+
+
+# what text never holds: C0 controls but tab, line breaks, vertical tab and form feed; C1
+# controls; private-use characters (GB18030 reads many byte pairs as such)
+IMPLAUSIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
+
+
+def implausible(text: str) -> int:
+    """How many characters of a decoded text no export holds, when more than one in a
+    thousand of them are (else 0)."""
+    found = len(IMPLAUSIBLE.findall(text))
+    return found if found * 1000 > len(text) else 0
+
+
+def utf8_verdict(data: bytes) -> tuple[str, int, int]:
+    """The bytes read as UTF-8 (an invalid sequence as U+FFFD), how many sequences were
+    invalid, and how many bytes the valid multi-byte characters took beyond one each."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    return text, bad, len(data) - len(text)
+
+
+def decode(path: Path, data: bytes, forced: str | None = None) -> Decoded:
+    """The text and its encoding: `forced` when `[source.parse] encoding` sets one (every
+    byte must fit it); else UTF-8 (with or without BOM) or UTF-16 with BOM, where a byte that
+    does not decode is U+FFFD and its row is quarantined; a file whose few invalid bytes sit
+    among many valid UTF-8 characters is UTF-8 the same way. Failing those, the encodings
+    charset-normalizer detects (`detected_encodings`), each taken only if it reads every
+    byte as plausible text; a file that none reads so is refused with what each gave."""
     if forced is not None:
         codec = "utf-8-sig" if codecs.lookup(forced).name == "utf-8" else forced
         try:
-            return data.decode(codec), forced
+            return Decoded(data.decode(codec), forced)
         except UnicodeDecodeError as error:
             raise UnusableInputError(
                 f"{path}: cannot be read as {forced} (byte {error.start} is "
                 f"0x{data[error.start]:02x}), the encoding set in [source.parse] encoding; "
-                "remove the setting to have it detected, or save the file as CSV UTF-8 or XLSX"
+                "remove the setting to have it detected, or save it as CSV UTF-8 or XLSX"
             ) from None
     if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as error:
-            at = error.start + len(codecs.BOM_UTF8)
-            raise UnusableInputError(
-                f"{path}: starts like UTF-8 text (byte order mark) but byte {at} is "
-                f"0x{data[at]:02x}; save it as CSV UTF-8 or XLSX"
-            ) from None
+        text, bad, _ = utf8_verdict(data[len(codecs.BOM_UTF8) :])
+        return Decoded(text, "utf-8-sig", bad > 0)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", errors="replace")
+        return Decoded(text, "utf-16", "\ufffd" in text)
+    text, bad, good = utf8_verdict(data)
+    if bad == 0 or good >= 2 * bad:  # UTF-8, with a few bytes that are not
+        return Decoded(text, "utf-8", bad > 0)
+    at = text.index("\ufffd")
+    first = len(text[:at].encode("utf-8"))
+    tried = [f"utf-8: byte {first} is 0x{data[first]:02x}"]
+    for encoding in detected_encodings(data):
         try:
-            return data.decode("utf-16"), "utf-16"
+            text = data.decode(encoding)
         except UnicodeDecodeError as error:
-            raise UnusableInputError(
-                f"{path}: starts like UTF-16 text but byte {error.start} cannot be read"
-            ) from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError as utf8_error:
-        for encoding in detected_encodings(data):
-            try:
-                return data.decode(encoding), encoding
-            except UnicodeDecodeError:
-                continue
-        raise UnusableInputError(
-            f"{path}: is not UTF-8 or UTF-16 text and its encoding cannot be detected (byte "
-            f"{utf8_error.start} is 0x{data[utf8_error.start]:02x}); set it in funnel.toml "
-            '([source.parse] encoding = "latin-1", say), or save it as CSV UTF-8 or XLSX'
-        ) from None
+            tried.append(f"{encoding}: byte {error.start} is 0x{data[error.start]:02x}")
+            continue
+        if count := implausible(text):
+            tried.append(f"{encoding}: {count:,} control or private-use characters")
+            continue
+        return Decoded(text, encoding)
+    if len(tried) == 1:
+        tried.append("no other encoding detected")
+    raise UnusableInputError(
+        f"{path}: reads as no plausible text in the encodings tried ({'; '.join(tried)}); set "
+        '[source.parse] encoding in funnel.toml ("latin-1", say), or save it as CSV UTF-8 or '
+        "XLSX"
+    )
 
 
 # GBK/GB18030 (the Chinese teams' Excel) and Windows-1252 (Latin-1, as Salesforce's Data
@@ -100,20 +164,32 @@ def detected_encodings(data: bytes) -> list[str]:
 
 
 def sniff_delimiter(text: str) -> str:
-    """The delimiter that splits the header line into the most columns (quotes respected)."""
+    """The delimiter that splits the header line into the most columns (quotes respected; a
+    delimiter that leaves a field longer than csv's limit splits nothing)."""
     first_line = text.split("\n", 1)[0]
     best, best_count = ",", 0
     for delimiter in DELIMITERS:
-        count = len(next(csv.reader([first_line], delimiter=delimiter), []))
+        try:
+            count = len(next(csv.reader([first_line], delimiter=delimiter), []))
+        except csv.Error:
+            continue
         if count > best_count:
             best, best_count = delimiter, count
     return best
 
 
-def check_header(path: Path, header: list[str]) -> list[str]:
+def check_header(path: Path | str, header: list[str], limits: Limits) -> list[str]:
     names = [h.strip() for h in header]
     if not any(names):
         raise UnusableInputError(f"{path}: has no header row; expected column names on line 1")
+    if len(names) > limits.max_columns:
+        raise over_limit(
+            str(path),
+            f"its header has {len(names):,} columns",
+            limits.max_columns,
+            "columns",
+            "max_columns",
+        )
     repeated = sorted({n for n in names if n and names.count(n) > 1})
     if repeated:
         raise UnusableInputError(
@@ -253,14 +329,18 @@ def short_record_counts(
     return width.scatter(short, counts)
 
 
-def csv_field_counts(text: str, delimiter: str) -> pl.Series:
+def csv_field_counts(text: str, delimiter: str, path: Path) -> pl.Series:
     """How many fields each record has, by the CSV grammar (quoted line breaks, stray quotes);
     null for an empty line."""
-    return pl.Series(
-        "fields",
-        [len(r) if r else None for r in csv.reader(io.StringIO(text), delimiter=delimiter)],
-        dtype=pl.Int64,
-    )
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        counts = [len(r) if r else None for r in reader]
+    except csv.Error as error:
+        raise UnusableInputError(
+            f"{path}: line {reader.line_num} is not readable CSV ({error}); expected one "
+            f"header row and rows with the same number of '{delimiter}'-separated values"
+        ) from None
+    return pl.Series("fields", counts, dtype=pl.Int64)
 
 
 def with_field_check(
@@ -284,13 +364,135 @@ def with_field_check(
     return rows.with_columns(pl.when(wrong).then(reason).alias(READ_REASON))
 
 
-def csv_layout(path: Path, text: str) -> tuple[str, list[str], list[str]]:
-    """The delimiter, the header as written and the checked header, from the file's start."""
+HEADER_BYTES = 16 << 20  # the most a header line may take
+
+
+def csv_layout(path: Path, text: str, limits: Limits) -> tuple[str, list[str], list[str], int]:
+    """The delimiter, the header as written, the checked header, and how many characters of
+    `text` the header record takes, from the file's start."""
     if not text.strip():
         raise UnusableInputError(f"{path}: is empty; expected a header row and data rows")
     delimiter = sniff_delimiter(text)
-    raw_header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
-    return delimiter, raw_header, check_header(path, raw_header)
+    stream = io.StringIO(text)
+    try:
+        raw_header = next(csv.reader(stream, delimiter=delimiter))
+    except csv.Error as error:
+        if "field limit" in str(error):
+            raise UnusableInputError(
+                f"{path}: a field of its header is longer than {CSV_FIELD_LIMIT:,} characters "
+                "(csv's field limit); expected column names on line 1"
+            ) from None
+        raise UnusableInputError(
+            f"{path}: its header is not readable CSV ({error}); expected column names on line 1"
+        ) from None
+    return delimiter, raw_header, check_header(path, raw_header, limits), stream.tell()
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the start of a CSV file says: its encoding, delimiter and header."""
+
+    encoding: str
+    delimiter: str
+    raw_header: list[str]
+    header: list[str]
+
+
+def forced_error(path: Path, forced: str, data: bytes, error: UnicodeDecodeError) -> Exception:
+    return UnusableInputError(
+        f"{path}: cannot be read as {forced} (byte {error.start} is "
+        f"0x{data[error.start]:02x}), the encoding set in [source.parse] encoding; "
+        "remove the setting to have it detected, or save it as CSV UTF-8 or XLSX"
+    )
+
+
+def head_text(path: Path, head: bytes, forced: str | None, whole: bool) -> tuple[str, str]:
+    """The encoding and text of a file's first bytes (`whole`: all of it)."""
+    if forced is not None:
+        codec = "utf-8-sig" if codecs.lookup(forced).name == "utf-8" else forced
+        try:
+            return forced, codecs.getincrementaldecoder(codec)().decode(head, final=whole)
+        except UnicodeDecodeError as error:
+            raise forced_error(path, forced, head, error) from None
+    encoding = head_encoding(head)
+    if encoding in UTF8_ENCODINGS:  # a character cut at the end reads as U+FFFD
+        return encoding, head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if encoding == "utf-16":
+        return encoding, head.decode("utf-16", errors="replace")
+    cut = head if whole or b"\n" not in head else head[: head.rindex(b"\n") + 1]
+    decoded = decode(path, cut)
+    return decoded.encoding, decoded.text
+
+
+def csv_head(path: Path, forced: str | None, limits: Limits) -> Head:
+    """The encoding, delimiter and header of a CSV file, from as few of its first bytes as
+    the header takes (a megabyte, more for a longer header, at most `HEADER_BYTES`)."""
+    try:
+        size = path.stat().st_size
+        want = HEAD_BYTES
+        while True:
+            with path.open("rb") as handle:
+                head = handle.read(want)
+            whole = len(head) >= size
+            encoding, text = head_text(path, head, forced, whole)
+            delimiter, raw_header, header, used = csv_layout(path, text, limits)
+            if whole or used < len(text):
+                break
+            if want >= HEADER_BYTES:
+                raise UnusableInputError(
+                    f"{path}: its header line is longer than {HEADER_BYTES:,} bytes; expected "
+                    "column names on line 1"
+                )
+            want *= 4
+    except OSError as error:
+        raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
+    if "\ufffd" in "".join(raw_header):
+        label = "utf-8" if encoding in UTF8_ENCODINGS else encoding
+        raise UnusableInputError(
+            f"{path}: its header holds bytes that are not {label} text; save it as CSV UTF-8 "
+            "or XLSX"
+        )
+    return Head(encoding, delimiter, raw_header, header)
+
+
+def precheck(path: Path, head: Head, limits: Limits) -> None:
+    """Before a CSV file is read: its apparent size (a sparse file's too), NUL bytes (a hole,
+    or a file that is not text: never in UTF-8 or single-byte text) and its lines, counted
+    in one streaming pass."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise over_limit(
+            str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
+        )
+    wide = codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
+    breaks, offset, last = 0, 0, b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(16 << 20), b""):
+            if not wide and (at := block.find(b"\0")) >= 0:
+                raise UnusableInputError(
+                    f"{path}: holds NUL bytes (the first at byte {offset + at}): a file with a "
+                    "hole, or not a text export; expected CSV text or an XLSX workbook"
+                )
+            breaks += int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))
+            offset, last = offset + len(block), block[-1:]
+    header_lines = 1 + sum(h.count("\n") for h in head.raw_header)
+    lines = breaks + (last not in (b"\n", b"")) - header_lines
+    if lines > limits.max_rows:
+        raise over_limit(
+            str(path), f"{lines:,} lines after its header", limits.max_rows, "rows", "max_rows"
+        )
+
+
+def with_undecodable(rows: pl.DataFrame, header: list[str], encoding: str) -> pl.DataFrame:
+    """The rows with `_read_reason` where a value holds a byte that did not decode (U+FFFD),
+    unless the reader has a reason for the row already."""
+    got = pl.coalesce(
+        [pl.when(pl.col(c).str.contains("\ufffd", literal=True)).then(pl.col(c)) for c in header]
+    )
+    label = "utf-8" if encoding == "utf-8-sig" else encoding
+    reason = pl.when(got.is_not_null()).then(pl.format(reasons.UNDECODABLE, pl.lit(label), got))
+    existing = [pl.col(READ_REASON)] if READ_REASON in rows.columns else []
+    return rows.with_columns(pl.coalesce([*existing, reason]).alias(READ_REASON))
 
 
 def one_line_each(raw_header: list[str], rows: pl.DataFrame, record_breaks: int) -> bool:
@@ -321,25 +523,24 @@ def checked_records(
         else field_counts(source, delimiter)
     )
     if fields is None or fields.len() != rows.height + 1:  # the grammar decides
-        fields = csv_field_counts(text(), delimiter)
+        fields = csv_field_counts(text(), delimiter, path)
     return with_field_check(path, rows, fields, header)
 
 
-def read_csv_file(path: Path, forced: str | None = None) -> SourceTable:
-    """A UTF-8 file goes to polars straight from disk (hashed and line-counted alongside, in
-    a second thread); other encodings, or UTF-8 that breaks past the first megabyte, are
-    decoded in Python and handed over as UTF-8. `forced` is `[source.parse] encoding`."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(HEAD_BYTES)
-    except OSError as error:
-        raise UnusableInputError(f"{path}: cannot be read ({error.strerror})") from None
-    encoding = head_encoding(head)
-    if forced is not None and codecs.lookup(forced).name != "utf-8":
-        encoding = forced  # decoded in Python below
-    if encoding in UTF8_ENCODINGS:
-        head_text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
-        delimiter, raw_header, header = csv_layout(path, head_text)
+def read_csv_file(path: Path, forced: str | None, limits: Limits) -> SourceTable:
+    """A CSV file whole, once `precheck` passes. A UTF-8 file goes to polars straight from
+    disk (hashed and line-counted alongside, in a second thread); other encodings, or UTF-8
+    with bytes that are not, are decoded in Python and handed over as UTF-8. `forced` is
+    `[source.parse] encoding`."""
+    head = csv_head(path, forced, limits)
+    precheck(path, head, limits)
+    encoding, delimiter, raw_header, header = (
+        head.encoding,
+        head.delimiter,
+        head.raw_header,
+        head.header,
+    )
+    if encoding in UTF8_ENCODINGS and (forced is None or codecs.lookup(forced).name == "utf-8"):
         with ThreadPoolExecutor(max_workers=1) as pool:
             scanned = pool.submit(scan_file, path)
 
@@ -368,8 +569,9 @@ def read_csv_file(path: Path, forced: str | None = None) -> SourceTable:
                 path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
             )
     data = path.read_bytes()
-    text, encoding = decode(path, data, forced)
-    delimiter, raw_header, header = csv_layout(path, text)
+    decoded = decode(path, data, forced)
+    text, encoding = decoded.text, decoded.encoding
+    delimiter, raw_header, header, _ = csv_layout(path, text, limits)
     utf8 = text.encode("utf-8")
     breaks = text.count("\n") - text.endswith("\n")
     try:
@@ -383,6 +585,8 @@ def read_csv_file(path: Path, forced: str | None = None) -> SourceTable:
         )
     except pl.exceptions.PolarsError as error:
         raise unreadable_csv(path, error, delimiter) from None
+    if decoded.replaced:
+        rows = with_undecodable(rows, header, encoding)
     digest = hashlib.sha256(data).hexdigest()
     return _source_table(path, digest, encoding, delimiter, raw_header, rows, breaks)
 
@@ -398,7 +602,7 @@ def _source_table(
 ) -> SourceTable:
     """The rows numbered, with the line each starts on (cheap when no value holds a break);
     `record_breaks` counts the line feeds between the file's first and last record."""
-    header = rows.columns
+    header = [c for c in rows.columns if c != READ_REASON]
     header_lines = 1 + sum(h.count("\n") for h in raw_header)
     lines = (
         (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
@@ -409,18 +613,103 @@ def _source_table(
     return SourceTable(path, None, sha256, encoding, delimiter, header, rows)
 
 
-def read_excel_file(path: Path) -> list[SourceTable]:
+# a workbook that is no zip, a part that does not inflate or fails its checksum
+WORKBOOK_ERRORS = (workbook.WorkbookError, zipfile.BadZipFile, zlib.error, EOFError)
+
+
+def workbook_error(path: Path, error: Exception) -> UnusableInputError:
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return UnusableInputError(f"{path}: is not a readable workbook ({message})")
+
+
+def workbook_headers(path: Path, limits: Limits) -> list[SourceTable]:
+    """Every sheet with a value, by its header only."""
+    try:
+        book = workbook.read_book(path)
+        headers = [(s, workbook.sheet_header(book, s, limits.max_columns)) for s in book.sheets]
+    except WORKBOOK_ERRORS as error:
+        raise workbook_error(path, error) from None
+    return [
+        SourceTable(
+            path,
+            sheet.name,
+            "",
+            "xlsx",
+            None,
+            check_header(f"{path}[{sheet.name}]", header.names, limits),
+            None,
+        )
+        for sheet, header in headers
+        if header is not None
+    ]
+
+
+def workbook_table(table: SourceTable, limits: Limits) -> SourceTable:
+    """A sheet whole, once what its workbook says of it passes the limits: its XML
+    uncompressed (and the shared strings'), and its rows (its `<dimension>`, else counted)."""
+    path, where = table.path, f"{table.path}[{table.sheet}]"
+    try:
+        book = workbook.read_book(path)
+        sheet = next(s for s in book.sheets if s.name == table.sheet)
+        for size, what in ((sheet.size, "of sheet XML"), (book.shared_size, "of shared strings")):
+            if size > limits.max_file_bytes:
+                raise over_limit(
+                    where,
+                    f"{size:,} bytes {what} uncompressed",
+                    limits.max_file_bytes,
+                    "bytes",
+                    "max_file_bytes",
+                )
+        spanned = workbook.dimension_rows(book, sheet)
+        rows, how = (
+            (spanned[0], f"its <dimension> {spanned[1]}")
+            if spanned
+            else (workbook.counted_rows(book, sheet), "counted")
+        )
+        if rows > workbook.EXCEL_ROWS:
+            raise UnusableInputError(
+                f"{where}: {rows - 1:,} rows after its header ({how}), more than a worksheet "
+                f"holds ({workbook.EXCEL_ROWS:,}); expected a workbook Excel can open"
+            )
+        if rows - 1 > limits.max_rows:
+            raise over_limit(
+                where,
+                f"{rows - 1:,} rows after its header ({how})",
+                limits.max_rows,
+                "rows",
+                "max_rows",
+            )
+        header = workbook.sheet_header(book, sheet, limits.max_columns)
+        if header is None or check_header(where, header.names, limits) != table.header:
+            raise UnusableInputError(f"{where}: changed while it was read; read it again")
+        frame = workbook.sheet_rows(book, sheet, header, limits.max_rows)
+    except workbook.TooManyRows as error:
+        raise over_limit(where, f"{error} (read)", limits.max_rows, "rows", "max_rows") from None
+    except WORKBOOK_ERRORS as error:
+        raise workbook_error(path, error) from None
+    rows_frame = frame.with_row_index("_row", offset=1).rename(
+        dict(zip(header.names, table.header, strict=True))
+    )
+    return replace(table, sha256=sha256_of(path), frame=rows_frame)
+
+
+def legacy_workbook(path: Path, limits: Limits) -> list[SourceTable]:
+    """An .xls workbook (at most 65,536 rows a sheet), whole: its apparent size is checked."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise over_limit(
+            str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
+        )
     try:
         sheets = pl.read_excel(path, sheet_id=0, infer_schema_length=0)
     except Exception as error:  # the engine raises its own types for broken files
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UnusableInputError(f"{path}: is not a readable workbook ({message})") from None
+        raise workbook_error(path, error) from None
     digest = sha256_of(path)
     tables = []
     for sheet, frame in sheets.items():
         if frame.width == 0:
             continue
-        header = check_header(path, frame.columns)
+        header = check_header(f"{path}[{sheet}]", frame.columns, limits)
         rows = (
             frame.rename(dict(zip(frame.columns, header, strict=True)))
             .with_row_index("_row", offset=1)
@@ -430,12 +719,46 @@ def read_excel_file(path: Path) -> list[SourceTable]:
     return tables
 
 
-def read_source_file(path: Path, encoding: str | None = None) -> list[SourceTable]:
-    """Every table in a file: one for a CSV (in `encoding` when given), one per non-empty sheet
-    for a workbook."""
-    if path.suffix.lower() in EXCEL_SUFFIXES:
-        return read_excel_file(path)
-    return [read_csv_file(path, encoding)]
+def read_headers(
+    path: Path, encoding: str | None = None, limits: Limits | None = None
+) -> list[SourceTable]:
+    """Every table in a file by its header only: one for a CSV (in `encoding` when given),
+    one per sheet with a value for a workbook. Reads no row past the header (an .xls
+    workbook, small by its format, is read whole)."""
+    limits = limits or Limits()
+    suffix = path.suffix.lower()
+    if suffix in WORKBOOK_SUFFIXES:
+        return workbook_headers(path, limits)
+    if suffix in EXCEL_SUFFIXES:
+        return legacy_workbook(path, limits)
+    head = csv_head(path, encoding, limits)
+    return [SourceTable(path, None, "", head.encoding, head.delimiter, head.header, None)]
+
+
+def read_rows(
+    table: SourceTable, encoding: str | None = None, limits: Limits | None = None
+) -> SourceTable:
+    """A table read by its header, now whole (each file checked against `limits` first)."""
+    if table.frame is not None:
+        return table
+    limits = limits or Limits()
+    if table.sheet is not None:
+        return workbook_table(table, limits)
+    whole = read_csv_file(table.path, encoding, limits)
+    if whole.header != table.header:
+        raise UnusableInputError(
+            f"{table.path}: its header reads differently from its start "
+            f"({', '.join(table.header)}) and whole ({', '.join(whole.header)}); set "
+            "[source.parse] encoding in funnel.toml"
+        )
+    return replace(whole, folder=table.folder)
+
+
+def read_source_file(
+    path: Path, encoding: str | None = None, limits: Limits | None = None
+) -> list[SourceTable]:
+    """Every table in a file, whole."""
+    return [read_rows(t, encoding, limits) for t in read_headers(path, encoding, limits)]
 
 
 def export_files(folder: Path) -> list[Path]:

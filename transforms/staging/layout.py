@@ -42,21 +42,28 @@ class UnusableInputError(Exception):
 
 @dataclass(frozen=True)
 class SourceTable:
-    """One CSV file or spreadsheet sheet, as strings."""
+    """One CSV file or spreadsheet sheet, as strings: read whole, or by its header only
+    (`frame` None: a file no table needs is never read past its header)."""
 
     path: Path
     sheet: str | None
-    sha256: str
+    sha256: str  # empty for a file read by its header only
     encoding: str
     delimiter: str | None
     header: list[str]
-    rows: pl.DataFrame  # the header's columns as strings, plus _row and _line
+    frame: pl.DataFrame | None  # the header's columns as strings, plus _row and _line
     folder: str | None = None  # the snapshot folder it came from, if any
 
     @property
     def name(self) -> str:
         name = f"{self.path.name}[{self.sheet}]" if self.sheet else self.path.name
         return f"{self.folder}/{name}" if self.folder else name
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        if self.frame is None:
+            raise RuntimeError(f"{self.name}: read by its header only, its rows are not read")
+        return self.frame
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""Decoding decided per file, believed line by line (issue 22, point 3): a line that does
+not decode is quarantined with its reason and the rest read in the file's encoding; a file
+that no encoding reads as plausible text is refused with the encodings tried."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from flows.cli import main
+from flows.io.config import settings_from_toml
+from flows.io.exports import read_inputs
+from transforms.funnel_model import RunSettings
+from transforms.staging.checks import validate_inputs
+
+HEADER = "opportunity_id,stage,status,created_at,closed_at,amount,owner\n"
+
+
+def read(folder: Path, config: str = ""):
+    settings = RunSettings()
+    if config:
+        (folder.parent / "funnel.toml").write_text(config, encoding="utf-8")
+        settings = settings_from_toml(folder.parent / "funnel.toml")
+    inputs = read_inputs(folder, settings)
+    return inputs, validate_inputs(inputs)
+
+
+def quarantined(inputs, validated, table: str = "opportunities") -> dict[str, list[str]]:
+    """Each quarantined row's reasons, by its first column's value."""
+    key = "opportunity_id"
+    ids = inputs.raw[table].select("_row", key)
+    rows = validated[table].quarantined.join(ids, on="_row")
+    return {row[key]: row["reasons"] for row in rows.to_dicts()}
+
+
+def deals_folder(tmp_path: Path, text: str | bytes, name: str = "opportunities.csv") -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    (folder / name).write_bytes(data)
+    return folder
+
+
+def refusal(capsys) -> str:
+    [line] = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_one_latin_1_byte_in_a_utf_8_file_quarantines_its_row_and_nothing_else(tmp_path):
+    rows = [f"D{i},lead,open,2024-06-0{1 + i % 9},,{100 + i},王芳\n" for i in range(30)]
+    rows[12] = "X,lead,open,2024-06-02,,100,Café\n"
+    data = (HEADER + "".join(rows)).encode("utf-8").replace("é".encode(), "é".encode("latin-1"))
+    inputs, validated = read(deals_folder(tmp_path, data))
+    assert inputs.files[0].source.encoding == "utf-8"
+    opps = validated["opportunities"]
+    assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (30, 29, 1)
+    assert set(opps.valid["owner"]) == {"王芳"}
+    assert quarantined(inputs, validated) == {
+        "X": ["row: holds bytes that are not utf-8 text (got 'Caf\ufffd')"]
+    }
+    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    assert lines["X"] == 14
+
+
+def test_a_file_that_decodes_to_no_plausible_text_is_refused_with_the_encodings_tried(
+    tmp_path, capsys
+):
+    rng = random.Random(22)
+    noise = bytes(rng.randrange(256) for _ in range(4000))
+    folder = deals_folder(tmp_path, HEADER.encode() + noise)
+    assert main(["validate", "--input", str(folder)]) == 2
+    line = refusal(capsys)
+    path = folder / "opportunities.csv"
+    assert line.startswith(f"funnel: {path}: reads as no plausible text in the encodings tried (")
+    assert "utf-8: " in line
+    assert line.endswith(
+        'set [source.parse] encoding in funnel.toml ("latin-1", say), or save it as CSV '
+        "UTF-8 or XLSX"
+    )
