@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from transforms.staging.layout import (
     detection_reason,
     effective_settings,
     refuse_needed_files,
+    refuse_ties,
 )
 from transforms.staging.lookups import joined_lookups
 from transforms.staging.mapping import (
@@ -87,6 +88,23 @@ def needed_rows(
     )
 
 
+def refuse_empty(files: list[InputFile]) -> None:
+    """Stop when the opportunities file has a header but no rows: a report of it would be
+    all zeros, as if the team had sold nothing."""
+    deals = [f for f in files if f.table == OPPORTUNITIES]
+    if deals and not any(f.rows for f in deals):
+        raise UnusableInputError(
+            f"{deals[0].source.path}: has a header but no rows, so the report would be all "
+            "zeros; export it again, or name the file that holds the deals in funnel.toml: "
+            '[source.files] opportunities = "<file>"'
+        )
+
+
+def local_today(timezone: str) -> date:
+    """Today in the run's time zone: the run's clock is read here, never in transforms/."""
+    return datetime.now(ZoneInfo(timezone)).date()
+
+
 def snapshot_folders(input_dir: Path) -> list[Path]:
     """Dated sub-folders (YYYY-MM-DD) of exports, oldest first."""
     return sorted(p for p in input_dir.iterdir() if p.is_dir() and SNAPSHOT_FOLDER.match(p.name))
@@ -106,23 +124,26 @@ def input_digest(input_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def read_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
+def read_inputs(input_dir: Path, settings: RunSettings, today: date | None = None) -> Inputs:
     """The folder's exports under canonical column names, with the layout that fits them.
 
     A folder of dated snapshot folders (exports/2024-05-31/, exports/2024-06-30/, ...) is read
-    as one export whose stage history comes from the differences between snapshots.
+    as one export whose stage history comes from the differences between snapshots. `today`
+    (the run's clock, in the configured time zone, by default) bounds the snapshot dates.
     """
     if not input_dir.is_dir():
         raise UnusableInputError(
             f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
         )
+    today = today or local_today(settings.timezone)
     if not export_files(input_dir) and (snapshots := snapshot_folders(input_dir)):
-        return read_snapshots(snapshots, settings)
+        return read_snapshots(snapshots, settings, today)
     tables = read_folder(input_dir, settings)
     preset, assignment = choose_layout(input_dir, tables, settings, load_presets())
     tables, used = needed_rows(
         tables, assignment.used, settings, (*preset.lookups, *settings.source.lookups)
     )
+    refuse_empty(used)
     raw = canonical_tables(used, settings.source.stage_dates)
     raw[OPPORTUNITIES], lookups = joined_lookups(
         raw[OPPORTUNITIES],
@@ -161,7 +182,26 @@ def settled_currency(
     )
 
 
-def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
+def snapshot_dates(snapshots: list[Path], today: date) -> None:
+    """Stop at a snapshot folder dated after today, or not a date at all: read as the
+    latest, it would be the export's present."""
+    for folder in snapshots:
+        try:
+            day = date.fromisoformat(folder.name)
+        except ValueError:
+            raise UnusableInputError(
+                f"{folder}: a snapshot folder named like a date that is none; rename it to the "
+                "date its export was taken (YYYY-MM-DD)"
+            ) from None
+        if day > today:
+            raise UnusableInputError(
+                f"{folder}: a snapshot folder dated after today ({today}); rename it to the "
+                "date its export was taken"
+            )
+
+
+def read_snapshots(snapshots: list[Path], settings: RunSettings, today: date) -> Inputs:
+    snapshot_dates(snapshots, today)
     latest = snapshots[-1]
     headers = {folder: read_folder(folder, settings, folder.name) for folder in snapshots}
     preset, _ = choose_layout(latest, headers[latest], settings, load_presets())
@@ -173,9 +213,11 @@ def read_snapshots(snapshots: list[Path], settings: RunSettings) -> Inputs:
     for folder in snapshots:
         assignment = assign_files(preset, headers[folder], dict(settings.source.files))
         refuse_needed_files(preset, headers[folder], assignment)
+        refuse_ties(folder, assignment)
         tables, files = needed_rows(headers[folder], assignment.used, settings)
         if folder == latest:
             latest_tables = tables
+            refuse_empty(files)
         ignored += assignment.ignored
         lookalikes += assignment.lookalikes
         for file in files:

@@ -112,6 +112,8 @@ class Assignment:
     used: list[InputFile]
     ignored: list[str]
     lookalikes: list[Lookalike]
+    # tables that two or more files fit equally well (the file taken first): the table, files
+    ties: list[tuple[str, list[InputFile]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,36 @@ def assign_files(preset: Preset, tables: list[SourceTable], files: dict[str, str
         for t in left_out
         if (lookalike := looks_like(preset, t, {n: f.name for n, f in chosen.items()}))
     ]
+    ties = []
+    for table, file in chosen.items():
+        if table in files:
+            continue
+        fit = (table in names_of(file.source), file.match.score)
+        rivals = [
+            InputFile(table, t, m)
+            for t in left_out
+            if (m := match_header(preset, table, t.header)).is_usable
+            and (table in names_of(t), m.score) == fit
+        ]
+        if rivals:
+            ties.append((table, [file, *rivals]))
     return Assignment(
-        [chosen[t] for t in TABLES if t in chosen], [t.name for t in left_out], lookalikes
+        [chosen[t] for t in TABLES if t in chosen], [t.name for t in left_out], lookalikes, ties
     )
+
+
+def refuse_ties(folder: Path, assignment: Assignment) -> None:
+    """Stop when two files fit one table equally well (the same headers, as two months'
+    exports side by side): which one is meant is for `[source.files]` to say, not the order of
+    their names."""
+    for table, files in assignment.ties:
+        names = sorted(f.source.name.rsplit("/", 1)[-1] for f in files)
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+        raise UnusableInputError(
+            f"{folder}: {listed} fit {table} equally well ({files[0].match.score} columns "
+            f"each); name the one to use in funnel.toml: [source.files] {table} = "
+            f'"{names[-1]}"'
+        )
 
 
 def names_of(source: SourceTable) -> set[str]:
@@ -291,14 +320,20 @@ def choose_layout(
     candidates = candidate_presets(settings, presets)
     best: tuple[Preset, Assignment] | None = None
     best_score = 0
+    refusal: UnusableInputError | None = None  # the first layout a [source.files] file misses
     for preset in candidates:
-        assignment = assign_files(preset, tables, dict(settings.source.files))
+        try:
+            assignment = assign_files(preset, tables, dict(settings.source.files))
+        except UnusableInputError as error:
+            refusal = refusal or error
+            continue
         score = max((f.match.score for f in assignment.used if f.table == OPPORTUNITIES), default=0)
         if score > best_score:
             best, best_score = (preset, assignment), score
     if best is None:
-        raise UnusableInputError(no_layout_error(folder, candidates, tables))
+        raise refusal or UnusableInputError(no_layout_error(folder, candidates, tables))
     refuse_needed_files(best[0], tables, best[1])
+    refuse_ties(folder, best[1])
     return best
 
 
