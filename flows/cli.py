@@ -233,10 +233,16 @@ def prefect_api() -> Iterator[None]:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Mistakes in funnel.toml (any section) and in the periods, answered before Prefect
-    starts."""
+    """Mistakes in the input folder's place, funnel.toml (any section) and the periods,
+    answered before Prefect starts."""
     from flows.io.config import period_from_label, settings_from_toml
+    from transforms.staging.layout import UnusableInputError
 
+    input_dir = getattr(args, "input", None)
+    if input_dir is not None and not input_dir.is_dir():
+        raise UnusableInputError(
+            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
+        )
     config = getattr(args, "config", None)
     settings = settings_from_toml(config) if config is not None else None
     timezone = settings.timezone if settings else "UTC"
@@ -250,6 +256,11 @@ def run_command(args: argparse.Namespace, started: float) -> int:
 
     try:
         check_arguments(args)
+        if args.command == "validate":  # a check, not a job: no Prefect
+            from flows.validate import validation
+
+            print_validation(validation(args.input, args.config, args.source))
+            return 0  # quarantined rows are not an error
         if args.command == "serve":
             from flows.serve import serve_reports
 
@@ -331,11 +342,6 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
         return 0
     elif args.command == "demo":
         manifests = commands.funnel_demo(str(args.out), args.lang)
-    elif args.command == "validate":
-        print_validation(
-            commands.validate_flow(str(args.input), optional(args.config), args.source)
-        )
-        return 0  # quarantined rows are not an error
     else:
         counts = commands.generate_flow(
             str(args.out),

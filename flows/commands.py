@@ -1,4 +1,5 @@
-"""The CLI's commands as Prefect flows: demo, validate and generate (run is flows.report_flow).
+"""The CLI's commands as Prefect flows: demo and generate (run is flows.report_flow; validate,
+a check rather than a job, is flows.validate).
 
 The CLI (flows.cli) calls these and prints what they return; nothing here imports it."""
 
@@ -10,11 +11,10 @@ from typing import Any
 from prefect import flow
 
 from flows.io.config import settings_from_toml
-from flows.io.exports import latest_full_month, read_inputs
+from flows.io.exports import latest_full_month
 from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from flows.report_flow import funnel_report
 from flows.tools.generate import GenerateSpec, generate_exports
-from transforms.staging.checks import data_quality, validate_inputs, validation_summary
 
 
 @flow(name="funnel-demo")
@@ -27,18 +27,6 @@ def funnel_demo(out_dir: str = "out", lang: str | None = None) -> list[dict[str,
         funnel_report(str(SAMPLE_DIR), period, out_dir, str(SAMPLE_CONFIG), lang)
         for period in (month, quarter)
     ]
-
-
-@flow(name="funnel-validate")
-def validate_flow(
-    input_dir: str, config: str | None = None, source: str | None = None
-) -> dict[str, Any]:
-    """The layout detected and, per input file, rows read, valid, quarantined, and the top
-    reasons with example lines."""
-    settings = settings_from_toml(Path(config) if config else None, preset=source)
-    inputs = read_inputs(Path(input_dir), settings)
-    validated = validate_inputs(inputs)
-    return validation_summary(inputs, validated, data_quality(inputs, validated))
 
 
 @flow(name="funnel-generate")

@@ -7,11 +7,7 @@ The CLI prints it; a failed scheduled run mails it to [delivery] ops. Task retri
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from prefect import Task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from typing import TYPE_CHECKING, Any
 
 from flows.io.config import ConfigError
 from flows.io.mail import (
@@ -23,6 +19,11 @@ from flows.io.mail import (
 from transforms.freshness import StaleExportError
 from transforms.periods import PeriodError
 from transforms.staging.layout import UnusableInputError
+
+if TYPE_CHECKING:  # Prefect's import costs seconds: a usage error answers without it
+    from prefect import Task
+    from prefect.client.schemas.objects import TaskRun
+    from prefect.states import State
 
 UNUSABLE_INPUT = 2  # an input, a config or a period that cannot be used at all (or too old)
 FAILED = 1

@@ -532,3 +532,24 @@ def test_a_period_out_of_range_answers_before_anything_runs(tmp_path, capsys):
     # it was exit 1, "year 10000", after the Prefect server had started
     assert main(sample_run(tmp_path / "out", "9999-12")) == 2
     assert one_error_line(capsys) == "funnel: period '9999-12': the year must lie in 1900-2999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "--input", str(SAMPLE_DIR)],  # a check, not a job
+        ["run", "--input", "/nowhere", "--period", "2024-06", "--out", "/tmp/x"],
+        ["run", "--input", str(SAMPLE_DIR), "--period", "2024-13", "--out", "/tmp/x"],
+    ],
+)
+def test_validate_and_usage_errors_answer_without_prefect(args):
+    # Prefect's import and server cost 10-25 s: none of these waits for them
+    probe = (
+        "import sys\nfrom flows.cli import main\nstatus = main(sys.argv[1:])\n"
+        "print(status, 'prefect' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60
+    )
+    status = "0" if args[0] == "validate" else "2"
+    assert done.stdout.splitlines()[-1] == f"{status} False", done.stdout + done.stderr
