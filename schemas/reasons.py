@@ -24,6 +24,9 @@ SEPARATORS: Final = (
     '{}: separators that do not fit [source.parse] decimal = "{}", thousands = "{}" (got \'{}\')'
 )
 NOT_FINITE: Final = "{}: too large to be a number (got '{}')"
+# a date before [source.parse] earliest_date, or after the export's date plus
+# latest_after_export_days: the column, the bound it passes (and its setting), the value
+IMPLAUSIBLE_DATE: Final = "{}: outside the dates an export can hold, {} (got '{}')"
 
 # the pandera models' checks (schemas.validation): the column, and the value
 MISSING_REQUIRED: Final = "{}: missing (required)"

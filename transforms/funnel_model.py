@@ -110,6 +110,12 @@ class ParseOptions:
     closed_before_created: str | None = None
     # the text encoding of every CSV file (a Python codec name); None: detected per file
     encoding: str | None = None
+    # the dates an export can hold: none before `earliest_date`, none later than
+    # `latest_after_export_days` after the export's date (`export_date`, set by the reader:
+    # None reads no upper bound)
+    earliest_date: date = date(1990, 1, 1)
+    latest_after_export_days: int = 366
+    export_date: date | None = None
     stages: Mapping[str, str] = field(default_factory=dict)
     statuses: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, str] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -76,6 +77,16 @@ Table = Literal[TABLES]
 Segment = Literal[SEGMENT_DIMENSIONS]
 
 
+def _iso_date(value: Any) -> Any:
+    """A TOML date (`1990-01-01`) as it is, or the same written as a string."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("expected a date such as 1990-01-01") from None
+    return value
+
+
 class ParseSection(Section):
     """[source.parse]: how to read ambiguous values."""
 
@@ -84,6 +95,11 @@ class ParseSection(Section):
     thousands: str = ","
     closed_before_created: Literal[CLOSED_BEFORE_CREATED] | None = None
     encoding: str | None = None  # of every CSV file; None: detected per file
+    # the dates an export can hold: from earliest_date to its date plus this many days
+    earliest_date: Annotated[date, BeforeValidator(_iso_date)] = ParseOptions.earliest_date
+    latest_after_export_days: Annotated[int, Field(ge=0, le=36_600)] = (
+        ParseOptions.latest_after_export_days
+    )
 
     @field_validator("encoding")
     @classmethod
@@ -442,6 +458,8 @@ def parse_options(parse: ParseSection, source: SourceSection) -> ParseOptions:
         encoding=parse.encoding,
         decimal=parse.decimal,
         thousands=parse.thousands,
+        earliest_date=parse.earliest_date,
+        latest_after_export_days=parse.latest_after_export_days,
         stages=dict(source.stages),
         statuses=dict(source.status),
         channels=dict(source.channels),

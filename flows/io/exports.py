@@ -100,6 +100,20 @@ def refuse_empty(files: list[InputFile]) -> None:
         )
 
 
+def export_date(paths: list[Path], today: date, timezone: str) -> date:
+    """When the export was taken, as well as the files tell: the newest of their
+    modification dates (local), never after today."""
+    newest = max((p.stat().st_mtime for p in paths), default=None)
+    if newest is None:
+        return today
+    return min(datetime.fromtimestamp(newest, ZoneInfo(timezone)).date(), today)
+
+
+def with_export_date(settings: RunSettings, day: date) -> RunSettings:
+    """The settings with the export's date, which bounds the dates its values may hold."""
+    return replace(settings, parse=replace(settings.parse, export_date=day))
+
+
 def local_today(timezone: str) -> date:
     """Today in the run's time zone: the run's clock is read here, never in transforms/."""
     return datetime.now(ZoneInfo(timezone)).date()
@@ -144,6 +158,8 @@ def read_inputs(input_dir: Path, settings: RunSettings, today: date | None = Non
         tables, assignment.used, settings, (*preset.lookups, *settings.source.lookups)
     )
     refuse_empty(used)
+    read = {t.path for t in tables if t.frame is not None}
+    settings = with_export_date(settings, export_date(sorted(read), today, settings.timezone))
     raw = canonical_tables(used, settings.source.stage_dates)
     raw[OPPORTUNITIES], lookups = joined_lookups(
         raw[OPPORTUNITIES],
@@ -234,6 +250,7 @@ def read_snapshots(snapshots: list[Path], settings: RunSettings, today: date) ->
     used = [f for f in used if f.table != "followups"] + followups[-1:]
     if not observations:
         raise UnusableInputError(f"{latest.parent}: no snapshot holds opportunities.")
+    settings = with_export_date(settings, date.fromisoformat(latest.name))
     seen = pl.concat(observations, how="diagonal").rename({"_row": "_source_row"})
     tables = canonical_tables([f for f in used if f.table != "opportunities"])
     history = snapshot_history(seen).collect()

@@ -46,7 +46,7 @@ from transforms.staging.outcomes import (
     snapshot_closes,
     stage_from_history,
 )
-from transforms.staging.parse import parse_stage, parsed_table, stage_lookup
+from transforms.staging.parse import parse_stage, parsed_table, plausible_dates, stage_lookup
 from transforms.staging.rules import (
     history_after_loss_reasons,
     history_before_created_reasons,
@@ -86,8 +86,15 @@ def typed_table(
         headers=headers,
         untyped=NOT_ANALYSED[table],
     )
-    typed = parsed.frame.collect()
-    if table == OPPORTUNITIES:  # parsed_table keeps the rows in their order
+    typed = plausible_dates(  # parsed_table keeps the rows in their order
+        parsed.frame.collect(),
+        frame,
+        columns=columns,
+        options=settings.parse,
+        timezone=settings.timezone,
+        headers=headers,
+    )
+    if table == OPPORTUNITIES:
         typed = typed.hstack([frame[STAGE_FROM_HISTORY]]).with_columns(
             # a won deal's own closing amount, where the export keeps one apart
             pl.when((pl.col("status") == WON) & pl.col("won_amount").is_not_null())

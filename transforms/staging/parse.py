@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 import polars as pl
 
@@ -674,3 +674,70 @@ def parsed_table(
         frame.lazy().select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS)),
         {name: null_words[name] for name in columns if name in null_words},
     )
+
+
+def local_midnight(day: date, timezone: str) -> datetime:
+    """The instant a local day starts, as every parsed date is read (`localized`)."""
+    start = pl.lit(datetime.combine(day, time())).cast(pl.Datetime("us"))
+    instant: datetime = pl.select(localized(start, timezone)).item()
+    return instant
+
+
+def plausible_dates(
+    typed: pl.DataFrame,
+    raw: pl.DataFrame,
+    *,
+    columns: Mapping[str, pl.DataType],
+    options: ParseOptions,
+    timezone: str,
+    headers: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """The typed table (`parsed_table`'s, row for row with `raw`) with each date outside the
+    span an export can hold made null, and a reason added: before `options.earliest_date`,
+    or after the export's date (`options.export_date`, when known) plus
+    `options.latest_after_export_days`. A timestamp is judged by its local date. One min/max
+    per date column when every date is inside."""
+    headers = headers or {}
+    earliest = options.earliest_date
+    latest = (
+        options.export_date + timedelta(days=options.latest_after_export_days)
+        if options.export_date is not None
+        else None
+    )
+    early = f"before {earliest} ([source.parse] earliest_date)"
+    late = (
+        f"after {latest} (the export's date {options.export_date} plus [source.parse] "
+        f"latest_after_export_days = {options.latest_after_export_days})"
+    )
+    for name, dtype in columns.items():
+        if name not in raw.columns or not (isinstance(dtype, pl.Datetime) or dtype == pl.Date):
+            continue
+        if isinstance(dtype, pl.Datetime):  # a local date's bounds as instants: no date per row
+            lowest: date | datetime = local_midnight(earliest, timezone)
+            highest: date | datetime | None = (
+                local_midnight(latest + timedelta(days=1), timezone) if latest else None
+            )
+        else:
+            lowest, highest = earliest, latest + timedelta(days=1) if latest else None
+        value = pl.col(name)
+        low, high = typed.select(value.min().alias("low"), value.max().alias("high")).row(0)
+        if low is None or (low >= lowest and (highest is None or high < highest)):
+            continue
+        too_early = value < pl.lit(lowest)
+        outside = too_early | (value >= pl.lit(highest) if highest is not None else pl.lit(False))
+        header = headers.get(name, name)
+        label = name if header == name else f"{name} ({header})"
+        reason = pl.format(
+            reasons.IMPLAUSIBLE_DATE,
+            pl.lit(label),
+            pl.when(too_early).then(pl.lit(early)).otherwise(pl.lit(late)),
+            pl.lit(raw[name]).str.strip_chars(),
+        )
+        typed = typed.with_columns(
+            pl.when(outside).then(None).otherwise(pl.col(name)).alias(name),
+            pl.when(outside)
+            .then(pl.concat_list(PARSE_REASONS, reason))
+            .otherwise(pl.col(PARSE_REASONS))
+            .alias(PARSE_REASONS),
+        )
+    return typed

@@ -79,6 +79,30 @@ def test_european_separators_read_european_amounts_only(tmp_path):
     assert quarantined(inputs, validated)["B"] == [f"{fit} (got '1,234.50')"]
 
 
+def test_dates_outside_the_span_an_export_can_hold_are_quarantined(tmp_path):
+    folder = deals_folder(
+        tmp_path,
+        HEADER
+        + "A,lead,open,2024-06-01,,100,Ann\n"
+        + "B,lead,open,0001-01-01,,100,Ann\n"
+        + "C,won,won,2024-06-01,2062-05-31,100,Ann\n"
+        + "D,lead,open,1989-12-31,,100,Ann\n",
+    )
+    inputs, validated = read(folder)
+    assert validated["opportunities"].valid["opportunity_id"].to_list() == ["A"]
+    bad = quarantined(inputs, validated)
+    early = "outside the dates an export can hold, before 1990-01-01 ([source.parse] earliest_date)"
+    assert bad["B"] == [f"created_at: {early} (got '0001-01-01')"]
+    assert bad["D"] == [f"created_at: {early} (got '1989-12-31')"]
+    late = bad["C"][0]  # and, its close date unread, a won deal without one
+    assert late.startswith("closed_at: outside the dates an export can hold, after ")
+    assert late.endswith("[source.parse] latest_after_export_days = 366) (got '2062-05-31')")
+    # an export of old deals says where its span starts
+    config = "[source.parse]\nearliest_date = 1980-01-01\n"
+    inputs, validated = read(folder, config)
+    assert sorted(validated["opportunities"].valid["opportunity_id"]) == ["A", "D"]
+
+
 def test_a_history_row_before_its_deals_creation_is_quarantined(tmp_path):
     folder = deals_folder(tmp_path, HEADER + "A,qualified,open,2024-06-01,,100,Ann\n")
     (folder / "stage_history.csv").write_text(
