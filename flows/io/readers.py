@@ -13,6 +13,7 @@ import codecs
 import csv
 import hashlib
 import io
+import mmap
 import re
 import zipfile
 import zlib
@@ -465,16 +466,22 @@ def precheck(path: Path, head: Head, limits: Limits) -> None:
             str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
         )
     wide = codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
-    breaks, offset, last = 0, 0, b""
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(16 << 20), b""):
-            if not wide and (at := block.find(b"\0")) >= 0:
+    breaks, last = 0, b""
+    if size:
+        with (
+            path.open("rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        ):
+            if not wide and (at := mapped.find(b"\0")) >= 0:
                 raise UnusableInputError(
-                    f"{path}: holds NUL bytes (the first at byte {offset + at}): a file with a "
-                    "hole, or not a text export; expected CSV text or an XLSX workbook"
+                    f"{path}: holds NUL bytes (the first at byte {at}): a file with a hole, or "
+                    "not a text export; expected CSV text or an XLSX workbook"
                 )
-            breaks += int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))
-            offset, last = offset + len(block), block[-1:]
+            data = np.frombuffer(mapped, np.uint8)
+            for start in range(0, size, 16 << 20):  # a piece at a time: no mask of the file
+                breaks += int(np.count_nonzero(data[start : start + (16 << 20)] == 10))
+            last = mapped[size - 1 : size]
+            del data  # the map closes only once no array looks into it
     header_lines = 1 + sum(h.count("\n") for h in head.raw_header)
     lines = breaks + (last not in (b"\n", b"")) - header_lines
     if lines > limits.max_rows:
