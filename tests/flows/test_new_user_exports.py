@@ -712,7 +712,9 @@ def validate_counts(text: str) -> dict[str, tuple[int, int, int]]:
     """Per table, the rows read, valid and quarantined over its files' lines."""
     totals: dict[str, list[int]] = {}
     for table, *counts in re.findall(
-        r"^\S.* \((\w+)\): read (\d+), valid (\d+), quarantined (\d+)$", text, re.M
+        r"^\S.* \((\w+)(?:, \d+ snapshots?)?\): read (\d+), valid (\d+), quarantined (\d+)$",
+        text,
+        re.M,
     ):
         totals.setdefault(table, [0, 0, 0])
         totals[table] = [t + int(c) for t, c in zip(totals[table], counts, strict=True)]
