@@ -512,13 +512,24 @@ def configured_rates(section: CurrencySection, report_currency: str) -> Exchange
 REPORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
+# a report title and a stage label are cut to these lengths (on one line): a title of
+# megabytes renders like any other
+TITLE_LIMIT, LABEL_LIMIT = 80, 40
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
+    line = " ".join(text[: limit * 4].split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def report_specs(entries: list[ReportSetEntry]) -> tuple[ReportSpec, ...]:
     """[[reports]]: each a name (its folder), a filter on segment columns (a value or a list
     of values each), and optionally a title, lang, to (recipients) and target per period."""
     return tuple(
         ReportSpec(
             name=entry.name,
-            title=entry.title,
+            title=clipped(entry.title, TITLE_LIMIT) if entry.title else None,
             filter={column: headers(value) for column, value in entry.filter.items()},
             lang=entry.lang,
             to=tuple(entry.to),
@@ -593,8 +604,8 @@ def settings_from_toml(
         tuple(
             Stage(
                 id=s.id,
-                label_en=s.label_en or s.id,
-                label_zh=s.label_zh or s.label_en or s.id,
+                label_en=clipped(s.label_en or s.id, LABEL_LIMIT),
+                label_zh=clipped(s.label_zh or s.label_en or s.id, LABEL_LIMIT),
                 stall_days=s.stall_days,
                 aliases=tuple(s.aliases),
             )

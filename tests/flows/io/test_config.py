@@ -140,3 +140,22 @@ def test_every_key_the_readme_shows_is_understood():
     settings = FunnelToml.model_validate(tomllib.loads(example))
     assert settings.source.currency == "CNY"
     assert settings.funnel.stages is not None and settings.funnel.stages[0].stall_days == 7
+
+
+def test_long_titles_and_labels_are_cut_to_one_short_line(tmp_path):
+    # a title of megabytes (or with line breaks) must not stall rendering or break a header
+    title = "East\nChina " + "x" * 1_000_000
+    label = "Lead " * 100_000
+    path = tmp_path / "funnel.toml"
+    path.write_text(
+        f'[[funnel.stages]]\nid = "lead"\nlabel_en = "{label}"\n'
+        '[[funnel.stages]]\nid = "won"\n'
+        f'[[reports]]\nname = "east"\ntitle = """{title}"""\nfilter = {{ region = "East" }}\n',
+        encoding="utf-8",
+    )
+    settings = settings_from_toml(path)
+    [report] = settings.reports
+    assert report.title == "East China " + "x" * 68 + "…"
+    assert len(report.title) == 80
+    lead = settings.funnel.stages[0]
+    assert (len(lead.label_en), lead.label_en[-1], lead.label_zh) == (40, "…", lead.label_en)
