@@ -5,45 +5,9 @@ that no encoding reads as plausible text is refused with the encodings tried."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 from flows.cli import main
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from transforms.funnel_model import RunSettings
-from transforms.staging.checks import validate_inputs
-
-HEADER = "opportunity_id,stage,status,created_at,closed_at,amount,owner\n"
-
-
-def read(folder: Path, config: str = ""):
-    settings = RunSettings()
-    if config:
-        (folder.parent / "funnel.toml").write_text(config, encoding="utf-8")
-        settings = settings_from_toml(folder.parent / "funnel.toml")
-    inputs = read_inputs(folder, settings)
-    return inputs, validate_inputs(inputs)
-
-
-def quarantined(inputs, validated, table: str = "opportunities") -> dict[str, list[str]]:
-    """Each quarantined row's reasons, by its first column's value."""
-    key = "opportunity_id"
-    ids = inputs.raw[table].select("_row", key)
-    rows = validated[table].quarantined.join(ids, on="_row")
-    return {row[key]: row["reasons"] for row in rows.to_dicts()}
-
-
-def deals_folder(tmp_path: Path, text: str | bytes, name: str = "opportunities.csv") -> Path:
-    folder = tmp_path / "in"
-    folder.mkdir(exist_ok=True)
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    (folder / name).write_bytes(data)
-    return folder
-
-
-def refusal(capsys) -> str:
-    [line] = capsys.readouterr().err.strip().splitlines()
-    return line
+from tests.flows.io.folders import HEADER, deals_folder, quarantined, read, refusal
 
 
 def test_one_latin_1_byte_in_a_utf_8_file_quarantines_its_row_and_nothing_else(tmp_path):

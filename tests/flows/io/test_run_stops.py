@@ -4,24 +4,8 @@ but no rows; each exit 2, naming the files and the funnel.toml line that resolve
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flows.cli import main
-
-HEADER = "opportunity_id,stage,status,created_at,closed_at,amount,owner\n"
-
-
-def deals_folder(tmp_path: Path, text: str | bytes, name: str = "opportunities.csv") -> Path:
-    folder = tmp_path / "in"
-    folder.mkdir(exist_ok=True)
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    (folder / name).write_bytes(data)
-    return folder
-
-
-def refusal(capsys) -> str:
-    [line] = capsys.readouterr().err.strip().splitlines()
-    return line
+from tests.flows.io.folders import HEADER, deals_folder, refusal
 
 
 def test_a_snapshot_folder_dated_after_today_stops_the_run(tmp_path, capsys):
