@@ -209,7 +209,11 @@ def snapshot_closes(
         .then(own)
         .otherwise(snapshot)
     )
-    keeps_entry = first_sight & ~closing_stage & pl.col("stage_entered_at").is_not_null()
+    # a deal won from the open stage it keeps (Pipedrive): its closed rows are in the won stage
+    won_in_open_stage = closed & (status == WON) & ~stage.is_in(funnel.won_ids)
+    keeps_entry = (
+        first_sight & ~closing_stage & ~won_in_open_stage & pl.col("stage_entered_at").is_not_null()
+    )
     dated = (
         history.with_columns(
             (status.is_in([WON, LOST]).fill_null(False) & snapshot.is_not_null()).alias("_closed"),
@@ -247,7 +251,10 @@ def snapshot_closes(
         .then(pl.col("_close_at"))
         .otherwise(pl.col("entered_at"))
     )
-    history = dated.with_columns(entered.alias("entered_at")).drop(
+    history = dated.with_columns(
+        entered.alias("entered_at"),
+        pl.when(won_in_open_stage).then(pl.lit(funnel.won_stage)).otherwise(stage).alias("stage"),
+    ).drop(
         "_closed",
         "_earlier_closed",
         "_earlier_snapshot",

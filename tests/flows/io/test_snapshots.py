@@ -164,3 +164,21 @@ def test_each_snapshot_file_counts_its_own_rows_in_the_input_files(tmp_path):
         "2024-05-15/opportunities.csv": (8, 7, 1),
         "2024-06-15/opportunities.csv": (8, 7, 1),
     }
+
+
+def test_a_deal_won_from_the_open_stage_it_keeps_is_won_in_the_snapshots(tmp_path):
+    # Pipedrive keeps the stage a deal was won from: P is "proposal" and won in the second
+    # snapshot, with its close date 2024-05-02 between the two; it used to stay open for ever
+    for day, rows in {
+        "2024-04-15": ["P,proposal,open,2024-02-01,,600"],
+        "2024-05-15": ["P,proposal,won,2024-02-01,2024-05-02,600"],
+    }.items():
+        folder = tmp_path / "exports" / day
+        folder.mkdir(parents=True)
+        (folder / "opportunities.csv").write_text(
+            "\n".join([HEADER, *rows]) + "\n", encoding="utf-8"
+        )
+    checked = check_inputs(read_inputs(tmp_path / "exports", SETTINGS))
+    kpis = metrics_of(checked, "2024-05")["kpis"]
+    assert (kpis["won_count"], kpis["won_amount"], kpis["open_count"]) == (1, 600.0, 0)
+    assert metrics_of(checked, "2024-04")["kpis"]["open_count"] == 1
