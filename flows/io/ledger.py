@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from flows.io.mail import (
     address_key,
     reply_text,
 )
+from flows.io.outputs import replace_file
 from transforms.staging.layout import UnusableInputError
 
 SENDING, DELIVERED, UNCERTAIN, FAILED, REFUSED = (
@@ -98,7 +98,7 @@ def delivery_lock(report_dir: Path, wait_seconds: float | None = None) -> Iterat
     deadline = time.monotonic() + wait
     path = report_dir / LOCK_FILE
     while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # as the umask says
         try:
             acquire(descriptor, report_dir, deadline, wait)
         except BaseException:
@@ -146,22 +146,7 @@ def read_ledger(path: Path) -> dict[str, Any]:
 
 def write_ledger(path: Path, document: dict[str, Any]) -> None:
     """Replace delivery.json in one step, on disk before returning."""
-    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    replace_file(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n", durable=True)
 
 
 def recipients_of(entry: dict[str, Any]) -> list[str]:

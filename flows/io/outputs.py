@@ -54,10 +54,36 @@ def json_ready(value: Any) -> Any:
 def write_json(path: Path, document: dict[str, Any]) -> None:
     """The document as JSON, replacing the file in one step (never half-written)."""
     text = json.dumps(json_ready(document), ensure_ascii=False, indent=2, default=str) + "\n"
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    replace_file(path, text)
+
+
+# the process's umask, read once: a temporary file is made 0600, the file it becomes is made
+# as any other file the run writes (metrics.json readable by the team like report.pdf)
+UMASK = os.umask(0)
+os.umask(UMASK)
+
+
+def replace_file(path: Path, text: str, *, durable: bool = False) -> None:
+    """`text` as the file at `path`, replaced in one step with the permissions the umask
+    gives a new file; `durable`: on disk (file and folder synced) before returning."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(descriptor, 0o666 & ~UMASK)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 PARTIAL = ".partial-"

@@ -161,3 +161,16 @@ def test_two_runs_of_one_period_at_once_end_with_one_complete_set(tmp_path):
     assert [run.wait(timeout=300) for run in runs] == [0, 0]
     assert complete_set(out / "2026-09") in ("zh", "en")
     assert leftovers(out) == []
+
+
+def test_json_outputs_follow_the_umask_like_the_reports(tmp_path):
+    # metrics.json, manifest.json and delivery.json were 0600 (a temporary file's mode) while
+    # report.pdf was 0644: the team could read the report but not its figures
+    from flows.io.ledger import write_ledger
+    from flows.io.outputs import UMASK, write_json
+
+    write_json(tmp_path / "metrics.json", {"a": 1})
+    write_ledger(tmp_path / "delivery.json", {"sends": []})
+    (tmp_path / "report.pdf").write_bytes(b"%PDF")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(("metrics.json", "delivery.json", "report.pdf"), 0o666 & ~UMASK)
