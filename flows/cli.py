@@ -233,22 +233,20 @@ def prefect_api() -> Iterator[None]:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Mistakes in the input folder's place, funnel.toml (any section) and the periods,
-    answered before Prefect starts."""
+    """Mistakes in funnel.toml (any section), the periods and the input folder's layout (its
+    files' headers), answered before Prefect starts."""
     from flows.io.config import period_from_label, settings_from_toml
-    from transforms.staging.layout import UnusableInputError
+    from flows.io.exports import check_layout
 
-    input_dir = getattr(args, "input", None)
-    if input_dir is not None and not input_dir.is_dir():
-        raise UnusableInputError(
-            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
-        )
-    config = getattr(args, "config", None)
-    settings = settings_from_toml(config) if config is not None else None
-    timezone = settings.timezone if settings else "UTC"
+    settings = settings_from_toml(
+        getattr(args, "config", None), preset=getattr(args, "source", None)
+    )
     for label in (getattr(args, name, None) for name in ("period", "first", "last")):
         if label is not None:
-            period_from_label(label, timezone)
+            period_from_label(label, settings.timezone)
+    input_dir = getattr(args, "input", None)
+    if input_dir is not None and args.command != "validate":  # validate reads it all anyway
+        check_layout(input_dir, settings)
 
 
 def run_command(args: argparse.Namespace, started: float) -> int:

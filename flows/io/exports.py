@@ -216,6 +216,21 @@ def snapshot_dates(snapshots: list[Path], today: date) -> None:
             )
 
 
+def check_layout(input_dir: Path, settings: RunSettings) -> None:
+    """The layout of an input folder chosen from the headers of its files (of the latest
+    snapshot folder, for dated snapshots), reading no row: what `read_inputs` would refuse for
+    the folder's shape (no layout fits, a needed file lacks a column, a named file is not
+    there), refused at once."""
+    if not input_dir.is_dir():
+        raise UnusableInputError(
+            f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
+        )
+    folder = input_dir
+    if not export_files(input_dir) and (snapshots := snapshot_folders(input_dir)):
+        folder = snapshots[-1]
+    choose_layout(folder, read_folder(folder, settings), settings, load_presets())
+
+
 def read_snapshots(snapshots: list[Path], settings: RunSettings, today: date) -> Inputs:
     snapshot_dates(snapshots, today)
     latest = snapshots[-1]

@@ -531,3 +531,18 @@ def test_validate_and_usage_errors_answer_without_prefect(args):
     )
     status = "0" if args[0] == "validate" else "2"
     assert done.stdout.splitlines()[-1] == f"{status} False", done.stdout + done.stderr
+
+
+def test_a_folder_no_layout_fits_answers_without_prefect(tmp_path):
+    # the layout is chosen from the files' headers before Prefect starts
+    write(tmp_path / "in", "opportunities.csv", "opportunity_id,stage\n1,lead\n")
+    probe = (
+        "import sys\nfrom flows.cli import main\nstatus = main(sys.argv[1:])\n"
+        "print(status, 'prefect' in sys.modules)\n"
+    )
+    args = ["run", "--input", str(tmp_path / "in"), "--period", "2024-06", "--out", "/tmp/x"]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "2 False", done.stdout + done.stderr
+    assert "lacks created_at" in done.stderr and done.stderr.count("\n") == 1
