@@ -226,15 +226,22 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
     return notes
 
 
+def data_is_old(metrics: dict[str, Any]) -> bool:
+    """The export's latest record lies more than a day before the period's end (a report run
+    with --allow-stale): the report says so in red."""
+    days = (metrics.get("data_as_of") or {}).get("days_before_period_end")
+    return days is not None and days > 1
+
+
 def data_as_of_sentence(metrics: dict[str, Any], *, text: dict[str, str]) -> str | None:
-    """`Data as of 2026-09-30.` (the export's latest record), with a warning when it lies more
-    than a day before the period's end (a report run with --allow-stale)."""
+    """`Data as of 2026-09-30.` (the export's latest record), with a warning when the data is
+    old for the period (`data_is_old`)."""
     fresh = metrics.get("data_as_of") or {}
     if not fresh.get("date"):
         return None
-    days = fresh["days_before_period_end"]
-    if days > 1:
-        return text["data_as_of_stale"].format(date=fresh["date"], days=round(days))
+    if data_is_old(metrics):
+        days = round(fresh["days_before_period_end"])
+        return text["data_as_of_stale"].format(date=fresh["date"], days=days)
     return text["data_as_of"].format(date=fresh["date"])
 
 

@@ -168,7 +168,7 @@ def conversion_factors(
     rows: pl.LazyFrame, rates: ExchangeRates, *, report_currency: str
 ) -> pl.LazyFrame:
     """`rows` (with `__from`, a currency, and `__date`) with `__factor`: what one unit of
-    `__from` is worth in the report currency on `__date`, in the order of `_order`."""
+    `__from` is worth in the report currency on `__date`, in the order of `__order`."""
     table = rate_table(rates)
     rows = rows.with_columns(pl.lit(report_currency).alias("__to")).pipe(
         rate_on, table, currency="__from", on="__date", alias="__rate_from"
