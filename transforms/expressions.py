@@ -22,3 +22,27 @@ def in_interval(value: pl.Expr, start: datetime | pl.Expr, end: datetime | pl.Ex
 def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     """numerator / denominator, null when the denominator is 0."""
     return pl.when(denominator > 0).then(numerator / denominator)
+
+
+# stable_sum: the bits the largest partial sum may take in the 128-bit integers
+SUM_BITS = 120.0
+
+
+def stable_sum(values: pl.Expr) -> pl.Expr:
+    """The sum of float values, the same to the last bit on every run, in any row order.
+
+    polars adds floats in parallel chunks whose order and alignment vary from run to run on
+    large tables, so a plain sum changes in its last digits. Here each value is put on one
+    fixed-point grid (a power of two chosen from the largest value and the count, so the sum
+    fits 120 bits of an Int128; at least 2^-60 of the largest value's precision is kept), the
+    integers are added exactly, and the total is turned back into a float once. Null values
+    are left out; no values sum to 0."""
+    bits = (values.abs().max() * values.count()).log(2).ceil().clip(-900.0, 1030.0)
+    scale = pl.lit(2.0).pow(pl.lit(SUM_BITS) - bits)
+    exact = (values * scale).cast(pl.Int128).sum().cast(pl.Float64) / scale
+    return pl.when(values.count() > 0).then(exact).otherwise(0.0)
+
+
+def stable_mean(values: pl.Expr) -> pl.Expr:
+    """The mean of float values, as reproducible as `stable_sum`; null for no values."""
+    return pl.when(values.count() > 0).then(stable_sum(values) / values.count())

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from schemas.vocabulary import OPEN, WON
+from transforms.expressions import stable_mean, stable_sum
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.derived import DerivedTables
 from transforms.intermediate.states import DealStatesAt
@@ -188,7 +189,7 @@ def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
         deals[model] = scored
         known = training.height > 0 or scored.height == 0  # no open deal brings 0
         open_part = (
-            float((scored["p_within"] * scored["amount_used"].fill_null(0.0)).sum())
+            scored.select(stable_sum(pl.col("p_within") * pl.col("amount_used"))).item()
             if known
             else None
         )
@@ -282,7 +283,7 @@ def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None,
     ).drop_nulls()
     if frame.height == 0:
         return None, []
-    brier = frame.select(((pl.col("p") - pl.col("won")) ** 2).mean()).item()
+    brier = frame.select(stable_mean((pl.col("p") - pl.col("won")) ** 2)).item()
     edges = (0.0, *RELIABILITY_EDGES, 1.0)
     table = (
         frame.with_columns(
@@ -291,7 +292,7 @@ def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None,
         .group_by("_bin")
         .agg(
             pl.len().alias("deals"),
-            pl.col("p").mean().alias("mean_p"),
+            stable_mean(pl.col("p")).alias("mean_p"),
             pl.col("won").mean().alias("won_share"),
         )
         .sort("_bin")

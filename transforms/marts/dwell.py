@@ -6,6 +6,7 @@ from datetime import datetime
 
 import polars as pl
 
+from transforms.expressions import stable_mean
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_frame
 
@@ -55,7 +56,7 @@ def dwell(
     completed = pl.col("days").filter(~pl.col("is_open"))
     figures = relevant.group_by("stage").agg(
         (~pl.col("is_open")).sum().cast(pl.Int64).alias("completed_visits"),
-        completed.mean().alias("mean_days"),
+        stable_mean(completed).alias("mean_days"),
         completed.median().alias("median_days"),
         completed.quantile(0.25, interpolation="linear").alias("p25_days"),
         completed.quantile(0.75, interpolation="linear").alias("p75_days"),

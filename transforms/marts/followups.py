@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from schemas.vocabulary import OPEN, RESOLVED
-from transforms.expressions import days_between, in_interval
+from transforms.expressions import days_between, in_interval, stable_sum
 
 SILENT_DAYS = 14
 
@@ -56,7 +56,7 @@ def followup_activity(
         open_activity.select(
             pl.len().alias("open_count"),
             pl.col("is_silent").sum().cast(pl.Int64).alias("silent_count"),
-            pl.col("amount_at").filter("is_silent").sum().alias("silent_amount"),
+            stable_sum(pl.col("amount_at").filter("is_silent")).alias("silent_amount"),
             pl.col("is_overdue").sum().cast(pl.Int64).alias("overdue_next_actions"),
             pl.col("touches_in_period").sum().cast(pl.Int64).alias("touches"),
         )

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from schemas.vocabulary import OPEN
+from transforms.expressions import stable_sum
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_frame
 
@@ -38,8 +39,10 @@ def forecast(
     )
     totals = (
         weighted.select(
-            pl.col("weighted_amount").sum().alias("weighted_pipeline"),
-            pl.col("weighted_amount").filter(in_next).sum().alias("stage_weighted_next_period"),
+            stable_sum(pl.col("weighted_amount")).alias("weighted_pipeline"),
+            stable_sum(pl.col("weighted_amount").filter(in_next)).alias(
+                "stage_weighted_next_period"
+            ),
             pl.col("amount_at").is_null().sum().cast(pl.Int64).alias("unpriced_count"),
         )
         .collect()
@@ -51,8 +54,8 @@ def forecast(
         .join(
             weighted.group_by(pl.col("stage_at").alias("stage")).agg(
                 pl.len().alias("open_count"),
-                pl.col("amount_at").sum().alias("open_amount"),
-                pl.col("weighted_amount").sum().alias("weighted_amount"),
+                stable_sum(pl.col("amount_at")).alias("open_amount"),
+                stable_sum(pl.col("weighted_amount")).alias("weighted_amount"),
             ),
             on="stage",
             how="left",

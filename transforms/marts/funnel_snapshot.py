@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from schemas.vocabulary import OPEN
+from transforms.expressions import stable_sum
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_frame
 
@@ -14,7 +15,7 @@ def funnel_snapshot(states: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFram
     per_stage = (
         states.filter(pl.col("state") == OPEN)
         .group_by(pl.col("stage_at").alias("stage"))
-        .agg(pl.len().alias("count"), pl.col("amount_at").sum().alias("amount"))
+        .agg(pl.len().alias("count"), stable_sum(pl.col("amount_at")).alias("amount"))
     )
     return (
         stage_frame(funnel)

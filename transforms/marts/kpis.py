@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from schemas.vocabulary import LOST, OPEN, WON
-from transforms.expressions import days_between, in_interval, ratio
+from transforms.expressions import days_between, in_interval, ratio, stable_mean, stable_sum
 
 WINDOW_FIGURES = ("won_count", "lost_count", "win_rate", "avg_won_amount", "median_cycle_days")
 
@@ -20,12 +20,12 @@ def headline_figures(*, period_start: datetime, as_of: datetime) -> list[pl.Expr
     won_amount = pl.col("amount_at").filter(won)
     return [
         (pl.col("state") == OPEN).sum().cast(pl.Int64).alias("open_count"),
-        pl.col("amount_at").filter(pl.col("state") == OPEN).sum().alias("open_amount"),
+        stable_sum(pl.col("amount_at").filter(pl.col("state") == OPEN)).alias("open_amount"),
         won.sum().cast(pl.Int64).alias("won_count"),
-        won_amount.sum().alias("won_amount"),
+        stable_sum(won_amount).alias("won_amount"),
         lost.sum().cast(pl.Int64).alias("lost_count"),
         ratio(won.sum(), won.sum() + lost.sum()).alias("win_rate"),
-        won_amount.mean().alias("avg_won_amount"),
+        stable_mean(won_amount).alias("avg_won_amount"),
         days_between(pl.col("created_at"), pl.col("won_at"))
         .filter(won)
         .median()

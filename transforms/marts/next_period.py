@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from schemas.vocabulary import LOST, WON
-from transforms.expressions import days_between, in_interval
+from transforms.expressions import days_between, in_interval, stable_sum
 from transforms.funnel_model import FunnelModel
 from transforms.intermediate.entries import stage_index
 from transforms.intermediate.states import DEAL, DealStatesAt, deal_states_at
@@ -296,7 +296,7 @@ class WonByPeriod:
                 .collect()
             )
             self._known[period.end] = (
-                float(won["amount_at"].sort().sum()),  # sorted: the same sum on every run
+                won.select(stable_sum(pl.col("amount_at"))).item(),
                 won.filter("is_new")["amount_at"].sort(),
             )
         return self._known[period.end]
@@ -319,7 +319,7 @@ def new_deals(
     recent = history[:in_window]
     if not recent:
         return NewDeals(0, None, 1.0, 0.0, pl.Series("amount_at", [], dtype=pl.Float64))
-    totals = [float(amounts.sum()) for amounts in history]
+    totals = [pl.select(stable_sum(pl.lit(amounts))).item() for amounts in history]
     mean_amount = sum(totals[:in_window]) / len(recent)
     seasonal = 1.0
     if len(history) >= 2 * per_year:

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from schemas.vocabulary import OPEN
-from transforms.expressions import days_between
+from transforms.expressions import days_between, stable_sum
 from transforms.funnel_model import FunnelModel
 
 STALLED_DEALS_LISTED = 15
@@ -41,7 +41,7 @@ def stalls_summary(stalled: pl.LazyFrame) -> dict[str, Any]:
     totals = (
         stalled.select(
             pl.len().alias("stalled_count"),
-            pl.col("amount_at").sum().alias("stalled_amount"),
+            stable_sum(pl.col("amount_at")).alias("stalled_amount"),
             pl.col("is_missing_reason").sum().cast(pl.Int64).alias("missing_reason_count"),
         )
         .collect()
@@ -51,7 +51,7 @@ def stalls_summary(stalled: pl.LazyFrame) -> dict[str, Any]:
     reasons = (
         stalled.filter(~pl.col("is_missing_reason"))
         .group_by(pl.col("stall_reason").alias("reason"))
-        .agg(pl.len().alias("count"), pl.col("amount_at").sum().alias("amount"))
+        .agg(pl.len().alias("count"), stable_sum(pl.col("amount_at")).alias("amount"))
         .sort(["count", pl.col("amount").round(6), "reason"], descending=[True, True, False])
         .collect()
         .to_dicts()

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from schemas.vocabulary import LOST, OPEN, WON
-from transforms.expressions import ratio
+from transforms.expressions import ratio, stable_sum
 
 
 def totals(states: pl.LazyFrame) -> dict[str, Any]:
@@ -21,13 +21,13 @@ def totals(states: pl.LazyFrame) -> dict[str, Any]:
     row = (
         states.select(
             is_won.sum().cast(pl.Int64).alias("won_count"),
-            pl.col("amount_at").filter(is_won).sum().alias("won_amount"),
+            stable_sum(pl.col("amount_at").filter(is_won)).alias("won_amount"),
             is_lost.sum().cast(pl.Int64).alias("lost_count"),
             ratio(is_won.sum(), is_won.sum() + is_lost.sum()).alias("win_rate"),
             is_open.sum().cast(pl.Int64).alias("open_count"),
-            pl.col("amount_at").filter(is_open).sum().alias("open_amount"),
+            stable_sum(pl.col("amount_at").filter(is_open)).alias("open_amount"),
             pl.when(crm.filter(is_open).is_not_null().any())
-            .then(crm.filter(is_open).sum())
+            .then(stable_sum(crm.filter(is_open)))
             .alias("crm_weighted_open_amount"),
         )
         .collect()
