@@ -13,18 +13,21 @@ in a fresh process with its wall time and peak memory:
   pipeline and `kpis`: `project_core_figures`);
 - `DuckDB`: the same figures computed in DuckDB SQL from the same CSV files, read included
   (`flows.tools.duckdb_figures`; DuckDB uses every core unless `--duckdb-threads`);
-- the whole `funnel run` as a user runs it, Prefect included (`--no-run` leaves it out).
+- the whole `funnel run` as a user runs it, Prefect included, twice (`--no-run` leaves it
+  out): the faster time is shown, and the two metrics.json must be the same bytes.
 
 It prints one row per size: rows, bare read, read + validate, derive, compute, render, peak
 MiB of the steps, `funnel run` and its peak MiB, read + validate + derive + compute as a
 multiple of the bare read (`x read`), the core figures' time and peak MiB in the project and in
 DuckDB, the ratio project / DuckDB, read + validate as a multiple of the bare read
-(`valid/read`), and whether the two sets of figures agree. Under the row come each step's
+(`valid/read`), whether the two sets of figures agree, and whether the two runs wrote the
+same metrics.json (`rerun same`). Under the row come each step's
 time and peak memory and the parts of the core figures (`core: ...`, then `core figures:
 project ... / DuckDB ... = ...x`, with the CPU time of each, all threads: on a shared machine
 it varies less than the wall time). Integers must agree exactly, floats to a relative 1e-9,
 nulls as nulls; on any disagreement it prints the figure and key that differ (`DISAGREE
-<figure>.<key>: project ... DuckDB ...`) and exits with status 1. Nothing here is a test.
+<figure>.<key>: project ... DuckDB ...`) and exits with status 1, as it does when the reruns
+differ. Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -337,22 +340,27 @@ def in_fresh_process(function: str, folder: Path, **arguments: Any) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def whole_run(folder: str) -> dict[str, float]:
-    """`funnel run` as a user runs it, in its own process: wall time and peak memory."""
+def whole_run(folder: str, out: str = "run") -> dict[str, Any]:
+    """`funnel run` as a user runs it, in its own process: wall time, peak memory and the
+    SHA-256 of the metrics.json it wrote (two runs must write the same bytes)."""
+    import hashlib
+
     from flows.io.resources import SAMPLE_CONFIG
 
     funnel = Path(sys.executable).parent / "funnel"
-    out = Path(folder).parent / f"run-{Path(folder).name}"
+    out_dir = Path(folder).parent / f"{out}-{Path(folder).name}"
     started = time.perf_counter()
-    arguments = ["run", "--input", folder, "--period", PERIOD, "--out", str(out)]
+    arguments = ["run", "--input", folder, "--period", PERIOD, "--out", str(out_dir)]
     subprocess.run(
         [str(funnel), *arguments, "--config", str(SAMPLE_CONFIG)],
         check=True,
         capture_output=True,
     )
+    metrics = out_dir / PERIOD / "metrics.json"
     return {
         "seconds": time.perf_counter() - started,
         "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "metrics_sha256": hashlib.sha256(metrics.read_bytes()).hexdigest(),
     }
 
 
@@ -475,6 +483,7 @@ COLUMNS = (  # (heading, width)
     ("proj/DuckDB", 11),
     ("valid/read", 10),
     ("agree", 5),
+    ("rerun same", 10),
 )
 ABSENT = "—"
 
@@ -485,7 +494,7 @@ def table_row(values: list[str]) -> str:
 
 def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
     """Every measurement of one export, printed as a row and its details; the number of
-    figures that disagree."""
+    figures that disagree, plus one when two runs wrote different metrics.json."""
 
     def seconds(value: float | None) -> str:
         return ABSENT if value is None else f"{value:.2f}s"
@@ -500,7 +509,9 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
     steps = None if args.no_steps else in_fresh_process("pipeline_steps", folder)
     core = in_fresh_process("project_core_figures", folder)
     duck = in_fresh_process("duckdb_core_figures", folder, threads=args.duckdb_threads)
-    run = None if args.no_run else in_fresh_process("whole_run", folder)
+    runs = [] if args.no_run else [in_fresh_process("whole_run", folder, out=o) for o in "ab"]
+    run = min(runs, key=lambda r: r["seconds"]) if runs else None
+    same = None if not runs else len({r["metrics_sha256"] for r in runs}) == 1
     problems = disagreements(core["figures"], duck["figures"])
     read_validate = steps["read_validate"]["seconds"] if steps else core["read_validate"]
     step = {name: (steps[name]["seconds"] if steps else None) for name in ("derive", "compute")}
@@ -528,6 +539,7 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
                 times(core["seconds"] / duck["seconds"]),
                 times(read_validate / bare["seconds"]),
                 "no" if problems else "yes",
+                ABSENT if same is None else ("yes" if same else "NO"),
             ]
         ),
         flush=True,
@@ -552,7 +564,14 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
     )
     for problem in problems:
         print(f"          DISAGREE {problem}", flush=True)
-    return len(problems)
+    if runs:
+        print(
+            "          funnel run: "
+            + ", ".join(f"{r['seconds']:.2f}s ({r['peak_mib']:,.0f} MiB)" for r in runs)
+            + (", metrics.json identical" if same else ", metrics.json DIFFERS between the runs"),
+            flush=True,
+        )
+    return len(problems) + (same is False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -582,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         fan_out(args)
         return 0
     print(table_row([heading for heading, _ in COLUMNS]), flush=True)
-    disagreeing = 0
+    problems = 0
     for size in (int(s) for s in args.sizes.split(",")):
         folder = args.work / f"exports-{size}"
         if not (folder / "followups.csv").exists():
@@ -595,9 +614,12 @@ def main(argv: list[str] | None = None) -> int:
                     updates_per_opportunity=UPDATES_PER_OPPORTUNITY,
                 ),
             )
-        disagreeing += measure(size, folder, args)
-    if disagreeing:
-        print(f"{disagreeing} figures disagree between the project and DuckDB", flush=True)
+        problems += measure(size, folder, args)
+    if problems:
+        print(
+            f"{problems} problems: figures that disagree with DuckDB's, or reruns that differ",
+            flush=True,
+        )
         return 1
     return 0
 

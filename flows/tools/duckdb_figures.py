@@ -759,8 +759,10 @@ def core_figures(
     followups = folder / "followups.csv"
     timings = {} if timings is None else timings
     started = time.perf_counter()
+    # no progress bar: it writes to stdout, which the benchmark reads
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         for statement in [
