@@ -27,7 +27,7 @@ from prefect.cache_policies import NONE
 from flows.delivery import deliver_report, notify_ops
 from flows.errors import retry_when
 from flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
-from flows.io.exports import input_digest, read_inputs
+from flows.io.exports import input_digest, read_inputs, whole_quarantine
 from flows.io.ledger import delivery_lock
 from flows.io.mail import DELIVERY_RECORD
 from flows.io.outputs import (
@@ -65,7 +65,7 @@ def load_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
 
 @task(cache_policy=NONE, persist_result=False)
 def validate(inputs: Inputs) -> CheckedInputs:
-    return check_inputs(inputs)
+    return whole_quarantine(check_inputs(inputs), inputs.files)
 
 
 @task(cache_policy=NONE, persist_result=False, **FILE_RETRIES)

@@ -13,10 +13,18 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from flows.io.config import load_presets
-from flows.io.readers import Limits, export_files, read_headers, read_rows, sha256_of
+from flows.io.readers import (
+    Limits,
+    export_files,
+    read_again,
+    read_headers,
+    read_rows,
+    sha256_of,
+)
 from schemas.vocabulary import OPPORTUNITIES, TABLES
 from transforms.funnel_model import Lookup, RunSettings
 from transforms.periods import add_months
+from transforms.staging.checks import CheckedInputs
 from transforms.staging.currency import currency_settings, export_rates, is_rate_table
 from transforms.staging.layout import (
     InputFile,
@@ -28,6 +36,7 @@ from transforms.staging.layout import (
     choose_layout,
     detection_reason,
     effective_settings,
+    needed_headers,
     refuse_needed_files,
     refuse_ties,
 )
@@ -70,22 +79,56 @@ def needed_rows(
     settings: RunSettings,
     lookups: tuple[Lookup, ...] = (),
 ) -> tuple[list[SourceTable], list[InputFile]]:
-    """The tables with the rows of those a run reads read in: the files used, the side files
-    of `lookups` (the first present of each), the export's exchange rates. The others stay
-    headers: a file no table needs is never read past its header."""
-    names = {f.source.name for f in used} | {t.name for t in tables if is_rate_table(t)}
+    """The tables with the rows of those a run reads read in: the files used (with the
+    columns a figure or a check reads: `needed_headers`), the side files of `lookups` (the
+    first present of each) and the export's exchange rates, whole. The others stay headers:
+    a file no table needs is never read past its header."""
+    columns: dict[str, list[str] | None] = {
+        f.source.name: needed_headers(f, settings, lookups) for f in used
+    }
+    columns |= {t.name: None for t in tables if is_rate_table(t)}
     for lookup in lookups:
         side = next((t for name in lookup.files for t in tables if t.name == name), None)
         if side is not None:
-            names.add(side.name)
+            columns[side.name] = None
     limits = Limits.of(settings.source)
     loaded = {
-        t.name: read_rows(t, settings.parse.encoding, limits) for t in tables if t.name in names
+        t.name: read_rows(t, settings.parse.encoding, limits, columns[t.name])
+        for t in tables
+        if t.name in columns
     }
     return (
         [loaded.get(t.name, t) for t in tables],
         [replace(f, source=loaded[f.source.name]) for f in used],
     )
+
+
+def whole_quarantine(checked: CheckedInputs, files: list[InputFile]) -> CheckedInputs:
+    """The checked inputs with each quarantined row as it came in: the columns its file had
+    that were not read (`SourceTable.unread`: no figure or check reads them) read again from
+    the file for those rows only, in the header's order."""
+    encoding, limits = checked.settings.parse.encoding, Limits.of(checked.settings.source)
+    quarantine = {}
+    for table, rows in checked.quarantine.items():
+        if rows.is_empty():
+            quarantine[table] = rows
+            continue
+        mine = [f for f in files if f.table == table]
+        # rows made from other rows (HubSpot's "Date entered" columns, snapshots' history)
+        parts = [rows.filter(~pl.col("_file").is_in([f.name for f in mine]))]
+        for file in mine:
+            part = rows.filter(pl.col("_file") == file.name)
+            if part.is_empty():
+                continue
+            if file.source.unread:
+                part = part.hstack(read_again(file.source, part["_source_row"], encoding, limits))
+            parts.append(part.select("_file", "_line", "_reasons", *file.source.header))
+        quarantine[table] = (
+            pl.concat(parts, how="diagonal")
+            .drop("_source_row", strict=False)
+            .sort("_file", "_line")
+        )
+    return replace(checked, quarantine=quarantine)
 
 
 def refuse_empty(files: list[InputFile]) -> None:

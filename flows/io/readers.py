@@ -30,6 +30,7 @@ from flows.io import workbook
 from schemas import reasons
 from schemas.vocabulary import READ_REASON
 from transforms.funnel_model import SourceSettings
+from transforms.staging.checks import rows_numbered
 from transforms.staging.layout import SourceTable, UnusableInputError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -60,8 +61,22 @@ def over_limit(where: str, found: str, limit: int, unit: str, key: str) -> Unusa
     )
 
 
+# (path, inode, size, modification time) -> SHA-256: a file is hashed once per process,
+# whether the run's fingerprint or its reader asks first
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
 def sha256_of(path: Path) -> str:
-    return scan_file(path)[0]
+    """The file's SHA-256, hashed once per process while the file stays the same."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(8 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 @dataclass(frozen=True)
@@ -230,26 +245,32 @@ def head_encoding(head: bytes) -> str:
     return "utf-8"
 
 
-def scan_file(path: Path) -> tuple[str, int, bool]:
-    """The file's SHA-256, its number of line-feed bytes and whether it ends with one, in one
-    streaming pass."""
-    digest, breaks, block = hashlib.sha256(), 0, b""
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(8 << 20), b""):
-            digest.update(block)
-            breaks += block.count(b"\n")
-    return digest.hexdigest(), breaks, block.endswith(b"\n")
+@dataclass(frozen=True)
+class Scan:
+    """What `precheck`'s pass over a CSV file's bytes counted: its line feeds and whether it
+    ends with one, and (when asked) its delimiter and quote bytes."""
+
+    breaks: int
+    ends_with_break: bool
+    delimiters: int = 0
+    quotes: int = 0
 
 
 RAGGED_ERROR = "found more fields than defined"  # polars, on a record wider than the header
 
 
 def polars_csv(
-    source: Path | bytes, delimiter: str, header: list[str], *, ragged: bool = False
+    source: Path | bytes,
+    delimiter: str,
+    header: list[str],
+    *,
+    ragged: bool = False,
+    columns: list[str] | None = None,
 ) -> pl.DataFrame:
     """The records as strings under the header's names. A record with fewer fields than the
     header is filled with nulls; one with more raises, unless `ragged`, where it is cut to the
-    header's width (`field_counts` tells which)."""
+    header's width (`field_counts` tells which). With `columns`, only those are read, and a
+    wider record no longer raises (`projected_records` checks the width another way)."""
     return pl.read_csv(
         source,
         separator=delimiter,
@@ -257,6 +278,7 @@ def polars_csv(
         has_header=True,
         new_columns=header,
         truncate_ragged_lines=ragged,
+        columns=None if columns is None else [header.index(c) for c in columns],
     )
 
 
@@ -456,17 +478,18 @@ def csv_head(path: Path, forced: str | None, limits: Limits) -> Head:
     return Head(encoding, delimiter, raw_header, header)
 
 
-def precheck(path: Path, head: Head, limits: Limits) -> None:
+def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = False) -> Scan:
     """Before a CSV file is read: its apparent size (a sparse file's too), NUL bytes (a hole,
     or a file that is not text: never in UTF-8 or single-byte text) and its lines, counted
-    in one streaming pass."""
+    in one streaming pass; with `count_fields`, its delimiter and quote bytes too."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise over_limit(
             str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
         )
     wide = codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
-    breaks, last = 0, b""
+    breaks, delimiters, quotes, last = 0, 0, 0, b""
+    mark = ord(head.delimiter) if count_fields and len(head.delimiter.encode()) == 1 else None
     if size:
         with (
             path.open("rb") as handle,
@@ -479,15 +502,21 @@ def precheck(path: Path, head: Head, limits: Limits) -> None:
                 )
             data = np.frombuffer(mapped, np.uint8)
             for start in range(0, size, 16 << 20):  # a piece at a time: no mask of the file
-                breaks += int(np.count_nonzero(data[start : start + (16 << 20)] == 10))
+                piece = data[start : start + (16 << 20)]
+                breaks += int(np.count_nonzero(piece == 10))
+                if mark is not None:
+                    delimiters += int(np.count_nonzero(piece == mark))
+                    quotes += int(np.count_nonzero(piece == 34))
             last = mapped[size - 1 : size]
-            del data  # the map closes only once no array looks into it
+            del data, piece  # the map closes only once no array looks into it
     header_lines = 1 + sum(h.count("\n") for h in head.raw_header)
     lines = breaks + (last not in (b"\n", b"")) - header_lines
     if lines > limits.max_rows:
         raise over_limit(
             str(path), f"{lines:,} lines after its header", limits.max_rows, "rows", "max_rows"
         )
+    # a delimiter wider than a byte is not counted: its file is read whole
+    return Scan(breaks, last == b"\n", delimiters, quotes if mark is not None else 1)
 
 
 def with_undecodable(rows: pl.DataFrame, header: list[str], encoding: str) -> pl.DataFrame:
@@ -534,47 +563,72 @@ def checked_records(
     return with_field_check(path, rows, fields, header)
 
 
-def read_csv_file(path: Path, forced: str | None, limits: Limits) -> SourceTable:
+def projected_records(
+    path: Path, head: Head, columns: list[str], scan: Scan
+) -> pl.DataFrame | None:
+    """Only `columns` of a UTF-8 file's records (and its last column, whose null tells a
+    short record), when its bytes show that every record is one line of plain values: no
+    quote anywhere, a line per record, and as many delimiters as the records' fields ask (a
+    wider record would add some). None otherwise: the caller reads the whole file."""
+    if scan.quotes:
+        return None
+    header, delimiter = head.header, head.delimiter
+    read = [h for h in header if h in columns or h == header[-1]]
+    rows = polars_csv(path, delimiter, header, columns=read)
+    if not one_line_each(head.raw_header, rows, scan.breaks - scan.ends_with_break):
+        return None
+    fields = short_record_counts(path, delimiter, rows, header)
+    if fields is None or scan.delimiters != int((fields - 1).sum()):
+        return None
+    return with_field_check(path, rows, fields, header)
+
+
+def read_csv_file(
+    path: Path, forced: str | None, limits: Limits, columns: list[str] | None = None
+) -> SourceTable:
     """A CSV file whole, once `precheck` passes. A UTF-8 file goes to polars straight from
-    disk (hashed and line-counted alongside, in a second thread); other encodings, or UTF-8
-    with bytes that are not, are decoded in Python and handed over as UTF-8. `forced` is
-    `[source.parse] encoding`."""
+    disk (hashed alongside, in a second thread); other encodings, or UTF-8 with bytes that
+    are not, are decoded in Python and handed over as UTF-8. `forced` is `[source.parse]
+    encoding`.
+
+    With `columns`, the table keeps only those (the others are `unread`), and a file of
+    plain one-line records has only those parsed (`projected_records`)."""
     head = csv_head(path, forced, limits)
-    precheck(path, head, limits)
     encoding, delimiter, raw_header, header = (
         head.encoding,
         head.delimiter,
         head.raw_header,
         head.header,
     )
+    narrower = columns is not None and not set(header) <= set(columns)
+    scan = precheck(path, head, limits, count_fields=narrower)
     if encoding in UTF8_ENCODINGS and (forced is None or codecs.lookup(forced).name == "utf-8"):
+        record_breaks = scan.breaks - scan.ends_with_break
         with ThreadPoolExecutor(max_workers=1) as pool:
-            scanned = pool.submit(scan_file, path)
-
-            def single_lines(rows: pl.DataFrame) -> bool:
-                _, breaks, ends_with_break = scanned.result()
-                return one_line_each(raw_header, rows, breaks - ends_with_break)
-
+            hashed = pool.submit(sha256_of, path)
             try:
-                rows = checked_records(
-                    path,
-                    path,
-                    delimiter,
-                    header,
-                    single_lines=single_lines,
-                    text=lambda: (
-                        path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff")
-                    ),
-                )
+                rows = projected_records(path, head, columns, scan) if narrower else None
+                if rows is None:
+                    rows = checked_records(
+                        path,
+                        path,
+                        delimiter,
+                        header,
+                        single_lines=lambda rows: one_line_each(raw_header, rows, record_breaks),
+                        text=lambda: (
+                            path.read_bytes()
+                            .decode("utf-8", errors="replace")
+                            .removeprefix("\ufeff")
+                        ),
+                    )
             except pl.exceptions.PolarsError as error:
                 if "utf-8" not in str(error):
                     raise unreadable_csv(path, error, delimiter) from None
                 rows = None
-            sha256, breaks, ends_with_break = scanned.result()
+            sha256 = hashed.result()
         if rows is not None:
-            return _source_table(
-                path, sha256, encoding, delimiter, raw_header, rows, breaks - ends_with_break
-            )
+            table = _source_table(path, sha256, encoding, head, rows, record_breaks)
+            return without_unread(table, columns)
     data = path.read_bytes()
     decoded = decode(path, data, forced)
     text, encoding = decoded.text, decoded.encoding
@@ -595,21 +649,31 @@ def read_csv_file(path: Path, forced: str | None, limits: Limits) -> SourceTable
     if decoded.replaced:
         rows = with_undecodable(rows, header, encoding)
     digest = hashlib.sha256(data).hexdigest()
-    return _source_table(path, digest, encoding, delimiter, raw_header, rows, breaks)
+    table = _source_table(
+        path, digest, encoding, Head(encoding, delimiter, raw_header, header), rows, breaks
+    )
+    return without_unread(table, columns)
+
+
+def without_unread(table: SourceTable, columns: list[str] | None) -> SourceTable:
+    """The table without the header's columns that are not in `columns` (all kept: None)."""
+    if columns is None:
+        return table
+    unread = tuple(h for h in table.header if h not in columns)
+    return replace(table, frame=table.rows.drop(unread, strict=False), unread=unread)
 
 
 def _source_table(
     path: Path,
     sha256: str,
     encoding: str,
-    delimiter: str,
-    raw_header: list[str],
+    head: Head,
     rows: pl.DataFrame,
     record_breaks: int,
 ) -> SourceTable:
     """The rows numbered, with the line each starts on (cheap when no value holds a break);
     `record_breaks` counts the line feeds between the file's first and last record."""
-    header = [c for c in rows.columns if c != READ_REASON]
+    header, raw_header = head.header, head.raw_header
     header_lines = 1 + sum(h.count("\n") for h in raw_header)
     lines = (
         (pl.col("_row") + header_lines).cast(pl.Int64)  # no line break inside any value
@@ -617,7 +681,7 @@ def _source_table(
         else line_numbers(rows, header, header_lines + 1)
     )
     rows = rows.with_row_index("_row", offset=1).with_columns(lines.alias("_line"))
-    return SourceTable(path, None, sha256, encoding, delimiter, header, rows)
+    return SourceTable(path, None, sha256, encoding, head.delimiter, header, rows)
 
 
 # a workbook that is no zip, a part that does not inflate or fails its checksum
@@ -743,15 +807,20 @@ def read_headers(
 
 
 def read_rows(
-    table: SourceTable, encoding: str | None = None, limits: Limits | None = None
+    table: SourceTable,
+    encoding: str | None = None,
+    limits: Limits | None = None,
+    columns: list[str] | None = None,
 ) -> SourceTable:
-    """A table read by its header, now whole (each file checked against `limits` first)."""
+    """A table read by its header, now whole (each file checked against `limits` first),
+    keeping only `columns` of its header (the others are `unread`). An .xls workbook, read
+    whole with its header, keeps every column."""
     if table.frame is not None:
         return table
     limits = limits or Limits()
     if table.sheet is not None:
-        return workbook_table(table, limits)
-    whole = read_csv_file(table.path, encoding, limits)
+        return without_unread(workbook_table(table, limits), columns)
+    whole = read_csv_file(table.path, encoding, limits, columns)
     if whole.header != table.header:
         raise UnusableInputError(
             f"{table.path}: its header reads differently from its start "
@@ -759,6 +828,21 @@ def read_rows(
             "[source.parse] encoding in funnel.toml"
         )
     return replace(whole, folder=table.folder)
+
+
+def read_again(
+    table: SourceTable, rows: pl.Series, encoding: str | None, limits: Limits
+) -> pl.DataFrame:
+    """The `unread` columns of a table's records numbered `rows` (its `_row`), read again
+    from the file, in the order of `rows`."""
+    again = (
+        workbook_table(replace(table, frame=None, unread=()), limits)
+        if table.sheet is not None
+        else read_csv_file(table.path, encoding, limits, list(table.unread))
+    )
+    if again.sha256 != table.sha256:
+        raise UnusableInputError(f"{table.path}: changed while it was read; read it again")
+    return rows_numbered(again.rows.select(table.unread), rows)
 
 
 def read_source_file(

@@ -263,8 +263,10 @@ def unknown_stages(raw: pl.DataFrame, settings: RunSettings) -> list[dict[str, A
 def quarantine_rows(
     raw: pl.DataFrame, table: ValidatedTable, files: list[InputFile]
 ) -> pl.DataFrame:
-    """Quarantined rows as they came in (their file's own columns), with file, line number and
-    every reason. `_line` is where the record starts, the header being line 1."""
+    """Quarantined rows as they came in (their file's own columns that were read), with file,
+    line number, every reason, and `_source_row` (the record's number in its file, for
+    `flows.io.exports.whole_quarantine` to read the other columns again). `_line` is where
+    the record starts, the header being line 1."""
     keys = pl.concat(
         [
             table.quarantined,
@@ -278,9 +280,13 @@ def quarantine_rows(
         mine = keys.filter(pl.col("_file") == file.name)
         if mine.height == 0:
             continue
-        original = rows_numbered(file.source.rows.select(file.source.header), mine["_source_row"])
+        read = [h for h in file.source.header if h not in file.source.unread]
+        original = rows_numbered(file.source.rows.select(read), mine["_source_row"])
         parts.append(
-            pl.concat([mine.select("_file", "_line", reasons), original], how="horizontal")
+            pl.concat(
+                [mine.select("_file", "_line", reasons, "_source_row"), original],
+                how="horizontal",
+            )
         )
     derived = keys.filter(~pl.col("_file").is_in([f.name for f in files]))
     if derived.height:  # rows made from other rows (HubSpot's "Date entered" columns)

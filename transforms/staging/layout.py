@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from schemas.canonical import NOT_ANALYSED
 from schemas.vocabulary import (
     AUTO,
     CANONICAL,
@@ -24,7 +25,7 @@ from schemas.vocabulary import (
     QUARANTINE,
     TABLES,
 )
-from transforms.funnel_model import RunSettings
+from transforms.funnel_model import Lookup, RunSettings
 from transforms.staging.presets import (
     REQUIRED,
     Preset,
@@ -53,6 +54,9 @@ class SourceTable:
     header: list[str]
     frame: pl.DataFrame | None  # the header's columns as strings, plus _row and _line
     folder: str | None = None  # the snapshot folder it came from, if any
+    # columns of the header left out of `frame`: no figure or check reads them, and the
+    # quarantine reads them again from the file (`flows.io.exports.whole_quarantine`)
+    unread: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -275,6 +279,26 @@ def refuse_needed_files(preset: Preset, tables: list[SourceTable], assignment: A
             match = match_header(preset, lookalike.table, source.header)
             why = "is named like {}" if lookalike.by == "name" else "looks like {} by its headers"
             raise UnusableInputError(unusable_file_message(preset, source, match, why))
+
+
+def needed_headers(
+    file: InputFile, settings: RunSettings, lookups: tuple[Lookup, ...]
+) -> list[str]:
+    """The headers of a used file that a figure or a check reads, in the file's order: those
+    mapped to a canonical column other than contact details and free text (`NOT_ANALYSED`),
+    the parts of a composite id, the flags, the stage-date columns, and the keys of lookups.
+    The rest (unmapped columns, contacts, notes) are read only for quarantined rows."""
+    not_analysed = set(NOT_ANALYSED[file.table])
+    needed = {
+        header
+        for canonical, headers in file.match.columns.items()
+        if canonical not in not_analysed
+        for header in headers
+    }
+    needed |= {h for parts in file.match.composites.values() for h in parts}
+    if file.table == OPPORTUNITIES:
+        needed |= set(settings.source.stage_dates.values()) | {lookup.on for lookup in lookups}
+    return [h for h in file.source.header if h in needed]
 
 
 def detection_reason(preset: Preset, used: list[InputFile]) -> str:

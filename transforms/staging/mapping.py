@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import polars as pl
 
@@ -84,13 +85,17 @@ def mapped_column(match: TableMatch, canonical: str) -> pl.Expr:
 
 def canonical_rows(rows: pl.LazyFrame, match: TableMatch, file_name: str) -> pl.LazyFrame:
     """A file's rows under canonical names (first non-blank of the mapped headers per row,
-    or an id built from several), with `_row`, `_line` and `_file`; flags become a status."""
+    or an id built from several), with `_row`, `_line` and `_file`; flags become a status.
+    Headers the reader left out (`SourceTable.unread`) map to nothing."""
+    names = rows.collect_schema().names()
+    read = {c: [h for h in hs if h in names] for c, hs in match.columns.items()}
+    read_match = replace(match, columns={c: hs for c, hs in read.items() if hs})
     mapped = [
-        mapped_column(match, canonical).alias(canonical)
-        for canonical in match.columns
+        mapped_column(read_match, canonical).alias(canonical)
+        for canonical in read_match.columns
         if canonical != DATE_ENTERED
     ]
-    read_reason = [READ_REASON] if READ_REASON in rows.collect_schema().names() else []
+    read_reason = [READ_REASON] if READ_REASON in names else []
     frame = rows.select(
         pl.col("_row").cast(pl.Int64),
         pl.col("_line").cast(pl.Int64),

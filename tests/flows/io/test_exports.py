@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from flows.io.exports import read_inputs
+from flows.io.exports import read_inputs, whole_quarantine
 from transforms.funnel_model import RunSettings, SourceSettings
-from transforms.staging.checks import validate_inputs
+from transforms.staging.checks import check_inputs, validate_inputs
 from transforms.staging.layout import UnusableInputError
 
 TEMPLATE_HEADER = [
@@ -154,7 +154,11 @@ def check_template(inputs, validated):
     )
     assert rows["ZH-2"]["closed_at"].isoformat() == "2024-06-17T16:00:00+00:00"  # +08:00
     assert (rows["ZH-3"]["status"], rows["ZH-3"]["stage"]) == ("lost", "qualified")
-    assert rows["ZH-1"]["contact_name"] == "赵经理"  # kept in the table, never reported
+    # contact details are never read into the tables (no figure needs them): the file's
+    # 联系人 column is left out, and read again only for a quarantined row
+    assert "联系人" in inputs.files[0].source.unread
+    assert "联系人" not in inputs.files[0].source.rows.columns
+    assert rows["ZH-1"]["contact_name"] is None
     followups = validated["followups"]
     assert (followups.rows_valid, followups.rows_quarantined) == (2, 1)
     assert followups.valid["channel"].to_list() == ["phone", "visit"]
@@ -229,7 +233,13 @@ def test_semicolons_and_quoted_line_breaks_keep_true_line_numbers(tmp_path):
     inputs, validated = read(tmp_path)
     opps = validated["opportunities"]
     assert (opps.rows_valid, opps.rows_quarantined) == (1, 2)
-    assert opps.valid["need_description"].to_list() == ["two\nlines"]
+    # need_description is read for the quarantined rows only, again, with its line breaks
+    assert "need_description" in inputs.files[0].source.unread
+    quarantine = whole_quarantine(check_inputs(inputs), inputs.files).quarantine
+    assert quarantine["opportunities"].select("opportunity_id", "need_description").rows() == [
+        ("B", "three\nline\nnote"),
+        ("C", None),
+    ]
     lines = (
         opps.quarantined.join(inputs.raw["opportunities"].select("_row", "_line"), on="_row")
         .sort("_line")["_line"]
@@ -415,9 +425,17 @@ def test_flags_and_unknown_layouts(tmp_path):
         ("Task.csv", "followups"),
     ]
     tasks = validated["followups"]
-    assert tasks.valid.select("followup_id", "channel", "summary").rows() == [
-        ("t1", "phone", "Intro call"),
-        ("t2", "email", "Sent quote"),
+    assert tasks.valid.select("opportunity_id", "channel", "occurred_at").rows() == [
+        ("a", "phone", datetime(2024, 6, 2, tzinfo=UTC)),
+        ("b", "email", datetime(2024, 6, 3, tzinfo=UTC)),
+    ]
+    # the free text is mapped but not read: no figure needs it; a quarantined row has it
+    match = inputs.files[1].match.columns
+    assert (match["followup_id"], match["summary"]) == (["Id"], ["Subject"])
+    quarantine = whole_quarantine(check_inputs(inputs), inputs.files).quarantine["followups"]
+    assert quarantine.select("Id", "Subject", "Description").rows() == [
+        ("t3", "Orphan", None),
+        ("t4", "Carrier pigeon", None),
     ]
     assert tasks.quarantined["reasons"].to_list() == [
         ["opportunity_id: 'zz' is not in opportunities"],

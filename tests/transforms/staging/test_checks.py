@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.io.exports import read_inputs
+from flows.io.exports import read_inputs, whole_quarantine
 from tests.helpers import SETTINGS, write_csv
 from transforms.staging.checks import check_inputs, validate_inputs
 
@@ -192,8 +192,9 @@ def test_quarantined_rows_keep_the_files_own_columns_even_when_named_like_ours()
         ],
     )
     inputs = read_inputs(folder, SETTINGS)
-    checked = check_inputs(inputs)
+    checked = whole_quarantine(check_inputs(inputs), inputs.files)
     rows = checked.quarantine["opportunities"]
+    assert "reasons" in inputs.files[0].source.unread  # no figure reads it: read again
     assert rows.columns == ["_file", "_line", "_reasons", *inputs.files[0].source.header]
     assert rows.row(0, named=True) == {
         "_file": "opportunities.csv",
