@@ -36,7 +36,8 @@ def stable_sum(values: pl.Expr) -> pl.Expr:
     fixed-point grid (a power of two chosen from the largest value and the count, so the sum
     fits 120 bits of an Int128; at least 2^-60 of the largest value's precision is kept), the
     integers are added exactly, and the total is turned back into a float once. Null values
-    are left out; no values sum to 0."""
+    are left out; no values sum to 0; the grid's unit is never below 2^-1020, so a value
+    smaller than that (a subnormal float: no amount or share is one) counts as 0."""
     bits = (values.abs().max() * values.count()).log(2).ceil().clip(-900.0, 1030.0)
     scale = pl.lit(2.0).pow(pl.lit(SUM_BITS) - bits)
     exact = (values * scale).cast(pl.Int128).sum().cast(pl.Float64) / scale

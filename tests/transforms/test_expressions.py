@@ -49,7 +49,16 @@ def test_group_sums_are_exact_per_group():
     assert sums["x"].to_list() == [math.fsum([0.1, 0.2]), math.fsum([0.7, 0.1])]
 
 
-finite = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False)
+def test_values_below_the_grids_finest_unit_count_as_zero():
+    # the grid's unit is at least 2^-1020 (1e-307): a subnormal float (no amount or share
+    # is one) is 0, and beside 2.5 so is 1e-300
+    assert total([1e-310]) == 0.0
+    assert total([1e-300, 2.5]) == 2.5
+
+
+finite = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False).filter(
+    lambda v: v == 0 or abs(v) > 1e-300
+)
 
 
 @given(st.lists(finite, max_size=60), st.randoms(use_true_random=False))
