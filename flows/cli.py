@@ -214,19 +214,24 @@ def progress_on_console(shown: bool) -> Iterator[None]:
 
 @contextmanager
 def prefect_api() -> Iterator[None]:
-    """One temporary Prefect server for the whole command when no PREFECT_API_URL is set, so
-    that the processes of a task runner report to it instead of each starting its own."""
+    """The Prefect API the command's flows report to: the running server PREFECT_API_URL
+    names (`prefect server start --background`: see the README), else one temporary server
+    for the whole command, which the processes of a task runner share instead of each
+    starting its own. A command's flow runs send no heartbeats: each would add about a
+    second at the flow's end, and a run started from the console is watched there."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    quiet = temporary_settings(updates={"flows.heartbeat_frequency": None})
     if PREFECT_API_URL.value():
-        yield
+        with quiet:
+            yield
         return
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
     server.start(timeout=int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with quiet, temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield
     finally:
         server.stop()
