@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set everything up (system packages, virtualenv) and report on the sample data
-#   make test   set everything up and run the tests
+#   make test   set everything up and run the tests (the heavy end-to-end cases left out)
+#   make test-heavy  the heavy end-to-end cases (CI runs both)
 #   make lint   ruff (lint and format) and the type checker on transforms/ and schemas/
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,13 +13,16 @@ SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-de
 	fonts-wqy-microhei poppler-utils openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup system-packages lint
+.PHONY: demo test test-heavy setup system-packages lint
 
 demo: setup
 	$(BIN)/funnel demo --out out
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not heavy"
+
+test-heavy: setup
+	$(BIN)/python -m pytest -m heavy
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

@@ -75,6 +75,7 @@ def test_each_period_is_identical_to_a_single_run_of_it(six_months, tmp_path, la
     assert manifests[0]["fingerprint"] == manifests[1]["fingerprint"]
 
 
+@pytest.mark.heavy  # several backfills of many periods
 def test_a_rerun_skips_current_reports_and_force_rewrites_them(six_months, capsys):
     before = {label: (six_months / label).stat().st_ino for label in LAST_SIX_MONTHS}
     capsys.readouterr()
@@ -89,6 +90,7 @@ def test_a_rerun_skips_current_reports_and_force_rewrites_them(six_months, capsy
     assert all((six_months / label).stat().st_ino != before[label] for label in LAST_SIX_MONTHS)
 
 
+@pytest.mark.heavy  # several backfills of many periods
 def test_a_changed_configuration_makes_reports_stale(six_months, tmp_path, capsys):
     out = tmp_path / "out"
     for label in ("2026-08", "2026-09"):  # copies of two current reports
@@ -103,11 +105,13 @@ def test_a_changed_configuration_makes_reports_stale(six_months, tmp_path, capsy
         assert [row[0] for row in summary(capsys).values()] == [status, status]
 
 
+@pytest.mark.heavy  # several backfills of many periods
 def test_quarters_and_months_together(tmp_path, capsys):
     assert backfill(tmp_path, "--grain", "both", first="2026-06", last="2026-07") == 0
     assert list(summary(capsys)) == ["2026-06", "2026-Q2", "2026-07", "2026-Q3"]
 
 
+@pytest.mark.heavy  # several backfills of many periods
 def test_a_period_that_cannot_be_written_fails_alone_with_one_line(tmp_path, capsys):
     tmp_path.joinpath("2026-08").write_text("a file where the report folder goes", "utf-8")
     assert backfill(tmp_path, first="2026-08") == 1

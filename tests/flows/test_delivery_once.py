@@ -29,6 +29,8 @@ from flows.io import ledger as ledger_module
 from flows.io.resources import SAMPLE_DIR
 from tests.flows.mailbox import Mailbox, config, free_port
 
+pytestmark = pytest.mark.heavy  # deliverers killed at each SMTP step, in processes
+
 ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2026-09"
 RECIPIENTS = ("ceo@example.com", "cfo@example.com")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.heavy  # a fresh virtualenv and the installed command
+
 REPO = Path(__file__).resolve().parents[2]
 
 

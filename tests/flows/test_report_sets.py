@@ -17,6 +17,8 @@ from flows.cli import main
 from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from tests.flows.mailbox import config, free_port
 
+pytestmark = pytest.mark.heavy  # many reports, task runners and a Dask cluster
+
 REPORTS = """
 [[reports]]
 name = "east"

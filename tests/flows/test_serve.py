@@ -19,6 +19,8 @@ from flows.io.resources import SAMPLE_DIR
 from flows.serve import SCHEDULES
 from tests.flows.mailbox import config, free_port
 
+pytestmark = pytest.mark.heavy  # a real Prefect server, served deployments, mail
+
 BIN = Path(sys.executable).parent
 
 

@@ -13,11 +13,14 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.io.config import settings_from_toml
 from flows.report_flow import funnel_report
+
+pytestmark = pytest.mark.heavy  # each example runs the whole report flow, PDF included
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 PERIODS = {"month": "2024-03", "quarter": "2024-Q1"}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -139,6 +140,7 @@ def test_derived_tables_match_their_schemas(w):
         model.validate(getattr(derived, name), lazy=True)
 
 
+@pytest.mark.heavy  # the whole document, backtest included, per example
 @PROPERTY
 @given(world(), st.randoms(use_true_random=False))
 def test_row_order_changes_nothing(w, rnd: random.Random):
@@ -166,6 +168,7 @@ def as_exported_at_end(opps, rows, at=END):
     return kept_opps, kept_rows
 
 
+@pytest.mark.heavy  # the whole document, backtest included, per example
 @PROPERTY
 @given(world())
 def test_a_run_as_of_the_period_end_ignores_later_events(w):
@@ -177,6 +180,7 @@ def test_a_run_as_of_the_period_end_ignores_later_events(w):
     assert json_ready(full) == json_ready(early)
 
 
+@pytest.mark.heavy  # the whole document, backtest included, per example
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world())
 def test_a_backtest_origin_sees_only_what_was_known_then(w):
@@ -194,6 +198,7 @@ def test_a_backtest_origin_sees_only_what_was_known_then(w):
         assert row["forecasts"] == then["next_period_by_method"]
 
 
+@pytest.mark.heavy  # the whole document, backtest included, per example
 @PROPERTY
 @given(world(), st.floats(min_value=1, max_value=50_000))
 def test_new_figures_stay_consistent(w, target):

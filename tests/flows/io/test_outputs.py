@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from flows.io.outputs import exchange, publish_folder, staging_folder, write_json
 from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
@@ -134,6 +136,7 @@ def complete_set(folder: Path) -> str:
     return manifest["lang"]
 
 
+@pytest.mark.heavy  # whole runs in processes
 def test_a_report_run_killed_at_any_moment_leaves_a_complete_old_or_new_set(tmp_path):
     out = tmp_path / "out"
     started = time.perf_counter()
@@ -155,6 +158,7 @@ def test_a_report_run_killed_at_any_moment_leaves_a_complete_old_or_new_set(tmp_
     assert "zh" in seen
 
 
+@pytest.mark.heavy  # whole runs in processes
 def test_two_runs_of_one_period_at_once_end_with_one_complete_set(tmp_path):
     out = tmp_path / "out"
     runs = [funnel_run(out, lang) for lang in ("zh", "en")]
