@@ -340,28 +340,162 @@ def in_fresh_process(function: str, folder: Path, **arguments: Any) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def whole_run(folder: str, out: str = "run") -> dict[str, Any]:
-    """`funnel run` as a user runs it, in its own process: wall time, peak memory and the
-    SHA-256 of the metrics.json it wrote (two runs must write the same bytes)."""
+@contextlib.contextmanager
+def local_server(work: Path):
+    """A long-lived local Prefect server, as the README asks a workstation to run
+    (`prefect server start`), on 127.0.0.1 with its own home under `work`: yields the
+    environment that points `funnel` at it, and stops it afterwards."""
+    import os
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    prefect = Path(sys.executable).parent / "prefect"
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{api}/health", timeout=2) as answer,
+            ):
+                if answer.status == 200:
+                    break
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit("the local Prefect server did not start")
+            time.sleep(0.5)
+        yield {**env, "PREFECT_API_URL": api}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def funnel_command(arguments: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One `funnel` command as a user types it, in its own process: wall time, exit status,
+    the lines it wrote on standard error, and the peak memory of the largest child so far."""
+    funnel = Path(sys.executable).parent / "funnel"
+    started = time.perf_counter()
+    done = subprocess.run([str(funnel), *arguments], capture_output=True, text=True, env=env)
+    return {
+        "seconds": time.perf_counter() - started,
+        "status": done.returncode,
+        "stderr_lines": len(done.stderr.splitlines()),
+        "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def whole_run(folder: str, out: str = "run", api: str | None = None) -> dict[str, Any]:
+    """`funnel run` as a user runs it, in its own process (against the Prefect server at
+    `api`, else with its temporary one): wall time, peak memory and the SHA-256 of the
+    metrics.json it wrote (two runs must write the same bytes)."""
     import hashlib
+    import os
 
     from flows.io.resources import SAMPLE_CONFIG
 
-    funnel = Path(sys.executable).parent / "funnel"
     out_dir = Path(folder).parent / f"{out}-{Path(folder).name}"
-    started = time.perf_counter()
     arguments = ["run", "--input", folder, "--period", PERIOD, "--out", str(out_dir)]
-    subprocess.run(
-        [str(funnel), *arguments, "--config", str(SAMPLE_CONFIG)],
-        check=True,
-        capture_output=True,
-    )
+    env = {**os.environ, "PREFECT_API_URL": api} if api else None
+    run = funnel_command([*arguments, "--config", str(SAMPLE_CONFIG)], env)
+    if run["status"]:
+        sys.exit(f"funnel run on {folder} failed with status {run['status']}")
     metrics = out_dir / PERIOD / "metrics.json"
+    return {**run, "metrics_sha256": hashlib.sha256(metrics.read_bytes()).hexdigest()}
+
+
+def mistakes(work: Path) -> dict[str, list[str]]:
+    """Commands with a usage, settings or layout mistake, as users make them."""
+    from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+
+    work.mkdir(parents=True, exist_ok=True)
+    typo = work / "typo.toml"
+    typo.write_text('[source]\ntimezone = "Asia/Shanghai"\n[report]\nwindow_month = 12\n')
+    stray = work / "not-an-export"
+    stray.mkdir(exist_ok=True)
+    (stray / "notes.csv").write_text("when,what\n2026-09-01,call\n")
+    sample, out = str(SAMPLE_DIR), str(work / "mistakes-out")
+    run = ["run", "--out", out, "--input", sample]
     return {
-        "seconds": time.perf_counter() - started,
-        "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "metrics_sha256": hashlib.sha256(metrics.read_bytes()).hexdigest(),
+        "no such --input": [
+            "run",
+            "--input",
+            str(work / "absent"),
+            "--period",
+            PERIOD,
+            "--out",
+            out,
+        ],
+        "malformed --period": [*run, "--period", "2026-13"],
+        "missing --config": [*run, "--period", PERIOD, "--config", str(work / "absent.toml")],
+        "mistyped funnel.toml key": [*run, "--period", PERIOD, "--config", str(typo)],
+        "no layout fits": ["run", "--input", str(stray), "--period", PERIOD, "--out", out],
+        "validate a mistyped key": ["validate", "--input", sample, "--config", str(typo)],
+        "unknown option": [*run, "--period", PERIOD, "--langauge", "en"],
+        "sample config, wrong --source": [
+            *run,
+            "--period",
+            PERIOD,
+            "--config",
+            str(SAMPLE_CONFIG),
+            "--source",
+            "hubspot",
+        ],
     }
+
+
+def commands(args: argparse.Namespace) -> int:
+    """Each mistake's answer (time, status, lines), then the sample's `funnel run` three
+    times against a long-lived local server: the goals of the commands people type."""
+    from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+
+    problems = 0
+    print(f"{'mistake':<32} {'seconds':>7} {'exit':>4} {'lines':>5}")
+    for name, arguments in mistakes(args.work).items():
+        answer = funnel_command(arguments)
+        fine = answer["status"] == 2 and answer["stderr_lines"] == 1
+        problems += not fine
+        print(
+            f"{name:<32} {answer['seconds']:>6.2f}s {answer['status']:>4} "
+            f"{answer['stderr_lines']:>5}" + ("" if fine else "  NOT exit 2 with one line"),
+            flush=True,
+        )
+    with local_server(args.work) as env:
+        out = args.work / "sample-run"
+        runs = [
+            funnel_command(
+                [
+                    *("run", "--input", str(SAMPLE_DIR), "--period", PERIOD),
+                    *("--out", str(out), "--config", str(SAMPLE_CONFIG)),
+                ],
+                env,
+            )
+            for _ in range(3)
+        ]
+    problems += any(r["status"] for r in runs)
+    print(
+        "sample funnel run against a running local server: "
+        + ", ".join(f"{r['seconds']:.2f}s" for r in runs),
+        flush=True,
+    )
+    return problems
 
 
 FAN_OUT_RUNNERS = {
@@ -509,7 +643,11 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
     steps = None if args.no_steps else in_fresh_process("pipeline_steps", folder)
     core = in_fresh_process("project_core_figures", folder)
     duck = in_fresh_process("duckdb_core_figures", folder, threads=args.duckdb_threads)
-    runs = [] if args.no_run else [in_fresh_process("whole_run", folder, out=o) for o in "ab"]
+    runs = (
+        []
+        if args.no_run
+        else [in_fresh_process("whole_run", folder, out=o, api=args.api) for o in "ab"]
+    )
     run = min(runs, key=lambda r: r["seconds"]) if runs else None
     same = None if not runs else len({r["metrics_sha256"] for r in runs}) == 1
     problems = disagreements(core["figures"], duck["figures"])
@@ -585,6 +723,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-steps", action="store_true", help="leave out the report flow's steps (render too)"
     )
     parser.add_argument(
+        "--no-commands",
+        action="store_true",
+        help="leave out the mistakes' answers and the sample's run",
+    )
+    parser.add_argument(
         "--duckdb-threads", type=int, default=None, help="DuckDB's threads (default: every core)"
     )
     parser.add_argument(
@@ -594,13 +737,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=int, default=20, help="with --fan-out")
     parser.add_argument("--months", type=int, default=12, help="with --fan-out")
     args = parser.parse_args(argv)
-    from flows.tools.generate import GenerateSpec, generate_exports
 
     print(f"machine: {machine()}")
     if args.fan_out:
         fan_out(args)
         return 0
+    problems = 0 if args.no_commands else commands(args)
     print(table_row([heading for heading, _ in COLUMNS]), flush=True)
+    with contextlib.ExitStack() as stack:
+        env = None if args.no_run else stack.enter_context(local_server(args.work))
+        args.api = env["PREFECT_API_URL"] if env else None
+        problems += each_size(args)
+    if problems:
+        print(
+            f"{problems} problems: figures that disagree with DuckDB's, reruns that differ, "
+            "or mistakes not answered with exit 2 and one line",
+            flush=True,
+        )
+        return 1
+    return 0
+
+
+def each_size(args: argparse.Namespace) -> int:
+    """Every measurement at each size of `--sizes`; the problems found."""
+    from flows.tools.generate import GenerateSpec, generate_exports
+
     problems = 0
     for size in (int(s) for s in args.sizes.split(",")):
         folder = args.work / f"exports-{size}"
@@ -615,13 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         problems += measure(size, folder, args)
-    if problems:
-        print(
-            f"{problems} problems: figures that disagree with DuckDB's, or reruns that differ",
-            flush=True,
-        )
-        return 1
-    return 0
+    return problems
 
 
 if __name__ == "__main__":
