@@ -48,7 +48,6 @@ from transforms.intermediate.derived import derive_tables
 from transforms.metrics_document import Rates, funnel_metrics
 from transforms.periods import Period
 from transforms.staging.checks import CheckedInputs, check_inputs
-from transforms.staging.layout import Inputs
 
 # reading a file on a share, or writing one, may fail for a moment; a bad file never mends
 FILE_RETRIES: dict[str, Any] = {
@@ -59,13 +58,25 @@ FILE_RETRIES: dict[str, Any] = {
 
 
 @task(cache_policy=NONE, persist_result=False, **FILE_RETRIES)
-def load_inputs(input_dir: Path, settings: RunSettings) -> Inputs:
-    return read_inputs(input_dir, settings)
-
-
-@task(cache_policy=NONE, persist_result=False)
-def validate(inputs: Inputs) -> CheckedInputs:
-    return whole_quarantine(check_inputs(inputs), inputs.files)
+def read_and_check(
+    input_dir: Path, settings: RunSettings
+) -> tuple[CheckedInputs, dict[str, float]]:
+    """The exports read and validated, with the seconds of each step (`load`, `validate`).
+    One task: the raw text tables never leave it, so they are freed once it ends (a task's
+    result stays in memory until its flow run ends)."""
+    timings: dict[str, float] = {}
+    with step(timings, "load") as note:
+        inputs = read_inputs(input_dir, settings)
+        note(", ".join(f"{f.name} {f.rows} rows" for f in inputs.files))
+    with step(timings, "validate") as note:
+        checked = whole_quarantine(check_inputs(inputs), inputs.files)
+        note(
+            ", ".join(
+                f"{f['table']} {f['rows_valid']} valid, {f['rows_quarantined']} quarantined"
+                for f in checked.files
+            )
+        )
+    return checked, timings
 
 
 @task(cache_policy=NONE, persist_result=False, **FILE_RETRIES)
@@ -89,17 +100,8 @@ def read_checked(
     input_dir: Path, settings: RunSettings, timings: dict[str, float]
 ) -> CheckedInputs:
     """The exports read and validated, once for every report made of them."""
-    with step(timings, "load") as note:
-        inputs = load_inputs(input_dir, settings)
-        note(", ".join(f"{f.name} {f.rows} rows" for f in inputs.files))
-    with step(timings, "validate") as note:
-        checked = validate(inputs)
-        note(
-            ", ".join(
-                f"{f['table']} {f['rows_valid']} valid, {f['rows_quarantined']} quarantined"
-                for f in checked.files
-            )
-        )
+    checked, steps = read_and_check(input_dir, settings)
+    timings |= steps
     return checked
 
 

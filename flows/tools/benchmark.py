@@ -126,7 +126,7 @@ def benchmark_settings():  # -> RunSettings (imported late: each measurement imp
 
 def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     """The report flow's own steps (the functions inside its tasks), timed one by one."""
-    from flows.report_flow import load_inputs, validate
+    from flows.report_flow import read_and_check
     from report_templates.context import report_context
     from report_templates.render import render_html, render_pdf
     from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
@@ -143,7 +143,7 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     period = parse_period(PERIOD, settings.timezone)
     peak_mib()
     started = time.perf_counter()
-    checked = validate.fn(load_inputs.fn(Path(folder), settings))
+    checked, _ = read_and_check.fn(Path(folder), settings)
     step("read_validate", started)
     tables = checked.tables
     started = time.perf_counter()
@@ -214,7 +214,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     """The core figures computed by the project's own functions (read + validate as the flow's
     tasks do, derive, the core marts), timed, with the peak memory over them and the rows
     validation quarantined."""
-    from flows.report_flow import load_inputs, validate
+    from flows.report_flow import read_and_check
     from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
     from transforms.intermediate.derived import derive_tables
     from transforms.periods import parse_period
@@ -223,7 +223,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     report_period = parse_period(period, settings.timezone)
     peak_mib()
     cpu_started, started = cpu_seconds(), time.perf_counter()
-    checked = validate.fn(load_inputs.fn(Path(folder), settings))
+    checked, _ = read_and_check.fn(Path(folder), settings)
     read_validate = time.perf_counter() - started
     tables = checked.tables
     derive_started = time.perf_counter()
