@@ -319,7 +319,9 @@ def new_deals(
     recent = history[:in_window]
     if not recent:
         return NewDeals(0, None, 1.0, 0.0, pl.Series("amount_at", [], dtype=pl.Float64))
-    totals = [pl.select(stable_sum(pl.lit(amounts))).item() for amounts in history]
+    totals = list(
+        pl.select(stable_sum(pl.lit(a)).alias(str(k)) for k, a in enumerate(history)).row(0)
+    )
     mean_amount = sum(totals[:in_window]) / len(recent)
     seasonal = 1.0
     if len(history) >= 2 * per_year:
