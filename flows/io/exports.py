@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from flows.io.config import load_presets
 from flows.io.readers import (
     Limits,
     export_files,
+    holds_records,
     read_again,
     read_headers,
     read_rows,
@@ -131,11 +133,11 @@ def whole_quarantine(checked: CheckedInputs, files: list[InputFile]) -> CheckedI
     return replace(checked, quarantine=quarantine)
 
 
-def refuse_empty(files: list[InputFile]) -> None:
-    """Stop when the opportunities file has a header but no rows: a report of it would be
-    all zeros, as if the team had sold nothing."""
+def refuse_empty(files: list[InputFile], holds_rows: Callable[[InputFile], bool]) -> None:
+    """Stop when the opportunities file has a header but no rows (`holds_rows` tells): a
+    report of it would be all zeros, as if the team had sold nothing."""
     deals = [f for f in files if f.table == OPPORTUNITIES]
-    if deals and not any(f.rows for f in deals):
+    if deals and not any(holds_rows(f) for f in deals):
         raise UnusableInputError(
             f"{deals[0].source.path}: has a header but no rows, so the report would be all "
             "zeros; export it again, or name the file that holds the deals in funnel.toml: "
@@ -200,7 +202,7 @@ def read_inputs(input_dir: Path, settings: RunSettings, today: date | None = Non
     tables, used = needed_rows(
         tables, assignment.used, settings, (*preset.lookups, *settings.source.lookups)
     )
-    refuse_empty(used)
+    refuse_empty(used, lambda f: f.rows > 0)
     read = {t.path for t in tables if t.frame is not None}
     settings = with_export_date(settings, export_date(sorted(read), today, settings.timezone))
     raw = canonical_tables(used, settings.source.stage_dates)
@@ -261,9 +263,10 @@ def snapshot_dates(snapshots: list[Path], today: date) -> None:
 
 def check_layout(input_dir: Path, settings: RunSettings) -> None:
     """The layout of an input folder chosen from the headers of its files (of the latest
-    snapshot folder, for dated snapshots), reading no row: what `read_inputs` would refuse for
-    the folder's shape (no layout fits, a needed file lacks a column, a named file is not
-    there), refused at once."""
+    snapshot folder, for dated snapshots), reading no more than each file's start: what
+    `read_inputs` would refuse for the folder's shape (no layout fits, a needed file lacks a
+    column, a named file is not there, the deals' file has a header and no rows), refused at
+    once."""
     if not input_dir.is_dir():
         raise UnusableInputError(
             f"{input_dir}: is not a folder; expected a folder of exports (CSV or XLSX)."
@@ -271,7 +274,11 @@ def check_layout(input_dir: Path, settings: RunSettings) -> None:
     folder = input_dir
     if not export_files(input_dir) and (snapshots := snapshot_folders(input_dir)):
         folder = snapshots[-1]
-    choose_layout(folder, read_folder(folder, settings), settings, load_presets())
+    _, assignment = choose_layout(folder, read_folder(folder, settings), settings, load_presets())
+    limits = Limits.of(settings.source)
+    refuse_empty(
+        assignment.used, lambda f: holds_records(f.source, settings.parse.encoding, limits)
+    )
 
 
 def read_snapshots(snapshots: list[Path], settings: RunSettings, today: date) -> Inputs:
@@ -291,7 +298,7 @@ def read_snapshots(snapshots: list[Path], settings: RunSettings, today: date) ->
         tables, files = needed_rows(headers[folder], assignment.used, settings)
         if folder == latest:
             latest_tables = tables
-            refuse_empty(files)
+            refuse_empty(files, lambda f: f.rows > 0)
         ignored += assignment.ignored
         lookalikes += assignment.lookalikes
         for file in files:

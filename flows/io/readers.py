@@ -806,6 +806,32 @@ def read_headers(
     return [SourceTable(path, None, "", head.encoding, head.delimiter, head.header, None)]
 
 
+def holds_records(table: SourceTable, encoding: str | None, limits: Limits) -> bool:
+    """Whether a table read by its header has a record after it, from the file's first bytes
+    (a CSV's first megabyte, a sheet's `<dimension>` or its first rows): what a header-only
+    export lacks, told without reading it."""
+    if table.sheet is not None:
+        try:
+            book = workbook.read_book(table.path)
+            sheet = next(s for s in book.sheets if s.name == table.sheet)
+            spanned = workbook.dimension_rows(book, sheet)
+            return (spanned[0] if spanned else workbook.counted_rows(book, sheet)) > 1
+        except WORKBOOK_ERRORS as error:
+            raise workbook_error(table.path, error) from None
+    if table.frame is not None:
+        return table.frame.height > 0
+    head = csv_head(table.path, encoding, limits)
+    with table.path.open("rb") as handle:
+        start = handle.read(HEAD_BYTES)
+    _, text = head_text(table.path, start, encoding, len(start) < HEAD_BYTES)
+    records = csv.reader(io.StringIO(text), delimiter=head.delimiter)
+    try:
+        next(records)  # the header
+        return any(any(v.strip() for v in record) for record in records)
+    except csv.Error:
+        return True  # the reader will say what is wrong with it
+
+
 def read_rows(
     table: SourceTable,
     encoding: str | None = None,

@@ -4,6 +4,12 @@ but no rows; each exit 2, naming the files and the funnel.toml line that resolve
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+import xlsxwriter
+
 from flows.cli import main
 from tests.flows.io.folders import HEADER, deals_folder, refusal
 
@@ -48,3 +54,41 @@ def test_an_export_with_a_header_but_no_rows_stops_the_run(tmp_path, capsys):
         "would be all zeros; export it again, or name the file that holds the deals in "
         'funnel.toml: [source.files] opportunities = "<file>"'
     )
+
+
+def test_a_header_only_export_answers_before_prefect_starts(tmp_path):
+    # it was refused only once the run had started Prefect and read the folder
+    folder = deals_folder(tmp_path, HEADER + "\n  \n")  # blank lines are no records
+    probe = (
+        "import sys\nfrom flows.cli import main\nstatus = main(sys.argv[1:])\n"
+        "print(status, 'prefect' in sys.modules)\n"
+    )
+    args = ["run", "--input", str(folder), "--period", "2024-06", "--out", str(tmp_path / "o")]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "2 False", done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"funnel: {folder / 'opportunities.csv'}: has a header but no rows, so the report "
+        "would be all zeros; export it again, or name the file that holds the deals in "
+        'funnel.toml: [source.files] opportunities = "<file>"'
+    ]
+
+
+def test_a_sheet_with_a_header_only_is_refused_from_its_dimension(tmp_path):
+    from flows.io.exports import check_layout
+    from transforms.funnel_model import RunSettings
+    from transforms.staging.layout import UnusableInputError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    book = xlsxwriter.Workbook(folder / "deals.xlsx")
+    sheet = book.add_worksheet("deals")
+    for column, name in enumerate(HEADER.strip().split(",")):
+        sheet.write(0, column, name)
+    book.close()
+    with pytest.raises(UnusableInputError, match="has a header but no rows"):
+        check_layout(folder, RunSettings())
+    (tmp_path / "csv").mkdir()
+    with_a_record = deals_folder(tmp_path / "csv", HEADER + "A,lead,open,2024-05-01,,100,Ann\n")
+    check_layout(with_a_record, RunSettings())  # a record: nothing to refuse
