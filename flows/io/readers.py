@@ -574,7 +574,12 @@ def projected_records(
         return None
     header, delimiter = head.header, head.delimiter
     read = [h for h in header if h in columns or h == header[-1]]
-    rows = polars_csv(path, delimiter, header, columns=read)
+    try:
+        rows = polars_csv(path, delimiter, header, columns=read)
+    except pl.exceptions.ComputeError as error:  # a wider record, met by a read of every column
+        if RAGGED_ERROR not in str(error):
+            raise
+        return None
     if not one_line_each(head.raw_header, rows, scan.breaks - scan.ends_with_break):
         return None
     fields = short_record_counts(path, delimiter, rows, header)
