@@ -7,11 +7,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.io.readers import Limits, read_csv_file
 from schemas.vocabulary import READ_REASON
 from transforms.funnel_model import Lookup, RunSettings, SourceSettings
-from transforms.staging.layout import InputFile, SourceTable, needed_headers
+from transforms.staging.layout import InputFile, SourceTable, UnusableInputError, needed_headers
 from transforms.staging.presets import TableMatch
 
 HEADER = ["id", "stage", "created", "email", "notes", "account", "won on"]
@@ -99,3 +101,43 @@ def test_a_wider_record_is_named_as_in_a_whole_read(tmp_path):
     assert rows[READ_REASON].drop_nulls().to_list() == [
         "row: wrong number of fields (got '4 fields where the header has 3')"
     ]
+
+
+PLAIN = ["", "a", "b c", "7", "é", " "]
+QUOTED = ['"q,uoted"', '"x""y"']
+
+
+@st.composite
+def csv_lines(draw):
+    """A file's records: plain values only (the fast read's case) or quotes among them, with
+    1 to 5 values a record where the header has 4."""
+    values = st.sampled_from(PLAIN + (QUOTED if draw(st.booleans()) else []))
+    records = st.lists(values, min_size=1, max_size=5).map(",".join)
+    return draw(st.lists(records, min_size=1, max_size=8))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    csv_lines(),
+    st.booleans(),
+    st.sets(st.sampled_from(["id", "stage", "notes", "owner"]), min_size=1, max_size=3),
+)
+def test_any_file_read_by_some_columns_agrees_with_its_whole_read(lines, final_break, kept):
+    """Whatever a file holds (quotes, records too wide or too short, blank lines), the
+    columns read alone are the whole read's, with the same reasons on the same records."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "deals.csv"
+    text = "id,stage,notes,owner\n" + "\n".join(lines) + ("\n" if final_break else "")
+    path.write_text(text, encoding="utf-8")
+    try:
+        whole = read_csv_file(path, None, Limits())
+    except UnusableInputError:  # a file no row of which fits: refused either way
+        with pytest.raises(UnusableInputError):
+            read_csv_file(path, None, Limits(), sorted(kept))
+        return
+    some = read_csv_file(path, None, Limits(), sorted(kept))
+    shown = [c for c in whole.rows.columns if c not in some.unread]
+    assert some.rows.columns == shown
+    assert some.rows.equals(whole.rows.select(shown))
