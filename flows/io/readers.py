@@ -538,24 +538,20 @@ def one_line_each(raw_header: list[str], rows: pl.DataFrame, record_breaks: int)
 
 
 def checked_records(
-    path: Path,
-    source: Path | bytes,
-    delimiter: str,
-    header: list[str],
-    *,
-    single_lines: Callable[[pl.DataFrame], bool],
-    text: Callable[[], str],
+    path: Path, source: Path | bytes, head: Head, record_breaks: int, text: Callable[[], str]
 ) -> pl.DataFrame:
-    """The file's records, with `_read_reason` on each whose field count is not the header's.
+    """The file's records, with `_read_reason` on each whose field count is not the header's;
+    `record_breaks` counts the line feeds between its first and last record.
 
     A well-formed file is read once: read strictly, only a record ending in nulls can be
     short, and only those lines are counted. Otherwise the lines are counted, and where a
     quote makes them no guide the CSV grammar counts (`text()` is the whole file). polars'
     errors (an unreadable file) go to the caller."""
+    delimiter, header = head.delimiter, head.header
     rows, strict = read_records(source, delimiter, header)
     fields = (
         short_record_counts(source, delimiter, rows, header)
-        if strict and single_lines(rows)
+        if strict and one_line_each(head.raw_header, rows, record_breaks)
         else field_counts(source, delimiter)
     )
     if fields is None or fields.len() != rows.height + 1:  # the grammar decides
@@ -614,17 +610,13 @@ def read_csv_file(
             try:
                 rows = projected_records(path, head, columns, scan) if narrower else None
                 if rows is None:
+                    whole = path.read_bytes
                     rows = checked_records(
                         path,
                         path,
-                        delimiter,
-                        header,
-                        single_lines=lambda rows: one_line_each(raw_header, rows, record_breaks),
-                        text=lambda: (
-                            path.read_bytes()
-                            .decode("utf-8", errors="replace")
-                            .removeprefix("\ufeff")
-                        ),
+                        head,
+                        record_breaks,
+                        lambda: whole().decode("utf-8", errors="replace").removeprefix("\ufeff"),
                     )
             except pl.exceptions.PolarsError as error:
                 if "utf-8" not in str(error):
@@ -638,25 +630,15 @@ def read_csv_file(
     decoded = decode(path, data, forced)
     text, encoding = decoded.text, decoded.encoding
     delimiter, raw_header, header, _ = csv_layout(path, text, limits)
-    utf8 = text.encode("utf-8")
+    head = Head(encoding, delimiter, raw_header, header)
     breaks = text.count("\n") - text.endswith("\n")
     try:
-        rows = checked_records(
-            path,
-            utf8,
-            delimiter,
-            header,
-            single_lines=lambda rows: one_line_each(raw_header, rows, breaks),
-            text=lambda: text,
-        )
+        rows = checked_records(path, text.encode("utf-8"), head, breaks, lambda: text)
     except pl.exceptions.PolarsError as error:
         raise unreadable_csv(path, error, delimiter) from None
     if decoded.replaced:
         rows = with_undecodable(rows, header, encoding)
-    digest = hashlib.sha256(data).hexdigest()
-    table = _source_table(
-        path, digest, encoding, Head(encoding, delimiter, raw_header, header), rows, breaks
-    )
+    table = _source_table(path, hashlib.sha256(data).hexdigest(), encoding, head, rows, breaks)
     return without_unread(table, columns)
 
 
