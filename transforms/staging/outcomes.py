@@ -56,6 +56,8 @@ def stage_from_history(
     open_stages = funnel.open_ids
     index = {stage: i for i, stage in enumerate(open_stages)}
     marked = pl.col(STAGE_FROM_HISTORY).fill_null(False)
+    if not opportunities.select(marked.any()).collect().item():  # no stage said lost
+        return opportunities.drop(STAGE_FROM_HISTORY)
     last = (
         history.join(  # only the marked deals' history is read
             opportunities.filter(marked).select("opportunity_id"), on="opportunity_id", how="semi"
