@@ -33,11 +33,12 @@ def stable_sum(values: pl.Expr) -> pl.Expr:
 
     polars adds floats in parallel chunks whose order and alignment vary from run to run on
     large tables, so a plain sum changes in its last digits. Here each value is put on one
-    fixed-point grid (a power of two chosen from the largest value and the count, so the sum
-    fits 120 bits of an Int128; at least 2^-60 of the largest value's precision is kept), the
-    integers are added exactly, and the total is turned back into a float once. Null values
-    are left out; no values sum to 0; the grid's unit is never below 2^-1020, so a value
-    smaller than that (a subnormal float: no amount or share is one) counts as 0."""
+    fixed-point grid, the integers are added exactly in an Int128, and the total is turned
+    back into a float once. The grid's unit is 2^(b - 120), where 2^b is the first power of two
+    above the largest value times the count (so the sum fits 120 bits): each value loses less
+    than that unit, about 1e-36 of such a total; the unit is never below 2^-1020, so a value
+    smaller than that (a subnormal float: no amount or share is one) counts as 0. Null values
+    are left out; no values sum to 0."""
     bits = (values.abs().max() * values.count()).log(2).ceil().clip(-900.0, 1030.0)
     scale = pl.lit(2.0).pow(pl.lit(SUM_BITS) - bits)
     exact = (values * scale).cast(pl.Int128).sum().cast(pl.Float64) / scale
