@@ -252,8 +252,8 @@ class Scan:
 
     breaks: int
     ends_with_break: bool
-    delimiters: int = 0
-    quotes: int = 0
+    delimiters: int | None = None  # None: not counted
+    quotes: int | None = None
 
 
 RAGGED_ERROR = "found more fields than defined"  # polars, on a record wider than the header
@@ -413,12 +413,14 @@ def csv_layout(path: Path, text: str, limits: Limits) -> tuple[str, list[str], l
 
 @dataclass(frozen=True)
 class Head:
-    """What the start of a CSV file says: its encoding, delimiter and header."""
+    """What the start of a CSV file says: its encoding, delimiter and header, and the text
+    of its first records (what its first bytes hold after the header)."""
 
     encoding: str
     delimiter: str
     raw_header: list[str]
     header: list[str]
+    first_records: str = ""
 
 
 def forced_error(path: Path, forced: str, data: bytes, error: UnicodeDecodeError) -> Exception:
@@ -475,7 +477,7 @@ def csv_head(path: Path, forced: str | None, limits: Limits) -> Head:
             f"{path}: its header holds bytes that are not {label} text; save it as CSV UTF-8 "
             "or XLSX"
         )
-    return Head(encoding, delimiter, raw_header, header)
+    return Head(encoding, delimiter, raw_header, header, text[used:])
 
 
 def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = False) -> Scan:
@@ -489,6 +491,7 @@ def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = Fal
         )
     wide = codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
     breaks, delimiters, quotes, last = 0, 0, 0, b""
+    # a delimiter wider than a byte is not counted: its file is read whole
     mark = ord(head.delimiter) if count_fields and len(head.delimiter.encode()) == 1 else None
     if size:
         with (
@@ -515,8 +518,9 @@ def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = Fal
         raise over_limit(
             str(path), f"{lines:,} lines after its header", limits.max_rows, "rows", "max_rows"
         )
-    # a delimiter wider than a byte is not counted: its file is read whole
-    return Scan(breaks, last == b"\n", delimiters, quotes if mark is not None else 1)
+    if mark is None:
+        return Scan(breaks, last == b"\n")
+    return Scan(breaks, last == b"\n", delimiters, quotes)
 
 
 def with_undecodable(rows: pl.DataFrame, header: list[str], encoding: str) -> pl.DataFrame:
@@ -565,8 +569,9 @@ def projected_records(
     """Only `columns` of a UTF-8 file's records (and its last column, whose null tells a
     short record), when its bytes show that every record is one line of plain values: no
     quote anywhere, a line per record, and as many delimiters as the records' fields ask (a
-    wider record would add some). None otherwise: the caller reads the whole file."""
-    if scan.quotes:
+    wider record would add some). None otherwise (or when the bytes were not counted): the
+    caller reads the whole file."""
+    if scan.quotes != 0 or scan.delimiters is None:
         return None
     header, delimiter = head.header, head.delimiter
     read = [h for h in header if h in columns or h == header[-1]]
@@ -702,6 +707,15 @@ def workbook_headers(path: Path, limits: Limits) -> list[SourceTable]:
     ]
 
 
+def sheet_rows_said(book: workbook.Book, sheet: workbook.Sheet) -> tuple[int, str]:
+    """A sheet's rows, its header's included, as its `<dimension>` says them (else its
+    `<row>` elements counted), and how they were told."""
+    spanned = workbook.dimension_rows(book, sheet)
+    if spanned:
+        return spanned[0], f"its <dimension> {spanned[1]}"
+    return workbook.counted_rows(book, sheet), "counted"
+
+
 def workbook_table(table: SourceTable, limits: Limits) -> SourceTable:
     """A sheet whole, once what its workbook says of it passes the limits: its XML
     uncompressed (and the shared strings'), and its rows (its `<dimension>`, else counted)."""
@@ -718,12 +732,7 @@ def workbook_table(table: SourceTable, limits: Limits) -> SourceTable:
                     "bytes",
                     "max_file_bytes",
                 )
-        spanned = workbook.dimension_rows(book, sheet)
-        rows, how = (
-            (spanned[0], f"its <dimension> {spanned[1]}")
-            if spanned
-            else (workbook.counted_rows(book, sheet), "counted")
-        )
+        rows, how = sheet_rows_said(book, sheet)
         if rows > workbook.EXCEL_ROWS:
             raise UnusableInputError(
                 f"{where}: {rows - 1:,} rows after its header ({how}), more than a worksheet "
@@ -801,19 +810,14 @@ def holds_records(table: SourceTable, encoding: str | None, limits: Limits) -> b
         try:
             book = workbook.read_book(table.path)
             sheet = next(s for s in book.sheets if s.name == table.sheet)
-            spanned = workbook.dimension_rows(book, sheet)
-            return (spanned[0] if spanned else workbook.counted_rows(book, sheet)) > 1
+            return sheet_rows_said(book, sheet)[0] > 1
         except WORKBOOK_ERRORS as error:
             raise workbook_error(table.path, error) from None
     if table.frame is not None:
         return table.frame.height > 0
     head = csv_head(table.path, encoding, limits)
-    with table.path.open("rb") as handle:
-        start = handle.read(HEAD_BYTES)
-    _, text = head_text(table.path, start, encoding, len(start) < HEAD_BYTES)
-    records = csv.reader(io.StringIO(text), delimiter=head.delimiter)
+    records = csv.reader(io.StringIO(head.first_records), delimiter=head.delimiter)
     try:
-        next(records)  # the header
         return any(any(v.strip() for v in record) for record in records)
     except csv.Error:
         return True  # the reader will say what is wrong with it
