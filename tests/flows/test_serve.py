@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 
 from flows.io.resources import SAMPLE_DIR
 from flows.serve import SCHEDULES
-from tests.flows.mailbox import config, free_port
+from flows.tools.benchmark import local_server
+from tests.flows.mailbox import config
 
 pytestmark = pytest.mark.heavy  # a real Prefect server, served deployments, mail
 
@@ -33,14 +33,6 @@ def wait_for(check, what: str, seconds: float = 120) -> None:
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def stop(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -52,28 +44,10 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory) -> Iterator[dict[str, str]]:
-    """A real Prefect server on 127.0.0.1 with its own empty home; the environment to use it."""
-    home, port = tmp_path_factory.mktemp("prefect-home"), free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(
-        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        api = f"http://127.0.0.1:{port}/api"
-        wait_for(lambda: answers(f"{api}/health"), "the Prefect server", 180)
-        yield {**env, "PREFECT_API_URL": api}
-    finally:
-        stop(server)
+    """A real Prefect server on 127.0.0.1 with its own empty home, started as the benchmark
+    starts one; the environment to use it."""
+    with local_server(tmp_path_factory.mktemp("prefect")) as env:
+        yield {**env, "PREFECT_LOGGING_LEVEL": "WARNING"}
 
 
 def prefect(env: dict[str, str], *arguments: str) -> str:
