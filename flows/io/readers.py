@@ -13,7 +13,6 @@ import codecs
 import csv
 import hashlib
 import io
-import mmap
 import re
 import zipfile
 import zlib
@@ -480,38 +479,39 @@ def csv_head(path: Path, forced: str | None, limits: Limits) -> Head:
     return Head(encoding, delimiter, raw_header, header, text[used:])
 
 
+PRECHECK_BYTES = 16 << 20  # the piece of a file `precheck` looks at a time
+
+
 def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = False) -> Scan:
     """Before a CSV file is read: its apparent size (a sparse file's too), NUL bytes (a hole,
     or a file that is not text: never in UTF-8 or single-byte text) and its lines, counted
-    in one streaming pass; with `count_fields`, its delimiter and quote bytes too."""
+    in one streaming pass; with `count_fields`, its delimiter and quote bytes too. The file
+    is read a piece at a time into one buffer (a mapped file would count whole in the
+    process's resident memory)."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise over_limit(
             str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
         )
     wide = codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
-    breaks, delimiters, quotes, last = 0, 0, 0, b""
+    breaks, delimiters, quotes, last, at = 0, 0, 0, b"", 0
     # a delimiter wider than a byte is not counted: its file is read whole
     mark = ord(head.delimiter) if count_fields and len(head.delimiter.encode()) == 1 else None
-    if size:
-        with (
-            path.open("rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-        ):
-            if not wide and (at := mapped.find(b"\0")) >= 0:
+    buffer = bytearray(min(size, PRECHECK_BYTES))
+    with path.open("rb", buffering=0) as handle:
+        while length := handle.readinto(buffer):
+            piece = np.frombuffer(buffer, np.uint8, length)
+            if not wide and piece.min() == 0:
                 raise UnusableInputError(
-                    f"{path}: holds NUL bytes (the first at byte {at}): a file with a hole, or "
-                    "not a text export; expected CSV text or an XLSX workbook"
+                    f"{path}: holds NUL bytes (the first at byte {at + int(np.argmin(piece))}): "
+                    "a file with a hole, or not a text export; expected CSV text or an XLSX "
+                    "workbook"
                 )
-            data = np.frombuffer(mapped, np.uint8)
-            for start in range(0, size, 16 << 20):  # a piece at a time: no mask of the file
-                piece = data[start : start + (16 << 20)]
-                breaks += int(np.count_nonzero(piece == 10))
-                if mark is not None:
-                    delimiters += int(np.count_nonzero(piece == mark))
-                    quotes += int(np.count_nonzero(piece == 34))
-            last = mapped[size - 1 : size]
-            del data, piece  # the map closes only once no array looks into it
+            breaks += int(np.count_nonzero(piece == 10))
+            if mark is not None:
+                delimiters += int(np.count_nonzero(piece == mark))
+                quotes += int(np.count_nonzero(piece == 34))
+            last, at = bytes(piece[-1:]), at + length
     header_lines = 1 + sum(h.count("\n") for h in head.raw_header)
     lines = breaks + (last not in (b"\n", b"")) - header_lines
     if lines > limits.max_rows:
