@@ -126,8 +126,8 @@ TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     STAGE_HISTORY: StageHistory,
     FOLLOWUPS: Followups,
 }
-# columns no figure reads: contact details and free text stay out of the analysis (and out of
-# memory once the quarantine is written)
+# columns no figure reads: contact details, free text and who logged a row stay out of the
+# analysis (and out of memory once the quarantine is written)
 NOT_ANALYSED: dict[str, tuple[str, ...]] = {
     OPPORTUNITIES: (
         "collaborators",
@@ -138,7 +138,7 @@ NOT_ANALYSED: dict[str, tuple[str, ...]] = {
         "contact_email",
     ),
     STAGE_HISTORY: ("changed_by",),
-    FOLLOWUPS: ("followup_id", "summary", "customer_feedback", "next_action"),
+    FOLLOWUPS: ("followup_id", "summary", "customer_feedback", "next_action", "owner"),
 }
 
 
