@@ -105,9 +105,9 @@ def typed_table(
     return typed, parsed.null_words
 
 
-def input_headers(inputs: Inputs, table: str) -> dict[str, str]:
+def input_headers(files: list[InputFile], table: str) -> dict[str, str]:
     """Canonical column -> the input header it came from (the first file's), for messages."""
-    for file in inputs.files:
+    for file in files:
         if file.table == table:
             return {c: headers[0] for c, headers in file.match.columns.items()}
     return {}
@@ -121,8 +121,8 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     null_words: dict[str, dict[str, int]] = {}
 
     def typed(table: str) -> pl.DataFrame:
-        frame, null_words[table] = typed_table(
-            inputs.raw.get(table), table, settings, input_headers(inputs, table)
+        frame, null_words[table] = inputs.typed.get(table) or typed_table(
+            inputs.raw.get(table), table, settings, input_headers(inputs.files, table)
         )
         return frame
 
@@ -281,13 +281,11 @@ def quarantine_rows(
         if mine.height == 0:
             continue
         read = [h for h in file.source.header if h not in file.source.unread]
-        original = rows_numbered(file.source.rows.select(read), mine["_source_row"])
-        parts.append(
-            pl.concat(
-                [mine.select("_file", "_line", reasons, "_source_row"), original],
-                how="horizontal",
-            )
-        )
+        kept = mine.select("_file", "_line", reasons, "_source_row")
+        if read:  # else every column is read again (`flows.io.exports.whole_quarantine`)
+            original = rows_numbered(file.source.rows.select(read), mine["_source_row"])
+            kept = pl.concat([kept, original], how="horizontal")
+        parts.append(kept)
     derived = keys.filter(~pl.col("_file").is_in([f.name for f in files]))
     if derived.height:  # rows made from other rows (HubSpot's "Date entered" columns)
         values = [c for c in raw.columns if not c.startswith("_")]
@@ -339,10 +337,11 @@ def input_summary(inputs: Inputs, quality: dict[str, Any]) -> list[dict[str, Any
 class CheckedInputs:
     """What a run keeps of its inputs once they are validated; the raw rows can then go.
 
-    `tables` holds the valid rows of each canonical table without the columns no figure reads
-    (contact details, free text: `NOT_ANALYSED`) and with phone numbers and email addresses
-    masked inside the free text that is left (`transforms.staging.masking`); `quarantine` the
-    quarantined rows as they came in, ready to write (they are never mailed).
+    `tables` holds the valid rows of each canonical table without their row numbers and the
+    columns no figure reads (contact details, free text: `NOT_ANALYSED`) and with phone
+    numbers and email addresses masked inside the free text that is left
+    (`transforms.staging.masking`); `quarantine` the quarantined rows as they came in, ready
+    to write (they are never mailed).
     """
 
     tables: dict[str, pl.DataFrame]
@@ -387,7 +386,10 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
     validated = validate_inputs(inputs)
     quality = data_quality(inputs, validated)
     tables = {
-        name: table.valid.lazy().drop(NOT_ANALYSED[name], strict=False).pipe(masked_table).collect()
+        name: table.valid.lazy()
+        .drop("_row", *NOT_ANALYSED[name], strict=False)
+        .pipe(masked_table)
+        .collect()
         for name, table in validated.items()
     }
     return CheckedInputs(

@@ -9,7 +9,7 @@ files (`flows.io.readers.read_rows`), with only the columns a figure or a check 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -18,6 +18,7 @@ import polars as pl
 
 from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
 from transforms.funnel_model import Lookup, RunSettings
+from transforms.staging.checks import input_headers, typed_table
 from transforms.staging.currency import currency_settings, export_rates, is_rate_table
 from transforms.staging.layout import (
     Assignment,
@@ -135,17 +136,16 @@ def layout_of(
     return choose_layout(latest.path, latest.tables, settings, presets)
 
 
-def read_needed(
+def needed_columns(
     tables: list[SourceTable],
     used: list[InputFile],
     settings: RunSettings,
-    read: RowReader,
     lookups: tuple[Lookup, ...] = (),
-) -> tuple[list[SourceTable], list[InputFile]]:
-    """The tables with the rows of those a run reads read in: the files used (with the
-    columns a figure or a check reads: `needed_headers`), the side files of `lookups` (the
-    first present of each) and the export's exchange rates, whole. The others stay headers:
-    a file no table needs is never read past its header."""
+) -> dict[str, list[str] | None]:
+    """What of each file a run reads, by file name: the files used, with the columns a figure
+    or a check reads (`needed_headers`); the side files of `lookups` (the first present of
+    each) and the export's exchange rates, whole (None). A file not named is never read past
+    its header."""
     columns: dict[str, list[str] | None] = {
         f.source.name: needed_headers(f, settings, lookups) for f in used
     }
@@ -154,17 +154,63 @@ def read_needed(
         side = next((t for name in lookup.files for t in tables if t.name == name), None)
         if side is not None:
             columns[side.name] = None
-    loaded = {t.name: read(t, columns[t.name]) for t in tables if t.name in columns}
+    return columns
+
+
+def read_needed(
+    tables: list[SourceTable],
+    used: list[InputFile],
+    columns: Mapping[str, list[str] | None],
+    read: RowReader,
+) -> tuple[list[SourceTable], list[InputFile]]:
+    """The tables with the rows of those named in `columns` (`needed_columns`) read in, but
+    for those read already, and the files used with their rows."""
+    loaded = {
+        t.name: read(t, columns[t.name]) if t.frame is None else t
+        for t in tables
+        if t.name in columns
+    }
     return (
         [loaded.get(t.name, t) for t in tables],
         [replace(f, source=loaded[f.source.name]) for f in used],
     )
 
 
-def export_date(folder: ExportFolder, tables: list[SourceTable], today: date) -> date:
+TypedTable = tuple[pl.DataFrame, dict[str, int]]  # `checks.typed_table`'s
+
+
+def typed_at_once(
+    table: str, raw: pl.DataFrame, files: list[InputFile], settings: RunSettings
+) -> tuple[pl.DataFrame, TypedTable, list[InputFile]]:
+    """A canonical table typed as soon as its files are read, and its text let go: `raw`
+    kept to the row's file, line and number in its file (and the stage name, for
+    `checks.unknown_stages`), the files without their rows, every column `unread`, so that
+    a quarantined row is read again from its file (`flows.io.exports.whole_quarantine`).
+    A table with rows made from other rows (HubSpot's "Date entered" columns) keeps them:
+    no file holds them."""
+    mine = [f for f in files if f.table == table]
+    typed = typed_table(raw, table, settings, input_headers(mine, table))
+    if not set(raw["_file"].unique().cast(pl.String)) <= {f.name for f in mine}:
+        return raw, typed, files
+    released = [
+        replace(
+            f,
+            source=replace(
+                f.source, frame=f.source.rows.select("_line"), unread=tuple(f.source.header)
+            ),
+        )
+        if f.table == table
+        else f
+        for f in files
+    ]
+    kept = [c for c in ("_source_row", "_line", "_file", "stage") if c in raw.columns]
+    return raw.select(kept), typed, released
+
+
+def export_date(folder: ExportFolder, read: Collection[str], today: date) -> date:
     """When the export was taken, as well as its files tell: the newest modification date of
-    those read, never after today."""
-    days = [folder.modified[t.path] for t in tables if t.frame is not None]
+    those read (`read`: their names), never after today."""
+    days = [folder.modified[t.path] for t in folder.tables if t.name in read]
     return min(max(days, default=today), today)
 
 
@@ -193,7 +239,10 @@ def settled_currency(
 def staged_inputs(
     export: Export, settings: RunSettings, presets: Mapping[str, Preset], read: RowReader
 ) -> Inputs:
-    """The export's tables under canonical column names, with the layout that fits them.
+    """The export's tables under canonical column names, with the layout that fits them,
+    each typed as soon as it is read (`typed_at_once`): the deals and their history first,
+    then the follow-ups (ten a deal, the largest), so that no two tables' text is held at
+    once.
 
     A folder of dated snapshot folders (exports/2024-05-31/, exports/2024-06-30/, ...) is
     one export whose stage history comes from the differences between snapshots."""
@@ -202,9 +251,47 @@ def staged_inputs(
         return snapshot_inputs(export, settings, preset, read)
     folder = export.latest
     lookups = (*preset.lookups, *settings.source.lookups)
-    tables, used = read_needed(folder.tables, assignment.used, settings, read, lookups)
+    columns = needed_columns(folder.tables, assignment.used, settings, lookups)
+    settings = with_export_date(settings, export_date(folder, columns, export.today))
+    followups = [f for f in assignment.used if f.table == FOLLOWUPS]
+    later = {f.name for f in followups}
+    inputs = deal_inputs(
+        folder,
+        preset,
+        replace(assignment, used=[f for f in assignment.used if f.name not in later]),
+        settings,
+        read,
+        {name: read_as for name, read_as in columns.items() if name not in later},
+    )
+    if not followups:
+        return inputs
+    _, followups = read_needed(folder.tables, followups, {n: columns[n] for n in later}, read)
+    raw, typed, followups = typed_at_once(
+        FOLLOWUPS, canonical_tables(followups)[FOLLOWUPS], followups, inputs.settings
+    )
+    order = [f.name for f in assignment.used]
+    files = sorted([*inputs.files, *followups], key=lambda f: order.index(f.name))
+    return replace(
+        inputs,
+        reason=detection_reason(preset, files),
+        files=files,
+        raw=inputs.raw | {FOLLOWUPS: raw},
+        typed=inputs.typed | {FOLLOWUPS: typed},
+    )
+
+
+def deal_inputs(
+    folder: ExportFolder,
+    preset: Preset,
+    assignment: Assignment,
+    settings: RunSettings,
+    read: RowReader,
+    columns: Mapping[str, list[str] | None],
+) -> Inputs:
+    """The opportunities and their stage history (the files `assignment` uses, and the
+    side files and rates `columns` names), read, looked up, in one currency, and typed."""
+    tables, used = read_needed(folder.tables, assignment.used, columns, read)
     refuse_empty(used, lambda f: f.rows > 0)
-    settings = with_export_date(settings, export_date(folder, tables, export.today))
     raw = canonical_tables(used, settings.source.stage_dates)
     raw[OPPORTUNITIES], looked_up = joined_lookups(
         raw[OPPORTUNITIES],
@@ -214,15 +301,21 @@ def staged_inputs(
         required=settings.source.lookups,
     )
     sides = {lookup["file"] for lookup in looked_up} | {t.name for t in tables if is_rate_table(t)}
+    settings = settled_currency(effective_settings(settings, preset), raw, tables, used)
+    reason = detection_reason(preset, used)
+    typed = {}
+    for table in [t for t in (STAGE_HISTORY, OPPORTUNITIES) if t in raw]:
+        raw[table], typed[table], used = typed_at_once(table, raw[table], used, settings)
     return Inputs(
         preset,
-        detection_reason(preset, used),
+        reason,
         used,
         [name for name in assignment.ignored if name not in sides],
         raw,
-        settled_currency(effective_settings(settings, preset), raw, tables, used),
+        settings,
         [lookalike for lookalike in assignment.lookalikes if lookalike.file not in sides],
         looked_up,
+        typed,
     )
 
 
@@ -241,7 +334,8 @@ def snapshot_inputs(
         assignment = assign_files(preset, folder.tables, dict(settings.source.files))
         refuse_needed_files(preset, folder.tables, assignment)
         refuse_ties(folder.path, assignment)
-        tables, files = read_needed(folder.tables, assignment.used, settings, read)
+        columns = needed_columns(folder.tables, assignment.used, settings)
+        tables, files = read_needed(folder.tables, assignment.used, columns, read)
         if folder is latest:
             latest_tables = tables
             refuse_empty(files, lambda f: f.rows > 0)

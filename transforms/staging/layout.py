@@ -54,7 +54,8 @@ class SourceTable:
     header: list[str]
     frame: pl.DataFrame | None  # the header's columns as strings, plus _row and _line
     folder: str | None = None  # the snapshot folder it came from, if any
-    # columns of the header left out of `frame`: no figure or check reads them, and the
+    # columns of the header left out of `frame` (no figure or check reads them, or their
+    # text was let go once typed: `transforms.staging.inputs.typed_at_once`); the
     # quarantine reads them again from the file (`flows.io.exports.whole_quarantine`)
     unread: tuple[str, ...] = ()
 
@@ -132,6 +133,9 @@ class Inputs:
     settings: RunSettings  # the run's settings with the preset's value maps merged in
     lookalikes: list[Lookalike] = field(default_factory=list)
     lookups: list[dict[str, Any]] = field(default_factory=list)  # what each lookup did
+    # tables typed as soon as they were read (`raw` then holds their row numbers, lines and
+    # files only): the typed table and, per column, its cells that held a null word
+    typed: dict[str, tuple[pl.DataFrame, dict[str, int]]] = field(default_factory=dict)
 
 
 def candidate_presets(settings: RunSettings, presets: Mapping[str, Preset]) -> list[Preset]:

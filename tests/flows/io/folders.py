@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from flows.io.config import settings_from_toml
 from flows.io.exports import read_inputs
 from transforms.funnel_model import RunSettings
@@ -21,10 +23,18 @@ def read(folder: Path, config: str = ""):
     return inputs, validate_inputs(inputs)
 
 
+def as_read(inputs, table: str = "opportunities") -> pl.DataFrame:
+    """A table as the run typed it, each row with what its text was let go to (its file,
+    line and number in its file, and its stage name as written)."""
+    typed, _ = inputs.typed[table]
+    raw = inputs.raw[table]
+    return pl.concat([typed.drop(raw.columns, strict=False), raw], how="horizontal")
+
+
 def quarantined(inputs, validated, table: str = "opportunities") -> dict[str, list[str]]:
     """Each quarantined row's reasons, by its first column's value."""
     key = "opportunity_id"
-    ids = inputs.raw[table].select("_row", key)
+    ids = as_read(inputs, table).select("_row", key)
     rows = validated[table].quarantined.join(ids, on="_row")
     return {row[key]: row["reasons"] for row in rows.to_dicts()}
 

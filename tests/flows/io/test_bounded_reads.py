@@ -12,6 +12,7 @@ import pytest
 
 from flows.cli import main
 from flows.io.exports import read_inputs
+from tests.flows.io.folders import as_read
 from transforms.funnel_model import RunSettings
 from transforms.staging.checks import validate_inputs
 
@@ -256,7 +257,7 @@ def test_a_legal_sheet_filled_down_to_its_last_row_reads_its_deals_only(tmp_path
     validated = validate_inputs(inputs)
     opps = validated["opportunities"]
     assert (opps.rows_read, opps.rows_valid, opps.rows_quarantined) == (3, 3, 0)
-    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    lines = dict(as_read(inputs).select("opportunity_id", "_line").iter_rows())
     assert lines == {"A": 2, "B": 3, "C": 5}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from flows.cli import main
-from tests.flows.io.folders import HEADER, deals_folder, quarantined, read, refusal
+from tests.flows.io.folders import HEADER, as_read, deals_folder, quarantined, read, refusal
 
 
 def test_one_latin_1_byte_in_a_utf_8_file_quarantines_its_row_and_nothing_else(tmp_path):
@@ -22,7 +22,7 @@ def test_one_latin_1_byte_in_a_utf_8_file_quarantines_its_row_and_nothing_else(t
     assert quarantined(inputs, validated) == {
         "X": ["row: holds bytes that are not utf-8 text (got 'Caf\ufffd')"]
     }
-    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    lines = dict(as_read(inputs).select("opportunity_id", "_line").iter_rows())
     assert lines["X"] == 14
 
 

@@ -11,6 +11,7 @@ import pytest
 import xlsxwriter
 
 from flows.io.exports import read_inputs, whole_quarantine
+from tests.flows.io.folders import as_read
 from transforms.funnel_model import RunSettings, SourceSettings
 from transforms.staging.checks import check_inputs, validate_inputs
 from transforms.staging.layout import UnusableInputError
@@ -195,7 +196,7 @@ def test_gbk_text_after_a_first_megabyte_of_plain_ascii_is_still_read(tmp_path):
     path.write_bytes(text.encode("ascii") + tail.split("\n", 1)[1].encode("gbk"))
     inputs, validated = read(tmp_path)
     assert inputs.files[0].source.encoding == "gb18030"
-    last = inputs.raw["opportunities"].tail(1).row(0, named=True)
+    last = as_read(inputs).tail(1).row(0, named=True)
     assert (last["opportunity_id"], last["stage"], last["_line"]) == ("GBK-1", "线索获取", 25_002)
     assert validated["opportunities"].rows_valid == 25_001
 
@@ -216,7 +217,7 @@ def test_chinese_template_as_a_workbook(tmp_path):
     assert [f.name for f in inputs.files] == ["funnel.xlsx[商机]", "funnel.xlsx[跟进记录]"]
     lines = (
         validated["opportunities"]
-        .quarantined.join(inputs.raw["opportunities"].select("_row", "_line"), on="_row")["_line"]
+        .quarantined.join(as_read(inputs).select("_row", "_line"), on="_row")["_line"]
         .to_list()
     )
     assert lines == [5]  # the sheet row of ZH-4
@@ -241,7 +242,7 @@ def test_semicolons_and_quoted_line_breaks_keep_true_line_numbers(tmp_path):
         ("C", None),
     ]
     lines = (
-        opps.quarantined.join(inputs.raw["opportunities"].select("_row", "_line"), on="_row")
+        opps.quarantined.join(as_read(inputs).select("_row", "_line"), on="_row")
         .sort("_line")["_line"]
         .to_list()
     )
@@ -579,7 +580,7 @@ RAGGED = (
 
 def ragged_reasons(inputs, validated) -> dict[str, list[str]]:
     """The reader's reasons of each quarantined opportunity, by id."""
-    ids = inputs.raw["opportunities"].select("_row", "opportunity_id")
+    ids = as_read(inputs).select("_row", "opportunity_id")
     quarantined = validated["opportunities"].quarantined.join(ids, on="_row")
     return {
         row["opportunity_id"]: [r for r in row["reasons"] if r.startswith("row:")]
@@ -598,7 +599,7 @@ def test_rows_with_too_many_or_too_few_fields_are_quarantined_and_the_rest_read(
         "B": ["row: wrong number of fields (got '7 fields where the header has 5')"],
         "C": ["row: wrong number of fields (got '3 fields where the header has 5')"],
     }
-    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    lines = dict(as_read(inputs).select("opportunity_id", "_line").iter_rows())
     assert (lines["B"], lines["C"]) == (3, 4)
 
 
@@ -623,7 +624,7 @@ def test_short_rows_of_a_file_without_wide_ones_are_quarantined(tmp_path, encodi
         "B": ["row: wrong number of fields (got '4 fields where the header has 5')"],
         "D": ["row: wrong number of fields (got '2 fields where the header has 5')"],
     }
-    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    lines = dict(as_read(inputs).select("opportunity_id", "_line").iter_rows())
     assert (lines["B"], lines["D"], lines["E"]) == (3, 5, 6)
 
 
@@ -639,7 +640,7 @@ def test_ragged_rows_beside_quoted_line_breaks_keep_their_lines(tmp_path):
     assert ragged_reasons(inputs, validated) == {
         "B": ["row: wrong number of fields (got '7 fields where the header has 6')"]
     }
-    lines = dict(inputs.raw["opportunities"].select("opportunity_id", "_line").iter_rows())
+    lines = dict(as_read(inputs).select("opportunity_id", "_line").iter_rows())
     assert lines == {"A": 2, "B": 4, "C": 5}
     assert validated["opportunities"].rows_valid == 2
 
