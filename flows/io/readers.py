@@ -65,10 +65,14 @@ def over_limit(where: str, found: str, limit: int, unit: str, key: str) -> Unusa
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
+def digest_key(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, hashed once per process while the file stays the same."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = digest_key(path)
     if key not in _DIGESTS:
         digest = hashlib.sha256()
         with path.open("rb") as handle:
@@ -479,39 +483,76 @@ def csv_head(path: Path, forced: str | None, limits: Limits) -> Head:
     return Head(encoding, delimiter, raw_header, header, text[used:])
 
 
-PRECHECK_BYTES = 16 << 20  # the piece of a file `precheck` looks at a time
+PRECHECK_BYTES = 16 << 20  # the piece of a file looked at a time
 
 
-def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = False) -> Scan:
-    """Before a CSV file is read: its apparent size (a sparse file's too), NUL bytes (a hole,
-    or a file that is not text: never in UTF-8 or single-byte text) and its lines, counted
-    in one streaming pass; with `count_fields`, its delimiter and quote bytes too. The file
-    is read a piece at a time into one buffer (a mapped file would count whole in the
-    process's resident memory)."""
+def nul_refusal(path: Path, at: int) -> UnusableInputError:
+    return UnusableInputError(
+        f"{path}: holds NUL bytes (the first at byte {at}): a file with a hole, or not a "
+        "text export; expected CSV text or an XLSX workbook"
+    )
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a CSV file's first piece says: whether a quote is in it (a file of plain values
+    has none), and whether the file may hold more rows than half of `max_rows` (its size
+    over the piece's bytes per line break), when its rows are counted before it is read."""
+
+    quoted: bool
+    near_row_limit: bool
+
+
+def precheck(path: Path, head: Head, limits: Limits) -> Start:
+    """Before a CSV file is read: its apparent size (a sparse file's too) within
+    `max_file_bytes`, and no NUL byte in its first piece (a hole, or a file that is not
+    text: never in UTF-8 or single-byte text). The rest of the file is `scan_file`'s."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise over_limit(
             str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
         )
-    wide = codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
+    with path.open("rb") as handle:
+        piece = np.frombuffer(handle.read(PRECHECK_BYTES), np.uint8)
+    if piece.size and not wide_encoding(head) and piece.min() == 0:
+        raise nul_refusal(path, int(np.argmin(piece)))
+    breaks = int(np.count_nonzero(piece == 10))
+    lines = size * breaks / piece.size if breaks else size  # no break yet: at most one a byte
+    return Start(bool(np.count_nonzero(piece == 34)), lines > limits.max_rows / 2)
+
+
+def wide_encoding(head: Head) -> bool:
+    return codecs.lookup(head.encoding).name.startswith(("utf-16", "utf-32"))
+
+
+def scan_file(
+    path: Path, head: Head, limits: Limits, *, count_fields: bool = False
+) -> tuple[Scan, str]:
+    """One pass over a CSV file's bytes, a piece at a time into one buffer (a mapped file
+    would count whole in the process's resident memory): no NUL byte, its lines (within
+    `max_rows`), with `count_fields` its delimiter and quote bytes; and its SHA-256, hashed
+    in the same pass unless this process has it already (`sha256_of`)."""
+    key = digest_key(path)
+    digest = None if key in _DIGESTS else hashlib.sha256()
+    wide = wide_encoding(head)
     breaks, delimiters, quotes, last, at = 0, 0, 0, b"", 0
     # a delimiter wider than a byte is not counted: its file is read whole
     mark = ord(head.delimiter) if count_fields and len(head.delimiter.encode()) == 1 else None
-    buffer = bytearray(min(size, PRECHECK_BYTES))
+    buffer = bytearray(min(key[2], PRECHECK_BYTES))
     with path.open("rb", buffering=0) as handle:
         while length := handle.readinto(buffer):
             piece = np.frombuffer(buffer, np.uint8, length)
+            if digest is not None:
+                digest.update(piece)
             if not wide and piece.min() == 0:
-                raise UnusableInputError(
-                    f"{path}: holds NUL bytes (the first at byte {at + int(np.argmin(piece))}): "
-                    "a file with a hole, or not a text export; expected CSV text or an XLSX "
-                    "workbook"
-                )
+                raise nul_refusal(path, at + int(np.argmin(piece)))
             breaks += int(np.count_nonzero(piece == 10))
             if mark is not None:
                 delimiters += int(np.count_nonzero(piece == mark))
                 quotes += int(np.count_nonzero(piece == 34))
             last, at = bytes(piece[-1:]), at + length
+    if digest is not None:
+        _DIGESTS[key] = digest.hexdigest()
     header_lines = 1 + sum(h.count("\n") for h in head.raw_header)
     lines = breaks + (last not in (b"\n", b"")) - header_lines
     if lines > limits.max_rows:
@@ -519,8 +560,8 @@ def precheck(path: Path, head: Head, limits: Limits, *, count_fields: bool = Fal
             str(path), f"{lines:,} lines after its header", limits.max_rows, "rows", "max_rows"
         )
     if mark is None:
-        return Scan(breaks, last == b"\n")
-    return Scan(breaks, last == b"\n", delimiters, quotes)
+        return Scan(breaks, last == b"\n"), _DIGESTS[key]
+    return Scan(breaks, last == b"\n", delimiters, quotes), _DIGESTS[key]
 
 
 def with_undecodable(rows: pl.DataFrame, header: list[str], encoding: str) -> pl.DataFrame:
@@ -564,15 +605,14 @@ def checked_records(
 
 
 def projected_records(
-    path: Path, head: Head, columns: list[str], scan: Scan
+    path: Path, head: Head, columns: list[str], scan: Callable[[], Scan]
 ) -> pl.DataFrame | None:
     """Only `columns` of a UTF-8 file's records (and its last column, whose null tells a
     short record), when its bytes show that every record is one line of plain values: no
     quote anywhere, a line per record, and as many delimiters as the records' fields ask (a
-    wider record would add some). None otherwise (or when the bytes were not counted): the
-    caller reads the whole file."""
-    if scan.quotes != 0 or scan.delimiters is None:
-        return None
+    wider record would add some). `scan` gives the counts of its bytes, asked for once the
+    columns are read (the pass runs beside the read). None otherwise (or when the bytes
+    were not counted): the caller reads the whole file."""
     header, delimiter = head.header, head.delimiter
     read = [h for h in header if h in columns or h == header[-1]]
     try:
@@ -581,10 +621,13 @@ def projected_records(
         if RAGGED_ERROR not in str(error):
             raise
         return None
-    if not one_line_each(head.raw_header, rows, scan.breaks - scan.ends_with_break):
+    counted = scan()
+    if counted.quotes != 0 or counted.delimiters is None:
+        return None
+    if not one_line_each(head.raw_header, rows, counted.breaks - counted.ends_with_break):
         return None
     fields = short_record_counts(path, delimiter, rows, header)
-    if fields is None or scan.delimiters != int((fields - 1).sum()):
+    if fields is None or counted.delimiters != int((fields - 1).sum()):
         return None
     return with_field_check(path, rows, fields, header)
 
@@ -593,46 +636,54 @@ def read_csv_file(
     path: Path, forced: str | None, limits: Limits, columns: list[str] | None = None
 ) -> SourceTable:
     """A CSV file whole, once `precheck` passes. A UTF-8 file goes to polars straight from
-    disk (hashed alongside, in a second thread); other encodings, or UTF-8 with bytes that
-    are not, are decoded in Python and handed over as UTF-8. `forced` is `[source.parse]
-    encoding`.
+    disk while a second thread counts and hashes its bytes (`scan_file`; first, for a file
+    that may hold more rows than `max_rows` allows); other encodings, or UTF-8 with bytes
+    that are not, are decoded in Python and handed over as UTF-8. `forced` is
+    `[source.parse] encoding`.
 
     With `columns`, the table keeps only those (the others are `unread`), and a file of
     plain one-line records has only those parsed (`projected_records`)."""
     head = csv_head(path, forced, limits)
-    encoding, delimiter, raw_header, header = (
-        head.encoding,
-        head.delimiter,
-        head.raw_header,
-        head.header,
+    delimiter = head.delimiter
+    narrower = columns is not None and not set(head.header) <= set(columns)
+    start = precheck(path, head, limits)
+    utf8 = head.encoding in UTF8_ENCODINGS and (
+        forced is None or codecs.lookup(forced).name == "utf-8"
     )
-    narrower = columns is not None and not set(header) <= set(columns)
-    scan = precheck(path, head, limits, count_fields=narrower)
-    if encoding in UTF8_ENCODINGS and (forced is None or codecs.lookup(forced).name == "utf-8"):
-        record_breaks = scan.breaks - scan.ends_with_break
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            hashed = pool.submit(sha256_of, path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scanning = pool.submit(scan_file, path, head, limits, count_fields=narrower)
+
+        def scan() -> Scan:
+            return scanning.result()[0]
+
+        if start.near_row_limit:  # counted before it is read: it may be over max_rows
+            scan()
+        rows = None
+        if utf8:
             try:
-                rows = projected_records(path, head, columns, scan) if narrower else None
+                if narrower and not start.quoted and columns is not None:
+                    rows = projected_records(path, head, columns, scan)
                 if rows is None:
                     whole = path.read_bytes
                     rows = checked_records(
                         path,
                         path,
                         head,
-                        record_breaks,
+                        scan().breaks - scan().ends_with_break,
                         lambda: whole().decode("utf-8", errors="replace").removeprefix("\ufeff"),
                     )
             except pl.exceptions.PolarsError as error:
+                scan()  # what the bytes say (NUL bytes, too many rows) is the clearer refusal
                 if "utf-8" not in str(error):
                     raise unreadable_csv(path, error, delimiter) from None
                 rows = None
-            sha256 = hashed.result()
-        if rows is not None:
-            table = _source_table(path, sha256, encoding, head, rows, record_breaks)
-            return without_unread(table, columns)
-    data = path.read_bytes()
-    decoded = decode(path, data, forced)
+        counted, sha256 = scanning.result()  # the limits hold before any file is decoded
+    if rows is not None:
+        breaks = counted.breaks - counted.ends_with_break
+        return without_unread(
+            _source_table(path, sha256, head.encoding, head, rows, breaks), columns
+        )
+    decoded = decode(path, path.read_bytes(), forced)
     text, encoding = decoded.text, decoded.encoding
     delimiter, raw_header, header, _ = csv_layout(path, text, limits)
     head = Head(encoding, delimiter, raw_header, header)
@@ -643,7 +694,7 @@ def read_csv_file(
         raise unreadable_csv(path, error, delimiter) from None
     if decoded.replaced:
         rows = with_undecodable(rows, header, encoding)
-    table = _source_table(path, hashlib.sha256(data).hexdigest(), encoding, head, rows, breaks)
+    table = _source_table(path, sha256, encoding, head, rows, breaks)
     return without_unread(table, columns)
 
 

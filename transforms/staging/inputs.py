@@ -303,7 +303,7 @@ def deal_inputs(
     sides = {lookup["file"] for lookup in looked_up} | {t.name for t in tables if is_rate_table(t)}
     settings = settled_currency(effective_settings(settings, preset), raw, tables, used)
     reason = detection_reason(preset, used)
-    typed = {}
+    typed: dict[str, TypedTable] = {}
     for table in [t for t in (STAGE_HISTORY, OPPORTUNITIES) if t in raw]:
         raw[table], typed[table], used = typed_at_once(table, raw[table], used, settings)
     return Inputs(

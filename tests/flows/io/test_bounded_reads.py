@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli import main
+from flows.io import readers
 from flows.io.exports import read_inputs
 from tests.flows.io.folders import as_read
 from transforms.funnel_model import RunSettings
@@ -78,6 +79,42 @@ def test_a_sparse_file_a_table_needs_stops_the_run_naming_it(tmp_path, capsys):
     assert refusal(capsys) == (
         f"funnel: {path}: holds NUL bytes (the first at byte {len(DEALS)}): a file with a hole, "
         "or not a text export; expected CSV text or an XLSX workbook"
+    )
+
+
+def test_a_nul_byte_past_the_first_piece_is_found_by_the_pass_beside_the_read(
+    tmp_path, capsys, monkeypatch
+):
+    """Only a file's first piece is looked at before it is read; the rest of its bytes are
+    counted (and hashed) in a second thread while polars reads it, and a NUL there stops the
+    run all the same, at its byte."""
+    monkeypatch.setattr(readers, "PRECHECK_BYTES", 16)
+    data = DEALS.encode() + b"C,lead,open,2024-06-03,3\0\n"
+    arguments = folder_with(tmp_path, {"opportunities.csv": data})
+    assert main(arguments) == 2
+    assert refusal(capsys) == (
+        f"funnel: {tmp_path / 'in' / 'opportunities.csv'}: holds NUL bytes (the first at "
+        f"byte {len(data) - 2}): a file with a hole, or not a text export; expected CSV text "
+        "or an XLSX workbook"
+    )
+
+
+def test_rows_past_the_first_piece_are_held_to_the_row_limit_too(tmp_path, capsys, monkeypatch):
+    """A file whose first piece promises well under `max_rows` is read while its rows are
+    counted; more than `max_rows` stop the run once they are."""
+    monkeypatch.setattr(readers, "PRECHECK_BYTES", 64)
+    header = "opportunity_id,stage,status,created_at,amount\n"
+    rows = "".join(f"D{i:02},lead,open,2024-06-01,1\n" for i in range(21))
+    arguments = folder_with(
+        tmp_path, {"opportunities.csv": header + rows}, "[source]\nmax_rows = 20\n"
+    )
+    path = tmp_path / "in" / "opportunities.csv"
+    head = readers.csv_head(path, None, readers.Limits(max_rows=20))
+    assert not readers.precheck(path, head, readers.Limits(max_rows=20)).near_row_limit
+    assert main(arguments) == 2
+    assert refusal(capsys) == (
+        f"funnel: {path}: 21 lines after its header, over the limit of 20 rows; raise [source] "
+        "max_rows in funnel.toml to read it"
     )
 
 

@@ -446,6 +446,15 @@ def test_flags_and_unknown_layouts(tmp_path):
             "(got 'Pigeon')"
         ],
     ]
+    # each table's text went once it was typed: a quarantined row is read again whole
+    for file in inputs.files:
+        assert file.source.rows.columns == ["_line"]
+        assert file.source.unread == tuple(file.source.header)
+    assert inputs.raw["followups"].columns == ["_source_row", "_line", "_file"]
+    assert inputs.raw["opportunities"].columns == ["_source_row", "_line", "_file", "stage"]
+    deals = whole_quarantine(check_inputs(inputs), inputs.files).quarantine["opportunities"]
+    assert deals.columns[:3] == ["_file", "_line", "_reasons"]
+    assert deals.columns[3:] == inputs.files[0].source.header
     (tmp_path / "Task.csv").unlink()
     (tmp_path / "Opportunity.csv").unlink()
     (tmp_path / "export.csv").write_text(
