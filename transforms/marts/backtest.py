@@ -12,8 +12,11 @@ origin, and a backtest row's `method` the pick it would have made then.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -335,9 +338,12 @@ def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     probability_pairs: list[tuple[pl.Series, pl.Series]] = []
     origins = backtest_origins(period, inputs.first)
+    # each origin's many small queries overlap with another's (polars lets go of the GIL)
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        parts = list(pool.map(partial(forecast_parts, inputs), origins))
     forecasts = with_ranges(
         inputs,
-        [forecast_parts(inputs, origin) for origin in origins],
+        parts,
         ranges_of=MODELS,
         target=None,
         spread=1.0,
