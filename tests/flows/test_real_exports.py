@@ -1,6 +1,7 @@
-"""The real CRM exports in ../shared/datasets, end to end, against the figures of their README.
+"""The real CRM exports in tests/data/real-exports, end to end, against the figures of their
+README.
 
-Figures (shared/datasets/README.md): win rate = Closed Won / (Closed Won + Closed Lost);
+Figures (tests/data/real-exports/README.md): win rate = Closed Won / (Closed Won + Closed Lost);
 open pipeline = sum(Amount) over deals neither won nor lost; weighted by Probability / 100.
 """
 
@@ -17,7 +18,7 @@ from flows.io.config import settings_from_toml
 from flows.io.exports import read_inputs
 from transforms.staging.checks import check_inputs
 
-DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+DATASETS = Path(__file__).resolve().parents[1] / "data" / "real-exports"
 FIGURES = {
     # folder: (won, lost, won amount, open deals, open deals with an amount, open pipeline,
     #          weighted by the CRM's probability)
