@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-de
 	fonts-wqy-microhei poppler-utils openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-heavy setup system-packages lint
+.PHONY: demo test test-heavy setup system-packages hooks lint
 
 demo: setup
 	$(BIN)/funnel demo --out out
@@ -27,7 +27,11 @@ test-heavy: setup
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed hooks
+
+# a commit's subject in 72 characters or fewer (.githooks/commit-msg), in a git checkout
+hooks:
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git config core.hooksPath .githooks; fi
 
 system-packages:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
