@@ -462,7 +462,7 @@ def number_text(book: Book) -> pl.Expr:
     )
     if not book.date_styles:
         return plain
-    is_date = pl.col("s").is_in(pl.Series(sorted(book.date_styles), dtype=pl.Int64))
+    is_date = pl.col("s").is_in(pl.Series(sorted(book.date_styles), dtype=pl.Int64).implode())
     return pl.when(is_date & serial.is_not_null()).then(as_date).otherwise(plain)
 
 
