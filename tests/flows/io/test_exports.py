@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -221,6 +222,25 @@ def test_chinese_template_as_a_workbook(tmp_path):
         .to_list()
     )
     assert lines == [5]  # the sheet row of ZH-4
+
+
+def test_a_file_changed_before_its_quarantine_is_read_again_stops_the_run(tmp_path):
+    """A quarantined row is read again from its file: a file that changed since it was read
+    could give another row's values, so the run stops naming it."""
+    path = tmp_path / "opportunities.csv"
+    path.write_text(
+        "opportunity_id,stage,created_at,amount\nA,lead,2024-06-01,100\nB,lead,soon,5\n",
+        encoding="utf-8",
+    )
+    inputs, _ = read(tmp_path)
+    checked = check_inputs(inputs)
+    path.write_text(
+        "opportunity_id,stage,created_at,amount\nX,lead,2024-06-01,100\nY,lead,soon,5\n",
+        encoding="utf-8",
+    )
+    os.utime(path, ns=(1, 1))  # whatever its clock says, the bytes differ
+    with pytest.raises(UnusableInputError, match="changed while it was read"):
+        whole_quarantine(checked, inputs.files)
 
 
 def test_semicolons_and_quoted_line_breaks_keep_true_line_numbers(tmp_path):
