@@ -632,19 +632,45 @@ def projected_records(
     return with_field_check(path, rows, fields, header)
 
 
+def utf8_records(
+    path: Path, head: Head, columns: list[str] | None, start: Start, scan: Callable[[], Scan]
+) -> pl.DataFrame | None:
+    """A UTF-8 file's records, read by polars straight from disk: only `columns` when the
+    file is plain one-line records (`projected_records`), else every column, checked. None
+    when polars finds bytes that are not UTF-8 (the file is decoded in Python instead).
+    `scan` waits for the pass over the file's bytes."""
+    try:
+        if columns is not None and not set(head.header) <= set(columns) and not start.quoted:
+            rows = projected_records(path, head, columns, scan)
+            if rows is not None:
+                return rows
+        whole = path.read_bytes
+        return checked_records(
+            path,
+            path,
+            head,
+            scan().breaks - scan().ends_with_break,
+            lambda: whole().decode("utf-8", errors="replace").removeprefix("\ufeff"),
+        )
+    except pl.exceptions.PolarsError as error:
+        scan()  # what the bytes say (NUL bytes, too many rows) is the clearer refusal
+        if "utf-8" not in str(error):
+            raise unreadable_csv(path, error, head.delimiter) from None
+        return None
+
+
 def read_csv_file(
     path: Path, forced: str | None, limits: Limits, columns: list[str] | None = None
 ) -> SourceTable:
     """A CSV file whole, once `precheck` passes. A UTF-8 file goes to polars straight from
     disk while a second thread counts and hashes its bytes (`scan_file`; first, for a file
     that may hold more rows than `max_rows` allows); other encodings, or UTF-8 with bytes
-    that are not, are decoded in Python and handed over as UTF-8. `forced` is
-    `[source.parse] encoding`.
+    that are not, are decoded in Python and handed over as UTF-8 (`decoded_records`).
+    `forced` is `[source.parse] encoding`.
 
     With `columns`, the table keeps only those (the others are `unread`), and a file of
     plain one-line records has only those parsed (`projected_records`)."""
     head = csv_head(path, forced, limits)
-    delimiter = head.delimiter
     narrower = columns is not None and not set(head.header) <= set(columns)
     start = precheck(path, head, limits)
     utf8 = head.encoding in UTF8_ENCODINGS and (
@@ -658,31 +684,21 @@ def read_csv_file(
 
         if start.near_row_limit:  # counted before it is read: it may be over max_rows
             scan()
-        rows = None
-        if utf8:
-            try:
-                if narrower and not start.quoted and columns is not None:
-                    rows = projected_records(path, head, columns, scan)
-                if rows is None:
-                    whole = path.read_bytes
-                    rows = checked_records(
-                        path,
-                        path,
-                        head,
-                        scan().breaks - scan().ends_with_break,
-                        lambda: whole().decode("utf-8", errors="replace").removeprefix("\ufeff"),
-                    )
-            except pl.exceptions.PolarsError as error:
-                scan()  # what the bytes say (NUL bytes, too many rows) is the clearer refusal
-                if "utf-8" not in str(error):
-                    raise unreadable_csv(path, error, delimiter) from None
-                rows = None
+        rows = utf8_records(path, head, columns, start, scan) if utf8 else None
         counted, sha256 = scanning.result()  # the limits hold before any file is decoded
-    if rows is not None:
+    if rows is None:
+        head, rows, breaks = decoded_records(path, forced, limits)
+    else:
         breaks = counted.breaks - counted.ends_with_break
-        return without_unread(
-            _source_table(path, sha256, head.encoding, head, rows, breaks), columns
-        )
+    return without_unread(_source_table(path, sha256, head.encoding, head, rows, breaks), columns)
+
+
+def decoded_records(
+    path: Path, forced: str | None, limits: Limits
+) -> tuple[Head, pl.DataFrame, int]:
+    """A file in another encoding than UTF-8 (or with bytes UTF-8 cannot read), decoded in
+    Python: its head, its records (a row holding an undecodable byte has a `_read_reason`)
+    and the line feeds between its first and last record."""
     decoded = decode(path, path.read_bytes(), forced)
     text, encoding = decoded.text, decoded.encoding
     delimiter, raw_header, header, _ = csv_layout(path, text, limits)
@@ -694,8 +710,7 @@ def read_csv_file(
         raise unreadable_csv(path, error, delimiter) from None
     if decoded.replaced:
         rows = with_undecodable(rows, header, encoding)
-    table = _source_table(path, sha256, encoding, head, rows, breaks)
-    return without_unread(table, columns)
+    return head, rows, breaks
 
 
 def without_unread(table: SourceTable, columns: list[str] | None) -> SourceTable:
