@@ -385,6 +385,10 @@ def test_hubspot_date_entered_columns_become_stage_history(tmp_path):
     opps = {r["opportunity_id"]: r for r in validated["opportunities"].valid.to_dicts()}
     assert (opps["11"]["status"], opps["12"]["status"]) == ("won", "open")
     assert opps["12"]["closed_at"] is None  # an open deal's close date is only expected
+    # the deals' text went once typed; the history made from their columns is in no file,
+    # so it keeps its values for the quarantine
+    assert inputs.raw["opportunities"].columns == ["_source_row", "_line", "_file", "stage"]
+    assert {"opportunity_id", "stage", "entered_at"} <= set(inputs.raw["stage_history"].columns)
 
 
 def test_pipedrive_status_and_won_lost_times(tmp_path):
