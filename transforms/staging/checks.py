@@ -30,7 +30,7 @@ from schemas.vocabulary import (
 from transforms.freshness import data_as_of
 from transforms.funnel_model import RunSettings
 from transforms.staging.currency import in_report_currency
-from transforms.staging.layout import InputFile, Inputs
+from transforms.staging.layout import InputFile, Inputs, TypedTable
 from transforms.staging.mapping import SNAPSHOT
 from transforms.staging.masking import mask_contacts, masked_table
 from transforms.staging.outcomes import (
@@ -66,7 +66,7 @@ def typed_table(
     table: str,
     settings: RunSettings,
     headers: dict[str, str] | None = None,
-) -> tuple[pl.DataFrame, dict[str, int]]:
+) -> TypedTable:
     """Parsed canonical columns of a table, or an empty table when no file feeds it, and per
     column the cells that held a null word (None, NULL, N/A, NaN, -)."""
     columns = column_types(TABLE_MODELS[table])

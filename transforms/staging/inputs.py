@@ -26,6 +26,7 @@ from transforms.staging.layout import (
     Inputs,
     Lookalike,
     SourceTable,
+    TypedTable,
     UnusableInputError,
     assign_files,
     choose_layout,
@@ -174,9 +175,6 @@ def read_needed(
         [loaded.get(t.name, t) for t in tables],
         [replace(f, source=loaded[f.source.name]) for f in used],
     )
-
-
-TypedTable = tuple[pl.DataFrame, dict[str, int]]  # `checks.typed_table`'s
 
 
 def typed_at_once(

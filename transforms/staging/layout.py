@@ -121,6 +121,11 @@ class Assignment:
     ties: list[tuple[str, list[InputFile]]] = field(default_factory=list)
 
 
+# a typed table and, per column, how many of its cells held a null word
+# (`transforms.staging.checks.typed_table`)
+TypedTable = tuple[pl.DataFrame, dict[str, int]]
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What was read: the preset and why, the files used, and canonical raw string tables."""
@@ -134,8 +139,8 @@ class Inputs:
     lookalikes: list[Lookalike] = field(default_factory=list)
     lookups: list[dict[str, Any]] = field(default_factory=list)  # what each lookup did
     # tables typed as soon as they were read (`raw` then holds their row numbers, lines and
-    # files only): the typed table and, per column, its cells that held a null word
-    typed: dict[str, tuple[pl.DataFrame, dict[str, int]]] = field(default_factory=dict)
+    # files only)
+    typed: dict[str, TypedTable] = field(default_factory=dict)
 
 
 def candidate_presets(settings: RunSettings, presets: Mapping[str, Preset]) -> list[Preset]:
