@@ -17,15 +17,35 @@ pytestmark = pytest.mark.heavy  # a fresh virtualenv and the installed command
 REPO = Path(__file__).resolve().parents[2]
 
 
+# the development dependencies (pyproject's `dev` extra): the installed command must not
+# import one of them
+DEV_ONLY = ("pytest", "_pytest", "hypothesis", "ruff", "mypy", "aiosmtpd", "xlsxwriter", "duckdb")
+NO_DEV_DEPENDENCIES = f"""
+import sys
+
+class NoDevDependencies:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {DEV_ONLY!r}:
+            raise ModuleNotFoundError(f"{{name}}: a development dependency", name=name)
+        return None
+
+sys.meta_path.insert(0, NoDevDependencies())
+"""
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh virtualenv holding a wheel-style install of the project. Its dependencies are
     the test environment's own (a .pth file points at their site-packages, whose editable
-    finder for this project is not loaded from there), so only the project itself is new."""
+    finder for this project is not loaded from there), so only the project itself is new;
+    the development dependencies among them cannot be imported (`NO_DEV_DEPENDENCIES`), as
+    on a worker that installed the package alone."""
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (site / "no_dev_dependencies.py").write_text(NO_DEV_DEPENDENCIES)
+    (site / "no_dev_dependencies.pth").write_text("import no_dev_dependencies\n")
     subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
         check=True,
@@ -80,6 +100,17 @@ def test_the_install_holds_the_code_and_its_files(installed, tmp_path):
         "funnel_sample/sample/followups.csv",
     ):
         assert (site / shipped).is_file(), shipped
+
+
+def test_the_install_cannot_import_a_development_dependency(installed, tmp_path):
+    for name in ("hypothesis", "duckdb", "pytest"):
+        probe = subprocess.run(
+            [str(installed / "bin" / "python"), "-c", f"import {name}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert probe.returncode == 1 and "a development dependency" in probe.stderr, name
 
 
 def test_demo_and_run_work_from_another_folder(installed, tmp_path):
