@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-de
 	fonts-wqy-microhei poppler-utils openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-heavy setup system-packages hooks lint
+.PHONY: demo test test-heavy setup system-packages hooks lint mypy-path
 
 demo: setup
 	$(BIN)/funnel demo --out out
@@ -24,8 +24,14 @@ test: setup
 test-heavy: setup
 	$(BIN)/python -m pytest -m heavy
 
-lint: setup
+lint: setup mypy-path
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+# the package folders under their installed names, for mypy (pyproject's [tool.mypy])
+mypy-path:
+	@mkdir -p build/mypy/funnel_reports
+	@for d in flows transforms schemas report_templates; do \
+		ln -sfn "$(CURDIR)/$$d" build/mypy/funnel_reports/$$d; done
 
 setup: system-packages $(VENV)/.installed hooks
 

@@ -21,37 +21,37 @@ from prefect import flow
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from flows.delivery import deliver_report
-from flows.errors import one_line
-from flows.io.config import (
+from funnel_reports.flows.delivery import deliver_report
+from funnel_reports.flows.errors import one_line
+from funnel_reports.flows.io.config import (
     chosen_reports,
     delivery_from_toml,
     period_from_label,
     settings_from_toml,
 )
-from flows.io.mail import DeliverySettings
-from flows.io.outputs import store_tables, work_folder
-from flows.progress import say, step
-from flows.report_flow import (
+from funnel_reports.flows.io.mail import DeliverySettings
+from funnel_reports.flows.io.outputs import store_tables, work_folder
+from funnel_reports.flows.progress import say, step
+from funnel_reports.flows.report_flow import (
     fingerprint,
     read_checked,
     report_folder,
     report_label,
     report_period,
 )
-from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
-from transforms.funnel_model import COMPANY, ReportSpec
-from transforms.intermediate.derived import derive_tables
-from transforms.metrics_document import Rates, window_rates
-from transforms.periods import Period, periods_between
-from transforms.slices import (
+from funnel_reports.schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.metrics_document import Rates, window_rates
+from funnel_reports.transforms.periods import Period, periods_between
+from funnel_reports.transforms.slices import (
     EmptySliceError,
     is_team,
     report_language,
     report_target,
     slice_tables,
 )
-from transforms.staging.checks import CheckedInputs
+from funnel_reports.transforms.staging.checks import CheckedInputs
 
 WRITTEN, CURRENT, FAILED = "written", "current", "failed"
 

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from schemas.vocabulary import LANGUAGES, SOURCE_CHOICES
-from transforms.periods import GRAINS
+from funnel_reports.schemas.vocabulary import LANGUAGES, SOURCE_CHOICES
+from funnel_reports.transforms.periods import GRAINS
 
 PREFECT_DEFAULTS = {
     # A temporary Prefect server starts with each run when no API URL is set; on a fresh
@@ -241,8 +241,8 @@ def prefect_api() -> Iterator[None]:
 def check_arguments(args: argparse.Namespace) -> None:
     """Mistakes in funnel.toml (any section), the periods and the input folder's layout (its
     files' headers), answered before Prefect starts."""
-    from flows.io.config import period_from_label, settings_from_toml
-    from flows.io.exports import check_layout
+    from funnel_reports.flows.io.config import period_from_label, settings_from_toml
+    from funnel_reports.flows.io.exports import check_layout
 
     settings = settings_from_toml(
         getattr(args, "config", None), preset=getattr(args, "source", None)
@@ -256,17 +256,17 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run_command(args: argparse.Namespace, started: float) -> int:
-    from flows.errors import one_line
+    from funnel_reports.flows.errors import one_line
 
     try:
         check_arguments(args)
         if args.command == "validate":  # a check, not a job: no Prefect
-            from flows.validate import validation
+            from funnel_reports.flows.validate import validation
 
             print_validation(validation(args.input, args.config, args.source))
             return 0  # quarantined rows are not an error
         if args.command == "serve":
-            from flows.serve import serve_reports
+            from funnel_reports.flows.serve import serve_reports
 
             serve_reports(args.input, args.out, args.config, args.lang, args.deliver)
             return 0
@@ -279,12 +279,12 @@ def run_command(args: argparse.Namespace, started: float) -> int:
 
 
 def run_flow(args: argparse.Namespace, started: float) -> int:
-    from flows import commands
-    from flows.backfill_flow import funnel_backfill
-    from flows.delivery import funnel_deliver
-    from flows.io.config import ConfigError
-    from flows.io.outputs import record_command_time
-    from flows.report_flow import funnel_report
+    from funnel_reports.flows import commands
+    from funnel_reports.flows.backfill_flow import funnel_backfill
+    from funnel_reports.flows.delivery import funnel_deliver
+    from funnel_reports.flows.io.config import ConfigError
+    from funnel_reports.flows.io.outputs import record_command_time
+    from funnel_reports.flows.report_flow import funnel_report
 
     def optional(path: Path | None) -> str | None:
         return str(path) if path else None
@@ -385,7 +385,7 @@ def print_backfill(rows: list[dict[str, Any]]) -> int:
             f"{report(row['report'])}{row['period']:<9} {row['status']:<8} "
             f"{amount(row['won_amount']):>14} {rate(row['win_rate']):>9} {row['seconds']:>8.1f}"
         )
-    from flows.backfill_flow import CURRENT, FAILED, WRITTEN
+    from funnel_reports.flows.backfill_flow import CURRENT, FAILED, WRITTEN
 
     counts = {s: sum(r["status"] == s for r in rows) for s in (WRITTEN, CURRENT, FAILED)}
     print(", ".join(f"{n} {status}" for status, n in counts.items()))
@@ -479,7 +479,7 @@ def snapshot_files_merged(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def print_validation(summary: dict[str, Any]) -> None:
     """`funnel validate`'s report: the layout, files not used, stage values to map, and per
     file its counts and top reasons with example lines."""
-    from report_templates.narrative import stage_mapping_line
+    from funnel_reports.report_templates.narrative import stage_mapping_line
 
     print(f"source: {summary['source']}")
     if summary["ignored"]:

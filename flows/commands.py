@@ -10,11 +10,11 @@ from typing import Any
 
 from prefect import flow
 
-from flows.io.config import settings_from_toml
-from flows.io.exports import latest_full_month
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
-from flows.report_flow import funnel_report
-from flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import latest_full_month
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.report_flow import funnel_report
+from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 
 
 @flow(name="funnel-demo")

@@ -21,9 +21,14 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.logging import get_logger
 from prefect.states import State
 
-from flows.errors import one_line, retry_when
-from flows.io.config import ConfigError, delivery_from_toml, period_from_label, settings_from_toml
-from flows.io.ledger import (
+from funnel_reports.flows.errors import one_line, retry_when
+from funnel_reports.flows.io.config import (
+    ConfigError,
+    delivery_from_toml,
+    period_from_label,
+    settings_from_toml,
+)
+from funnel_reports.flows.io.ledger import (
     DELIVERED,
     UNCERTAIN,
     Ledger,
@@ -31,7 +36,7 @@ from flows.io.ledger import (
     delivery_lock,
     recipients_of,
 )
-from flows.io.mail import (
+from funnel_reports.flows.io.mail import (
     DeliverySettings,
     PermanentDeliveryError,
     RecordError,
@@ -45,9 +50,9 @@ from flows.io.mail import (
     sha256_bytes,
     transmit,
 )
-from report_templates.mail import mail_content
-from transforms.funnel_model import FunnelModel
-from transforms.staging.layout import UnusableInputError
+from funnel_reports.report_templates.mail import mail_content
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.staging.layout import UnusableInputError
 
 DELIVERY_ERRORS = (
     TransientDeliveryError,

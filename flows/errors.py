@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flows.io.config import ConfigError
-from flows.io.mail import (
+from funnel_reports.flows.io.config import ConfigError
+from funnel_reports.flows.io.mail import (
     PermanentDeliveryError,
     RecordError,
     TransientDeliveryError,
     UncertainDeliveryError,
 )
-from transforms.freshness import StaleExportError
-from transforms.periods import PeriodError
-from transforms.staging.layout import UnusableInputError
+from funnel_reports.transforms.freshness import StaleExportError
+from funnel_reports.transforms.periods import PeriodError
+from funnel_reports.transforms.staging.layout import UnusableInputError
 
 if TYPE_CHECKING:  # Prefect's import costs seconds: a usage error answers without it
     from prefect import Task

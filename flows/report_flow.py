@@ -24,30 +24,30 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from flows.delivery import deliver_report, notify_ops
-from flows.errors import retry_when
-from flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
-from flows.io.exports import input_digest, read_inputs, whole_quarantine
-from flows.io.ledger import delivery_lock
-from flows.io.mail import DELIVERY_RECORD
-from flows.io.outputs import (
+from funnel_reports.flows.delivery import deliver_report, notify_ops
+from funnel_reports.flows.errors import retry_when
+from funnel_reports.flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
+from funnel_reports.flows.io.exports import input_digest, read_inputs, whole_quarantine
+from funnel_reports.flows.io.ledger import delivery_lock
+from funnel_reports.flows.io.mail import DELIVERY_RECORD
+from funnel_reports.flows.io.outputs import (
     publish_folder,
     staging_folder,
     stored_tables,
     write_json,
     write_quarantine,
 )
-from flows.progress import say, step
-from report_templates.context import report_context
-from report_templates.mail import artifact_markdown, conversion_table
-from report_templates.render import render_html, render_pdf
-from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from transforms.freshness import check_fresh, freshness
-from transforms.funnel_model import ReportSpec, RunSettings
-from transforms.intermediate.derived import derive_tables
-from transforms.metrics_document import Rates, funnel_metrics
-from transforms.periods import Period
-from transforms.staging.checks import CheckedInputs, check_inputs
+from funnel_reports.flows.progress import say, step
+from funnel_reports.report_templates.context import report_context
+from funnel_reports.report_templates.mail import artifact_markdown, conversion_table
+from funnel_reports.report_templates.render import render_html, render_pdf
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.freshness import check_fresh, freshness
+from funnel_reports.transforms.funnel_model import ReportSpec, RunSettings
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.metrics_document import Rates, funnel_metrics
+from funnel_reports.transforms.periods import Period
+from funnel_reports.transforms.staging.checks import CheckedInputs, check_inputs
 
 # reading a file on a share, or writing one, may fail for a moment; a bad file never mends
 FILE_RETRIES: dict[str, Any] = {

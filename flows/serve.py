@@ -11,8 +11,8 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 from prefect.settings import PREFECT_API_URL
 
-from flows.io.config import ConfigError, delivery_from_toml, settings_from_toml
-from flows.report_flow import funnel_report
+from funnel_reports.flows.io.config import ConfigError, delivery_from_toml, settings_from_toml
+from funnel_reports.flows.report_flow import funnel_report
 
 # deployment name: (the period it reports, cron, description)
 SCHEDULES = {

@@ -6,9 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from transforms.staging.checks import data_quality, validate_inputs, validation_summary
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.staging.checks import (
+    data_quality,
+    validate_inputs,
+    validation_summary,
+)
 
 
 def validation(input_dir: Path, config: Path | None, source: str | None) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from report_templates import formatting as fmt
-from report_templates.charts import (
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.report_templates.charts import (
     backtest_chart,
     dwell_chart,
     funnel_chart,
@@ -18,8 +18,8 @@ from report_templates.charts import (
     range_chart,
     trend_chart,
 )
-from report_templates.formatting import TEMPLATES_DIR
-from report_templates.narrative import (
+from funnel_reports.report_templates.formatting import TEMPLATES_DIR
+from funnel_reports.report_templates.narrative import (
     bottleneck_sentence,
     change_phrase,
     data_as_of_sentence,
@@ -33,9 +33,9 @@ from report_templates.narrative import (
     summary_sentences,
     unknown_stage_notes,
 )
-from transforms.funnel_model import COMPANY, FunnelModel
-from transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
-from transforms.metrics_document import NEVER_ENTERED
+from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel
+from funnel_reports.transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
+from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
 SEGMENT_ROWS = 8
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 # the templates, the CSS and labels.toml ship inside this package (a real folder on disk:
 # WeasyPrint reads from it and the URL fetcher allows nothing outside it)
-TEMPLATES_DIR = Path(str(files("report_templates")))
+TEMPLATES_DIR = Path(str(files("funnel_reports.report_templates")))
 NOT_AVAILABLE = "–"
 
 

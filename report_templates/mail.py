@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from report_templates import formatting as fmt
-from report_templates.context import kpi_tiles, report_name, step_label
-from report_templates.narrative import data_as_of_sentence, summary_sentences
-from report_templates.render import environment
-from transforms.funnel_model import FunnelModel
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.report_templates.context import kpi_tiles, report_name, step_label
+from funnel_reports.report_templates.narrative import data_as_of_sentence, summary_sentences
+from funnel_reports.report_templates.render import environment
+from funnel_reports.transforms.funnel_model import FunnelModel
 
 
 @dataclass(frozen=True)

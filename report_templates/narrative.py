@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from report_templates import formatting as fmt
-from transforms.funnel_model import FunnelModel
-from transforms.marts.backtest import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.marts.backtest import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
 
 
 def change_phrase(

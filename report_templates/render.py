@@ -9,8 +9,8 @@ import jinja2
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-from report_templates import formatting as fmt
-from report_templates.formatting import TEMPLATES_DIR
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.report_templates.formatting import TEMPLATES_DIR
 
 
 class TemplatesOnlyFetcher(URLFetcher):

@@ -14,8 +14,8 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines.polars_engine import DateTime
 
-from schemas import reasons
-from schemas.vocabulary import (
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.vocabulary import (
     CHANNELS,
     FOLLOWUPS,
     OPPORTUNITIES,

@@ -12,8 +12,8 @@ from typing import ClassVar
 import pandera.polars as pa
 import polars as pl
 
-from schemas.canonical import UTC_TIMESTAMP, nullable
-from schemas.vocabulary import STATUSES, VISIT_OUTCOMES
+from funnel_reports.schemas.canonical import UTC_TIMESTAMP, nullable
+from funnel_reports.schemas.vocabulary import STATUSES, VISIT_OUTCOMES
 
 
 class StageEntries(pa.DataFrameModel):

@@ -11,8 +11,8 @@ import polars as pl
 from pandera.config import ValidationDepth, config_context
 from pandera.errors import SchemaErrors
 
-from schemas import reasons
-from schemas.vocabulary import PARSE_REASONS
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.vocabulary import PARSE_REASONS
 
 
 @dataclass(frozen=True)

@@ -8,27 +8,31 @@ from typing import Any
 
 import polars as pl
 
-from schemas.canonical import TABLE_MODELS, column_types
-from schemas.vocabulary import PARSE_REASONS
-from transforms.funnel_model import RunSettings
-from transforms.intermediate.derived import DerivedTables, derive_tables
-from transforms.marts.backtest import ForecastInputs, forecast_inputs, next_period_forecast
-from transforms.marts.comparison import comparison
-from transforms.marts.conversion import conversion
-from transforms.marts.dwell import dwell
-from transforms.marts.followups import followup_activity
-from transforms.marts.forecast import forecast, weighted_open_deals
-from transforms.marts.funnel_snapshot import funnel_snapshot
-from transforms.marts.kpis import kpis
-from transforms.marts.point_in_time import point_in_time_notes
-from transforms.marts.segments import segments
-from transforms.marts.stalls import stalled_deals, stalls_summary
-from transforms.marts.targets import target_decomposition
-from transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
-from transforms.metrics_document import funnel_metrics
-from transforms.periods import Period, parse_period
-from transforms.staging.outcomes import derive_status
-from transforms.staging.parse import parse_table
+from funnel_reports.schemas.canonical import TABLE_MODELS, column_types
+from funnel_reports.schemas.vocabulary import PARSE_REASONS
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.intermediate.derived import DerivedTables, derive_tables
+from funnel_reports.transforms.marts.backtest import (
+    ForecastInputs,
+    forecast_inputs,
+    next_period_forecast,
+)
+from funnel_reports.transforms.marts.comparison import comparison
+from funnel_reports.transforms.marts.conversion import conversion
+from funnel_reports.transforms.marts.dwell import dwell
+from funnel_reports.transforms.marts.followups import followup_activity
+from funnel_reports.transforms.marts.forecast import forecast, weighted_open_deals
+from funnel_reports.transforms.marts.funnel_snapshot import funnel_snapshot
+from funnel_reports.transforms.marts.kpis import kpis
+from funnel_reports.transforms.marts.point_in_time import point_in_time_notes
+from funnel_reports.transforms.marts.segments import segments
+from funnel_reports.transforms.marts.stalls import stalled_deals, stalls_summary
+from funnel_reports.transforms.marts.targets import target_decomposition
+from funnel_reports.transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
+from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.periods import Period, parse_period
+from funnel_reports.transforms.staging.outcomes import derive_status
+from funnel_reports.transforms.staging.parse import parse_table
 
 SETTINGS = RunSettings()
 

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from transforms.periods import Period
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.periods import Period
 
 # the columns that stamp something that happened: not expected or due dates, which lie ahead
 RECORD_TIMES = {

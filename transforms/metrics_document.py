@@ -12,29 +12,29 @@ from typing import Any
 
 import polars as pl
 
-from transforms.funnel_model import FunnelModel, RunSettings
-from transforms.intermediate.derived import DerivedTables
-from transforms.intermediate.entries import observed_stages
-from transforms.marts.backtest import forecast_inputs, next_period_forecast
-from transforms.marts.bottlenecks import bottlenecks, step_baseline
-from transforms.marts.comparison import comparison, months, trend
-from transforms.marts.conversion import conversion
-from transforms.marts.dwell import dwell
-from transforms.marts.followups import followup_activity
-from transforms.marts.forecast import forecast, weighted_open_deals
-from transforms.marts.funnel_snapshot import funnel_snapshot
-from transforms.marts.kpis import kpis
-from transforms.marts.point_in_time import point_in_time_notes
-from transforms.marts.segments import segments
-from transforms.marts.stalls import stalled_deals, stalls_summary
-from transforms.marts.targets import target_decomposition
-from transforms.marts.totals import totals
-from transforms.marts.win_probabilities import (
+from funnel_reports.transforms.funnel_model import FunnelModel, RunSettings
+from funnel_reports.transforms.intermediate.derived import DerivedTables
+from funnel_reports.transforms.intermediate.entries import observed_stages
+from funnel_reports.transforms.marts.backtest import forecast_inputs, next_period_forecast
+from funnel_reports.transforms.marts.bottlenecks import bottlenecks, step_baseline
+from funnel_reports.transforms.marts.comparison import comparison, months, trend
+from funnel_reports.transforms.marts.conversion import conversion
+from funnel_reports.transforms.marts.dwell import dwell
+from funnel_reports.transforms.marts.followups import followup_activity
+from funnel_reports.transforms.marts.forecast import forecast, weighted_open_deals
+from funnel_reports.transforms.marts.funnel_snapshot import funnel_snapshot
+from funnel_reports.transforms.marts.kpis import kpis
+from funnel_reports.transforms.marts.point_in_time import point_in_time_notes
+from funnel_reports.transforms.marts.segments import segments
+from funnel_reports.transforms.marts.stalls import stalled_deals, stalls_summary
+from funnel_reports.transforms.marts.targets import target_decomposition
+from funnel_reports.transforms.marts.totals import totals
+from funnel_reports.transforms.marts.win_probabilities import (
     overall_win_rate,
     resolved_in_window,
     stage_probabilities,
 )
-from transforms.periods import Period
+from funnel_reports.transforms.periods import Period
 
 OWN, COMPANY_RATES = "own", "company"
 
@@ -91,7 +91,7 @@ def window_rates(derived: DerivedTables, *, period: Period, settings: RunSetting
 @dataclass(frozen=True)
 class CoreFigures:
     """The figures that follow from the deal states at the period end and the stage win
-    probabilities: what `python -m flows.benchmark` also computes in DuckDB SQL."""
+    probabilities: what `python -m funnel_reports.flows.benchmark` also computes in DuckDB SQL."""
 
     kpis: dict[str, Any]
     funnel: pl.DataFrame

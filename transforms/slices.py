@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from schemas.vocabulary import OPPORTUNITIES
-from transforms.funnel_model import COMPANY, ReportSpec
+from funnel_reports.schemas.vocabulary import OPPORTUNITIES
+from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec
 
 
 class EmptySliceError(ValueError):

@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from flows.io.mail import SMTP_SECURITY, DeliverySettings, parse_address
-from schemas.canonical import TABLE_MODELS, column_types
-from schemas.vocabulary import (
+from funnel_reports.flows.io.mail import SMTP_SECURITY, DeliverySettings, parse_address
+from funnel_reports.schemas.canonical import TABLE_MODELS, column_types
+from funnel_reports.schemas.vocabulary import (
     AUTO,
     CLOSED_BEFORE_CREATED,
     COMPOSITE_ID_COLUMNS,
@@ -41,7 +41,7 @@ from schemas.vocabulary import (
     STATUSES,
     TABLES,
 )
-from transforms.funnel_model import (
+from funnel_reports.transforms.funnel_model import (
     COMPANY,
     DEFAULT_STAGES,
     ExchangeRate,
@@ -54,11 +54,11 @@ from transforms.funnel_model import (
     SourceSettings,
     Stage,
 )
-from transforms.periods import Period, PeriodError, parse_period, resolve_period
-from transforms.staging.presets import Preset, presets_from_document
+from funnel_reports.transforms.periods import Period, PeriodError, parse_period, resolve_period
+from funnel_reports.transforms.staging.presets import Preset, presets_from_document
 
 # the export layouts ship inside the schemas package
-PRESETS_FILE = files("schemas") / "presets.toml"
+PRESETS_FILE = files("funnel_reports.schemas") / "presets.toml"
 
 
 class ConfigError(Exception):

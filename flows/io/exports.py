@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from flows.io.config import load_presets
-from flows.io.readers import (
+from funnel_reports.flows.io.config import load_presets
+from funnel_reports.flows.io.readers import (
     Limits,
     export_files,
     holds_records,
@@ -23,19 +23,24 @@ from flows.io.readers import (
     read_rows,
     sha256_of,
 )
-from schemas.vocabulary import TABLES
-from transforms.funnel_model import RunSettings
-from transforms.periods import add_months
-from transforms.staging.checks import CheckedInputs
-from transforms.staging.inputs import (
+from funnel_reports.schemas.vocabulary import TABLES
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.periods import add_months
+from funnel_reports.transforms.staging.checks import CheckedInputs
+from funnel_reports.transforms.staging.inputs import (
     Export,
     ExportFolder,
     layout_of,
     refuse_empty,
     staged_inputs,
 )
-from transforms.staging.layout import InputFile, Inputs, SourceTable, UnusableInputError
-from transforms.staging.parse import parse_timestamp
+from funnel_reports.transforms.staging.layout import (
+    InputFile,
+    Inputs,
+    SourceTable,
+    UnusableInputError,
+)
+from funnel_reports.transforms.staging.parse import parse_timestamp
 
 SNAPSHOT_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

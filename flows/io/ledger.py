@@ -27,7 +27,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from flows.io.mail import (
+from funnel_reports.flows.io.mail import (
     DELIVERY_RECORD,
     RecordError,
     Refusals,
@@ -35,8 +35,8 @@ from flows.io.mail import (
     address_key,
     reply_text,
 )
-from flows.io.outputs import replace_file
-from transforms.staging.layout import UnusableInputError
+from funnel_reports.flows.io.outputs import replace_file
+from funnel_reports.transforms.staging.layout import UnusableInputError
 
 SENDING, DELIVERED, UNCERTAIN, FAILED, REFUSED = (
     "sending",

@@ -25,12 +25,12 @@ import charset_normalizer
 import numpy as np
 import polars as pl
 
-from flows.io import workbook
-from schemas import reasons
-from schemas.vocabulary import READ_REASON
-from transforms.funnel_model import SourceSettings
-from transforms.staging.checks import rows_numbered
-from transforms.staging.layout import SourceTable, UnusableInputError
+from funnel_reports.flows.io import workbook
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.vocabulary import READ_REASON
+from funnel_reports.transforms.funnel_model import SourceSettings
+from funnel_reports.transforms.staging.checks import rows_numbered
+from funnel_reports.transforms.staging.layout import SourceTable, UnusableInputError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")  # zip packages of XML, read part by part

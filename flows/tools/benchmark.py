@@ -1,4 +1,4 @@
-"""Speed and memory of each step at growing sizes: `python -m flows.tools.benchmark`;
+"""Speed and memory of each step at growing sizes: `python -m funnel_reports.flows.tools.benchmark`;
 `--fan-out` measures many reports of one export on each task runner.
 
 For each size it generates canonical exports with `funnel generate` (10 follow-ups and
@@ -118,21 +118,21 @@ def bare_read(folder: str) -> dict[str, float]:
 
 def benchmark_settings():  # -> RunSettings (imported late: each measurement imports its own)
     """The settings of the sample's funnel.toml, which `funnel run` is given here too."""
-    from flows.io.config import settings_from_toml
-    from flows.io.resources import SAMPLE_CONFIG
+    from funnel_reports.flows.io.config import settings_from_toml
+    from funnel_reports.flows.io.resources import SAMPLE_CONFIG
 
     return settings_from_toml(SAMPLE_CONFIG)
 
 
 def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     """The report flow's own steps (the functions inside its tasks), timed one by one."""
-    from flows.report_flow import read_and_check
-    from report_templates.context import report_context
-    from report_templates.render import render_html, render_pdf
-    from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-    from transforms.intermediate.derived import derive_tables
-    from transforms.metrics_document import funnel_metrics
-    from transforms.periods import parse_period
+    from funnel_reports.flows.report_flow import read_and_check
+    from funnel_reports.report_templates.context import report_context
+    from funnel_reports.report_templates.render import render_html, render_pdf
+    from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+    from funnel_reports.transforms.intermediate.derived import derive_tables
+    from funnel_reports.transforms.metrics_document import funnel_metrics
+    from funnel_reports.transforms.periods import parse_period
 
     steps: dict[str, dict[str, float]] = {}
 
@@ -176,8 +176,8 @@ def core_marts(derived, *, period, settings, history_available: bool) -> dict[st
     metrics.json; and the deal states at the period end by state."""
     import polars as pl
 
-    from transforms.marts.win_probabilities import resolved_in_window
-    from transforms.metrics_document import core_figures, window_rates
+    from funnel_reports.transforms.marts.win_probabilities import resolved_in_window
+    from funnel_reports.transforms.metrics_document import core_figures, window_rates
 
     window_start = period.window_start(settings.window_months)
     states = derived.states.lazy()
@@ -214,10 +214,10 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     """The core figures computed by the project's own functions (read + validate as the flow's
     tasks do, derive, the core marts), timed, with the peak memory over them and the rows
     validation quarantined."""
-    from flows.report_flow import read_and_check
-    from schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
-    from transforms.intermediate.derived import derive_tables
-    from transforms.periods import parse_period
+    from funnel_reports.flows.report_flow import read_and_check
+    from funnel_reports.schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
+    from funnel_reports.transforms.intermediate.derived import derive_tables
+    from funnel_reports.transforms.periods import parse_period
 
     settings = benchmark_settings()
     report_period = parse_period(period, settings.timezone)
@@ -265,8 +265,8 @@ def duckdb_core_figures(
     with the peak memory over them."""
     import duckdb  # noqa: F401  (imported before the clock starts, as polars is)
 
-    from flows.tools.duckdb_figures import core_figures
-    from transforms.periods import parse_period
+    from funnel_reports.flows.tools.duckdb_figures import core_figures
+    from funnel_reports.transforms.periods import parse_period
 
     settings = benchmark_settings()
     report_period = parse_period(period, settings.timezone)
@@ -331,7 +331,7 @@ def disagreements(project: Any, other: Any, where: str = "") -> list[str]:
 
 def in_fresh_process(function: str, folder: Path, **arguments: Any) -> dict:
     code = (
-        "import json, flows.tools.benchmark as b; "
+        "import json, funnel_reports.flows.tools.benchmark as b; "
         f"print(json.dumps(b.{function}({str(folder)!r}, **{arguments!r})))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -409,7 +409,7 @@ def whole_run(folder: str, out: str = "run", api: str | None = None) -> dict[str
     import hashlib
     import os
 
-    from flows.io.resources import SAMPLE_CONFIG
+    from funnel_reports.flows.io.resources import SAMPLE_CONFIG
 
     out_dir = Path(folder).parent / f"{out}-{Path(folder).name}"
     arguments = ["run", "--input", folder, "--period", PERIOD, "--out", str(out_dir)]
@@ -423,7 +423,7 @@ def whole_run(folder: str, out: str = "run", api: str | None = None) -> dict[str
 
 def mistakes(work: Path) -> dict[str, list[str]]:
     """Commands with a usage, settings or layout mistake, as users make them."""
-    from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+    from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
     work.mkdir(parents=True, exist_ok=True)
     typo = work / "typo.toml"
@@ -464,7 +464,7 @@ def mistakes(work: Path) -> dict[str, list[str]]:
 def commands(args: argparse.Namespace) -> int:
     """Each mistake's answer (time, status, lines), then the sample's `funnel run` three
     times against a long-lived local server: the goals of the commands people type."""
-    from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+    from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
     problems = 0
     print(f"{'mistake':<32} {'seconds':>7} {'exit':>4} {'lines':>5}")
@@ -508,8 +508,8 @@ FAN_OUT_RUNNERS = {
 def report_set_config(folder: Path, reports: int) -> Path:
     """The sample's funnel.toml with `reports` [[reports]]: one per owner, region, industry
     of the generated export (in that order), as teams, regions and business units."""
-    from flows.io.resources import SAMPLE_CONFIG
-    from flows.tools.generate import INDUSTRIES, OWNERS, REGIONS
+    from funnel_reports.flows.io.resources import SAMPLE_CONFIG
+    from funnel_reports.flows.tools.generate import INDUSTRIES, OWNERS, REGIONS
 
     filters = [
         *(("owner", v) for v in OWNERS),
@@ -530,7 +530,7 @@ def fan_out_run(folder: str, config: str, out: str, runner: str, months: int) ->
     process: wall time, the largest process's peak memory, and from the manifests the time
     spent reading once against the time spent per report."""
     funnel = Path(sys.executable).parent / "funnel"
-    from transforms.periods import parse_period
+    from funnel_reports.transforms.periods import parse_period
 
     first = parse_period(PERIOD).shifted(1 - months).label
     arguments = ["backfill", "--input", folder, "--from", first, "--to", PERIOD, "--out", out]
@@ -557,7 +557,7 @@ def fan_out_run(folder: str, config: str, out: str, runner: str, months: int) ->
 
 def fan_out(args: argparse.Namespace) -> None:
     """The fan-out benchmark: `--reports` reports x `--months` months over one export."""
-    from flows.tools.generate import GenerateSpec, generate_exports
+    from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 
     folder = args.work / f"exports-{args.deals}"
     if not (folder / "followups.csv").exists():
@@ -582,7 +582,8 @@ def fan_out(args: argparse.Namespace) -> None:
     for runner in FAN_OUT_RUNNERS:
         out = args.work / f"fan-out-{runner.split()[0]}-{runner.split()[1]}"
         code = (
-            "import json, flows.tools.benchmark as b; print(json.dumps(b.fan_out_run("
+            "import json, funnel_reports.flows.tools.benchmark as b; "
+            "print(json.dumps(b.fan_out_run("
             f"{str(folder)!r}, {str(config)!r}, {str(out)!r}, {runner!r}, {args.months})))"
         )
         done = subprocess.run(
@@ -760,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def each_size(args: argparse.Namespace) -> int:
     """Every measurement at each size of `--sizes`; the problems found."""
-    from flows.tools.generate import GenerateSpec, generate_exports
+    from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 
     problems = 0
     for size in (int(s) for s in args.sizes.split(",")):

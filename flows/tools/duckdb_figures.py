@@ -34,8 +34,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from transforms.funnel_model import RunSettings
-from transforms.periods import Period
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.periods import Period
 
 # Unicode White_Space, which polars' strip_chars() trims (DuckDB's trim() only trims spaces)
 WHITESPACE = (

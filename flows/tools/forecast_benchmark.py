@@ -1,4 +1,5 @@
-"""How well the next-period forecast does: `python -m flows.tools.forecast_benchmark`.
+"""How well the next-period forecast does:
+`python -m funnel_reports.flows.tools.forecast_benchmark`.
 
 For generated exports of the given seeds, the sample in `data/`, and a generated export whose
 open deals carry neither an amount nor an expected close date, it runs the report's forecast
@@ -17,16 +18,16 @@ from typing import Any
 
 import polars as pl
 
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
-from flows.tools.generate import GenerateSpec, generate_exports
-from schemas.vocabulary import FOLLOWUPS, OPEN, OPPORTUNITIES, STAGE_HISTORY
-from transforms.funnel_model import RunSettings
-from transforms.intermediate.derived import derive_tables
-from transforms.metrics_document import funnel_metrics
-from transforms.periods import parse_period
-from transforms.staging.checks import validate_inputs
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPEN, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.staging.checks import validate_inputs
 
 SEEDS = (101, 202, 303)
 OPPORTUNITIES_PER_EXPORT = 20_000

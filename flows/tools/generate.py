@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from schemas.vocabulary import LOST, OPEN, WON
-from transforms.funnel_model import DEFAULT_STAGES
+from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
+from funnel_reports.transforms.funnel_model import DEFAULT_STAGES
 
 STAGES = [s.id for s in DEFAULT_STAGES]
 WON_INDEX = STAGES.index("won")

@@ -1,4 +1,5 @@
-"""Peak memory of reading one export in different shapes: `python -m flows.tools.read_memory`.
+"""Peak memory of reading one export in different shapes:
+`python -m funnel_reports.flows.tools.read_memory`.
 
 The same generated deals (`funnel generate`) as a CSV file and as an XLSX workbook (inline
 strings, as streaming writers save them), a workbook whose formula column was filled down to
@@ -19,16 +20,17 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PACKAGE = "http://schemas.openxmlformats.org/package/2006"
 SHEET_ROWS = 1_048_576
 READ = (
-    "import sys; from pathlib import Path; from flows.io.exports import read_inputs; "
-    "from transforms.staging.checks import check_inputs; "
-    "from transforms.funnel_model import RunSettings; "
+    "import sys; from pathlib import Path; "
+    "from funnel_reports.flows.io.exports import read_inputs; "
+    "from funnel_reports.transforms.staging.checks import check_inputs; "
+    "from funnel_reports.transforms.funnel_model import RunSettings; "
     "c = check_inputs(read_inputs(Path(sys.argv[1]), RunSettings(timezone='Asia/Shanghai'))); "
     "print(c.quality['opportunities']['rows_read'], c.quality['opportunities']['rows_valid'])"
 )

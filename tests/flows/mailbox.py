@@ -8,7 +8,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from flows.io.resources import SAMPLE_CONFIG
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG
 
 
 class Mailbox:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
 LAST_SIX_MONTHS = ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09"]
 

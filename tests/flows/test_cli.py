@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.cli import main
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
 HEADER = "opportunity_id,stage,created_at,status,closed_at,customer_name,amount,stage_entered_at"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from flows.cli import main
-from flows.io.resources import SAMPLE_DIR
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.resources import SAMPLE_DIR
 from tests.flows.mailbox import Mailbox, config, free_port
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from flows.cli import main
-from flows.io import ledger as ledger_module
-from flows.io.resources import SAMPLE_DIR
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io import ledger as ledger_module
+from funnel_reports.flows.io.resources import SAMPLE_DIR
 from tests.flows.mailbox import Mailbox, config, free_port
 
 pytestmark = pytest.mark.heavy  # deliverers killed at each SMTP step, in processes
@@ -89,7 +89,7 @@ def deliverer(out: Path, toml: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     argv = ["deliver", "--out", str(out), "--period", PERIOD, "--config", str(toml)]
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *argv],
+        [sys.executable, "-m", "funnel_reports.flows.cli", *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from funnel_reports.flows.cli import main
 
 EXPORTED = datetime(2024, 7, 1, 9, 15, tzinfo=UTC)  # when the exports were taken
 FIRST = datetime(2024, 1, 2, tzinfo=UTC)

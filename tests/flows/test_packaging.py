@@ -73,8 +73,9 @@ def run_installed(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProc
 
 def test_the_install_holds_the_code_and_its_files(installed, tmp_path):
     probe = (
-        "import flows, report_templates, schemas, funnel_sample, json;"
-        "from flows.io.config import PRESETS_FILE;"
+        "import funnel_reports.flows as flows, funnel_reports.report_templates as report_templates;"
+        "import funnel_sample, json;"
+        "from funnel_reports.flows.io.config import PRESETS_FILE;"
         "print(json.dumps([flows.__file__, report_templates.__file__, str(PRESETS_FILE),"
         " funnel_sample.__file__]))"
     )
@@ -89,11 +90,11 @@ def test_the_install_holds_the_code_and_its_files(installed, tmp_path):
         assert str(installed) in path and str(REPO) not in path, path
     site = next((installed / "lib").glob("python3*/site-packages"))
     for shipped in (
-        "report_templates/report.html.j2",
-        "report_templates/charts.html.j2",
-        "report_templates/report.css",
-        "report_templates/labels.toml",
-        "schemas/presets.toml",
+        "funnel_reports/report_templates/report.html.j2",
+        "funnel_reports/report_templates/charts.html.j2",
+        "funnel_reports/report_templates/report.css",
+        "funnel_reports/report_templates/labels.toml",
+        "funnel_reports/schemas/presets.toml",
         "funnel_sample/funnel.toml",
         "funnel_sample/sample/opportunities.csv",
         "funnel_sample/sample/stage_history.csv",

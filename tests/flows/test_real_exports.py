@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.cli import main
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from transforms.staging.checks import check_inputs
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.staging.checks import check_inputs
 
 DATASETS = Path(__file__).resolve().parents[1] / "data" / "real-exports"
 FIGURES = {

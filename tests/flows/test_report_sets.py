@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from distributed import Client
 
-from flows.cli import main
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from tests.flows.mailbox import config, free_port
 
 pytestmark = pytest.mark.heavy  # many reports, task runners and a Dask cluster

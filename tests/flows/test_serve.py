@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.io.resources import SAMPLE_DIR
-from flows.serve import SCHEDULES
-from flows.tools.benchmark import local_server
+from funnel_reports.flows.io.resources import SAMPLE_DIR
+from funnel_reports.flows.serve import SCHEDULES
+from funnel_reports.flows.tools.benchmark import local_server
 from tests.flows.mailbox import config
 
 pytestmark = pytest.mark.heavy  # a real Prefect server, served deployments, mail
@@ -213,3 +213,31 @@ def test_prefect_yaml_deploys_to_a_process_work_pool_and_its_worker_runs_the_rep
     finally:
         stop(worker)
         log.close()
+
+
+def test_served_runs_from_a_project_with_its_own_flows_and_schemas_packages(tmp_path):
+    """A Prefect project folder often holds its own `flows` (and `schemas`) package; a served
+    run, started in that folder, imports the report flow by its installed name
+    (`funnel_reports.flows.report_flow`), which those packages cannot shadow. A server of its
+    own: the module's server holds prefect.yaml's deployments of the same names."""
+    project = tmp_path / "project"
+    for package in ("flows", "schemas"):
+        (project / package).mkdir(parents=True)
+        (project / package / "__init__.py").write_text('"""The project\'s own."""\n')
+    out, home = tmp_path / "out", tmp_path / "prefect"
+    home.mkdir()
+    with local_server(home) as env, (tmp_path / "serve.log").open("w") as log:
+        serve = subprocess.Popen(
+            [BIN / "funnel", "serve", "--input", SAMPLE_DIR, "--out", out],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: deployments(env) == set(SCHEDULES), "the deployments")
+            done = deployment_run(env, "monthly", "period=2026-09")
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert (out / "2026-09" / "report.pdf").read_bytes().startswith(b"%PDF")
+        finally:
+            stop(serve)

@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from flows.io.exports import read_inputs
-from flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
+from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.staging.checks import validate_inputs
 from tests.helpers import by_key, step
-from transforms.funnel_model import RunSettings
-from transforms.intermediate.derived import derive_tables
-from transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
-from transforms.metrics_document import funnel_metrics
-from transforms.periods import parse_period
-from transforms.staging.checks import validate_inputs
 
 TZ = "Asia/Shanghai"
 DIMENSIONS = ("owner", "source", "industry", "customer_size", "region")

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.io.config import settings_from_toml
-from flows.report_flow import funnel_report
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.report_flow import funnel_report
 
 pytestmark = pytest.mark.heavy  # each example runs the whole report flow, PDF included
 

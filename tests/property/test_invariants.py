@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.io.outputs import json_ready
-from schemas.derived import DERIVED_MODELS
+from funnel_reports.flows.io.outputs import json_ready
+from funnel_reports.schemas.derived import DERIVED_MODELS
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.periods import parse_period
 from tests.helpers import MARTS, SETTINGS, history, metrics_for, opportunities
 from tests.helpers import world as world_of
-from transforms.intermediate.derived import derive_tables
-from transforms.periods import parse_period
 
 STAGES = SETTINGS.funnel.ids
 WON = SETTINGS.funnel.won_index

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from report_templates.charts import dwell_chart, funnel_chart
+from funnel_reports.report_templates.charts import dwell_chart, funnel_chart
 
 STAGES = [
     {"id": "lead", "stall_days": 7},

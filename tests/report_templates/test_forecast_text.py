@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from report_templates import formatting as fmt
-from report_templates.charts import backtest_chart
-from report_templates.narrative import forecast_method_sentence
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.report_templates.charts import backtest_chart
+from funnel_reports.report_templates.narrative import forecast_method_sentence
 
 TEXT = {**fmt.labels("en"), "_lang": "en"}
 

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import pytest
 
-from report_templates import formatting as fmt
-from report_templates.render import render_pdf
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.report_templates.render import render_pdf
 
 
 class CountingHandler(BaseHTTPRequestHandler):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from report_templates.context import report_context
-from report_templates.mail import conversion_table
-from report_templates.render import render_html
+from funnel_reports.report_templates.context import report_context
+from funnel_reports.report_templates.mail import conversion_table
+from funnel_reports.report_templates.render import render_html
 from tests.helpers import SETTINGS, metrics_for
 from tests.transforms.marts.test_thin_exports import THIN
 

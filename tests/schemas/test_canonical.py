@@ -5,8 +5,13 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types, required_columns
-from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.schemas.canonical import (
+    NOT_ANALYSED,
+    TABLE_MODELS,
+    column_types,
+    required_columns,
+)
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
 
 
 @pytest.mark.parametrize(

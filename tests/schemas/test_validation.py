@@ -6,8 +6,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from schemas import reasons
-from schemas.validation import reason_category
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.validation import reason_category
 
 NASTY = ["Won't buy", "O'Neil's 'big' deal", "a (got 'x')", "two\nlines", "''", ": 'x' "]
 

@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transforms.expressions import stable_mean, stable_sum
+from funnel_reports.transforms.expressions import stable_mean, stable_sum
 
 
 def total(values: list[float | None]) -> float:

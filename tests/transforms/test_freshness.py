@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from funnel_reports.transforms.freshness import StaleExportError, check_fresh, data_as_of, freshness
+from funnel_reports.transforms.periods import parse_period
 from tests.helpers import history, opp, opportunities, touches
-from transforms.freshness import StaleExportError, check_fresh, data_as_of, freshness
-from transforms.periods import parse_period
 
 
 def test_data_as_of_is_the_newest_record_of_any_table_not_a_date_ahead():

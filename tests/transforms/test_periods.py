@@ -4,7 +4,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from transforms.periods import PeriodError, parse_period, periods_between, resolve_period
+from funnel_reports.transforms.periods import (
+    PeriodError,
+    parse_period,
+    periods_between,
+    resolve_period,
+)
 
 
 def test_month_and_quarter_boundaries():

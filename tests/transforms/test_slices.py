@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import history, opp, opportunities, path, touches
-from transforms.funnel_model import ReportSpec
-from transforms.slices import (
+from funnel_reports.transforms.funnel_model import ReportSpec
+from funnel_reports.transforms.slices import (
     EmptySliceError,
     is_team,
     report_language,
     report_target,
     slice_tables,
 )
+from tests.helpers import history, opp, opportunities, path, touches
 
 TABLES = {
     "opportunities": opportunities(

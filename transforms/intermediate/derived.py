@@ -7,11 +7,16 @@ from datetime import datetime
 
 import polars as pl
 
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_entries
-from transforms.intermediate.reaches import every_reach, reach_times, stage_reaches
-from transforms.intermediate.states import DealStatesAt, deal_facts, deal_spans, deal_states
-from transforms.intermediate.visits import stage_visits
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_entries
+from funnel_reports.transforms.intermediate.reaches import every_reach, reach_times, stage_reaches
+from funnel_reports.transforms.intermediate.states import (
+    DealStatesAt,
+    deal_facts,
+    deal_spans,
+    deal_states,
+)
+from funnel_reports.transforms.intermediate.visits import stage_visits
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import polars as pl
 
-from schemas.vocabulary import LOST, WON
-from transforms.funnel_model import FunnelModel
+from funnel_reports.schemas.vocabulary import LOST, WON
+from funnel_reports.transforms.funnel_model import FunnelModel
 
 
 def stage_index(stage: pl.Expr, *, funnel: FunnelModel) -> pl.Expr:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import polars as pl
 
-from transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.funnel_model import FunnelModel
 
 # what stage_reaches' table holds; every_reach's carries the deal's created_at besides
 REACH_COLUMNS = ("opportunity_id", "stage", "stage_index", "reached_at")

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import polars as pl
 
-from schemas.vocabulary import LOST, OPEN, WON
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.reaches import stage_reaches
+from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.reaches import stage_reaches
 
 DEAL = "_deal"  # a deal's row in the opportunities table, and in `deal_facts`' table
 # what a deal state reads of an opportunity, and never changes with the instant

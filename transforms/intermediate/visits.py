@@ -6,8 +6,8 @@ from datetime import datetime
 
 import polars as pl
 
-from schemas.vocabulary import BACK, FORWARD, LOST, OPEN
-from transforms.expressions import days_between
+from funnel_reports.schemas.vocabulary import BACK, FORWARD, LOST, OPEN
+from funnel_reports.transforms.expressions import days_between
 
 
 def stage_visits(entries: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime) -> pl.LazyFrame:

@@ -22,15 +22,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from schemas.vocabulary import OPEN, WON
-from transforms.expressions import stable_mean, stable_sum
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.derived import DerivedTables
-from transforms.intermediate.states import DealStatesAt
-from transforms.marts.forecast import forecast as stage_weighted_forecast
-from transforms.marts.forecast import weighted_open_deals
-from transforms.marts.monte_carlo import DRAWS, OpenAndNew, monte_carlo, monte_carlo_of_runs
-from transforms.marts.next_period import (
+from funnel_reports.schemas.vocabulary import OPEN, WON
+from funnel_reports.transforms.expressions import stable_mean, stable_sum
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.derived import DerivedTables
+from funnel_reports.transforms.intermediate.states import DealStatesAt
+from funnel_reports.transforms.marts.forecast import forecast as stage_weighted_forecast
+from funnel_reports.transforms.marts.forecast import weighted_open_deals
+from funnel_reports.transforms.marts.monte_carlo import (
+    DRAWS,
+    OpenAndNew,
+    monte_carlo,
+    monte_carlo_of_runs,
+)
+from funnel_reports.transforms.marts.next_period import (
     PRICE_SEGMENT,
     STAGE_AGE,
     STAGE_AGE_CLOSE,
@@ -45,8 +50,8 @@ from transforms.marts.next_period import (
     training_rows,
     within_probabilities,
 )
-from transforms.marts.win_probabilities import stage_probabilities
-from transforms.periods import Period, add_months
+from funnel_reports.transforms.marts.win_probabilities import stage_probabilities
+from funnel_reports.transforms.periods import Period, add_months
 
 LANDMARK, LANDMARK_CLOSE_DATE = "landmark", "landmark_close_date"
 OPEN_DEALS, NEW_DEALS = "open_deals", "new_deals"

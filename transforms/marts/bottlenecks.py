@@ -8,10 +8,10 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import FORWARD, LOST
-from transforms.expressions import ratio
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_frame
+from funnel_reports.schemas.vocabulary import FORWARD, LOST
+from funnel_reports.transforms.expressions import ratio
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_frame
 
 Z_95 = 1.959964
 

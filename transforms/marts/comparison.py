@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from transforms.intermediate.states import DealStatesAt
-from transforms.marts.kpis import change, kpis
-from transforms.periods import Period
+from funnel_reports.transforms.intermediate.states import DealStatesAt
+from funnel_reports.transforms.marts.kpis import change, kpis
+from funnel_reports.transforms.periods import Period
 
 TREND_PERIODS = 6
 TREND_FIGURES = ("open_amount", "won_count", "won_amount", "lost_count", "win_rate")

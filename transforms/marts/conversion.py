@@ -6,10 +6,10 @@ from datetime import datetime
 
 import polars as pl
 
-from schemas.vocabulary import LOST
-from transforms.expressions import in_interval, ratio
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_frame
+from funnel_reports.schemas.vocabulary import LOST
+from funnel_reports.transforms.expressions import in_interval, ratio
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_frame
 
 
 def conversion(

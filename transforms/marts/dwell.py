@@ -6,9 +6,9 @@ from datetime import datetime
 
 import polars as pl
 
-from transforms.expressions import stable_mean
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.expressions import stable_mean
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_frame
 
 
 def kaplan_meier_median(visits: pl.LazyFrame) -> pl.LazyFrame:

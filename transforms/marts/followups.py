@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import OPEN, RESOLVED
-from transforms.expressions import days_between, in_interval, stable_sum
+from funnel_reports.schemas.vocabulary import OPEN, RESOLVED
+from funnel_reports.transforms.expressions import days_between, in_interval, stable_sum
 
 SILENT_DAYS = 14
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import OPEN
-from transforms.expressions import stable_sum
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_frame
+from funnel_reports.schemas.vocabulary import OPEN
+from funnel_reports.transforms.expressions import stable_sum
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_frame
 
 
 def weighted_open_deals(states: pl.LazyFrame, probabilities: pl.DataFrame) -> pl.LazyFrame:

@@ -7,8 +7,14 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import LOST, OPEN, WON
-from transforms.expressions import days_between, in_interval, ratio, stable_mean, stable_sum
+from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
+from funnel_reports.transforms.expressions import (
+    days_between,
+    in_interval,
+    ratio,
+    stable_mean,
+    stable_sum,
+)
 
 WINDOW_FIGURES = ("won_count", "lost_count", "win_rate", "avg_won_amount", "median_cycle_days")
 

@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from schemas.vocabulary import LOST, WON
-from transforms.expressions import days_between, in_interval, stable_sum
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_index
-from transforms.intermediate.states import DEAL, DealStatesAt, deal_states_at
-from transforms.periods import Period, add_months
+from funnel_reports.schemas.vocabulary import LOST, WON
+from funnel_reports.transforms.expressions import days_between, in_interval, stable_sum
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_index
+from funnel_reports.transforms.intermediate.states import DEAL, DealStatesAt, deal_states_at
+from funnel_reports.transforms.periods import Period, add_months
 
 # age in stage at a landmark, in days: bins [0, 7) [7, 14) [14, 30) [30, 60) [60, ∞)
 AGE_EDGES_DAYS = (7.0, 14.0, 30.0, 60.0)

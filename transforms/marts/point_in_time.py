@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import OPEN
+from funnel_reports.schemas.vocabulary import OPEN
 
 NO_STAGE_HISTORY = "no_stage_history"
 STALL_REASON_CURRENT = "stall_reason_current"

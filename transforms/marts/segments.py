@@ -7,8 +7,8 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import SEGMENT_DIMENSIONS
-from transforms.marts.kpis import headline_figures
+from funnel_reports.schemas.vocabulary import SEGMENT_DIMENSIONS
+from funnel_reports.transforms.marts.kpis import headline_figures
 
 
 def segments(

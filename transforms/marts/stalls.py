@@ -7,9 +7,9 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import OPEN
-from transforms.expressions import days_between, stable_sum
-from transforms.funnel_model import FunnelModel
+from funnel_reports.schemas.vocabulary import OPEN
+from funnel_reports.transforms.expressions import days_between, stable_sum
+from funnel_reports.transforms.funnel_model import FunnelModel
 
 STALLED_DEALS_LISTED = 15
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import WON
-from transforms.expressions import days_between
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_frame
+from funnel_reports.schemas.vocabulary import WON
+from funnel_reports.transforms.expressions import days_between
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_frame
 
 
 def target_decomposition(

@@ -6,8 +6,8 @@ from typing import Any
 
 import polars as pl
 
-from schemas.vocabulary import LOST, OPEN, WON
-from transforms.expressions import ratio, stable_sum
+from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
+from funnel_reports.transforms.expressions import ratio, stable_sum
 
 
 def totals(states: pl.LazyFrame) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import polars as pl
 
-from schemas.vocabulary import LOST, RESOLVED, WON
-from transforms.funnel_model import FunnelModel
-from transforms.intermediate.entries import stage_frame
+from funnel_reports.schemas.vocabulary import LOST, RESOLVED, WON
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.entries import stage_frame
 
 
 def resolved_in_window(states: pl.LazyFrame, *, window_start: datetime) -> pl.LazyFrame:

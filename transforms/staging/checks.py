@@ -16,10 +16,15 @@ from typing import Any
 
 import polars as pl
 
-from schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types
-from schemas.reasons import CREATED_MOVED_BACK
-from schemas.validation import ValidatedTable, reason_category, reason_counts, validate_table
-from schemas.vocabulary import (
+from funnel_reports.schemas.canonical import NOT_ANALYSED, TABLE_MODELS, column_types
+from funnel_reports.schemas.reasons import CREATED_MOVED_BACK
+from funnel_reports.schemas.validation import (
+    ValidatedTable,
+    reason_category,
+    reason_counts,
+    validate_table,
+)
+from funnel_reports.schemas.vocabulary import (
     FOLLOWUPS,
     KEEP,
     OPPORTUNITIES,
@@ -27,13 +32,13 @@ from schemas.vocabulary import (
     STAGE_HISTORY,
     WON,
 )
-from transforms.freshness import data_as_of
-from transforms.funnel_model import RunSettings
-from transforms.staging.currency import in_report_currency
-from transforms.staging.layout import InputFile, Inputs, TypedTable
-from transforms.staging.mapping import SNAPSHOT
-from transforms.staging.masking import mask_contacts, masked_table
-from transforms.staging.outcomes import (
+from funnel_reports.transforms.freshness import data_as_of
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.staging.currency import in_report_currency
+from funnel_reports.transforms.staging.layout import InputFile, Inputs, TypedTable
+from funnel_reports.transforms.staging.mapping import SNAPSHOT
+from funnel_reports.transforms.staging.masking import mask_contacts, masked_table
+from funnel_reports.transforms.staging.outcomes import (
     CLOSE_UNKNOWN,
     MOVED_CREATED,
     SNAPSHOT_COLUMNS,
@@ -46,8 +51,13 @@ from transforms.staging.outcomes import (
     snapshot_closes,
     stage_from_history,
 )
-from transforms.staging.parse import parse_stage, parsed_table, plausible_dates, stage_lookup
-from transforms.staging.rules import (
+from funnel_reports.transforms.staging.parse import (
+    parse_stage,
+    parsed_table,
+    plausible_dates,
+    stage_lookup,
+)
+from funnel_reports.transforms.staging.rules import (
     history_after_loss_reasons,
     history_before_created_reasons,
     opportunity_rule_reasons,

@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from transforms.funnel_model import ExchangeRate, ExchangeRates, RunSettings
-from transforms.staging.layout import SourceTable, UnusableInputError
+from funnel_reports.transforms.funnel_model import ExchangeRate, ExchangeRates, RunSettings
+from funnel_reports.transforms.staging.layout import SourceTable, UnusableInputError
 
 CURRENCY = "currency"
 CODE = r"^[A-Z]{3}$"

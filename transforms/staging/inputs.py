@@ -16,11 +16,15 @@ from pathlib import Path
 
 import polars as pl
 
-from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from transforms.funnel_model import Lookup, RunSettings
-from transforms.staging.checks import input_headers, typed_table
-from transforms.staging.currency import currency_settings, export_rates, is_rate_table
-from transforms.staging.layout import (
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.funnel_model import Lookup, RunSettings
+from funnel_reports.transforms.staging.checks import input_headers, typed_table
+from funnel_reports.transforms.staging.currency import (
+    currency_settings,
+    export_rates,
+    is_rate_table,
+)
+from funnel_reports.transforms.staging.layout import (
     Assignment,
     InputFile,
     Inputs,
@@ -36,8 +40,8 @@ from transforms.staging.layout import (
     refuse_needed_files,
     refuse_ties,
 )
-from transforms.staging.lookups import joined_lookups
-from transforms.staging.mapping import (
+from funnel_reports.transforms.staging.lookups import joined_lookups
+from funnel_reports.transforms.staging.mapping import (
     SNAPSHOT,
     canonical_rows,
     canonical_tables,
@@ -45,7 +49,7 @@ from transforms.staging.mapping import (
     numbered,
     snapshot_history,
 )
-from transforms.staging.presets import Preset
+from funnel_reports.transforms.staging.presets import Preset
 
 # a table's rows, read: only the given headers of it (all of them: None)
 RowReader = Callable[[SourceTable, list[str] | None], SourceTable]

@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from schemas.canonical import NOT_ANALYSED
-from schemas.vocabulary import (
+from funnel_reports.schemas.canonical import NOT_ANALYSED
+from funnel_reports.schemas.vocabulary import (
     AUTO,
     CANONICAL,
     COMPOSITE_ID_TABLES,
@@ -25,8 +25,8 @@ from schemas.vocabulary import (
     QUARANTINE,
     TABLES,
 )
-from transforms.funnel_model import Lookup, RunSettings
-from transforms.staging.presets import (
+from funnel_reports.transforms.funnel_model import Lookup, RunSettings
+from funnel_reports.transforms.staging.presets import (
     REQUIRED,
     Preset,
     TableMatch,

@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from transforms.funnel_model import Lookup
-from transforms.staging.layout import InputFile, SourceTable, UnusableInputError
-from transforms.staging.parse import blank_to_null
+from funnel_reports.transforms.funnel_model import Lookup
+from funnel_reports.transforms.staging.layout import InputFile, SourceTable, UnusableInputError
+from funnel_reports.transforms.staging.parse import blank_to_null
 
 ESTIMATED_ONLY = ("amount",)  # filled only where the opportunity has none
 

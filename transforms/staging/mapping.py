@@ -15,10 +15,15 @@ from dataclasses import replace
 
 import polars as pl
 
-from schemas.vocabulary import COMPOSITE_SEPARATOR, OPPORTUNITIES, READ_REASON, TABLES
-from transforms.staging.layout import InputFile, UnusableInputError
-from transforms.staging.parse import blank_or_null_word, blank_to_null, parse_boolean
-from transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
+from funnel_reports.schemas.vocabulary import (
+    COMPOSITE_SEPARATOR,
+    OPPORTUNITIES,
+    READ_REASON,
+    TABLES,
+)
+from funnel_reports.transforms.staging.layout import InputFile, UnusableInputError
+from funnel_reports.transforms.staging.parse import blank_or_null_word, blank_to_null, parse_boolean
+from funnel_reports.transforms.staging.presets import DATE_ENTERED, FLAG_COLUMNS, TableMatch
 
 SNAPSHOT = "_snapshot"
 SOURCE_ROW = "_source_row"  # the row's number within its own file

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas.vocabulary import LOST, OPEN, WON
-from transforms.funnel_model import FunnelModel, ParseOptions
-from transforms.staging.mapping import SNAPSHOT
-from transforms.staging.parse import blank_to_null, localized, parse_stage
+from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
+from funnel_reports.transforms.funnel_model import FunnelModel, ParseOptions
+from funnel_reports.transforms.staging.mapping import SNAPSHOT
+from funnel_reports.transforms.staging.parse import blank_to_null, localized, parse_stage
 
 STAGE_FROM_HISTORY = "_stage_from_history"
 

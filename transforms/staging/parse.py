@@ -14,10 +14,18 @@ from datetime import date, datetime, time, timedelta
 
 import polars as pl
 
-from schemas import reasons
-from schemas.vocabulary import CHANNELS, LOST, OPEN, PARSE_REASONS, READ_REASON, STATUSES, WON
-from transforms.funnel_model import FunnelModel, ParseOptions
-from transforms.staging.currency import CODE, CURRENCY, parse_currency
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.vocabulary import (
+    CHANNELS,
+    LOST,
+    OPEN,
+    PARSE_REASONS,
+    READ_REASON,
+    STATUSES,
+    WON,
+)
+from funnel_reports.transforms.funnel_model import FunnelModel, ParseOptions
+from funnel_reports.transforms.staging.currency import CODE, CURRENCY, parse_currency
 
 ZONED_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
 TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p", "%I:%M:%S%p", "%I:%M%p")

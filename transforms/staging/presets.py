@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from schemas.canonical import TABLE_MODELS, required_columns
-from schemas.vocabulary import CANONICAL, PRESETS, STAGE_HISTORY
-from transforms.funnel_model import Lookup
+from funnel_reports.schemas.canonical import TABLE_MODELS, required_columns
+from funnel_reports.schemas.vocabulary import CANONICAL, PRESETS, STAGE_HISTORY
+from funnel_reports.transforms.funnel_model import Lookup
 
 # required canonical columns: the models' non-nullable ones, but status (derived when absent)
 REQUIRED = {

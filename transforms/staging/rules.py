@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas import reasons
-from schemas.vocabulary import LOST, OPEN, WON
-from transforms.funnel_model import FunnelModel
-from transforms.staging.outcomes import CLOSE_UNKNOWN
-from transforms.staging.parse import localized
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.staging.outcomes import CLOSE_UNKNOWN
+from funnel_reports.transforms.staging.parse import localized
 
 
 def opportunity_rule_reasons(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from transforms.funnel_model import RunSettings
-from transforms.staging.checks import validate_inputs
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.staging.checks import validate_inputs
 
 HEADER = "opportunity_id,stage,status,created_at,closed_at,amount,owner\n"
 

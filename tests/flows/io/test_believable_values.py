@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas import reasons
+from funnel_reports.schemas import reasons
 from tests.flows.io.folders import HEADER, deals_folder, quarantined, read
 
 AMOUNTS = {

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from flows.io import readers
-from flows.io.exports import read_inputs
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io import readers
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.staging.checks import validate_inputs
 from tests.flows.io.folders import as_read
-from transforms.funnel_model import RunSettings
-from transforms.staging.checks import validate_inputs
 
 DEALS = (
     "opportunity_id,stage,status,created_at,amount\n"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from flows.io.config import ConfigError, settings_from_toml
-from flows.io.exports import read_inputs
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.config import ConfigError, settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.staging.checks import validate_inputs
 from tests.flows.io.folders import as_read
-from transforms.staging.checks import validate_inputs
 
 DYNAMICS = (
     "Topic,Potential Customer,Account,Est. Close Date,Est. Revenue,Status,Sales Stage,Owner,"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.io.config import ConfigError, FunnelToml, settings_from_toml
-from transforms.funnel_model import ReportSpec
+from funnel_reports.flows.io.config import ConfigError, FunnelToml, settings_from_toml
+from funnel_reports.transforms.funnel_model import ReportSpec
 
 REPORTS = """
 [[reports]]

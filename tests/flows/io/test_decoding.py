@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from flows.cli import main
+from funnel_reports.flows.cli import main
 from tests.flows.io.folders import HEADER, as_read, deals_folder, quarantined, read, refusal
 
 

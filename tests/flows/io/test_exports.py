@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from flows.io.exports import read_inputs, whole_quarantine
+from funnel_reports.flows.io.exports import read_inputs, whole_quarantine
+from funnel_reports.transforms.funnel_model import RunSettings, SourceSettings
+from funnel_reports.transforms.staging.checks import check_inputs, validate_inputs
+from funnel_reports.transforms.staging.layout import UnusableInputError
 from tests.flows.io.folders import as_read
-from transforms.funnel_model import RunSettings, SourceSettings
-from transforms.staging.checks import check_inputs, validate_inputs
-from transforms.staging.layout import UnusableInputError
 
 TEMPLATE_HEADER = [
     "机会编号",
@@ -303,7 +303,7 @@ amount = "Deal Value"
 
 def test_custom_layout_described_in_funnel_toml(tmp_path):
     """DESIGN §4's example mapping, on a layout no preset knows, through the whole run."""
-    from flows.cli import main
+    from funnel_reports.flows.cli import main
 
     folder = tmp_path / "in"
     folder.mkdir()

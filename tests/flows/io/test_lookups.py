@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from flows.cli import main
-from flows.io.config import ConfigError, settings_from_toml
-from flows.io.exports import read_inputs
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.config import ConfigError, settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.staging.checks import check_inputs
+from funnel_reports.transforms.staging.layout import UnusableInputError
 from tests.helpers import write_csv
-from transforms.staging.checks import check_inputs
-from transforms.staging.layout import UnusableInputError
 
 LOOKUPS = """
 [source.lookups.accounts]

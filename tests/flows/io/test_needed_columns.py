@@ -10,11 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.io.readers import Limits, read_csv_file
-from schemas.vocabulary import READ_REASON
-from transforms.funnel_model import Lookup, RunSettings, SourceSettings
-from transforms.staging.layout import InputFile, SourceTable, UnusableInputError, needed_headers
-from transforms.staging.presets import TableMatch
+from funnel_reports.flows.io.readers import Limits, read_csv_file
+from funnel_reports.schemas.vocabulary import READ_REASON
+from funnel_reports.transforms.funnel_model import Lookup, RunSettings, SourceSettings
+from funnel_reports.transforms.staging.layout import (
+    InputFile,
+    SourceTable,
+    UnusableInputError,
+    needed_headers,
+)
+from funnel_reports.transforms.staging.presets import TableMatch
 
 HEADER = ["id", "stage", "created", "email", "notes", "account", "won on"]
 

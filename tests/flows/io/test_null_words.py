@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flows.cli import main
-from flows.io.exports import read_inputs
-from transforms.funnel_model import RunSettings
-from transforms.staging.checks import data_quality, validate_inputs
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.staging.checks import data_quality, validate_inputs
 
 HEADER = (
     "opportunity_id,stage,created_at,status,closed_at,expected_close_date,amount,owner,"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.io.outputs import exchange, publish_folder, staging_folder, write_json
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.io.outputs import exchange, publish_folder, staging_folder, write_json
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
 
 def report(folder: Path, mark: str) -> None:
@@ -63,7 +63,7 @@ def test_folders_are_exchanged_in_one_step_here(tmp_path):
 WRITER = """
 import sys, time
 from pathlib import Path
-from flows.io.outputs import staging_folder
+from funnel_reports.flows.io.outputs import staging_folder
 staging = staging_folder(Path(sys.argv[1]))
 (staging / "metrics.json").write_text("new")
 print(staging, flush=True)
@@ -170,8 +170,8 @@ def test_two_runs_of_one_period_at_once_end_with_one_complete_set(tmp_path):
 def test_json_outputs_follow_the_umask_like_the_reports(tmp_path):
     # metrics.json, manifest.json and delivery.json were 0600 (a temporary file's mode) while
     # report.pdf was 0644: the team could read the report but not its figures
-    from flows.io.ledger import write_ledger
-    from flows.io.outputs import UMASK, write_json
+    from funnel_reports.flows.io.ledger import write_ledger
+    from funnel_reports.flows.io.outputs import UMASK, write_json
 
     write_json(tmp_path / "metrics.json", {"a": 1})
     write_ledger(tmp_path / "delivery.json", {"sends": []})

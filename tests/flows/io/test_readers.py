@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from transforms.funnel_model import RunSettings
-from transforms.staging.checks import validate_inputs
+from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.staging.checks import validate_inputs
 
 SALESFORCE_HEADER = "Id,Name,StageName,CreatedDate,CloseDate,Amount,Account Name,Billing City\n"
 # Salesforce's Data Export writes ISO-8859-1 in many orgs. The first file's accented letters

@@ -10,7 +10,7 @@ import sys
 import pytest
 import xlsxwriter
 
-from flows.cli import main
+from funnel_reports.flows.cli import main
 from tests.flows.io.folders import HEADER, deals_folder, refusal
 
 
@@ -76,9 +76,9 @@ def test_a_header_only_export_answers_before_prefect_starts(tmp_path):
 
 
 def test_a_sheet_with_a_header_only_is_refused_from_its_dimension(tmp_path):
-    from flows.io.exports import check_layout
-    from transforms.funnel_model import RunSettings
-    from transforms.staging.layout import UnusableInputError
+    from funnel_reports.flows.io.exports import check_layout
+    from funnel_reports.transforms.funnel_model import RunSettings
+    from funnel_reports.transforms.staging.layout import UnusableInputError
 
     folder = tmp_path / "in"
     folder.mkdir()

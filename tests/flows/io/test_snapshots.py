@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flows.io.exports import read_inputs
-from schemas import reasons
-from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from transforms.funnel_model import RunSettings
-from transforms.intermediate.derived import derive_tables
-from transforms.metrics_document import funnel_metrics
-from transforms.periods import parse_period
-from transforms.staging.checks import check_inputs
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.schemas import reasons
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.staging.checks import check_inputs
 
 SETTINGS = RunSettings()  # UTC: a snapshot folder's date is that day's midnight UTC
 HEADER = "opportunity_id,stage,status,created_at,closed_at,amount"

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from flows.io.config import settings_from_toml
-from flows.io.exports import read_inputs
-from schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.flows.io.config import settings_from_toml
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.staging.checks import check_inputs
+from funnel_reports.transforms.staging.layout import UnusableInputError
 from tests.helpers import by_key, write_csv
-from transforms.intermediate.derived import derive_tables
-from transforms.metrics_document import funnel_metrics
-from transforms.periods import parse_period
-from transforms.staging.checks import check_inputs
-from transforms.staging.layout import UnusableInputError
 
 MAPPING = """
 [source]

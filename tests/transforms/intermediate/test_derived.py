@@ -1,8 +1,8 @@
 """The derived tables of an export with no valid deal: empty, not an engine failure."""
 
+from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.periods import parse_period
 from tests.helpers import SETTINGS, history, metrics_for, opportunities
-from transforms.intermediate.derived import derive_tables
-from transforms.periods import parse_period
 
 
 def test_no_deal_at_all_derives_empty_tables():

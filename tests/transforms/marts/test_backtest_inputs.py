@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from schemas.vocabulary import LOST, WON
-from tests.helpers import history, opp, opportunities, path, world
-from transforms.marts.monte_carlo import OpenAndNew, monte_carlo, monte_carlo_of_runs
-from transforms.marts.win_probabilities import (
+from funnel_reports.schemas.vocabulary import LOST, WON
+from funnel_reports.transforms.marts.monte_carlo import OpenAndNew, monte_carlo, monte_carlo_of_runs
+from funnel_reports.transforms.marts.win_probabilities import (
     overall_win_rate,
     resolved_in_window,
     smoothed_probabilities,
     stage_probabilities,
 )
-from transforms.periods import parse_period
+from funnel_reports.transforms.periods import parse_period
+from tests.helpers import history, opp, opportunities, path, world
 
 
 def mixed_world():

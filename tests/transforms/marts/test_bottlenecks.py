@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from transforms.funnel_model import RunSettings
-from transforms.marts.bottlenecks import bottlenecks, median_interval, two_proportion_z
+from funnel_reports.transforms.funnel_model import RunSettings
+from funnel_reports.transforms.marts.bottlenecks import (
+    bottlenecks,
+    median_interval,
+    two_proportion_z,
+)
 
 JUNE, WINDOW = datetime(2024, 6, 1, tzinfo=UTC), datetime(2023, 7, 1, tzinfo=UTC)
 IN_JUNE, BEFORE = datetime(2024, 6, 10, tzinfo=UTC), datetime(2024, 3, 10, tzinfo=UTC)

@@ -5,6 +5,7 @@ The period is 2024-06 in UTC unless a test says otherwise (see `tests.helpers.wo
 
 from __future__ import annotations
 
+from funnel_reports.transforms.funnel_model import RunSettings
 from tests.helpers import (
     by_key,
     figures,
@@ -13,7 +14,6 @@ from tests.helpers import (
     touches,
     typed,
 )
-from transforms.funnel_model import RunSettings
 
 
 def test_followup_activity():

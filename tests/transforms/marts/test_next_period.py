@@ -13,10 +13,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from funnel_reports.transforms.marts.backtest import forecast_at, spread_factor, widened
+from funnel_reports.transforms.marts.monte_carlo import monte_carlo
+from funnel_reports.transforms.marts.next_period import priced
 from tests.helpers import figures, history, opp, opportunities, path, world
-from transforms.marts.backtest import forecast_at, spread_factor, widened
-from transforms.marts.monte_carlo import monte_carlo
-from transforms.marts.next_period import priced
 
 
 def inputs_of(w):

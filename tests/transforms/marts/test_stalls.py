@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from funnel_reports.transforms.funnel_model import FunnelModel
 from tests.helpers import (
     SETTINGS,
     by_key,
@@ -15,7 +16,6 @@ from tests.helpers import (
     opp,
     opportunities,
 )
-from transforms.funnel_model import FunnelModel
 
 
 def test_stalls_threshold_is_strict_and_blank_reason_is_missing():

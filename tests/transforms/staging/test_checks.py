@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.io.exports import read_inputs, whole_quarantine
+from funnel_reports.flows.io.exports import read_inputs, whole_quarantine
+from funnel_reports.transforms.staging.checks import check_inputs, validate_inputs
 from tests.helpers import SETTINGS, write_csv
-from transforms.staging.checks import check_inputs, validate_inputs
 
 GOOD = {"opportunity_id": "OK", "stage": "lead", "created_at": "2024-06-01"}
 

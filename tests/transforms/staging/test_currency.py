@@ -13,12 +13,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.io.exports import read_inputs
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.funnel_model import ExchangeRate, ExchangeRates
+from funnel_reports.transforms.staging.checks import check_inputs
+from funnel_reports.transforms.staging.currency import parse_currency
+from funnel_reports.transforms.staging.layout import UnusableInputError
 from tests.helpers import SETTINGS, by_key, metrics_for
-from transforms.funnel_model import ExchangeRate, ExchangeRates
-from transforms.staging.checks import check_inputs
-from transforms.staging.currency import parse_currency
-from transforms.staging.layout import UnusableInputError
 
 OPPORTUNITY = (
     "Id,StageName,CreatedDate,CloseDate,IsWon,IsClosed,Amount,CurrencyIsoCode\n"

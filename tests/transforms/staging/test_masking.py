@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from transforms.staging.masking import mask_contacts, masked_table
+from funnel_reports.transforms.staging.masking import mask_contacts, masked_table
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.vocabulary import PARSE_REASONS
-from transforms.funnel_model import ParseOptions, RunSettings
-from transforms.periods import parse_period
-from transforms.staging.parse import (
+from funnel_reports.schemas.vocabulary import PARSE_REASONS
+from funnel_reports.transforms.funnel_model import ParseOptions, RunSettings
+from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.staging.parse import (
     infer_date_order,
     localized,
     parse_amount,

@@ -9,15 +9,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.io.config import load_presets
-from flows.io.exports import read_inputs
-from report_templates.narrative import stage_mapping_line
-from schemas.vocabulary import PRESETS
-from transforms.funnel_model import RunSettings, SourceSettings
-from transforms.staging.checks import unknown_stages, validate_inputs
-from transforms.staging.layout import candidate_presets, effective_settings
-from transforms.staging.parse import parse_stage
-from transforms.staging.presets import Preset
+from funnel_reports.flows.io.config import load_presets
+from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.report_templates.narrative import stage_mapping_line
+from funnel_reports.schemas.vocabulary import PRESETS
+from funnel_reports.transforms.funnel_model import RunSettings, SourceSettings
+from funnel_reports.transforms.staging.checks import unknown_stages, validate_inputs
+from funnel_reports.transforms.staging.layout import candidate_presets, effective_settings
+from funnel_reports.transforms.staging.parse import parse_stage
+from funnel_reports.transforms.staging.presets import Preset
 
 
 def test_a_mapping_laid_over_a_preset_keeps_every_setting_it_does_not_set():
