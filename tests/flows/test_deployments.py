@@ -9,9 +9,9 @@ import yaml
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import load_flow_from_entrypoint
 
-from flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
-from flows.report_flow import funnel_report
-from flows.serve import SCHEDULES, report_deployments
+from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
+from funnel_reports.flows.report_flow import funnel_report
+from funnel_reports.flows.serve import SCHEDULES, report_deployments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_monthly_and_quarterly_deployments_are_valid():
     assert set(deployments) == {"monthly", "quarterly"}
     accepted = set(inspect.signature(funnel_report.fn).parameters)
     for deployment in deployments.values():
-        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        flow = load_flow_from_entrypoint(deployment["entrypoint"])  # a module, not a path
         assert flow.name == funnel_report.name
         assert set(deployment["parameters"]) <= accepted
         for schedule in deployment["schedules"]:
