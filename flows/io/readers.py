@@ -16,7 +16,7 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,14 +70,26 @@ def digest_key(path: Path) -> tuple[str, int, int, int]:
     return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
+PIECE_BYTES = 16 << 20  # the piece of a file looked at a time
+
+
+def file_pieces(path: Path, size: int) -> Iterator[np.ndarray]:
+    """The bytes of a file of `size` bytes, a piece at a time, each read into the same buffer
+    (a mapped file would count whole in the process's resident memory): a piece is valid
+    until the next one is asked for."""
+    buffer = bytearray(min(size, PIECE_BYTES))
+    with path.open("rb", buffering=0) as handle:
+        while length := handle.readinto(buffer):
+            yield np.frombuffer(buffer, np.uint8, length)
+
+
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, hashed once per process while the file stays the same."""
     key = digest_key(path)
     if key not in _DIGESTS:
         digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(8 << 20), b""):
-                digest.update(block)
+        for piece in file_pieces(path, key[2]):
+            digest.update(piece)
         _DIGESTS[key] = digest.hexdigest()
     return _DIGESTS[key]
 
@@ -232,6 +244,12 @@ def line_numbers(rows: pl.DataFrame, columns: list[str], first_line: int) -> pl.
 
 HEAD_BYTES = 1 << 20  # enough for the header line and the encoding and delimiter checks
 UTF8_ENCODINGS = ("utf-8", "utf-8-sig")
+
+
+def reads_as_utf8(encoding: str, forced: str | None) -> bool:
+    """Whether a file whose bytes read as `encoding` goes to polars straight from disk: UTF-8,
+    unless `[source.parse] encoding` (`forced`) names another."""
+    return encoding in UTF8_ENCODINGS and (forced is None or codecs.lookup(forced).name == "utf-8")
 
 
 def head_encoding(head: bytes) -> str:
@@ -483,9 +501,6 @@ def csv_head(path: Path, forced: str | None, limits: Limits) -> Head:
     return Head(encoding, delimiter, raw_header, header, text[used:])
 
 
-PRECHECK_BYTES = 16 << 20  # the piece of a file looked at a time
-
-
 def nul_refusal(path: Path, at: int) -> UnusableInputError:
     return UnusableInputError(
         f"{path}: holds NUL bytes (the first at byte {at}): a file with a hole, or not a "
@@ -513,7 +528,7 @@ def precheck(path: Path, head: Head, limits: Limits) -> Start:
             str(path), f"{size:,} bytes", limits.max_file_bytes, "bytes", "max_file_bytes"
         )
     with path.open("rb") as handle:
-        piece = np.frombuffer(handle.read(PRECHECK_BYTES), np.uint8)
+        piece = np.frombuffer(handle.read(PIECE_BYTES), np.uint8)
     if piece.size and not wide_encoding(head) and piece.min() == 0:
         raise nul_refusal(path, int(np.argmin(piece)))
     breaks = int(np.count_nonzero(piece == 10))
@@ -528,8 +543,7 @@ def wide_encoding(head: Head) -> bool:
 def scan_file(
     path: Path, head: Head, limits: Limits, *, count_fields: bool = False
 ) -> tuple[Scan, str]:
-    """One pass over a CSV file's bytes, a piece at a time into one buffer (a mapped file
-    would count whole in the process's resident memory): no NUL byte, its lines (within
+    """One pass over a CSV file's bytes (`file_pieces`): no NUL byte, its lines (within
     `max_rows`), with `count_fields` its delimiter and quote bytes; and its SHA-256, hashed
     in the same pass unless this process has it already (`sha256_of`)."""
     key = digest_key(path)
@@ -538,19 +552,16 @@ def scan_file(
     breaks, delimiters, quotes, last, at = 0, 0, 0, b"", 0
     # a delimiter wider than a byte is not counted: its file is read whole
     mark = ord(head.delimiter) if count_fields and len(head.delimiter.encode()) == 1 else None
-    buffer = bytearray(min(key[2], PRECHECK_BYTES))
-    with path.open("rb", buffering=0) as handle:
-        while length := handle.readinto(buffer):
-            piece = np.frombuffer(buffer, np.uint8, length)
-            if digest is not None:
-                digest.update(piece)
-            if not wide and piece.min() == 0:
-                raise nul_refusal(path, at + int(np.argmin(piece)))
-            breaks += int(np.count_nonzero(piece == 10))
-            if mark is not None:
-                delimiters += int(np.count_nonzero(piece == mark))
-                quotes += int(np.count_nonzero(piece == 34))
-            last, at = bytes(piece[-1:]), at + length
+    for piece in file_pieces(path, key[2]):
+        if digest is not None:
+            digest.update(piece)
+        if not wide and piece.min() == 0:
+            raise nul_refusal(path, at + int(np.argmin(piece)))
+        breaks += int(np.count_nonzero(piece == 10))
+        if mark is not None:
+            delimiters += int(np.count_nonzero(piece == mark))
+            quotes += int(np.count_nonzero(piece == 34))
+        last, at = bytes(piece[-1:]), at + piece.size
     if digest is not None:
         _DIGESTS[key] = digest.hexdigest()
     header_lines = 1 + sum(h.count("\n") for h in head.raw_header)
@@ -673,9 +684,7 @@ def read_csv_file(
     head = csv_head(path, forced, limits)
     narrower = columns is not None and not set(head.header) <= set(columns)
     start = precheck(path, head, limits)
-    utf8 = head.encoding in UTF8_ENCODINGS and (
-        forced is None or codecs.lookup(forced).name == "utf-8"
-    )
+    utf8 = reads_as_utf8(head.encoding, forced)
     with ThreadPoolExecutor(max_workers=1) as pool:
         scanning = pool.submit(scan_file, path, head, limits, count_fields=narrower)
 
@@ -917,41 +926,44 @@ def read_again(
     table: SourceTable, rows: pl.Series, encoding: str | None, limits: Limits
 ) -> pl.DataFrame:
     """The `unread` columns of a table's records numbered `rows` (its `_row`), read again
-    from the file, in the order of `rows`. A UTF-8 CSV is streamed through polars, which
-    keeps only those records (a few quarantined rows of a 10-million-row file cost a pass,
-    not the file's text); a sheet, or a CSV in another encoding, is read whole again."""
-    utf8 = table.encoding in UTF8_ENCODINGS and table.delimiter is not None
-    if (
-        table.sheet is None
-        and utf8
-        and (encoding is None or codecs.lookup(encoding).name == "utf-8")
-    ):
-        if sha256_of(table.path) != table.sha256:
-            raise UnusableInputError(f"{table.path}: changed while it was read; read it again")
-        wanted = (
-            pl.scan_csv(
-                table.path,
-                separator=table.delimiter,
-                infer_schema=False,
-                has_header=True,
-                new_columns=table.header,
-                truncate_ragged_lines=True,
-            )
-            .with_row_index("_row", offset=1)
-            .filter(pl.col("_row").is_in(rows.cast(pl.UInt32).implode()))
-            .select("_row", *table.unread)
-            .collect(engine="streaming")
-        )
-        order = pl.DataFrame({"_row": rows.cast(pl.UInt32)})
-        return order.join(wanted, on="_row", how="left", maintain_order="left").drop("_row")
+    from the file, in the order of `rows`; a file that changed since it was read stops the
+    run. A UTF-8 CSV is streamed through polars, which keeps only those records (a few
+    quarantined rows of a 10-million-row file cost a pass, not the file's text); a sheet, or
+    a CSV polars cannot read as UTF-8, is read whole again, as it was read."""
+    if sha256_of(table.path) != table.sha256:
+        raise UnusableInputError(f"{table.path}: changed while it was read; read it again")
+    if table.sheet is None and table.delimiter and reads_as_utf8(table.encoding, encoding):
+        try:
+            return streamed_records(table, table.delimiter, rows)
+        except pl.exceptions.ComputeError:  # bytes that are not UTF-8: decoded in Python
+            pass
     again = (
         workbook_table(replace(table, frame=None, unread=()), limits)
         if table.sheet is not None
         else read_csv_file(table.path, encoding, limits, list(table.unread))
     )
-    if again.sha256 != table.sha256:
-        raise UnusableInputError(f"{table.path}: changed while it was read; read it again")
     return rows_numbered(again.rows.select(table.unread), rows)
+
+
+def streamed_records(table: SourceTable, delimiter: str, rows: pl.Series) -> pl.DataFrame:
+    """The `unread` columns of a CSV's records numbered `rows`, in their order: polars
+    streams the file and keeps only those records."""
+    wanted = (
+        pl.scan_csv(
+            table.path,
+            separator=delimiter,
+            infer_schema=False,
+            has_header=True,
+            new_columns=table.header,
+            truncate_ragged_lines=True,
+        )
+        .with_row_index("_row", offset=1)
+        .filter(pl.col("_row").is_in(rows.cast(pl.UInt32).implode()))
+        .select("_row", *table.unread)
+        .collect(engine="streaming")
+    )
+    order = pl.DataFrame({"_row": rows.cast(pl.UInt32)})
+    return order.join(wanted, on="_row", how="left", maintain_order="left").drop("_row")
 
 
 def read_source_file(

@@ -88,7 +88,7 @@ def test_a_nul_byte_past_the_first_piece_is_found_by_the_pass_beside_the_read(
     """Only a file's first piece is looked at before it is read; the rest of its bytes are
     counted (and hashed) in a second thread while polars reads it, and a NUL there stops the
     run all the same, at its byte."""
-    monkeypatch.setattr(readers, "PRECHECK_BYTES", 16)
+    monkeypatch.setattr(readers, "PIECE_BYTES", 16)
     data = DEALS.encode() + b"C,lead,open,2024-06-03,3\0\n"
     arguments = folder_with(tmp_path, {"opportunities.csv": data})
     assert main(arguments) == 2
@@ -102,7 +102,7 @@ def test_a_nul_byte_past_the_first_piece_is_found_by_the_pass_beside_the_read(
 def test_rows_past_the_first_piece_are_held_to_the_row_limit_too(tmp_path, capsys, monkeypatch):
     """A file whose first piece promises well under `max_rows` is read while its rows are
     counted; more than `max_rows` stop the run once they are."""
-    monkeypatch.setattr(readers, "PRECHECK_BYTES", 64)
+    monkeypatch.setattr(readers, "PIECE_BYTES", 64)
     header = "opportunity_id,stage,status,created_at,amount\n"
     rows = "".join(f"D{i:02},lead,open,2024-06-01,1\n" for i in range(21))
     arguments = folder_with(

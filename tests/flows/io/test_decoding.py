@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 
 from funnel_reports.flows.cli import main
+from funnel_reports.flows.io.exports import whole_quarantine
+from funnel_reports.transforms.staging.checks import check_inputs
 from tests.flows.io.folders import HEADER, as_read, deals_folder, quarantined, read, refusal
 
 
@@ -24,6 +26,10 @@ def test_one_latin_1_byte_in_a_utf_8_file_quarantines_its_row_and_nothing_else(t
     }
     lines = dict(as_read(inputs).select("opportunity_id", "_line").iter_rows())
     assert lines["X"] == 14
+    # its row is written to the quarantine as it came, the byte as U+FFFD, like its reason
+    checked = whole_quarantine(check_inputs(inputs), inputs.files)
+    [row] = checked.quarantine["opportunities"].to_dicts()
+    assert (row["opportunity_id"], row["owner"], row["_line"]) == ("X", "Caf\ufffd", 14)
 
 
 def test_a_file_that_decodes_to_no_plausible_text_is_refused_with_the_encodings_tried(
