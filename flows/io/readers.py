@@ -644,15 +644,15 @@ def projected_records(
 
 
 def utf8_records(
-    path: Path, head: Head, columns: list[str] | None, start: Start, scan: Callable[[], Scan]
+    path: Path, head: Head, projected: list[str] | None, scan: Callable[[], Scan]
 ) -> pl.DataFrame | None:
-    """A UTF-8 file's records, read by polars straight from disk: only `columns` when the
-    file is plain one-line records (`projected_records`), else every column, checked. None
-    when polars finds bytes that are not UTF-8 (the file is decoded in Python instead).
-    `scan` waits for the pass over the file's bytes."""
+    """A UTF-8 file's records, read by polars straight from disk: only the `projected`
+    columns when the file is plain one-line records (`projected_records`), else every
+    column, checked. None when polars finds bytes that are not UTF-8 (the file is decoded in
+    Python instead). `scan` waits for the pass over the file's bytes."""
     try:
-        if columns is not None and not set(head.header) <= set(columns) and not start.quoted:
-            rows = projected_records(path, head, columns, scan)
+        if projected is not None:
+            rows = projected_records(path, head, projected, scan)
             if rows is not None:
                 return rows
         whole = path.read_bytes
@@ -693,7 +693,9 @@ def read_csv_file(
 
         if start.near_row_limit:  # counted before it is read: it may be over max_rows
             scan()
-        rows = utf8_records(path, head, columns, start, scan) if utf8 else None
+        # only some columns, unless a quote in the first piece says the file is not plain
+        projected = columns if narrower and not start.quoted else None
+        rows = utf8_records(path, head, projected, scan) if utf8 else None
         counted, sha256 = scanning.result()  # the limits hold before any file is decoded
     if rows is None:
         head, rows, breaks = decoded_records(path, forced, limits)
