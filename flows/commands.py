@@ -10,11 +10,11 @@ from typing import Any
 
 from prefect import flow
 
+from funnel_reports.flows.generate import GenerateSpec, generate_exports
 from funnel_reports.flows.io.config import settings_from_toml
 from funnel_reports.flows.io.exports import latest_full_month
 from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from funnel_reports.flows.report_flow import funnel_report
-from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 
 
 @flow(name="funnel-demo")
@@ -37,7 +37,7 @@ def generate_flow(
     followups_per_opportunity: float = 5.0,
     updates_per_opportunity: float = 0.0,
 ) -> dict[str, int]:
-    """Synthetic canonical exports (see flows.tools.generate), streamed to disk in chunks."""
+    """Synthetic canonical exports (see flows.generate), streamed to disk in chunks."""
     return generate_exports(
         Path(out_dir),
         GenerateSpec(

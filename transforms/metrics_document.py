@@ -91,7 +91,7 @@ def window_rates(derived: DerivedTables, *, period: Period, settings: RunSetting
 @dataclass(frozen=True)
 class CoreFigures:
     """The figures that follow from the deal states at the period end and the stage win
-    probabilities: what `python -m funnel_reports.flows.benchmark` also computes in DuckDB SQL."""
+    probabilities: what `python -m benchmarks.benchmark` also computes in DuckDB SQL."""
 
     kpis: dict[str, Any]
     funnel: pl.DataFrame

@@ -1,7 +1,7 @@
 """The benchmark's DuckDB SQL figures against the project's own: an independent oracle of the
 core figures (deal states, funnel, conversion, dwell, stalls, win probabilities, weighted
 pipeline, headline figures), on a generated export and on one edited to hold the cases the
-generator never writes; and a smoke test of `python -m funnel_reports.flows.tools.benchmark`."""
+generator never writes; and a smoke test of `python -m benchmarks.benchmark`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from funnel_reports.flows.tools.benchmark import (
+from benchmarks.benchmark import (
     PERIOD,
     disagreements,
     duckdb_core_figures,
     main,
     project_core_figures,
 )
-from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.flows.generate import GenerateSpec, generate_exports
 
 FIGURES = ("rows", "deal_states", "funnel", "conversion", "dwell", "stalls", "forecast", "kpis")
 PERIODS = (PERIOD, "2026-03", "2026-Q2")
@@ -269,7 +269,7 @@ def test_disagreements_name_the_figure_and_key():
 
 
 def test_the_benchmark_prints_the_ratio_of_the_project_to_duckdb(tmp_path, capsys):
-    """`python -m funnel_reports.flows.tools.benchmark` on a small export (a smoke test: the
+    """`python -m benchmarks.benchmark` on a small export (a smoke test: the
     times are not tested), without the whole `funnel run` and the report flow's steps."""
     assert main(["--sizes", "2000", "--work", str(tmp_path), "--no-run", "--no-steps"]) == 0
     out = capsys.readouterr().out

@@ -297,9 +297,9 @@ def test_metrics_are_the_same_bytes_in_either_language(demo, tmp_path):
 
 
 def test_the_benchmark_times_the_steps_the_flow_runs():
-    """`python -m funnel_reports.flows.tools.benchmark` measures the functions the flow calls (a
+    """`python -m benchmarks.benchmark` measures the functions the flow calls (a
     smoke test: the figures it prints are not tested)."""
-    from funnel_reports.flows.tools.benchmark import pipeline_steps
+    from benchmarks.benchmark import pipeline_steps
 
     steps = pipeline_steps(str(SAMPLE_DIR))
     assert list(steps) == ["read_validate", "derive", "compute", "render"]
@@ -307,9 +307,9 @@ def test_the_benchmark_times_the_steps_the_flow_runs():
 
 
 def test_the_forecast_benchmark_prints_every_export_and_the_goals(capsys):
-    """`python -m funnel_reports.flows.tools.forecast_benchmark` on one small seed (a smoke
+    """`python -m benchmarks.forecast` on one small seed (a smoke
     test: the backtest figures themselves are tested in tests/transforms and tests/oracle)."""
-    from funnel_reports.flows.tools.forecast_benchmark import main as forecast_benchmark
+    from benchmarks.forecast import main as forecast_benchmark
 
     assert forecast_benchmark(["--seeds", "7", "--opportunities", "2000"]) == 0
     out = capsys.readouterr().out

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.benchmark import local_server
 from funnel_reports.flows.io.resources import SAMPLE_DIR
 from funnel_reports.flows.serve import SCHEDULES
-from funnel_reports.flows.tools.benchmark import local_server
 from tests.flows.mailbox import config
 
 pytestmark = pytest.mark.heavy  # a real Prefect server, served deployments, mail

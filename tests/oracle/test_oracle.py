@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from funnel_reports.flows.generate import GenerateSpec, generate_exports
 from funnel_reports.flows.io.exports import read_inputs
-from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 from funnel_reports.transforms.funnel_model import RunSettings
 from funnel_reports.transforms.intermediate.derived import derive_tables
 from funnel_reports.transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE

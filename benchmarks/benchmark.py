@@ -1,4 +1,4 @@
-"""Speed and memory of each step at growing sizes: `python -m funnel_reports.flows.tools.benchmark`;
+"""Speed and memory of each step at growing sizes: `python -m benchmarks.benchmark`;
 `--fan-out` measures many reports of one export on each task runner.
 
 For each size it generates canonical exports with `funnel generate` (10 follow-ups and
@@ -12,7 +12,7 @@ in a fresh process with its wall time and peak memory:
   `funnel`, `conversion`, `dwell`, `stalls`, the stage win probabilities, the weighted
   pipeline and `kpis`: `project_core_figures`);
 - `DuckDB`: the same figures computed in DuckDB SQL from the same CSV files, read included
-  (`flows.tools.duckdb_figures`; DuckDB uses every core unless `--duckdb-threads`);
+  (`tests.oracle.duckdb_figures`; DuckDB uses every core unless `--duckdb-threads`);
 - the whole `funnel run` as a user runs it, Prefect included, twice (`--no-run` leaves it
   out): the faster time is shown, and the two metrics.json must be the same bytes.
 
@@ -48,6 +48,9 @@ SIZES = (10_000, 100_000, 1_000_000)
 PERIOD = "2026-09"
 # about 5 stage-history rows per deal: ~2.6 stage entries (most deals leak early) + updates
 UPDATES_PER_OPPORTUNITY = 2.4
+# the checkout: each measurement's fresh process imports this module (and the DuckDB oracle
+# in tests/oracle) from there
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> str:
@@ -265,8 +268,8 @@ def duckdb_core_figures(
     with the peak memory over them."""
     import duckdb  # noqa: F401  (imported before the clock starts, as polars is)
 
-    from funnel_reports.flows.tools.duckdb_figures import core_figures
     from funnel_reports.transforms.periods import parse_period
+    from tests.oracle.duckdb_figures import core_figures
 
     settings = benchmark_settings()
     report_period = parse_period(period, settings.timezone)
@@ -331,10 +334,12 @@ def disagreements(project: Any, other: Any, where: str = "") -> list[str]:
 
 def in_fresh_process(function: str, folder: Path, **arguments: Any) -> dict:
     code = (
-        "import json, funnel_reports.flows.tools.benchmark as b; "
-        f"print(json.dumps(b.{function}({str(folder)!r}, **{arguments!r})))"
+        "import json, benchmarks.benchmark as b; "
+        f"print(json.dumps(b.{function}({str(folder.resolve())!r}, **{arguments!r})))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=CHECKOUT
+    )
     if done.returncode:
         sys.exit(f"{function}({str(folder)!r}) failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -508,8 +513,8 @@ FAN_OUT_RUNNERS = {
 def report_set_config(folder: Path, reports: int) -> Path:
     """The sample's funnel.toml with `reports` [[reports]]: one per owner, region, industry
     of the generated export (in that order), as teams, regions and business units."""
+    from funnel_reports.flows.generate import INDUSTRIES, OWNERS, REGIONS
     from funnel_reports.flows.io.resources import SAMPLE_CONFIG
-    from funnel_reports.flows.tools.generate import INDUSTRIES, OWNERS, REGIONS
 
     filters = [
         *(("owner", v) for v in OWNERS),
@@ -557,7 +562,7 @@ def fan_out_run(folder: str, config: str, out: str, runner: str, months: int) ->
 
 def fan_out(args: argparse.Namespace) -> None:
     """The fan-out benchmark: `--reports` reports x `--months` months over one export."""
-    from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
+    from funnel_reports.flows.generate import GenerateSpec, generate_exports
 
     folder = args.work / f"exports-{args.deals}"
     if not (folder / "followups.csv").exists():
@@ -582,12 +587,13 @@ def fan_out(args: argparse.Namespace) -> None:
     for runner in FAN_OUT_RUNNERS:
         out = args.work / f"fan-out-{runner.split()[0]}-{runner.split()[1]}"
         code = (
-            "import json, funnel_reports.flows.tools.benchmark as b; "
+            "import json, benchmarks.benchmark as b; "
             "print(json.dumps(b.fan_out_run("
-            f"{str(folder)!r}, {str(config)!r}, {str(out)!r}, {runner!r}, {args.months})))"
+            f"{str(folder.resolve())!r}, {str(config.resolve())!r}, {str(out.resolve())!r}, "
+            f"{runner!r}, {args.months})))"
         )
         done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CHECKOUT
         )
         r = json.loads(done.stdout.strip().splitlines()[-1])
         each = r["seconds"] / r["reports"]
@@ -761,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def each_size(args: argparse.Namespace) -> int:
     """Every measurement at each size of `--sizes`; the problems found."""
-    from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
+    from funnel_reports.flows.generate import GenerateSpec, generate_exports
 
     problems = 0
     for size in (int(s) for s in args.sizes.split(",")):

@@ -1,5 +1,5 @@
 """How well the next-period forecast does:
-`python -m funnel_reports.flows.tools.forecast_benchmark`.
+`python -m benchmarks.forecast`.
 
 For generated exports of the given seeds, the sample in `data/`, and a generated export whose
 open deals carry neither an amount nor an expected close date, it runs the report's forecast
@@ -18,10 +18,10 @@ from typing import Any
 
 import polars as pl
 
+from funnel_reports.flows.generate import GenerateSpec, generate_exports
 from funnel_reports.flows.io.config import settings_from_toml
 from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
-from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
 from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPEN, OPPORTUNITIES, STAGE_HISTORY
 from funnel_reports.transforms.funnel_model import RunSettings
 from funnel_reports.transforms.intermediate.derived import derive_tables

@@ -2,7 +2,7 @@
 independent oracle of the project's own (polars) figures, and the benchmark's yardstick.
 
 `core_figures(folder, period, settings)` reads `opportunities.csv`, `stage_history.csv` and
-`followups.csv` with DuckDB and computes, in SQL only, what `flows.tools.benchmark`'s
+`followups.csv` with DuckDB and computes, in SQL only, what `benchmarks.benchmark`'s
 `project_core_figures` computes with the project's functions, in the same shape (keys as in
 metrics.json): the deal states at the period end (count and amount by state), `funnel`,
 `conversion`, `dwell` (Kaplan-Meier median included), `stalls`, `forecast` (stage win

@@ -1,5 +1,5 @@
 """Peak memory of reading one export in different shapes:
-`python -m funnel_reports.flows.tools.read_memory`.
+`python -m benchmarks.read_memory` (from the checkout).
 
 The same generated deals (`funnel generate`) as a CSV file and as an XLSX workbook (inline
 strings, as streaming writers save them), a workbook whose formula column was filled down to
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from funnel_reports.flows.tools.generate import GenerateSpec, generate_exports
+from funnel_reports.flows.generate import GenerateSpec, generate_exports
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

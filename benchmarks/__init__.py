@@ -1,0 +1,2 @@
+"""Development tools, run from the checkout (`python -m benchmarks.benchmark`): not part of the
+installed package."""
