@@ -128,49 +128,29 @@ def benchmark_settings():  # -> RunSettings (imported late: each measurement imp
 
 
 def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
-    """The report flow's own steps (the functions inside its tasks), timed one by one."""
-    from funnel_reports.flows.report_flow import read_and_check
-    from funnel_reports.report_templates.context import report_context
-    from funnel_reports.report_templates.render import render_html, render_pdf
-    from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-    from funnel_reports.transforms.intermediate.derived import derive_tables
-    from funnel_reports.transforms.metrics_document import funnel_metrics
+    """The report flow's own steps (the functions of its tasks), timed one by one; the peak
+    memory is the process's after each."""
+    from funnel_reports.flows.report_flow import compute_metrics, read_and_check, render_report
     from funnel_reports.transforms.periods import parse_period
-
-    steps: dict[str, dict[str, float]] = {}
-
-    def step(name: str, started: float) -> None:
-        steps[name] = {"seconds": time.perf_counter() - started, "peak_mib": peak_mib()}
 
     settings = benchmark_settings()
     period = parse_period(PERIOD, settings.timezone)
     peak_mib()
-    started = time.perf_counter()
-    checked, _ = read_and_check.fn(Path(folder), settings)
-    step("read_validate", started)
-    tables = checked.tables
-    started = time.perf_counter()
-    derived = derive_tables(
-        tables[OPPORTUNITIES], tables[STAGE_HISTORY], as_of=period.end, funnel=settings.funnel
+    timings: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    checked, read = read_and_check.fn(Path(folder), settings)
+    timings["read_validate"], peaks["read_validate"] = sum(read.values()), peak_mib()
+    metrics = compute_metrics.fn(
+        checked, period, target=None, report=None, company_rates=None, timings=timings
     )
-    step("derive", started)
-    started = time.perf_counter()
-    metrics = funnel_metrics(
-        tables[OPPORTUNITIES],
-        derived,
-        tables[FOLLOWUPS],
-        period=period,
-        settings=checked.settings,
-        history_available=checked.history_available,
-        not_recorded=checked.not_recorded,
-    )
-    metrics |= {"data_quality": checked.quality, "source": checked.source}
-    step("compute", started)
-    started = time.perf_counter()
-    context = report_context(metrics, input_files=checked.files, lang="en", funnel=settings.funnel)
-    render_pdf(render_html(context))
-    step("render", started)
-    return steps
+    peaks["compute"] = peak_mib()
+    render_report.fn(metrics, checked, timings, period.label)
+    peaks["render"] = peak_mib()
+    timings["render"] = timings.pop("render_html") + timings.pop("render_pdf")
+    return {
+        name: {"seconds": seconds, "peak_mib": peaks.get(name, peaks["compute"])}
+        for name, seconds in timings.items()
+    }
 
 
 def core_marts(derived, *, period, settings, history_available: bool) -> dict[str, Any]:

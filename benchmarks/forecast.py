@@ -24,8 +24,7 @@ from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPEN, OPPORTUNITIES, STAGE_HISTORY
 from funnel_reports.transforms.funnel_model import RunSettings
-from funnel_reports.transforms.intermediate.derived import derive_tables
-from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.metrics_document import period_metrics
 from funnel_reports.transforms.periods import parse_period
 from funnel_reports.transforms.staging.checks import validate_inputs
 
@@ -42,9 +41,9 @@ def backtest_of(folder: Path, settings: RunSettings, label: str = PERIOD) -> dic
     opportunities = checked[OPPORTUNITIES].valid
     history = checked[STAGE_HISTORY].valid
     period = parse_period(label, settings.timezone)
-    metrics = funnel_metrics(
+    metrics = period_metrics(
         opportunities,
-        derive_tables(opportunities, history, as_of=period.end, funnel=settings.funnel),
+        history,
         checked[FOLLOWUPS].valid,
         period=period,
         settings=settings,

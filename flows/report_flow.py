@@ -15,11 +15,12 @@ import os
 import re
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
@@ -35,7 +36,7 @@ from funnel_reports.flows.io.outputs import (
     staging_folder,
     stored_tables,
     write_json,
-    write_quarantine,
+    write_report_files,
 )
 from funnel_reports.flows.progress import say, step
 from funnel_reports.report_templates.context import report_context
@@ -44,8 +45,7 @@ from funnel_reports.report_templates.render import render_html, render_pdf
 from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
 from funnel_reports.transforms.freshness import check_fresh, freshness
 from funnel_reports.transforms.funnel_model import ReportSpec, RunSettings
-from funnel_reports.transforms.intermediate.derived import derive_tables
-from funnel_reports.transforms.metrics_document import Rates, funnel_metrics
+from funnel_reports.transforms.metrics_document import Rates, period_metrics
 from funnel_reports.transforms.periods import Period
 from funnel_reports.transforms.staging.checks import CheckedInputs, check_inputs
 
@@ -137,10 +137,10 @@ def report_period(
     tables_from: Path | None = None,
 ) -> dict[str, Any]:
     """OUT/<period>/ (OUT/<report>/<period>/ for a report of the report set) of the validated
-    inputs (already sliced to the report's deals) as of the period's end, whole or not at all;
-    returns its manifest (with `out_dir`). Publishes the run's artifacts. `tables_from` holds
-    the tables and quarantine (`store_tables`) when `checked` comes without them, as a fan-out
-    sends it."""
+    inputs (already sliced to the report's deals) as of the period's end, whole or not at all:
+    `compute_metrics`, `render_report`, `publish_report`; returns its manifest (with
+    `out_dir`). `tables_from` holds the tables and quarantine (`store_tables`) when `checked`
+    comes without them, as a fan-out sends it."""
     started = time.perf_counter()
     if tables_from is not None:
         checked = replace(
@@ -148,44 +148,69 @@ def report_period(
             tables=stored_tables(tables_from / "tables"),
             quarantine=stored_tables(tables_from / "quarantine"),
         )
+    label, timings = report_label(period, report), dict(read_timings)
+    metrics = compute_metrics(
+        checked, period, target=target, report=report, company_rates=company_rates, timings=timings
+    )
+    html, pdf = render_report(metrics, checked, timings, label)
+    report_dir = report_folder(out_dir, period, report)
+    manifest = publish_report(
+        Report(metrics, html, pdf, checked.quarantine),
+        report_dir,
+        Run(label, period, checked, fingerprint, timings, started - sum(read_timings.values())),
+    )
+    publish_artifacts(metrics, checked.settings, report_dir, label)
+    return {**manifest, "out_dir": str(report_dir)}
+
+
+@task(cache_policy=NONE, persist_result=False)
+def compute_metrics(
+    checked: CheckedInputs,
+    period: Period,
+    *,
+    target: float | None,
+    report: ReportSpec | None,
+    company_rates: Rates | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """metrics.json of a report: every figure of the period (`period_metrics`, its steps
+    timed into `timings`), the data's freshness and quality, the source and the report.
+    A period the export does not reach stops here, before anything heavy, unless allowed."""
     settings = checked.settings
-    if not settings.allow_stale:  # before anything heavy: a month the export does not reach
+    if not settings.allow_stale:
         check_fresh(
             period,
             checked.data_as_of,
             stale_after_days=settings.stale_after_days,
             timezone=settings.timezone,
         )
-    label = report_label(period, report)
-    timings = dict(read_timings)
-    with step(timings, "derive", label) as note:
-        derived = derive_tables(
-            checked.tables[OPPORTUNITIES],
-            checked.tables[STAGE_HISTORY],
-            as_of=period.end,
-            funnel=settings.funnel,
-            partial_history=bool(settings.source.stage_dates),
-        )
-        note(f"{derived.states.height} deals, {derived.entries.height} stage entries")
-    with step(timings, "compute", label):
-        metrics = {
-            **funnel_metrics(
-                checked.tables[OPPORTUNITIES],
-                derived,
-                checked.tables[FOLLOWUPS],
-                period=period,
-                settings=settings,
-                history_available=checked.history_available,
-                not_recorded=checked.not_recorded,
-                target=target,
-                company_rates=company_rates,
-            ),
-            "data_as_of": freshness(period, checked.data_as_of, timezone=settings.timezone),
-            "data_quality": checked.quality,
-            "source": checked.source,
-            **({"report": report_entry(report)} if report else {}),
-        }
-    del derived
+    tables = checked.tables
+    return {
+        **period_metrics(
+            tables[OPPORTUNITIES],
+            tables[STAGE_HISTORY],
+            tables[FOLLOWUPS],
+            period=period,
+            settings=settings,
+            history_available=checked.history_available,
+            not_recorded=checked.not_recorded,
+            target=target,
+            company_rates=company_rates,
+            step=lambda name: step(timings, name, report_label(period, report)),
+        ),
+        "data_as_of": freshness(period, checked.data_as_of, timezone=settings.timezone),
+        "data_quality": checked.quality,
+        "source": checked.source,
+        **({"report": report_entry(report)} if report else {}),
+    }
+
+
+@task(cache_policy=NONE, persist_result=False)
+def render_report(
+    metrics: dict[str, Any], checked: CheckedInputs, timings: dict[str, float], label: str
+) -> tuple[str, bytes]:
+    """The report as HTML and as PDF."""
+    settings = checked.settings
     with step(timings, "render_html", label):
         html = render_html(
             report_context(
@@ -195,27 +220,51 @@ def report_period(
     with step(timings, "render_pdf", label) as note:
         pdf = render_pdf(html)
         note(f"{len(pdf) // 1024} KiB")
-    report_dir = report_folder(out_dir, period, report)
+    return html, pdf
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a report folder holds: the figures, the report in HTML and PDF, the quarantine."""
+
+    metrics: dict[str, Any]
+    html: str
+    pdf: bytes
+    quarantine: dict[str, pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the manifest says of the run: its period and inputs, the fingerprint, each
+    step's seconds, and when it started (its read included); `label` names the report."""
+
+    label: str
+    period: Period
+    checked: CheckedInputs
+    fingerprint: dict[str, Any]
+    timings: dict[str, float]
+    started: float
+
+
+@task(cache_policy=NONE, persist_result=False, **FILE_RETRIES)
+def publish_report(report: Report, report_dir: Path, run: Run) -> dict[str, Any]:
+    """The report written into a staging folder beside `report_dir`, the manifest last, then
+    swapped in whole; returns the manifest. A failed write leaves nothing behind."""
     staging = staging_folder(report_dir)
     try:
-        with step(timings, "write", label):
-            write_json(staging / "metrics.json", metrics)
-            (staging / "report.html").write_text(html, encoding="utf-8")
-            (staging / "report.pdf").write_bytes(pdf)
-            written = [
-                "metrics.json",
-                "report.html",
-                "report.pdf",
-                *write_quarantine(staging, checked.quarantine),
-            ]
-        seconds = time.perf_counter() - started + sum(read_timings.values())
-        manifest = run_manifest(period, checked, fingerprint, written, timings, seconds)
+        with step(run.timings, "write", run.label):
+            written = write_report_files(
+                staging, report.metrics, report.html, report.pdf, report.quarantine
+            )
+        seconds = time.perf_counter() - run.started
+        manifest = run_manifest(
+            run.period, run.checked, run.fingerprint, written, run.timings, seconds
+        )
         publish(staging, report_dir, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
-    say(f"{label}: {report_dir}")
-    publish_artifacts(metrics, settings, report_dir, label)
-    return {**manifest, "out_dir": str(report_dir)}
+    say(f"{run.label}: {report_dir}")
+    return manifest
 
 
 def report_entry(report: ReportSpec) -> dict[str, Any]:

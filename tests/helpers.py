@@ -29,7 +29,7 @@ from funnel_reports.transforms.marts.segments import segments
 from funnel_reports.transforms.marts.stalls import stalled_deals, stalls_summary
 from funnel_reports.transforms.marts.targets import target_decomposition
 from funnel_reports.transforms.marts.win_probabilities import overall_win_rate, stage_probabilities
-from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.metrics_document import period_metrics
 from funnel_reports.transforms.periods import Period, parse_period
 from funnel_reports.transforms.staging.outcomes import derive_status
 from funnel_reports.transforms.staging.parse import parse_table
@@ -294,16 +294,13 @@ def metrics_for(
 ) -> dict[str, Any]:
     """The whole metrics.json document for literal tables (for invariants across figures);
     `not_recorded` as `CheckedInputs.not_recorded` says it."""
-    w = world(
-        opps, stage_history, period=period, settings=settings, followups=followups, target=target
-    )
-    return funnel_metrics(
+    return period_metrics(
         opps,
-        w.derived,
-        w.followups,
-        period=w.period,
+        stage_history if stage_history is not None else history(),
+        followups if followups is not None else touches(),
+        period=parse_period(period, settings.timezone),
         settings=settings,
-        history_available=w.history_available,
+        history_available=stage_history is not None,
         target=target,
         not_recorded=not_recorded,
     )

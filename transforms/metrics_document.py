@@ -6,14 +6,15 @@ and period give the same document whatever language the report is rendered in.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
 
 from funnel_reports.transforms.funnel_model import FunnelModel, RunSettings
-from funnel_reports.transforms.intermediate.derived import DerivedTables
+from funnel_reports.transforms.intermediate.derived import DerivedTables, derive_tables
 from funnel_reports.transforms.intermediate.entries import observed_stages
 from funnel_reports.transforms.marts.backtest import forecast_inputs, next_period_forecast
 from funnel_reports.transforms.marts.bottlenecks import bottlenecks, step_baseline
@@ -295,6 +296,49 @@ def funnel_metrics(
         document["months"] = months(states_at, period=period, window_months=window)
     document["not_measurable"] = without_unmeasurable(document, not_recorded, observed, funnel)
     return document
+
+
+def untimed(name: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def period_metrics(
+    opportunities: pl.DataFrame,
+    stage_history: pl.DataFrame,
+    followups: pl.DataFrame,
+    *,
+    period: Period,
+    settings: RunSettings,
+    history_available: bool,
+    target: float | None = None,
+    company_rates: Rates | None = None,
+    not_recorded: Collection[str] = (),
+    step: Callable[[str], AbstractContextManager[Any]] = untimed,
+) -> dict[str, Any]:
+    """Every figure of a period from the validated tables: the derived tables as of the
+    period's end (`derive_tables`), then `funnel_metrics`. The one way from tables to
+    figures, for the flows, the tests and the benchmarks; `step("derive")` and
+    `step("compute")` wrap the two parts (the flows time them)."""
+    with step("derive"):
+        derived = derive_tables(
+            opportunities,
+            stage_history,
+            as_of=period.end,
+            funnel=settings.funnel,
+            partial_history=bool(settings.source.stage_dates),
+        )
+    with step("compute"):
+        return funnel_metrics(
+            opportunities,
+            derived,
+            followups,
+            period=period,
+            settings=settings,
+            history_available=history_available,
+            target=target,
+            company_rates=company_rates,
+            not_recorded=not_recorded,
+        )
 
 
 def inferred_rows(conversion: pl.DataFrame, observed: Collection[str]) -> list[dict[str, Any]]:

@@ -199,6 +199,21 @@ def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list
     return written
 
 
+def write_report_files(
+    folder: Path,
+    metrics: dict[str, Any],
+    html: str,
+    pdf: bytes,
+    quarantine: dict[str, pl.DataFrame],
+) -> list[str]:
+    """A report's files in `folder` (its staging folder): metrics.json, report.html,
+    report.pdf and the quarantine CSVs; returns their paths within it."""
+    write_json(folder / "metrics.json", metrics)
+    (folder / "report.html").write_text(html, encoding="utf-8")
+    (folder / "report.pdf").write_bytes(pdf)
+    return ["metrics.json", "report.html", "report.pdf", *write_quarantine(folder, quarantine)]
+
+
 def record_command_time(manifests: list[dict[str, Any]], command: str, started: float) -> None:
     """Add the whole command's wall time to each manifest it wrote.
 

@@ -20,9 +20,8 @@ import pytest
 from funnel_reports.flows.generate import GenerateSpec, generate_exports
 from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.transforms.funnel_model import RunSettings
-from funnel_reports.transforms.intermediate.derived import derive_tables
 from funnel_reports.transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
-from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.metrics_document import period_metrics
 from funnel_reports.transforms.periods import parse_period
 from funnel_reports.transforms.staging.checks import validate_inputs
 from tests.helpers import by_key, step
@@ -437,9 +436,9 @@ def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict
     assert all(t.rows_quarantined == 0 for t in validated.values())
     opps, history = validated["opportunities"].valid, validated["stage_history"].valid
     period = parse_period(label, TZ)
-    return funnel_metrics(
+    return period_metrics(
         opps,
-        derive_tables(opps, history, as_of=period.end, funnel=settings.funnel),
+        history,
         validated["followups"].valid,
         period=period,
         settings=settings,

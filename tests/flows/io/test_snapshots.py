@@ -10,8 +10,7 @@ from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.schemas import reasons
 from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
 from funnel_reports.transforms.funnel_model import RunSettings
-from funnel_reports.transforms.intermediate.derived import derive_tables
-from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.metrics_document import period_metrics
 from funnel_reports.transforms.periods import parse_period
 from funnel_reports.transforms.staging.checks import check_inputs
 
@@ -71,12 +70,9 @@ def checked_snapshots(tmp_path):
 def metrics_of(checked, label: str):
     period = parse_period(label, SETTINGS.timezone)
     tables = checked.tables
-    derived = derive_tables(
-        tables[OPPORTUNITIES], tables[STAGE_HISTORY], as_of=period.end, funnel=SETTINGS.funnel
-    )
-    return funnel_metrics(
+    return period_metrics(
         tables[OPPORTUNITIES],
-        derived,
+        tables[STAGE_HISTORY],
         tables[FOLLOWUPS],
         period=period,
         settings=checked.settings,

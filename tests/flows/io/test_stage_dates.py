@@ -8,8 +8,7 @@ import pytest
 from funnel_reports.flows.io.config import settings_from_toml
 from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-from funnel_reports.transforms.intermediate.derived import derive_tables
-from funnel_reports.transforms.metrics_document import funnel_metrics
+from funnel_reports.transforms.metrics_document import period_metrics
 from funnel_reports.transforms.periods import parse_period
 from funnel_reports.transforms.staging.checks import check_inputs
 from funnel_reports.transforms.staging.layout import UnusableInputError
@@ -69,16 +68,9 @@ def metrics_of(tmp_path, mapping=MAPPING, deals=DEALS):
     checked = check_inputs(read_inputs(tmp_path / "in", settings))
     period = parse_period("2024-06", settings.timezone)
     tables = checked.tables
-    derived = derive_tables(
+    return checked, period_metrics(
         tables[OPPORTUNITIES],
         tables[STAGE_HISTORY],
-        as_of=period.end,
-        funnel=settings.funnel,
-        partial_history=bool(settings.source.stage_dates),
-    )
-    return checked, funnel_metrics(
-        tables[OPPORTUNITIES],
-        derived,
         tables[FOLLOWUPS],
         period=period,
         settings=checked.settings,
