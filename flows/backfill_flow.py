@@ -14,8 +14,10 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow
 from prefect.futures import as_completed
@@ -23,12 +25,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from funnel_reports.flows.delivery import deliver_report
 from funnel_reports.flows.errors import one_line
-from funnel_reports.flows.io.config import (
-    chosen_reports,
-    delivery_from_toml,
-    period_from_label,
-    settings_from_toml,
-)
+from funnel_reports.flows.io.config import chosen_reports, delivery_from_toml, settings_from_toml
 from funnel_reports.flows.io.mail import DeliverySettings
 from funnel_reports.flows.io.outputs import store_tables, work_folder
 from funnel_reports.flows.progress import say, step
@@ -39,11 +36,12 @@ from funnel_reports.flows.report_flow import (
     report_label,
     report_period,
 )
+from funnel_reports.flows.requests import BackfillRequest, request_of
 from funnel_reports.schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
-from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec
+from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec, RunSettings
 from funnel_reports.transforms.intermediate.derived import derive_tables
 from funnel_reports.transforms.metrics_document import Rates, window_rates
-from funnel_reports.transforms.periods import Period, periods_between
+from funnel_reports.transforms.periods import Period, periods_between, resolve_period
 from funnel_reports.transforms.slices import (
     EmptySliceError,
     is_team,
@@ -144,134 +142,175 @@ def rates_of_company(checked: CheckedInputs, period: Period) -> Rates:
 def run_name() -> str:
     from prefect.runtime import flow_run
 
-    parameters = flow_run.parameters
-    first, last = parameters["first"], parameters["last"]
-    reports = f" [{parameters['reports']}]" if parameters.get("reports") else ""
+    request = request_of(BackfillRequest, flow_run.parameters)
+    if not isinstance(request, BackfillRequest):
+        return "funnel-backfill"
+    first, last = request.first, request.last
+    reports = f" [{request.reports}]" if request.reports else ""
     if first == last:
         return f"funnel-reports {first}{reports}"
-    return f"funnel-backfill {first}..{last} ({parameters['grain']}){reports}"
+    return f"funnel-backfill {first}..{last} ({request.grain}){reports}"
 
 
-@flow(name="funnel-backfill", flow_run_name=run_name, task_runner=ProcessPoolTaskRunner(2))
-def funnel_backfill(
-    input_dir: str,
-    first: str,
-    last: str,
-    out_dir: str,
-    grain: str | None = "month",
-    force: bool = False,
-    config: str | None = None,
-    lang: str | None = None,
-    source: str | None = None,
-    reports: str | None = None,
-    deliver: bool = False,
-    resend: bool = False,
-    allow_stale: bool = False,
-) -> list[dict[str, Any]]:
-    """Reports for every period of `grain` (month, quarter or both; None: the grain of
-    `first`) from `first` to `last` (labels, or last-month / last-quarter), into
-    OUT/<period>/; with `reports` (all, or names among company and [[reports]]), one per report
-    into OUT/<report>/<period>/. With `deliver`, each report is mailed to its own recipients;
-    a period the export does not reach fails unless `allow_stale`.
-    Returns one summary row per report and period, oldest first."""
-    config_path = Path(config) if config else None
-    settings = settings_from_toml(config_path, lang=lang, preset=source)
-    settings = replace(settings, allow_stale=allow_stale)
-    delivery = delivery_from_toml(config_path) if deliver else None
-    first_period, last_period = (period_from_label(p, settings.timezone) for p in (first, last))
-    periods = periods_between(
-        first_period.label,
-        last_period.label,
-        grain=grain or first_period.grain,
-        timezone=settings.timezone,
+@dataclass(frozen=True)
+class Plan:
+    """The reports a backfill makes, oldest first, and the fingerprint each one's manifest
+    must hold to count as current (`expected`, by the job's label)."""
+
+    jobs: list[Job]
+    expected: dict[str, dict[str, Any]]
+
+
+def backfill_plan(
+    request: BackfillRequest, settings: RunSettings, base: dict[str, Any], today: date
+) -> Plan:
+    """Every period of the request's grain from `first` to `last` (labels, or last-month /
+    last-quarter as of `today`), times each report it names (the plain company report when
+    it names none), with the fingerprint each is made with: `base` (`fingerprint`) in the
+    report's own language."""
+    timezone = settings.timezone
+    first, last = (
+        resolve_period(p, today=today, timezone=timezone) for p in (request.first, request.last)
     )
-    specs = chosen_reports(settings, reports) if reports else [None]
+    periods = periods_between(
+        first.label, last.label, grain=request.grain or first.grain, timezone=timezone
+    )
+    specs = chosen_reports(settings, request.reports) if request.reports else [None]
     jobs = [Job(period, spec) for period in periods for spec in specs]
-    base = fingerprint(Path(input_dir), config_path, settings)
     expected = {
         job.label: {
             **base,
-            "lang": report_language(job.report, given=lang, configured=settings.lang),
+            "lang": report_language(job.report, given=request.lang, configured=settings.lang),
         }
         for job in jobs
     }
+    return Plan(jobs, expected)
+
+
+@flow(name="funnel-backfill", flow_run_name=run_name, task_runner=ProcessPoolTaskRunner(2))
+def funnel_backfill(request: BackfillRequest) -> list[dict[str, Any]]:
+    """Reports for every period of `grain` (month, quarter or both; None: the grain of
+    `first`) from `first` to `last` (labels, or last-month / last-quarter), into
+    OUT/<period>/; with `reports` (all, or names among company and [[reports]]), one per report
+    into OUT/<report>/<period>/ (`BackfillRequest`). A report whose folder is current is
+    skipped unless `force`. With `deliver`, each report is mailed to its own recipients; a
+    period the export does not reach fails unless `allow_stale`.
+    Returns one summary row per report and period, oldest first."""
+    settings = settings_from_toml(request.config, lang=request.lang, preset=request.source)
+    settings = replace(settings, allow_stale=request.allow_stale)
+    delivery = delivery_from_toml(request.config) if request.deliver else None
+    plan = backfill_plan(
+        request,
+        settings,
+        fingerprint(request.input_dir, request.config, settings),
+        datetime.now(ZoneInfo(settings.timezone)).date(),
+    )
     rows: dict[str, dict[str, Any]] = {}
     pending = []
-    for job in jobs:
-        folder = job.folder(Path(out_dir))
-        if not force and current_manifest(folder, expected[job.label]):
+    for job in plan.jobs:
+        folder = job.folder(request.out_dir)
+        if not request.force and current_manifest(folder, plan.expected[job.label]):
             rows[job.label] = summary_row(job, CURRENT, folder, 0.0)
         else:
             pending.append(job)
-    say(f"{len(jobs)} reports, {len(jobs) - len(pending)} current")
+    say(f"{len(plan.jobs)} reports, {len(plan.jobs) - len(pending)} current")
     if pending:
         timings: dict[str, float] = {}
-        checked = read_checked(Path(input_dir), settings, timings)
-        borrowed = {
-            job.period: rates_of_company(checked, job.period)
-            for job in pending
-            if is_team(job.report)
-        }
-        started = time.perf_counter()
-        futures = {}
-        work = work_folder(Path(out_dir))  # each slice's tables, once, for the workers to read
-        stored: dict[str, tuple[CheckedInputs, Path] | EmptySliceError] = {}
-        try:
-            for job in pending:
-                name = job.report.name if job.report else COMPANY
-                if name not in stored:  # each report's slice once, for all its periods
-                    try:
-                        inputs = sliced(checked, job, lang)
-                    except EmptySliceError as error:
-                        stored[name] = error
-                    else:
-                        store_tables(work / name / "tables", inputs.tables)
-                        store_tables(work / name / "quarantine", inputs.quarantine)
-                        stored[name] = (replace(inputs, tables={}, quarantine={}), work / name)
-                entry = stored[name]
-                if isinstance(entry, EmptySliceError):
-                    folder = job.folder(Path(out_dir))
-                    rows[job.label] = summary_row(job, FAILED, folder, 0.0, str(entry))
-                    continue
-                inputs, stored_at = entry
-                future = report_period.submit(
-                    inputs,
-                    job.period,
-                    Path(out_dir),
-                    target=report_target(job.report, job.period.label, settings.targets),
-                    fingerprint=expected[job.label],
-                    read_timings=timings,
-                    report=job.report,
-                    company_rates=borrowed.get(job.period) if is_team(job.report) else None,
-                    tables_from=stored_at,
-                )
-                futures[future] = job
-            for done, future in enumerate(as_completed(list(futures)), start=1):
-                job = futures[future]
-                folder = job.folder(Path(out_dir))
-                outcome = future.result(raise_on_failure=False)
-                if isinstance(outcome, BaseException):
-                    seconds = time.perf_counter() - started
-                    rows[job.label] = summary_row(
-                        job, FAILED, folder, seconds, one_line(outcome)[1]
-                    )
-                else:
-                    own = outcome["timings_seconds"]["flow_total"] - sum(timings.values())
-                    rows[job.label] = summary_row(job, WRITTEN, folder, own)
-                say(f"[{done}/{len(futures)}] {job.label} {rows[job.label]['status']}")
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        checked = read_checked(request.input_dir, settings, timings)
+        rows |= made_reports(checked, pending, plan, request, timings)
     if delivery is not None:
-        for job in jobs:
-            if rows[job.label]["status"] == FAILED:
+        for job in plan.jobs:
+            if rows[job.label]["status"] != FAILED:
+                rows[job.label] = delivered(rows[job.label], job, request, delivery, settings)
+    return [rows[job.label] for job in plan.jobs]
+
+
+def made_reports(
+    checked: CheckedInputs,
+    pending: list[Job],
+    plan: Plan,
+    request: BackfillRequest,
+    timings: dict[str, float],
+) -> dict[str, dict[str, Any]]:
+    """Each pending report made through the flow's task runner (`report_period`, each sent
+    its slice's tables through a work folder), summarised as it completes."""
+    out_dir, settings = request.out_dir, checked.settings
+    borrowed = {
+        job.period: rates_of_company(checked, job.period) for job in pending if is_team(job.report)
+    }
+    started = time.perf_counter()
+    rows: dict[str, dict[str, Any]] = {}
+    futures = {}
+    work = work_folder(out_dir)  # each slice's tables, once, for the workers to read
+    stored: dict[str, tuple[CheckedInputs, Path] | EmptySliceError] = {}
+    try:
+        for job in pending:
+            name = job.report.name if job.report else COMPANY
+            if name not in stored:  # each report's slice once, for all its periods
+                stored[name] = stored_slice(checked, job, request.lang, work / name)
+            entry = stored[name]
+            if isinstance(entry, EmptySliceError):
+                rows[job.label] = summary_row(job, FAILED, job.folder(out_dir), 0.0, str(entry))
                 continue
-            try:
-                deliver_report(
-                    job.folder(Path(out_dir)),
-                    recipients_of(job, delivery),
-                    funnel=settings.funnel,
-                    resend=resend,
-                )
-            except Exception as error:  # one report's failure never stops the others' mail
-                rows[job.label] |= {"status": FAILED, "error": one_line(error)[1]}
-    return [rows[job.label] for job in jobs]
+            inputs, stored_at = entry
+            future = report_period.submit(
+                inputs,
+                job.period,
+                out_dir,
+                target=report_target(job.report, job.period.label, settings.targets),
+                fingerprint=plan.expected[job.label],
+                read_timings=timings,
+                report=job.report,
+                company_rates=borrowed.get(job.period) if is_team(job.report) else None,
+                tables_from=stored_at,
+            )
+            futures[future] = job
+        for done, future in enumerate(as_completed(list(futures)), start=1):
+            job = futures[future]
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, BaseException):
+                seconds = time.perf_counter() - started
+                error = one_line(outcome)[1]
+                rows[job.label] = summary_row(job, FAILED, job.folder(out_dir), seconds, error)
+            else:
+                own = outcome["timings_seconds"]["flow_total"] - sum(timings.values())
+                rows[job.label] = summary_row(job, WRITTEN, job.folder(out_dir), own)
+            say(f"[{done}/{len(futures)}] {job.label} {rows[job.label]['status']}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def stored_slice(
+    checked: CheckedInputs, job: Job, lang: str | None, folder: Path
+) -> tuple[CheckedInputs, Path] | EmptySliceError:
+    """The report's slice of the validated inputs with its tables and quarantine stored in
+    `folder` (the inputs sent without them), or why the report has no deals."""
+    try:
+        inputs = sliced(checked, job, lang)
+    except EmptySliceError as error:
+        return error
+    store_tables(folder / "tables", inputs.tables)
+    store_tables(folder / "quarantine", inputs.quarantine)
+    return replace(inputs, tables={}, quarantine={}), folder
+
+
+def delivered(
+    row: dict[str, Any],
+    job: Job,
+    request: BackfillRequest,
+    delivery: DeliverySettings,
+    settings: RunSettings,
+) -> dict[str, Any]:
+    """The summary row once the report is mailed to its own recipients; a failed mail fails
+    the row, never the other reports' mail."""
+    try:
+        deliver_report(
+            job.folder(request.out_dir),
+            recipients_of(job, delivery),
+            funnel=settings.funnel,
+            resend=request.resend,
+        )
+    except Exception as error:
+        return row | {"status": FAILED, "error": one_line(error)[1]}
+    return row

@@ -285,9 +285,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
     from funnel_reports.flows.io.config import ConfigError
     from funnel_reports.flows.io.outputs import record_command_time
     from funnel_reports.flows.report_flow import funnel_report
-
-    def optional(path: Path | None) -> str | None:
-        return str(path) if path else None
+    from funnel_reports.flows.requests import BackfillRequest, ReportRequest
 
     if args.command == "run" and args.reports:
         if args.target is not None:
@@ -295,54 +293,40 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
                 "--target sets one report's target; with --reports, set each "
                 "report's in funnel.toml ([[reports]] target, [targets])"
             )
-        rows = funnel_backfill.with_options(task_runner=task_runner(args))(
-            str(args.input),
-            args.period,
-            args.period,
-            str(args.out),
-            None,
-            True,
-            optional(args.config),
-            args.lang,
-            args.source,
-            args.reports,
-            args.deliver,
-            args.resend,
-            args.allow_stale,
+        backfill = BackfillRequest(
+            **asked_alike(args),
+            first=args.period,
+            last=args.period,
+            grain=None,
+            force=True,
+            reports=args.reports,
+            deliver=args.deliver,
+            resend=args.resend,
         )
-        return print_backfill(rows)
+        return print_backfill(funnel_backfill.with_options(task_runner=task_runner(args))(backfill))
     if args.command == "run":
-        manifests = [
-            funnel_report(
-                str(args.input),
-                args.period,
-                str(args.out),
-                optional(args.config),
-                args.lang,
-                args.source,
-                args.target,
-                deliver=args.deliver,
-                resend=args.resend,
-                allow_stale=args.allow_stale,
-            )
-        ]
-    elif args.command == "backfill":
-        rows = funnel_backfill.with_options(task_runner=task_runner(args))(
-            str(args.input),
-            args.first,
-            args.last,
-            str(args.out),
-            args.grain,
-            args.force,
-            optional(args.config),
-            args.lang,
-            args.source,
-            args.reports,
-            allow_stale=args.allow_stale,
+        report = ReportRequest(
+            **asked_alike(args),
+            period=args.period,
+            target=args.target,
+            deliver=args.deliver,
+            resend=args.resend,
         )
-        return print_backfill(rows)
+        manifests = [funnel_report(report)]
+    elif args.command == "backfill":
+        backfill = BackfillRequest(
+            **asked_alike(args),
+            first=args.first,
+            last=args.last,
+            grain=args.grain,
+            force=args.force,
+            reports=args.reports,
+        )
+        return print_backfill(funnel_backfill.with_options(task_runner=task_runner(args))(backfill))
     elif args.command == "deliver":
-        funnel_deliver(str(args.out), args.period, optional(args.config), args.resend)
+        funnel_deliver(
+            str(args.out), args.period, str(args.config) if args.config else None, args.resend
+        )
         return 0
     elif args.command == "demo":
         manifests = commands.funnel_demo(str(args.out), args.lang)
@@ -360,6 +344,18 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
     for manifest in manifests:
         print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
     return 0
+
+
+def asked_alike(args: argparse.Namespace) -> dict[str, Any]:
+    """What `run` and `backfill` ask alike (`ExportRequest`), from their arguments."""
+    return {
+        "input_dir": args.input,
+        "out_dir": args.out,
+        "config": args.config,
+        "lang": args.lang,
+        "source": args.source,
+        "allow_stale": args.allow_stale,
+    }
 
 
 def print_backfill(rows: list[dict[str, Any]]) -> int:

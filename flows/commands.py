@@ -15,6 +15,7 @@ from funnel_reports.flows.io.config import settings_from_toml
 from funnel_reports.flows.io.exports import latest_full_month
 from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from funnel_reports.flows.report_flow import funnel_report
+from funnel_reports.flows.requests import ReportRequest
 
 
 @flow(name="funnel-demo")
@@ -24,7 +25,15 @@ def funnel_demo(out_dir: str = "out", lang: str | None = None) -> list[dict[str,
     month = latest_full_month(SAMPLE_DIR, settings.timezone)
     quarter = f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
     return [
-        funnel_report(str(SAMPLE_DIR), period, out_dir, str(SAMPLE_CONFIG), lang)
+        funnel_report(
+            ReportRequest(
+                input_dir=SAMPLE_DIR,
+                period=period,
+                out_dir=Path(out_dir),
+                config=SAMPLE_CONFIG,
+                lang=lang,
+            )
+        )
         for period in (month, quarter)
     ]
 

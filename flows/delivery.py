@@ -50,6 +50,7 @@ from funnel_reports.flows.io.mail import (
     sha256_bytes,
     transmit,
 )
+from funnel_reports.flows.requests import ReportRequest, request_of
 from funnel_reports.report_templates.mail import mail_content
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.staging.layout import UnusableInputError
@@ -250,9 +251,9 @@ def notify_ops(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> No
     logger = get_logger("funnel.ops")
     if flow_run.deployment_id is None:
         return
-    config = flow_run.parameters.get("config")
+    request = request_of(ReportRequest, flow_run.parameters)
     try:
-        delivery = delivery_from_toml(Path(config) if config else None)
+        delivery = delivery_from_toml(request.config if request else None)
     except ConfigError as error:
         logger.warning("no ops mail for the failed run %s: %s", flow_run.name, error)
         return
@@ -260,7 +261,8 @@ def notify_ops(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> No
         return
     error = state.result(raise_on_failure=False)
     line = one_line(error)[1] if isinstance(error, BaseException) else str(state.message)
-    parameters = ", ".join(f"{k}={v}" for k, v in sorted(flow_run.parameters.items()))
+    asked = request.model_dump(mode="json") if request else flow_run.parameters
+    parameters = ", ".join(f"{k}={v}" for k, v in sorted(asked.items()))
     message = ops_message(
         settings=delivery,
         subject=f"{flow_run.name} failed",

@@ -39,6 +39,7 @@ from funnel_reports.flows.io.outputs import (
     write_report_files,
 )
 from funnel_reports.flows.progress import say, step
+from funnel_reports.flows.requests import ReportRequest, request_of
 from funnel_reports.report_templates.context import report_context
 from funnel_reports.report_templates.mail import artifact_markdown, conversion_table
 from funnel_reports.report_templates.render import render_html, render_pdf
@@ -350,31 +351,21 @@ def report_run_name() -> str:
     resolved in the configured time zone)."""
     from prefect.runtime import flow_run
 
-    parameters = flow_run.parameters
+    request = request_of(ReportRequest, flow_run.parameters)
+    if request is None:  # the run itself says what is wrong with its parameters
+        return "funnel-report"
     try:
-        settings = settings_from_toml(
-            Path(parameters["config"]) if parameters.get("config") else None
-        )
-        label = period_from_label(parameters["period"], settings.timezone).label
-    except Exception:  # the run itself says what is wrong with its parameters
-        label = str(parameters.get("period"))
+        settings = settings_from_toml(request.config)
+        label = period_from_label(request.period, settings.timezone).label
+    except Exception:
+        label = request.period
     return f"funnel-report {label}"
 
 
 @flow(name="funnel-report", flow_run_name=report_run_name, on_failure=[notify_ops])
-def funnel_report(
-    input_dir: str,
-    period: str,
-    out_dir: str,
-    config: str | None = None,
-    lang: str | None = None,
-    source: str | None = None,
-    target: float | None = None,
-    deliver: bool = False,
-    resend: bool = False,
-    allow_stale: bool = False,
-) -> dict[str, Any]:
-    """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir.
+def funnel_report(request: ReportRequest) -> dict[str, Any]:
+    """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in
+    `request.input_dir` (`ReportRequest`).
 
     `last-month` and `last-quarter` name the last full period before today (for schedules);
     `source` forces an export layout (canonical, template-zh, salesforce, hubspot, pipedrive,
@@ -386,22 +377,22 @@ def funnel_report(
     With `deliver`, mails the report once it is on disk ([delivery] in the config) to every
     recipient it was not sent to yet (`resend`: to all again). Returns the manifest.
     """
-    config_path = Path(config) if config else None
-    settings = settings_from_toml(config_path, lang=lang, preset=source)
-    settings = replace(settings, allow_stale=allow_stale)
-    delivery = delivery_from_toml(config_path) if deliver else None
-    reported = period_from_label(period, settings.timezone)
-    period_target = target or settings.targets.get(reported.label)
+    settings = settings_from_toml(request.config, lang=request.lang, preset=request.source)
+    settings = replace(settings, allow_stale=request.allow_stale)
+    delivery = delivery_from_toml(request.config) if request.deliver else None
+    reported = period_from_label(request.period, settings.timezone)
     timings: dict[str, float] = {}
-    checked = read_checked(Path(input_dir), settings, timings)
+    checked = read_checked(request.input_dir, settings, timings)
     manifest = report_period(
         checked,
         reported,
-        Path(out_dir),
-        target=period_target,
-        fingerprint=fingerprint(Path(input_dir), config_path, settings, target),
+        request.out_dir,
+        target=request.target or settings.targets.get(reported.label),
+        fingerprint=fingerprint(request.input_dir, request.config, settings, request.target),
         read_timings=timings,
     )
     if delivery is not None:
-        deliver_report(Path(manifest["out_dir"]), delivery, funnel=settings.funnel, resend=resend)
+        deliver_report(
+            Path(manifest["out_dir"]), delivery, funnel=settings.funnel, resend=request.resend
+        )
     return manifest

@@ -13,6 +13,7 @@ from prefect.settings import PREFECT_API_URL
 
 from funnel_reports.flows.io.config import ConfigError, delivery_from_toml, settings_from_toml
 from funnel_reports.flows.report_flow import funnel_report
+from funnel_reports.flows.requests import ReportRequest
 
 # deployment name: (the period it reports, cron, description)
 SCHEDULES = {
@@ -39,12 +40,14 @@ def report_deployments(
             schedule=Cron(cron, timezone=settings.timezone),
             entrypoint_type=EntrypointType.MODULE_PATH,  # runs wherever the package is installed
             parameters={
-                "input_dir": str(input_dir.resolve()),
-                "period": period,
-                "out_dir": str(out_dir.resolve()),
-                "config": str(config.resolve()) if config else None,
-                "lang": lang,
-                "deliver": deliver,
+                "request": ReportRequest(
+                    input_dir=input_dir.resolve(),
+                    period=period,
+                    out_dir=out_dir.resolve(),
+                    config=config.resolve() if config else None,
+                    lang=lang,
+                    deliver=deliver,
+                ).model_dump(mode="json")
             },
         )
         for name, (period, cron, description) in SCHEDULES.items()

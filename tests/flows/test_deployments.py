@@ -11,6 +11,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 from funnel_reports.flows.report_flow import funnel_report
+from funnel_reports.flows.requests import ReportRequest
 from funnel_reports.flows.serve import SCHEDULES, report_deployments
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,21 +21,23 @@ def test_monthly_and_quarterly_deployments_are_valid():
     document = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in document["deployments"]}
     assert set(deployments) == {"monthly", "quarterly"}
-    accepted = set(inspect.signature(funnel_report.fn).parameters)
-    for deployment in deployments.values():
+    assert list(inspect.signature(funnel_report.fn).parameters) == ["request"]
+    requests = {}
+    for name, deployment in deployments.items():
         flow = load_flow_from_entrypoint(deployment["entrypoint"])  # a module, not a path
         assert flow.name == funnel_report.name
-        assert set(deployment["parameters"]) <= accepted
+        assert set(deployment["parameters"]) == {"request"}
+        requests[name] = ReportRequest.model_validate(deployment["parameters"]["request"])
         for schedule in deployment["schedules"]:
             CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
-        assert (REPO / deployment["parameters"]["input_dir"]).is_dir()
-    assert deployments["monthly"]["parameters"]["period"] == "last-month"
+        assert (REPO / requests[name].input_dir).is_dir()
+    assert requests["monthly"].period == "last-month"
     assert deployments["monthly"]["schedules"][0]["cron"] == "0 6 1 * *"
-    assert deployments["quarterly"]["parameters"]["period"] == "last-quarter"
+    assert requests["quarterly"].period == "last-quarter"
     assert deployments["quarterly"]["schedules"][0]["cron"] == "0 6 1 1,4,7,10 *"
     # funnel serve serves the same two
     for name, (period, cron, _) in SCHEDULES.items():
-        assert deployments[name]["parameters"]["period"] == period
+        assert requests[name].period == period
         assert deployments[name]["schedules"][0]["cron"] == cron
 
 
@@ -46,8 +49,9 @@ def test_served_deployments_take_the_time_zone_from_the_config(tmp_path):
     for deployment in served:
         [schedule] = deployment.schedules
         assert schedule.schedule.timezone == "America/Sao_Paulo"
-        assert deployment.parameters["deliver"] is False
-        assert deployment.parameters["out_dir"] == str((tmp_path / "out").resolve())
+        request = ReportRequest.model_validate(deployment.parameters["request"])
+        assert request.deliver is False
+        assert request.out_dir == (tmp_path / "out").resolve()
     [monthly, _] = report_deployments(SAMPLE_DIR, tmp_path, SAMPLE_CONFIG, "zh", deliver=False)
     assert monthly.schedules[0].schedule.cron == "0 6 1 * *"
-    assert monthly.parameters["lang"] == "zh"
+    assert monthly.parameters["request"]["lang"] == "zh"
