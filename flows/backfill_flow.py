@@ -36,7 +36,7 @@ from funnel_reports.flows.report_flow import (
     report_label,
     report_period,
 )
-from funnel_reports.flows.requests import BackfillRequest, request_of
+from funnel_reports.flows.requests import BackfillRequest, Grain, Language, Source, request_of
 from funnel_reports.schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
 from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec, RunSettings
 from funnel_reports.transforms.intermediate.derived import derive_tables
@@ -188,14 +188,30 @@ def backfill_plan(
 
 
 @flow(name="funnel-backfill", flow_run_name=run_name, task_runner=ProcessPoolTaskRunner(2))
-def funnel_backfill(request: BackfillRequest) -> list[dict[str, Any]]:
+def funnel_backfill(
+    *,
+    input_dir: Path,
+    out_dir: Path,
+    first: str,
+    last: str,
+    grain: Grain | None = "month",
+    force: bool = False,
+    config: Path | None = None,
+    lang: Language | None = None,
+    source: Source | None = None,
+    reports: str | None = None,
+    deliver: bool = False,
+    resend: bool = False,
+    allow_stale: bool = False,
+) -> list[dict[str, Any]]:
     """Reports for every period of `grain` (month, quarter or both; None: the grain of
     `first`) from `first` to `last` (labels, or last-month / last-quarter), into
     OUT/<period>/; with `reports` (all, or names among company and [[reports]]), one per report
-    into OUT/<report>/<period>/ (`BackfillRequest`). A report whose folder is current is
-    skipped unless `force`. With `deliver`, each report is mailed to its own recipients; a
-    period the export does not reach fails unless `allow_stale`.
+    into OUT/<report>/<period>/ (the parameters are `BackfillRequest`'s fields). A report
+    whose folder is current is skipped unless `force`. With `deliver`, each report is mailed
+    to its own recipients; a period the export does not reach fails unless `allow_stale`.
     Returns one summary row per report and period, oldest first."""
+    request = BackfillRequest(**locals())  # the parameters as one request
     settings = settings_from_toml(request.config, lang=request.lang, preset=request.source)
     settings = replace(settings, allow_stale=request.allow_stale)
     delivery = delivery_from_toml(request.config) if request.deliver else None

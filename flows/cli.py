@@ -303,7 +303,8 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             deliver=args.deliver,
             resend=args.resend,
         )
-        return print_backfill(funnel_backfill.with_options(task_runner=task_runner(args))(backfill))
+        runner = task_runner(args)
+        return print_backfill(funnel_backfill.with_options(task_runner=runner)(**dict(backfill)))
     if args.command == "run":
         report = ReportRequest(
             **asked_alike(args),
@@ -312,7 +313,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             deliver=args.deliver,
             resend=args.resend,
         )
-        manifests = [funnel_report(report)]
+        manifests = [funnel_report(**dict(report))]
     elif args.command == "backfill":
         backfill = BackfillRequest(
             **asked_alike(args),
@@ -322,7 +323,8 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             force=args.force,
             reports=args.reports,
         )
-        return print_backfill(funnel_backfill.with_options(task_runner=task_runner(args))(backfill))
+        runner = task_runner(args)
+        return print_backfill(funnel_backfill.with_options(task_runner=runner)(**dict(backfill)))
     elif args.command == "deliver":
         funnel_deliver(
             str(args.out), args.period, str(args.config) if args.config else None, args.resend

@@ -26,12 +26,14 @@ def funnel_demo(out_dir: str = "out", lang: str | None = None) -> list[dict[str,
     quarter = f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
     return [
         funnel_report(
-            ReportRequest(
-                input_dir=SAMPLE_DIR,
-                period=period,
-                out_dir=Path(out_dir),
-                config=SAMPLE_CONFIG,
-                lang=lang,
+            **dict(
+                ReportRequest(
+                    input_dir=SAMPLE_DIR,
+                    period=period,
+                    out_dir=Path(out_dir),
+                    config=SAMPLE_CONFIG,
+                    lang=lang,
+                )
             )
         )
         for period in (month, quarter)

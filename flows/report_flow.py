@@ -39,7 +39,7 @@ from funnel_reports.flows.io.outputs import (
     write_report_files,
 )
 from funnel_reports.flows.progress import say, step
-from funnel_reports.flows.requests import ReportRequest, request_of
+from funnel_reports.flows.requests import Amount, Language, ReportRequest, Source, request_of
 from funnel_reports.report_templates.context import report_context
 from funnel_reports.report_templates.mail import artifact_markdown, conversion_table
 from funnel_reports.report_templates.render import render_html, render_pdf
@@ -363,9 +363,21 @@ def report_run_name() -> str:
 
 
 @flow(name="funnel-report", flow_run_name=report_run_name, on_failure=[notify_ops])
-def funnel_report(request: ReportRequest) -> dict[str, Any]:
-    """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in
-    `request.input_dir` (`ReportRequest`).
+def funnel_report(
+    *,
+    input_dir: Path,
+    out_dir: Path,
+    period: str,
+    config: Path | None = None,
+    lang: Language | None = None,
+    source: Source | None = None,
+    target: Amount | None = None,
+    deliver: bool = False,
+    resend: bool = False,
+    allow_stale: bool = False,
+) -> dict[str, Any]:
+    """Monthly (`2024-06`) or quarterly (`2024-Q2`) funnel report of the exports in input_dir
+    (the parameters are `ReportRequest`'s fields).
 
     `last-month` and `last-quarter` name the last full period before today (for schedules);
     `source` forces an export layout (canonical, template-zh, salesforce, hubspot, pipedrive,
@@ -377,6 +389,7 @@ def funnel_report(request: ReportRequest) -> dict[str, Any]:
     With `deliver`, mails the report once it is on disk ([delivery] in the config) to every
     recipient it was not sent to yet (`resend`: to all again). Returns the manifest.
     """
+    request = ReportRequest(**locals())  # the parameters as one request
     settings = settings_from_toml(request.config, lang=request.lang, preset=request.source)
     settings = replace(settings, allow_stale=request.allow_stale)
     delivery = delivery_from_toml(request.config) if request.deliver else None

@@ -39,16 +39,14 @@ def report_deployments(
             description=description,
             schedule=Cron(cron, timezone=settings.timezone),
             entrypoint_type=EntrypointType.MODULE_PATH,  # runs wherever the package is installed
-            parameters={
-                "request": ReportRequest(
-                    input_dir=input_dir.resolve(),
-                    period=period,
-                    out_dir=out_dir.resolve(),
-                    config=config.resolve() if config else None,
-                    lang=lang,
-                    deliver=deliver,
-                ).model_dump(mode="json")
-            },
+            parameters=ReportRequest(
+                input_dir=input_dir.resolve(),
+                period=period,
+                out_dir=out_dir.resolve(),
+                config=config.resolve() if config else None,
+                lang=lang,
+                deliver=deliver,
+            ).model_dump(mode="json"),
         )
         for name, (period, cron, description) in SCHEDULES.items()
     ]

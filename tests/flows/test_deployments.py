@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import yaml
@@ -21,13 +20,11 @@ def test_monthly_and_quarterly_deployments_are_valid():
     document = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in document["deployments"]}
     assert set(deployments) == {"monthly", "quarterly"}
-    assert list(inspect.signature(funnel_report.fn).parameters) == ["request"]
     requests = {}
     for name, deployment in deployments.items():
         flow = load_flow_from_entrypoint(deployment["entrypoint"])  # a module, not a path
         assert flow.name == funnel_report.name
-        assert set(deployment["parameters"]) == {"request"}
-        requests[name] = ReportRequest.model_validate(deployment["parameters"]["request"])
+        requests[name] = ReportRequest.model_validate(deployment["parameters"])
         for schedule in deployment["schedules"]:
             CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
         assert (REPO / requests[name].input_dir).is_dir()
@@ -49,9 +46,9 @@ def test_served_deployments_take_the_time_zone_from_the_config(tmp_path):
     for deployment in served:
         [schedule] = deployment.schedules
         assert schedule.schedule.timezone == "America/Sao_Paulo"
-        request = ReportRequest.model_validate(deployment.parameters["request"])
+        request = ReportRequest.model_validate(deployment.parameters)
         assert request.deliver is False
         assert request.out_dir == (tmp_path / "out").resolve()
     [monthly, _] = report_deployments(SAMPLE_DIR, tmp_path, SAMPLE_CONFIG, "zh", deliver=False)
     assert monthly.schedules[0].schedule.cron == "0 6 1 * *"
-    assert monthly.parameters["request"]["lang"] == "zh"
+    assert monthly.parameters["lang"] == "zh"

@@ -3,13 +3,15 @@ request, the settings and today)."""
 
 from __future__ import annotations
 
+import inspect
 from datetime import date
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from funnel_reports.flows.backfill_flow import backfill_plan
+from funnel_reports.flows.backfill_flow import backfill_plan, funnel_backfill
+from funnel_reports.flows.report_flow import funnel_report
 from funnel_reports.flows.requests import BackfillRequest, ReportRequest, request_of
 from funnel_reports.transforms.funnel_model import ReportSpec, RunSettings
 
@@ -56,11 +58,30 @@ def test_a_backfill_request_refuses_an_unknown_grain():
         backfill(first="2024-01", last="2024-03", grain="week")
 
 
-def test_request_of_reads_a_model_or_the_dict_a_deployment_gives_and_nothing_else():
+@pytest.mark.parametrize(
+    ("flow", "request_model"), [(funnel_report, ReportRequest), (funnel_backfill, BackfillRequest)]
+)
+def test_a_flows_parameters_are_its_requests_fields(flow, request_model):
+    """Keyword-only, with the same names, types and defaults: the flow makes them one request
+    (and an operator overrides one of them as a deployment's parameter)."""
+    signature = inspect.signature(flow.fn, eval_str=True)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())
+    fields = request_model.model_fields
+    assert set(signature.parameters) == set(fields)
+    for name, parameter in signature.parameters.items():
+        field = fields[name]
+        assert parameter.default == (
+            inspect.Parameter.empty if field.is_required() else field.default
+        ), name
+        # the field's type, with its constraints
+        assert parameter.annotation == field.rebuild_annotation(), name
+
+
+def test_request_of_reads_a_runs_parameters_and_nothing_else():
     request = ReportRequest(input_dir=Path("in"), period="2024-06", out_dir=Path("out"))
-    assert request_of(ReportRequest, {"request": request}) == request
-    assert request_of(ReportRequest, {"request": request.model_dump(mode="json")}) == request
-    assert request_of(ReportRequest, {"request": {"period": "2024-06"}}) is None
+    assert request_of(ReportRequest, dict(request)) == request
+    assert request_of(ReportRequest, request.model_dump(mode="json")) == request
+    assert request_of(ReportRequest, {"period": "2024-06"}) is None
     assert request_of(ReportRequest, {}) is None
 
 
@@ -79,13 +100,8 @@ def test_the_plan_of_both_grains_puts_each_quarter_after_its_last_month():
         BASE,
         date(2024, 12, 1),
     )
-    labels = [job.label for job in plan.jobs]
-    assert labels == ["2024-01", "2024-02", "2024-03", "2024-Q1"] + [
-        "2024-04",
-        "2024-05",
-        "2024-06",
-        "2024-Q2",
-    ]
+    first_half = ["2024-01", "2024-02", "2024-03", "2024-Q1", "2024-04", "2024-05", "2024-06"]
+    assert [job.label for job in plan.jobs] == [*first_half, "2024-Q2"]
 
 
 def test_the_plan_resolves_last_month_as_of_today_in_the_time_zone():

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from funnel_reports.flows.io.config import settings_from_toml
 from funnel_reports.flows.report_flow import funnel_report
-from funnel_reports.flows.requests import ReportRequest
 
 pytestmark = pytest.mark.heavy  # each example runs the whole report flow, PDF included
 
@@ -154,13 +153,11 @@ def test_every_funnel_shape_gives_a_report_with_reconciled_counts(prefect_server
         # the real flow of `funnel run`; the exports end long before the period, and
         # freshness is not what this test is about
         manifest = funnel_report(
-            ReportRequest(
-                input_dir=root / "in",
-                period=PERIODS[funnel["grain"]],
-                out_dir=root / "out",
-                config=root / "funnel.toml",
-                allow_stale=True,
-            )
+            input_dir=root / "in",
+            period=PERIODS[funnel["grain"]],
+            out_dir=root / "out",
+            config=root / "funnel.toml",
+            allow_stale=True,
         )
         report = Path(manifest["out_dir"])
         assert (report / "report.pdf").read_bytes().startswith(b"%PDF")
