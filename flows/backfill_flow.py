@@ -10,7 +10,6 @@ holds the same fingerprint: inputs, configuration, options, version) is skipped 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -27,7 +26,7 @@ from funnel_reports.flows.delivery import deliver_report
 from funnel_reports.flows.errors import one_line
 from funnel_reports.flows.io.config import chosen_reports, delivery_from_toml, settings_from_toml
 from funnel_reports.flows.io.mail import DeliverySettings
-from funnel_reports.flows.io.outputs import store_tables, work_folder
+from funnel_reports.flows.io.outputs import read_json, store_tables, work_folder
 from funnel_reports.flows.progress import say, step
 from funnel_reports.flows.report_flow import (
     fingerprint,
@@ -56,11 +55,10 @@ WRITTEN, CURRENT, FAILED = "written", "current", "failed"
 
 def current_manifest(report_dir: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
     """The manifest of the report in `report_dir` if it was made with `expected`."""
-    try:
-        manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if manifest.get("fingerprint") == expected else None
+    manifest = read_json(report_dir / "manifest.json")
+    return (
+        manifest if isinstance(manifest, dict) and manifest.get("fingerprint") == expected else None
+    )
 
 
 def summary_row(
@@ -69,8 +67,7 @@ def summary_row(
     """A line of the summary: the report and period, what happened, its headline figures."""
     kpis: dict[str, Any] = {}
     if status != FAILED:
-        metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
-        kpis = metrics["kpis"]
+        kpis = read_json(report_dir / "metrics.json")["kpis"]
     return {
         "report": job.report.name if job.report else None,
         "period": job.period.label,

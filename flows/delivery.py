@@ -8,7 +8,6 @@ earlier; `notify_ops` is the report flow's failure hook.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -34,6 +33,7 @@ from funnel_reports.flows.io.ledger import (
     Ledger,
     LedgerJournal,
     delivery_lock,
+    finished_report,
     recipients_of,
 )
 from funnel_reports.flows.io.mail import (
@@ -53,7 +53,6 @@ from funnel_reports.flows.io.mail import (
 from funnel_reports.flows.requests import ReportRequest, request_of
 from funnel_reports.report_templates.mail import mail_content
 from funnel_reports.transforms.funnel_model import FunnelModel
-from funnel_reports.transforms.staging.layout import UnusableInputError
 
 DELIVERY_ERRORS = (
     TransientDeliveryError,
@@ -163,15 +162,7 @@ def deliver_report(
     A recipient whose copy the server accepted is never sent this PDF again, nor one whose
     copy is uncertain (the link was lost during DATA, or a deliverer stopped after recording
     its intent): those are reported to [delivery] ops and said in the error line."""
-    try:
-        metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
-        manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
-        pdf = (report_dir / "report.pdf").read_bytes()
-    except FileNotFoundError as error:
-        raise UnusableInputError(
-            f"{report_dir}: holds no finished report ({Path(error.filename).name} is missing); "
-            "write it with funnel run first"
-        ) from None
+    metrics, manifest, pdf = finished_report(report_dir)
     pdf_sha256 = sha256_bytes(pdf)
     wanted = recipients(delivery)
     content = mail_content(metrics, lang=manifest["lang"], funnel=funnel)

@@ -9,9 +9,6 @@ backfill` (flows.backfill_flow) reads once and runs `report_period` for each per
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import os
 import re
 import shutil
 import time
@@ -29,15 +26,13 @@ from funnel_reports.flows.delivery import deliver_report, notify_ops
 from funnel_reports.flows.errors import retry_when
 from funnel_reports.flows.io.config import delivery_from_toml, period_from_label, settings_from_toml
 from funnel_reports.flows.io.exports import input_digest, read_inputs, whole_quarantine
-from funnel_reports.flows.io.ledger import delivery_lock
-from funnel_reports.flows.io.mail import DELIVERY_RECORD
+from funnel_reports.flows.io.ledger import publish_report_folder
 from funnel_reports.flows.io.outputs import (
-    publish_folder,
     staging_folder,
     stored_tables,
-    write_json,
     write_report_files,
 )
+from funnel_reports.flows.io.readers import sha256_of
 from funnel_reports.flows.progress import say, step
 from funnel_reports.flows.requests import Amount, Language, ReportRequest, Source, request_of
 from funnel_reports.report_templates.context import report_context
@@ -89,7 +84,7 @@ def fingerprint(
     fingerprint is current."""
     return {
         "inputs_sha256": input_digest(input_dir),
-        "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest() if config else None,
+        "config_sha256": sha256_of(config) if config else None,
         "lang": settings.lang,
         "source": settings.source.preset,
         "target": target,
@@ -261,7 +256,7 @@ def publish_report(report: Report, report_dir: Path, run: Run) -> dict[str, Any]
         manifest = run_manifest(
             run.period, run.checked, run.fingerprint, written, run.timings, seconds
         )
-        publish(staging, report_dir, manifest)
+        publish_report_folder(staging, report_dir, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone once published; else a failed run's
     say(f"{run.label}: {report_dir}")
@@ -271,22 +266,6 @@ def publish_report(report: Report, report_dir: Path, run: Run) -> dict[str, Any]
 def report_entry(report: ReportSpec) -> dict[str, Any]:
     """metrics.json `report`: which report of the report set, and the deals it holds."""
     return {"name": report.name, "title": report.title, "filter": dict(report.filter)}
-
-
-def publish(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
-    """The manifest last, then the whole folder swapped in as OUT/<period>/ (with the record
-    of the sends of the report it replaces)."""
-    write_json(staging / "manifest.json", manifest)
-    try:
-        os.rename(staging, report_dir)  # no report there yet: no record to carry over
-        return
-    except OSError as error:
-        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-    with delivery_lock(report_dir):  # no deliverer writes the record between copy and swap
-        if (report_dir / DELIVERY_RECORD).exists():
-            shutil.copy2(report_dir / DELIVERY_RECORD, staging / DELIVERY_RECORD)
-        publish_folder(staging, report_dir)
 
 
 def artifact_key(*parts: str) -> str:

@@ -15,9 +15,11 @@ LOCK_WAIT_SECONDS, then says another deliverer is at work.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +37,7 @@ from funnel_reports.flows.io.mail import (
     address_key,
     reply_text,
 )
-from funnel_reports.flows.io.outputs import replace_file
+from funnel_reports.flows.io.outputs import publish_folder, replace_file, write_json
 from funnel_reports.transforms.staging.layout import UnusableInputError
 
 SENDING, DELIVERED, UNCERTAIN, FAILED, REFUSED = (
@@ -301,3 +303,35 @@ class LedgerJournal:
 
 def replies(refused: Refusals) -> dict[str, str]:
     return {a: f"{code} {reply_text(reply)}" for a, (code, reply) in refused.items()}
+
+
+def publish_report_folder(staging: Path, report_dir: Path, manifest: dict[str, Any]) -> None:
+    """A report written in `staging` becomes `report_dir`: the manifest last, then the whole
+    folder swapped in (with the record of the sends of the report it replaces, under the
+    delivery lock, so that no deliverer writes the record between copy and swap)."""
+    write_json(staging / "manifest.json", manifest)
+    try:
+        os.rename(staging, report_dir)  # no report there yet: no record to carry over
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    with delivery_lock(report_dir):
+        if (report_dir / DELIVERY_RECORD).exists():
+            shutil.copy2(report_dir / DELIVERY_RECORD, staging / DELIVERY_RECORD)
+        publish_folder(staging, report_dir)
+
+
+def finished_report(report_dir: Path) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """The metrics, manifest and PDF of the report in `report_dir`, for its mail; stops with
+    one line when the folder holds no finished report."""
+    try:
+        metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
+        manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
+        pdf = (report_dir / "report.pdf").read_bytes()
+    except FileNotFoundError as error:
+        raise UnusableInputError(
+            f"{report_dir}: holds no finished report ({Path(error.filename).name} is missing); "
+            "write it with funnel run first"
+        ) from None
+    return metrics, manifest, pdf

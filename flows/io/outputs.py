@@ -51,6 +51,14 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def read_json(path: Path) -> Any:
+    """The document in a JSON file; None when it is absent or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def write_json(path: Path, document: dict[str, Any]) -> None:
     """The document as JSON, replacing the file in one step (never half-written)."""
     text = json.dumps(json_ready(document), ensure_ascii=False, indent=2, default=str) + "\n"
