@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -16,7 +17,12 @@ import polars as pl
 from funnel_reports.transforms.funnel_model import FunnelModel, RunSettings
 from funnel_reports.transforms.intermediate.derived import DerivedTables, derive_tables
 from funnel_reports.transforms.intermediate.entries import observed_stages
-from funnel_reports.transforms.marts.backtest import forecast_inputs, next_period_forecast
+from funnel_reports.transforms.intermediate.states import DealStatesAt
+from funnel_reports.transforms.marts.backtest import (
+    ForecastInputs,
+    forecast_inputs,
+    next_period_forecast,
+)
 from funnel_reports.transforms.marts.bottlenecks import bottlenecks, step_baseline
 from funnel_reports.transforms.marts.comparison import comparison, months, trend
 from funnel_reports.transforms.marts.conversion import conversion
@@ -35,7 +41,7 @@ from funnel_reports.transforms.marts.win_probabilities import (
     resolved_in_window,
     stage_probabilities,
 )
-from funnel_reports.transforms.periods import Period
+from funnel_reports.transforms.periods import Period, Window
 
 OWN, COMPANY_RATES = "own", "company"
 
@@ -141,6 +147,218 @@ def core_figures(
     )
 
 
+class FigureInputs:
+    """What the figures of one period are computed from: the tables, the `Window`, the
+    settings; and what several figures share (the stage win probabilities, the core figures,
+    the observed stages), each computed once, when a figure first asks for it."""
+
+    def __init__(
+        self,
+        opportunities: pl.DataFrame,
+        derived: DerivedTables,
+        followups: pl.DataFrame,
+        *,
+        window: Window,
+        settings: RunSettings,
+        history_available: bool,
+        target: float | None = None,
+        company_rates: Rates | None = None,
+    ) -> None:
+        self.opportunities, self.derived, self.followups = opportunities, derived, followups
+        self.window, self.settings, self.funnel = window, settings, settings.funnel
+        self.history_available, self.target, self.company_rates = (
+            history_available,
+            target,
+            company_rates,
+        )
+        self.states = derived.states.lazy()
+
+    @property
+    def period(self) -> Period:
+        return self.window.period
+
+    @cached_property
+    def states_at(self) -> DealStatesAt:
+        return self.derived.states_at(self.opportunities, funnel=self.funnel)
+
+    @cached_property
+    def resolved(self) -> int:
+        """Deals resolved (won or lost) in W."""
+        resolved = resolved_in_window(self.states, window_start=self.window.window_start)
+        return int(resolved.select(pl.len()).collect().item())
+
+    @cached_property
+    def borrows(self) -> bool:
+        """Whether a report too thin for its own rates uses the company's."""
+        return (
+            self.company_rates is not None and self.resolved < self.settings.min_resolved_for_p_win
+        )
+
+    @cached_property
+    def rates(self) -> Rates:
+        if self.borrows and self.company_rates is not None:
+            return self.company_rates
+        return window_rates(self.derived, period=self.window.period, settings=self.settings)
+
+    @cached_property
+    def observed(self) -> list[str]:
+        entries = self.derived.entries.lazy()
+        return observed_stages(self.states, entries, as_of=self.window.as_of, funnel=self.funnel)
+
+    @cached_property
+    def probabilities(self) -> pl.DataFrame:
+        """The stage win probabilities; only skips reach an unobserved stage, so its own is
+        `insufficient_history`."""
+        return self.rates.probabilities.with_columns(
+            (pl.col("insufficient_history") | ~pl.col("stage").is_in(self.observed)).alias(
+                "insufficient_history"
+            )
+        )
+
+    def core_of(self, funnel: FunnelModel) -> CoreFigures:
+        return core_figures(
+            self.derived,
+            self.probabilities,
+            period=self.window.period,
+            settings=replace(self.settings, funnel=funnel),
+            history_available=self.history_available,
+        )
+
+    @cached_property
+    def core(self) -> CoreFigures:
+        return self.core_of(self.funnel)
+
+    @cached_property
+    def kpis(self) -> dict[str, Any]:
+        return self.core.kpis
+
+    def stages(self) -> list[dict[str, Any]]:
+        shown = self.funnel.shown_ids(self.observed)
+        return [
+            {
+                "id": s.id,
+                "is_open": i < self.funnel.won_index,
+                "stall_days": s.stall_days,
+                "observed": s.id in self.observed,
+                "shown": s.id in shown,
+            }
+            for i, s in enumerate(self.funnel.stages)
+        ]
+
+    def observed_funnel(self) -> dict[str, Any]:
+        """The conversion between the shown stages, the others folded into their next."""
+        shown = self.funnel.shown_ids(self.observed)
+        conversion = (
+            self.core.conversion
+            if len(shown) == len(self.funnel.ids)
+            else self.core_of(self.funnel.folded(shown)).conversion
+        )
+        return {
+            "folded": [stage for stage in self.funnel.ids if stage not in shown],
+            "conversion": inferred_rows(conversion, self.observed),
+        }
+
+    @cached_property
+    def forecast_inputs(self) -> ForecastInputs | None:
+        """What the next period's forecast and its backtest read."""
+        return forecast_inputs(
+            self.opportunities,
+            self.derived,
+            self.states_at,
+            period=self.period,
+            funnel=self.funnel,
+            timezone=self.settings.timezone,
+            window_months=self.window.months,
+            smoothing_strength=self.settings.smoothing_strength,
+            min_resolved=self.settings.min_resolved_for_p_win,
+        )
+
+    def forecast(self) -> dict[str, Any]:
+        return {
+            "stage_probabilities": self.probabilities.to_dicts(),
+            "p_bar": self.rates.p_bar,
+            "rates_from": COMPANY_RATES if self.borrows else OWN,
+            "resolved_in_window": self.resolved,
+            **self.core.pipeline,
+            "next_period_label": self.window.next_period.label,
+            **next_period_forecast(self.forecast_inputs, period=self.period, target=self.target),
+        }
+
+    def followups_section(self) -> dict[str, Any]:
+        w = self.window
+        return followup_activity(
+            self.followups.lazy(),
+            self.states,
+            period_start=w.start,
+            as_of=w.as_of,
+            as_of_date=w.period.end_date,
+            window_start=w.window_start,
+        )
+
+    def bottlenecks(self) -> list[dict[str, Any]]:
+        if not self.history_available:
+            return []
+        return bottlenecks(
+            self.derived.visits.lazy(),
+            self.core.funnel.lazy(),
+            self.probabilities,
+            funnel=self.funnel,
+            period_start=self.window.start,
+            window_start=self.window.window_start,
+            baseline=self.rates.step_baseline,
+        )
+
+    def targets(self) -> dict[str, Any] | None:
+        if self.target is None:
+            return None
+        return target_decomposition(
+            self.derived.reaches.lazy(),
+            self.states,
+            self.probabilities,
+            funnel=self.funnel,
+            target=self.target,
+            won_amount=self.kpis["won_amount"],
+            avg_won_amount=self.kpis["window"]["avg_won_amount"],
+            weighted_pipeline=self.core.pipeline["weighted_pipeline"],
+            window_start=self.window.window_start,
+            period_end=self.window.period.end_date,
+        )
+
+
+# every section of metrics.json, in the document's order, from what it is computed from
+FIGURES: dict[str, Callable[[FigureInputs], Any]] = {
+    "period": lambda f: f.window.period.as_dict(),
+    "currency": lambda f: f.settings.currency,
+    "stages": FigureInputs.stages,
+    "window": lambda f: f.window.as_dict(),
+    "kpis": lambda f: f.kpis,
+    "totals": lambda f: totals(f.states),
+    "segments": lambda f: segments(f.states, period_start=f.window.start, as_of=f.window.as_of),
+    "followups": FigureInputs.followups_section,
+    "funnel": lambda f: f.core.funnel.to_dicts(),
+    "conversion": lambda f: inferred_rows(f.core.conversion, f.observed),
+    "observed_funnel": FigureInputs.observed_funnel,
+    "dwell": lambda f: f.core.dwell.to_dicts(),
+    "stalls": lambda f: f.core.stalls,
+    "forecast": FigureInputs.forecast,
+    "comparison": lambda f: comparison(
+        f.states_at, f.kpis, period=f.window.period, window_months=f.window.months
+    ),
+    "history_available": lambda f: f.history_available,
+    "point_in_time": lambda f: point_in_time_notes(
+        f.opportunities.lazy(),
+        f.states,
+        as_of=f.window.as_of,
+        history_available=f.history_available,
+    ),
+    "bottlenecks": FigureInputs.bottlenecks,
+    "trend": lambda f: trend(f.states_at, period=f.window.period, window_months=f.window.months),
+    "targets": FigureInputs.targets,
+    # a quarterly report's months side by side
+    "months": lambda f: months(f.states_at, period=f.window.period, window_months=f.window.months),
+}
+
+
 def funnel_metrics(
     opportunities: pl.DataFrame,
     derived: DerivedTables,
@@ -153,7 +371,8 @@ def funnel_metrics(
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json.
+    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json: each
+    section of `FIGURES` (`months` for a quarter only), then `not_measurable`.
 
     A report of the report set passes the company's `company_rates`: when fewer than
     `min_resolved_for_p_win` of its own deals were resolved in W, it forecasts with them
@@ -163,138 +382,24 @@ def funnel_metrics(
     figures that need it are null, listed in `not_measurable` with the reason. `stages[]`
     says which stages a deal was seen in (`observed`) and which the report shows (`shown`);
     `observed_funnel` holds the conversion between the shown stages."""
-    funnel, window = settings.funnel, settings.window_months
-    start, as_of, window_start = period.start, period.end, period.window_start(window)
-    states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
-    states_at = derived.states_at(opportunities, funnel=funnel)
-    resolved = resolved_in_window(states, window_start=window_start).select(pl.len()).collect()
-    borrows = company_rates is not None and resolved.item() < settings.min_resolved_for_p_win
-    rates = (
-        company_rates
-        if borrows and company_rates is not None
-        else window_rates(derived, period=period, settings=settings)
-    )
-    observed = observed_stages(states, derived.entries.lazy(), as_of=as_of, funnel=funnel)
-    shown = funnel.shown_ids(observed)
-    p_bar = rates.p_bar
-    probabilities = rates.probabilities.with_columns(  # only skips reach an unobserved stage
-        (pl.col("insufficient_history") | ~pl.col("stage").is_in(observed)).alias(
-            "insufficient_history"
-        )
-    )
-    core = core_figures(
+    inputs = FigureInputs(
+        opportunities,
         derived,
-        probabilities,
-        period=period,
+        followups,
+        window=Window(period, settings.window_months),
         settings=settings,
         history_available=history_available,
+        target=target,
+        company_rates=company_rates,
     )
-    headline, pipeline = core.kpis, core.pipeline
-    next_period = period.shifted(1)
-    document: dict[str, Any] = {
-        "period": period.as_dict(),
-        "currency": settings.currency,
-        "stages": [
-            {
-                "id": s.id,
-                "is_open": i < funnel.won_index,
-                "stall_days": s.stall_days,
-                "observed": s.id in observed,
-                "shown": s.id in shown,
-            }
-            for i, s in enumerate(funnel.stages)
-        ],
-        "window": {"start": window_start.isoformat(), "end": as_of.isoformat(), "months": window},
-        "kpis": headline,
-        "totals": totals(states),
-        "segments": segments(states, period_start=start, as_of=as_of),
-        "followups": followup_activity(
-            followups.lazy(),
-            states,
-            period_start=start,
-            as_of=as_of,
-            as_of_date=period.end_date,
-            window_start=window_start,
-        ),
-        "funnel": core.funnel.to_dicts(),
-        "conversion": inferred_rows(core.conversion, observed),
-        "observed_funnel": {
-            "folded": [stage for stage in funnel.ids if stage not in shown],
-            "conversion": inferred_rows(
-                core.conversion
-                if len(shown) == len(funnel.ids)
-                else core_figures(
-                    derived,
-                    probabilities,
-                    period=period,
-                    settings=replace(settings, funnel=funnel.folded(shown)),
-                    history_available=history_available,
-                ).conversion,
-                observed,
-            ),
-        },
-        "dwell": core.dwell.to_dicts(),
-        "stalls": core.stalls,
-        "forecast": {
-            "stage_probabilities": probabilities.to_dicts(),
-            "p_bar": p_bar,
-            "rates_from": COMPANY_RATES if borrows else OWN,
-            "resolved_in_window": resolved.item(),
-            **pipeline,
-            "next_period_label": next_period.label,
-            **next_period_forecast(
-                forecast_inputs(
-                    opportunities,
-                    derived,
-                    states_at,
-                    period=period,
-                    funnel=funnel,
-                    timezone=settings.timezone,
-                    window_months=window,
-                    smoothing_strength=settings.smoothing_strength,
-                    min_resolved=settings.min_resolved_for_p_win,
-                ),
-                period=period,
-                target=target,
-            ),
-        },
-        "comparison": comparison(states_at, headline, period=period, window_months=window),
-        "history_available": history_available,
-        "point_in_time": point_in_time_notes(
-            opportunities.lazy(), states, as_of=as_of, history_available=history_available
-        ),
-        "bottlenecks": (
-            bottlenecks(
-                visits,
-                core.funnel.lazy(),
-                probabilities,
-                funnel=funnel,
-                period_start=start,
-                window_start=window_start,
-                baseline=rates.step_baseline,
-            )
-            if history_available
-            else []
-        ),
-        "trend": trend(states_at, period=period, window_months=window),
-        "targets": None
-        if target is None
-        else target_decomposition(
-            reaches,
-            states,
-            probabilities,
-            funnel=funnel,
-            target=target,
-            won_amount=headline["won_amount"],
-            avg_won_amount=headline["window"]["avg_won_amount"],
-            weighted_pipeline=pipeline["weighted_pipeline"],
-            window_start=window_start,
-            period_end=period.end_date,
-        ),
+    document = {
+        key: figure(inputs)
+        for key, figure in FIGURES.items()
+        if key != "months" or period.grain == "quarter"
     }
-    if period.grain == "quarter":
-        document["months"] = months(states_at, period=period, window_months=window)
-    document["not_measurable"] = without_unmeasurable(document, not_recorded, observed, funnel)
+    document["not_measurable"] = without_unmeasurable(
+        document, not_recorded, inputs.observed, settings.funnel
+    )
     return document
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -81,6 +82,40 @@ class Period:
             "end": self.end_date.isoformat(),
             "as_of": self.end_date.isoformat(),
             "timezone": self.timezone,
+        }
+
+
+@dataclass(frozen=True)
+class Window:
+    """The instants a period's figures are measured at, built once from the period: the
+    period P = [start, as_of), the trailing window W = [window_start, as_of) of `months`
+    months, and the next period (what the forecast is for)."""
+
+    period: Period
+    months: int
+
+    @property
+    def start(self) -> datetime:
+        return self.period.start
+
+    @property
+    def as_of(self) -> datetime:
+        return self.period.end
+
+    @property
+    def window_start(self) -> datetime:
+        return self.period.window_start(self.months)
+
+    @property
+    def next_period(self) -> Period:
+        return self.period.shifted(1)
+
+    def as_dict(self) -> dict[str, Any]:
+        """metrics.json `window`: W's instants (UTC) and its length in months."""
+        return {
+            "start": self.window_start.isoformat(),
+            "end": self.as_of.isoformat(),
+            "months": self.months,
         }
 
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from funnel_reports.flows.io.outputs import json_ready
 from funnel_reports.schemas.derived import DERIVED_MODELS
 from funnel_reports.transforms.intermediate.derived import derive_tables
+from funnel_reports.transforms.metrics_document import FIGURES
 from funnel_reports.transforms.periods import parse_period
-from tests.helpers import MARTS, SETTINGS, history, metrics_for, opportunities
+from tests.helpers import SETTINGS, history, metrics_for, opportunities
 from tests.helpers import world as world_of
 
 STAGES = SETTINGS.funnel.ids
@@ -87,8 +88,8 @@ def cheap_run(opps, rows):
     """The figures the invariants below read, each from its own mart, and the stage win
     probabilities: none of them needs the forecast's backtest, which a whole document runs."""
     w = world_of(opportunities(*opps), history(*rows), period=PERIOD)
-    m = {key: MARTS[key](w) for key in CHEAP_FIGURES}
-    return m | {"forecast": {"stage_probabilities": w.probabilities().to_dicts()}}
+    m = {key: FIGURES[key](w) for key in CHEAP_FIGURES}
+    return m | {"forecast": {"stage_probabilities": w.probabilities.to_dicts()}}
 
 
 def rates(m):

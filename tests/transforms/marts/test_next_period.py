@@ -20,7 +20,7 @@ from tests.helpers import figures, history, opp, opportunities, path, world
 
 
 def inputs_of(w):
-    inputs = w.forecast_inputs()
+    inputs = w.forecast_inputs
     assert inputs is not None
     return inputs
 
