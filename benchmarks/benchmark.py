@@ -153,28 +153,28 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     }
 
 
-def core_marts(derived, *, period, settings, history_available: bool) -> dict[str, Any]:
+def core_marts(
+    opportunities, derived, followups, *, period, settings, history_available: bool
+) -> dict[str, Any]:
     """The core figures of `derived` (`transforms.intermediate.derived.DerivedTables`) as
-    `transforms.metrics_document.funnel_metrics` computes them (`core_figures`), keyed as
+    metrics.json holds them (`FigureInputs.core`, the rates and probabilities), keyed as
     metrics.json; and the deal states at the period end by state."""
     import polars as pl
 
-    from funnel_reports.transforms.marts.win_probabilities import resolved_in_window
-    from funnel_reports.transforms.metrics_document import core_figures, window_rates
+    from funnel_reports.transforms.metrics_document import FigureInputs
+    from funnel_reports.transforms.periods import Window
 
-    window_start = period.window_start(settings.window_months)
-    states = derived.states.lazy()
-    rates = window_rates(derived, period=period, settings=settings)
-    core = core_figures(
+    inputs = FigureInputs(
+        opportunities,
         derived,
-        rates.probabilities,
-        period=period,
+        followups,
+        window=Window(period, settings.window_months),
         settings=settings,
         history_available=history_available,
     )
-    resolved = resolved_in_window(states, window_start=window_start).select(pl.len()).collect()
+    core = inputs.core
     return {
-        "deal_states": states.group_by("state")
+        "deal_states": inputs.states.group_by("state")
         .agg(pl.len().alias("count"), pl.col("amount_at").sum())
         .sort("state")
         .collect()
@@ -184,9 +184,9 @@ def core_marts(derived, *, period, settings, history_available: bool) -> dict[st
         "dwell": core.dwell.to_dicts(),
         "stalls": core.stalls,
         "forecast": {
-            "stage_probabilities": rates.probabilities.to_dicts(),
-            "p_bar": rates.p_bar,
-            "resolved_in_window": resolved.item(),
+            "stage_probabilities": inputs.probabilities.to_dicts(),
+            "p_bar": inputs.rates.p_bar,
+            "resolved_in_window": inputs.resolved,
             **core.pipeline,
         },
         "kpis": core.kpis,
@@ -198,7 +198,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     tasks do, derive, the core marts), timed, with the peak memory over them and the rows
     validation quarantined."""
     from funnel_reports.flows.report_flow import read_and_check
-    from funnel_reports.schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
+    from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
     from funnel_reports.transforms.intermediate.derived import derive_tables
     from funnel_reports.transforms.periods import parse_period
 
@@ -219,7 +219,9 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     derive = time.perf_counter() - derive_started
     marts_started = time.perf_counter()
     figures = core_marts(
+        tables[OPPORTUNITIES],
         derived,
+        tables[FOLLOWUPS],
         period=report_period,
         settings=checked.settings,
         history_available=checked.history_available,
