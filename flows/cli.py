@@ -76,7 +76,13 @@ def parser() -> argparse.ArgumentParser:
         help="say each step on standard error (the default when it is a terminal)",
     )
     commands = root.add_subparsers(dest="command", required=True)
+    add_report_commands(commands)
+    add_other_commands(commands)
+    return root
 
+
+def add_report_commands(commands: Any) -> None:
+    """`funnel run` and `funnel backfill`: the arguments of the flows' requests."""
     run = commands.add_parser("run", help="report one month (2024-06) or quarter (2024-Q2)")
     run.add_argument("--input", required=True, type=Path, help="folder of canonical CSV exports")
     run.add_argument("--period", required=True, help="2024-06 or 2024-Q2")
@@ -109,6 +115,9 @@ def parser() -> argparse.ArgumentParser:
     )
     add_runner_arguments(back)
 
+
+def add_other_commands(commands: Any) -> None:
+    """`funnel deliver`, `serve`, `demo`, `validate` and `generate`."""
     send = commands.add_parser("deliver", help="mail a report already on disk ([delivery])")
     send.add_argument("--out", required=True, type=Path, help="the output folder of funnel run")
     send.add_argument("--period", required=True, help="2024-06, 2024-Q2, last-month, ...")
@@ -144,7 +153,6 @@ def parser() -> argparse.ArgumentParser:
         default=0.0,
         help="extra history rows per deal that restate its stage (CRM change log rows)",
     )
-    return root
 
 
 RUNNERS = ("process", "dask")
@@ -280,20 +288,63 @@ def run_command(args: argparse.Namespace, started: float) -> int:
 
 def run_flow(args: argparse.Namespace, started: float) -> int:
     from funnel_reports.flows import commands
-    from funnel_reports.flows.backfill_flow import funnel_backfill
     from funnel_reports.flows.delivery import funnel_deliver
-    from funnel_reports.flows.io.config import ConfigError
     from funnel_reports.flows.io.outputs import record_command_time
-    from funnel_reports.flows.report_flow import funnel_report
-    from funnel_reports.flows.requests import BackfillRequest, ReportRequest
 
-    if args.command == "run" and args.reports:
+    if args.command == "run" and not args.reports:
+        from funnel_reports.flows.report_flow import funnel_report
+        from funnel_reports.flows.requests import ReportRequest
+
+        request = ReportRequest(
+            **asked_alike(args),
+            period=args.period,
+            target=args.target,
+            deliver=args.deliver,
+            resend=args.resend,
+        )
+        manifests = [funnel_report(**dict(request))]
+    elif args.command in ("run", "backfill"):
+        return print_backfill(run_backfill(args))
+    elif args.command == "deliver":
+        funnel_deliver(
+            out_dir=str(args.out),
+            period=args.period,
+            config=str(args.config) if args.config else None,
+            resend=args.resend,
+        )
+        return 0
+    elif args.command == "demo":
+        manifests = commands.funnel_demo(out_dir=str(args.out), lang=args.lang)
+    else:
+        counts = commands.generate_flow(
+            out_dir=str(args.out),
+            opportunities=args.opportunities,
+            seed=args.seed,
+            followups_per_opportunity=args.followups_per_opportunity,
+            updates_per_opportunity=args.updates_per_opportunity,
+        )
+        print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
+        return 0
+    record_command_time(manifests, f"funnel {args.command}", started)
+    for manifest in manifests:
+        print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
+    return 0
+
+
+def run_backfill(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`funnel backfill`, and `funnel run --reports` (one period, every report it names,
+    always written): the backfill flow on the chosen task runner."""
+    from funnel_reports.flows.backfill_flow import funnel_backfill
+    from funnel_reports.flows.io.config import ConfigError
+    from funnel_reports.flows.requests import BackfillRequest
+
+    if args.command == "run":
         if args.target is not None:
             raise ConfigError(
                 "--target sets one report's target; with --reports, set each "
                 "report's in funnel.toml ([[reports]] target, [targets])"
             )
-        backfill = BackfillRequest(
+        request = BackfillRequest(
             **asked_alike(args),
             first=args.period,
             last=args.period,
@@ -303,19 +354,8 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             deliver=args.deliver,
             resend=args.resend,
         )
-        runner = task_runner(args)
-        return print_backfill(funnel_backfill.with_options(task_runner=runner)(**dict(backfill)))
-    if args.command == "run":
-        report = ReportRequest(
-            **asked_alike(args),
-            period=args.period,
-            target=args.target,
-            deliver=args.deliver,
-            resend=args.resend,
-        )
-        manifests = [funnel_report(**dict(report))]
-    elif args.command == "backfill":
-        backfill = BackfillRequest(
+    else:
+        request = BackfillRequest(
             **asked_alike(args),
             first=args.first,
             last=args.last,
@@ -323,29 +363,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             force=args.force,
             reports=args.reports,
         )
-        runner = task_runner(args)
-        return print_backfill(funnel_backfill.with_options(task_runner=runner)(**dict(backfill)))
-    elif args.command == "deliver":
-        funnel_deliver(
-            str(args.out), args.period, str(args.config) if args.config else None, args.resend
-        )
-        return 0
-    elif args.command == "demo":
-        manifests = commands.funnel_demo(str(args.out), args.lang)
-    else:
-        counts = commands.generate_flow(
-            str(args.out),
-            args.opportunities,
-            args.seed,
-            args.followups_per_opportunity,
-            args.updates_per_opportunity,
-        )
-        print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
-        return 0
-    record_command_time(manifests, f"funnel {args.command}", started)
-    for manifest in manifests:
-        print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
-    return 0
+    return funnel_backfill.with_options(task_runner=task_runner(args))(**dict(request))
 
 
 def asked_alike(args: argparse.Namespace) -> dict[str, Any]:
