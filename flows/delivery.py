@@ -51,7 +51,7 @@ from funnel_reports.flows.io.mail import (
     transmit,
 )
 from funnel_reports.flows.requests import ReportRequest, request_of
-from funnel_reports.report_templates.mail import mail_content
+from funnel_reports.report_templates.mail import MailContent, mail_content
 from funnel_reports.transforms.funnel_model import FunnelModel
 
 DELIVERY_ERRORS = (
@@ -153,6 +153,61 @@ def tell_ops(ledger: Ledger, delivery: DeliverySettings) -> str:
     return f"; told {', '.join(delivery.ops)}"
 
 
+@dataclass
+class Sending:
+    """What one attempt to mail a report did: to whom it went, what each recipient's copy
+    is now (`held`: delivered or uncertain, by address key), the error that stopped it, and
+    who was still to be sent it when it began (`pending`)."""
+
+    sent: list[Recipient]
+    held: dict[str, str]
+    failure: Exception | None
+    pending: list[Recipient]
+
+
+def send_once(
+    ledger: Ledger,
+    wanted: list[Recipient],
+    content: MailContent,
+    pdf: bytes,
+    delivery: DeliverySettings,
+    *,
+    resend: bool,
+) -> Sending:
+    """One message to the recipients in `wanted` whose copy of this PDF the ledger does not
+    hold (every one with `resend`), its intent and outcome recorded; held with the lock."""
+    pdf_sha256 = sha256_bytes(pdf)
+    held = {} if resend else ledger.held(pdf_sha256)
+    pending = [r for r in wanted if r.key not in held]
+    if not pending:
+        return Sending([], held, None, pending)
+    message = report_message(
+        settings=delivery,
+        recipients=(
+            [r.text for r in pending if r.role == "to"],
+            [r.text for r in pending if r.role == "cc"],
+        ),
+        subject=content.subject,
+        text=content.text,
+        html=content.html,
+        pdf=pdf,
+        pdf_name=content.pdf_name,
+    )
+    journal = LedgerJournal(ledger, message, pdf_sha256)
+    delays = list(delivery.retry_delays_seconds)
+    failure: Exception | None = None
+    try:
+        send_report_mail.with_options(retries=len(delays), retry_delay_seconds=delays)(
+            journal, message, [r.address for r in pending], delivery
+        )
+    except DELIVERY_ERRORS as error:
+        failure = error
+    reached = ledger.reached(journal.message_id)
+    sent = [r for r in pending if reached.get(r.key) == DELIVERED]
+    held |= {r.key: UNCERTAIN for r in pending if reached.get(r.key) == UNCERTAIN}
+    return Sending(sent, held, failure, pending)
+
+
 def deliver_report(
     report_dir: Path, delivery: DeliverySettings, *, funnel: FunnelModel, resend: bool = False
 ) -> dict[str, Any]:
@@ -163,41 +218,14 @@ def deliver_report(
     copy is uncertain (the link was lost during DATA, or a deliverer stopped after recording
     its intent): those are reported to [delivery] ops and said in the error line."""
     metrics, manifest, pdf = finished_report(report_dir)
-    pdf_sha256 = sha256_bytes(pdf)
-    wanted = recipients(delivery)
     content = mail_content(metrics, lang=manifest["lang"], funnel=funnel)
-    failure: Exception | None = None
-    sent: list[Recipient] = []
+    wanted = recipients(delivery)
     with delivery_lock(report_dir):
         ledger = Ledger(report_dir)
         ledger.settle_stopped()
-        held = {} if resend else ledger.held(pdf_sha256)
-        pending = [r for r in wanted if r.key not in held]
-        if pending:
-            message = report_message(
-                settings=delivery,
-                recipients=(
-                    [r.text for r in pending if r.role == "to"],
-                    [r.text for r in pending if r.role == "cc"],
-                ),
-                subject=content.subject,
-                text=content.text,
-                html=content.html,
-                pdf=pdf,
-                pdf_name=content.pdf_name,
-            )
-            journal = LedgerJournal(ledger, message, pdf_sha256)
-            delays = list(delivery.retry_delays_seconds)
-            try:
-                send_report_mail.with_options(retries=len(delays), retry_delay_seconds=delays)(
-                    journal, message, [r.address for r in pending], delivery
-                )
-            except DELIVERY_ERRORS as error:
-                failure = error
-            reached = ledger.reached(journal.message_id)
-            sent = [r for r in pending if reached.get(r.key) == DELIVERED]
-            held |= {r.key: UNCERTAIN for r in pending if reached.get(r.key) == UNCERTAIN}
+        outcome = send_once(ledger, wanted, content, pdf, delivery, resend=resend)
         told = tell_ops(ledger, delivery)
+    sent, held, failure, pending = outcome.sent, outcome.held, outcome.failure, outcome.pending
     if sent:
         print(f"funnel deliver {report_dir}: sent to {', '.join(r.address for r in sent)}")
     uncertain = [r.address for r in wanted if held.get(r.key) == UNCERTAIN]
