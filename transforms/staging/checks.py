@@ -144,19 +144,7 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
         opportunities, history, currencies = in_report_currency(
             opportunities, history, rates=settings.rates, report_currency=settings.currency
         )
-    opportunities = (
-        opportunities.lazy()
-        .pipe(snapshot_close_dates, closes)
-        .pipe(stage_from_history, history.lazy(), funnel=funnel)
-        .pipe(derive_status, funnel=funnel)
-        .pipe(loss_from_history, history.lazy())
-        .pipe(
-            settle_close_dates,
-            keep_closed_before_created=settings.parse.closed_before_created == KEEP,
-            timezone=settings.timezone,
-        )
-        .collect()
-    )
+    opportunities = with_outcomes(opportunities, history, closes, settings)
     moved = int(opportunities[MOVED_CREATED].sum())
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
     opportunities = opportunities.lazy().drop(MOVED_CREATED, CLOSE_UNKNOWN).collect()
@@ -174,19 +162,55 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     )
     for table in (STAGE_HISTORY, FOLLOWUPS):
         rows = history if table == STAGE_HISTORY else typed(table)
-        rule_rows = [orphan_reasons(rows.lazy(), valid_opps, quarantined_ids)]
-        if table == STAGE_HISTORY:
-            rule_rows.append(history_after_loss_reasons(rows.lazy(), valid_opps))
-            rule_rows.append(
-                history_before_created_reasons(rows.lazy(), valid_opps, timezone=settings.timezone)
-            )
-        validated[table] = validate_table(
-            table, rows, TABLE_MODELS[table], pl.concat(rule_rows).collect()
-        )
+        rules = child_rule_reasons(table, rows, valid_opps, quarantined_ids, settings.timezone)
+        validated[table] = validate_table(table, rows, TABLE_MODELS[table], rules)
     return {
         table: replace(checked, null_words=null_words[table])
         for table, checked in validated.items()
     }
+
+
+def with_outcomes(
+    opportunities: pl.DataFrame,
+    history: pl.DataFrame,
+    closes: pl.LazyFrame | None,
+    settings: RunSettings,
+) -> pl.DataFrame:
+    """The deals with what their history and snapshots say of their outcome: close dates
+    dated by snapshots, the stage and status the history gives, the loss, and close dates
+    settled against creation (`transforms.staging.outcomes`)."""
+    funnel = settings.funnel
+    return (
+        opportunities.lazy()
+        .pipe(snapshot_close_dates, closes)
+        .pipe(stage_from_history, history.lazy(), funnel=funnel)
+        .pipe(derive_status, funnel=funnel)
+        .pipe(loss_from_history, history.lazy())
+        .pipe(
+            settle_close_dates,
+            keep_closed_before_created=settings.parse.closed_before_created == KEEP,
+            timezone=settings.timezone,
+        )
+        .collect()
+    )
+
+
+def child_rule_reasons(
+    table: str,
+    rows: pl.DataFrame,
+    valid_opportunities: pl.LazyFrame,
+    quarantined_ids: pl.LazyFrame,
+    timezone: str,
+) -> pl.DataFrame:
+    """The rule reasons of a table of a deal's rows (stage history, follow-ups): an unknown
+    or quarantined deal, and for the history an entry after the loss or before creation."""
+    reasons = [orphan_reasons(rows.lazy(), valid_opportunities, quarantined_ids)]
+    if table == STAGE_HISTORY:
+        reasons.append(history_after_loss_reasons(rows.lazy(), valid_opportunities))
+        reasons.append(
+            history_before_created_reasons(rows.lazy(), valid_opportunities, timezone=timezone)
+        )
+    return pl.concat(reasons).collect()
 
 
 def masked_reasons(counts: list[dict[str, Any]]) -> list[dict[str, Any]]:
