@@ -571,26 +571,92 @@ def parsed_table(
 
     Each typed column takes one pass of its fast path (`fast_column`); the full parser then
     reads each distinct value the fast path left over once, and its values and reasons are
-    joined back, so a million rows in the export's own format cost one pass and no reason is
-    built for a value that was read. Text columns with nothing to trim are kept as they are,
-    without a copy.
+    joined back (`slow_parsed`), so a million rows in the export's own format cost one pass
+    and no reason is built for a value that was read. Text columns with nothing to trim are
+    kept as they are, without a copy (`text_values`).
     """
     headers = headers or {}
     present = [n for n in columns if n in raw.collect_schema().names()]
     typed_names = [n for n in present if columns[n] != pl.String or n in KINDS]
     kept = [n for n in present if n in untyped and n not in typed_names]
-    samples = first_values(raw, typed_names)
+    frame, fast, leftovers = fast_parsed(
+        raw, {n: columns[n] for n in typed_names}, funnel=funnel, timezone=timezone, options=options
+    )
+    # every date column votes on the day/month order with the values the fast path left
+    dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
+    date_order = options.date_order or infer_date_order(
+        pl.concat([leftovers[n].lazy().select(pl.col(n).alias("v")) for n in dated])
+        if dated
+        else pl.LazyFrame(schema={"v": pl.String}),
+        ["v"],
+        default=options.default_date_order,
+    )
+    values: dict[str, pl.Expr] = {}
+    unreadable: list[str] = []
+    null_words: dict[str, int] = {}
+    for name in typed_names:
+        parts = [pl.col(f"__fast_{name}")] if fast[name] is not None else []
+        if leftovers[name].height:
+            slow = parsed_column(
+                name,
+                columns[name],
+                funnel=funnel,
+                options=options,
+                timezone=timezone,
+                date_order=date_order,
+            ).cast(columns[name])
+            frame, words = slow_parsed(
+                frame, leftovers[name], name, slow, columns[name], headers.get(name, name), options
+            )
+            null_words |= {name: words} if words else {}
+            parts.append(pl.col(f"__slow_{name}"))
+            unreadable.append(f"__reason_{name}")
+        values[name] = (
+            pl.coalesce(parts).cast(columns[name]) if parts else pl.lit(None, dtype=columns[name])
+        )
+    values |= {name: pl.col(name) for name in kept}
+    plain_text = [n for n in present if n not in typed_names and n not in kept]
+    text, text_null_words = text_values(frame, plain_text)
+    values |= text
+    null_words |= text_null_words
+    read = [pl.col(READ_REASON)] if READ_REASON in frame.columns else []
+    reason_list = (
+        pl.concat_list([*read, *unreadable]).list.drop_nulls()  # the reader's reason first
+        if read or unreadable
+        else pl.lit([], dtype=pl.List(pl.String))
+    )
+    typed = [
+        values[name].alias(name) if name in values else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in columns.items()
+    ]
+    return ParsedTable(
+        frame.lazy().select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS)),
+        {name: null_words[name] for name in columns if name in null_words},
+    )
+
+
+def fast_parsed(
+    raw: pl.LazyFrame,
+    typed: Mapping[str, pl.DataType],
+    *,
+    funnel: FunnelModel,
+    timezone: str,
+    options: ParseOptions,
+) -> tuple[pl.DataFrame, dict[str, pl.Expr | None], dict[str, pl.DataFrame]]:
+    """One eager pass of every typed column's fast path (`__fast_<column>` beside the raw
+    columns), each column's fast expression (None: it has none), and the distinct non-blank
+    values each fast path left over (empty where it read every value there is)."""
+    samples = first_values(raw, list(typed))
     fast = {
         name: fast_column(
-            name, columns[name], samples[name], funnel=funnel, timezone=timezone, options=options
+            name, dtype, samples[name], funnel=funnel, timezone=timezone, options=options
         )
-        for name in typed_names
+        for name, dtype in typed.items()
     }
-    # one eager pass: the fast parses, then the few distinct values they leave over
     frame = raw.with_columns(
         expr.alias(f"__fast_{name}") for name, expr in fast.items() if expr is not None
     ).collect()
-    left = [  # the fast path read every value that is there: nothing is left over
+    left = [
         name
         for name, expr in fast.items()
         if expr is None or frame[f"__fast_{name}"].null_count() > frame[name].null_count()
@@ -609,79 +675,53 @@ def parsed_table(
         strict=True,
     ):
         leftovers[name] = distinct
-    # every date column votes on the day/month order with the values the fast path left
-    dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
-    date_order = options.date_order or infer_date_order(
-        pl.concat([leftovers[n].lazy().select(pl.col(n).alias("v")) for n in dated])
-        if dated
-        else pl.LazyFrame(schema={"v": pl.String}),
-        ["v"],
-        default=options.default_date_order,
-    )
-    values: dict[str, pl.Expr] = {}
-    unreadable: list[str] = []
-    null_words: dict[str, int] = {}
-    for name in typed_names:
-        parts = [pl.col(f"__fast_{name}")] if fast[name] is not None else []
-        if leftovers[name].height:
-            dtype = columns[name]
-            slow = parsed_column(
-                name,
-                dtype,
-                funnel=funnel,
-                options=options,
-                timezone=timezone,
-                date_order=date_order,
-            ).cast(dtype)
-            unread = pl.col(f"__slow_{name}").is_null()
-            parsed = (
-                leftovers[name]
-                .with_columns(slow.alias(f"__slow_{name}"))
-                .with_columns((unread & pl.col(name).str.contains(NULL_WORD)).alias("__null"))
-                .with_columns(
-                    pl.when(unread & ~pl.col("__null"))
-                    .then(unreadable_reason(name, dtype, headers.get(name, name), options))
-                    .alias(f"__reason_{name}")
-                )
-            )
-            if parsed["__null"].any():
-                words = parsed.filter("__null")[name].implode()
-                null_words[name] = int(frame.select(pl.col(name).is_in(words).sum()).item())
-            frame = frame.join(parsed.drop("__null"), on=name, how="left", maintain_order="left")
-            parts.append(pl.col(f"__slow_{name}"))
-            unreadable.append(f"__reason_{name}")
-        values[name] = (
-            pl.coalesce(parts).cast(columns[name]) if parts else pl.lit(None, dtype=columns[name])
+    return frame, fast, leftovers
+
+
+def slow_parsed(
+    frame: pl.DataFrame,
+    leftovers: pl.DataFrame,
+    name: str,
+    slow: pl.Expr,
+    dtype: pl.DataType,
+    header: str,
+    options: ParseOptions,
+) -> tuple[pl.DataFrame, int]:
+    """`frame` with `__slow_<name>` (the full parser's value of each leftover) and
+    `__reason_<name>` (why a leftover that is no null word cannot be read) joined by value;
+    and how many cells held a null word."""
+    unread = pl.col(f"__slow_{name}").is_null()
+    parsed = (
+        leftovers.with_columns(slow.alias(f"__slow_{name}"))
+        .with_columns((unread & pl.col(name).str.contains(NULL_WORD)).alias("__null"))
+        .with_columns(
+            pl.when(unread & ~pl.col("__null"))
+            .then(unreadable_reason(name, dtype, header, options))
+            .alias(f"__reason_{name}")
         )
-    for name in kept:
-        values[name] = pl.col(name)
-    plain_text = [n for n in present if n not in typed_names and n not in kept]
-    untrimmed = (
-        frame.select(pl.col(n).str.contains(UNTRIMMED_OR_NULL_WORD).any() for n in plain_text).row(
-            0, named=True
-        )
-        if plain_text
-        else {}
     )
-    for name in plain_text:  # nothing to trim: the same strings, no copy
-        values[name] = blank_or_null_word(pl.col(name)) if untrimmed[name] else pl.col(name)
-    if trimmed := [n for n in plain_text if untrimmed[n]]:
-        counts = frame.select(pl.col(n).str.contains(NULL_WORD).sum() for n in trimmed)
-        null_words |= {n: int(count) for n, count in counts.row(0, named=True).items() if count}
-    read = [pl.col(READ_REASON)] if READ_REASON in frame.columns else []
-    reason_list = (
-        pl.concat_list([*read, *unreadable]).list.drop_nulls()  # the reader's reason first
-        if read or unreadable
-        else pl.lit([], dtype=pl.List(pl.String))
-    )
-    typed = [
-        values[name].alias(name) if name in values else pl.lit(None, dtype=dtype).alias(name)
-        for name, dtype in columns.items()
-    ]
-    return ParsedTable(
-        frame.lazy().select(pl.col("_row"), *typed, reason_list.alias(PARSE_REASONS)),
-        {name: null_words[name] for name in columns if name in null_words},
-    )
+    words = 0
+    if parsed["__null"].any():
+        null_values = parsed.filter("__null")[name].implode()
+        words = int(frame.select(pl.col(name).is_in(null_values).sum()).item())
+    joined = frame.join(parsed.drop("__null"), on=name, how="left", maintain_order="left")
+    return joined, words
+
+
+def text_values(frame: pl.DataFrame, names: list[str]) -> tuple[dict[str, pl.Expr], dict[str, int]]:
+    """The text columns trimmed, null words as null (`blank_or_null_word`), and the count of
+    null words per column; a column with nothing to trim is kept as it is, without a copy."""
+    if not names:
+        return {}, {}
+    untrimmed = frame.select(
+        pl.col(n).str.contains(UNTRIMMED_OR_NULL_WORD).any() for n in names
+    ).row(0, named=True)
+    values = {n: blank_or_null_word(pl.col(n)) if untrimmed[n] else pl.col(n) for n in names}
+    trimmed = [n for n in names if untrimmed[n]]
+    if not trimmed:
+        return values, {}
+    counts = frame.select(pl.col(n).str.contains(NULL_WORD).sum() for n in trimmed)
+    return values, {n: int(count) for n, count in counts.row(0, named=True).items() if count}
 
 
 def local_midnight(day: date, timezone: str) -> datetime:
