@@ -582,42 +582,22 @@ def parsed_table(
     frame, fast, leftovers = fast_parsed(
         raw, {n: columns[n] for n in typed_names}, funnel=funnel, timezone=timezone, options=options
     )
-    # every date column votes on the day/month order with the values the fast path left
     dated = [n for n in present if isinstance(columns[n], pl.Datetime) or columns[n] == pl.Date]
-    date_order = options.date_order or infer_date_order(
-        pl.concat([leftovers[n].lazy().select(pl.col(n).alias("v")) for n in dated])
-        if dated
-        else pl.LazyFrame(schema={"v": pl.String}),
-        ["v"],
-        default=options.default_date_order,
+    date_order = options.date_order or leftover_date_order(leftovers, dated, options)
+    frame, values, unreadable, null_words = typed_values(
+        frame,
+        {n: columns[n] for n in typed_names},
+        fast,
+        leftovers,
+        options=options,
+        date_order=date_order,
+        funnel=funnel,
+        timezone=timezone,
+        headers=headers,
     )
-    values: dict[str, pl.Expr] = {}
-    unreadable: list[str] = []
-    null_words: dict[str, int] = {}
-    for name in typed_names:
-        parts = [pl.col(f"__fast_{name}")] if fast[name] is not None else []
-        if leftovers[name].height:
-            slow = parsed_column(
-                name,
-                columns[name],
-                funnel=funnel,
-                options=options,
-                timezone=timezone,
-                date_order=date_order,
-            ).cast(columns[name])
-            frame, words = slow_parsed(
-                frame, leftovers[name], name, slow, columns[name], headers.get(name, name), options
-            )
-            null_words |= {name: words} if words else {}
-            parts.append(pl.col(f"__slow_{name}"))
-            unreadable.append(f"__reason_{name}")
-        values[name] = (
-            pl.coalesce(parts).cast(columns[name]) if parts else pl.lit(None, dtype=columns[name])
-        )
-    values |= {name: pl.col(name) for name in kept}
     plain_text = [n for n in present if n not in typed_names and n not in kept]
     text, text_null_words = text_values(frame, plain_text)
-    values |= text
+    values |= {name: pl.col(name) for name in kept} | text
     null_words |= text_null_words
     read = [pl.col(READ_REASON)] if READ_REASON in frame.columns else []
     reason_list = (
@@ -676,6 +656,58 @@ def fast_parsed(
     ):
         leftovers[name] = distinct
     return frame, fast, leftovers
+
+
+def leftover_date_order(
+    leftovers: Mapping[str, pl.DataFrame], dated: list[str], options: ParseOptions
+) -> str:
+    """The day/month order of numeric dates, voted on by every date column's values that
+    the fast path left over (`infer_date_order`)."""
+    votes = (
+        pl.concat([leftovers[n].lazy().select(pl.col(n).alias("v")) for n in dated])
+        if dated
+        else pl.LazyFrame(schema={"v": pl.String})
+    )
+    return infer_date_order(votes, ["v"], default=options.default_date_order)
+
+
+def typed_values(
+    frame: pl.DataFrame,
+    typed: Mapping[str, pl.DataType],
+    fast: Mapping[str, pl.Expr | None],
+    leftovers: Mapping[str, pl.DataFrame],
+    *,
+    options: ParseOptions,
+    date_order: str,
+    funnel: FunnelModel,
+    timezone: str,
+    headers: Mapping[str, str],
+) -> tuple[pl.DataFrame, dict[str, pl.Expr], list[str], dict[str, int]]:
+    """Each typed column's value: the fast path's, else the full parser's of its leftovers
+    (numeric dates read in `date_order`, joined back by `slow_parsed`); the frame with
+    those joined, the reason columns, and the null words counted per column."""
+    values: dict[str, pl.Expr] = {}
+    unreadable: list[str] = []
+    null_words: dict[str, int] = {}
+    for name, dtype in typed.items():
+        parts = [pl.col(f"__fast_{name}")] if fast[name] is not None else []
+        if leftovers[name].height:
+            slow = parsed_column(
+                name,
+                dtype,
+                funnel=funnel,
+                options=options,
+                timezone=timezone,
+                date_order=date_order,
+            ).cast(dtype)
+            frame, words = slow_parsed(
+                frame, leftovers[name], name, slow, dtype, headers.get(name, name), options
+            )
+            null_words |= {name: words} if words else {}
+            parts.append(pl.col(f"__slow_{name}"))
+            unreadable.append(f"__reason_{name}")
+        values[name] = pl.coalesce(parts).cast(dtype) if parts else pl.lit(None, dtype=dtype)
+    return frame, values, unreadable, null_words
 
 
 def slow_parsed(
