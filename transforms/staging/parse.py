@@ -572,8 +572,7 @@ def parsed_table(
     Each typed column takes one pass of its fast path (`fast_column`); the full parser then
     reads each distinct value the fast path left over once, and its values and reasons are
     joined back (`slow_parsed`), so a million rows in the export's own format cost one pass
-    and no reason is built for a value that was read. Text columns with nothing to trim are
-    kept as they are, without a copy (`text_values`).
+    and no reason is built for a value that was read. Text columns: `text_values`.
     """
     headers = headers or {}
     present = [n for n in columns if n in raw.collect_schema().names()]
