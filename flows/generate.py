@@ -171,14 +171,43 @@ def _dates(seconds: np.ndarray) -> pl.Series:
     return pl.select(pl.when(pl.Series(~np.isnan(seconds))).then(text)).to_series()
 
 
+@dataclass
+class Paths:
+    """Each simulated deal's walk through the funnel: when it was created, the stage it is in
+    and since when, its status and close, and every stage entry (deal, stage, time)."""
+
+    created: np.ndarray
+    stage: np.ndarray
+    entered: np.ndarray
+    status: np.ndarray
+    closed: np.ndarray
+    entries: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]
+    t_end: float
+
+
+DAY = 86_400.0
+
+
 def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: GenerateSpec):
-    """The three canonical tables for deals first_id .. first_id + n - 1."""
-    day = 86_400.0
+    """The three canonical tables for deals first_id .. first_id + n - 1 (the random draws
+    in one fixed order: the walks, the deals' fields, the follow-ups, the updates)."""
+    paths = simulate_paths(rng, n, spec)
+    ids = np.char.add("OPP-", np.char.zfill(np.arange(first_id, first_id + n).astype(str), 7))
+    opportunities, deals = opportunity_table(rng, ids, paths, spec)
+    followups = followup_table(rng, ids, deals["owner"], paths, spec)
+    stage_history = history_table(rng, ids, deals, paths, spec)
+    return opportunities, stage_history, followups
+
+
+def simulate_paths(rng: np.random.Generator, n: int, spec: GenerateSpec) -> Paths:
+    """Deals created uniformly over the export's span, each walking the stages (dwell times
+    lognormal around each stage's median; advance, regress once, skip, or be lost), then won
+    deals moving on to retention."""
     t0 = datetime(
         spec.start.year, spec.start.month, spec.start.day, tzinfo=ZoneInfo(spec.timezone)
     ).timestamp()
     t_end = spec.export_at.timestamp()
-    created = np.sort(rng.uniform(t0, t_end - day, n))
+    created = np.sort(rng.uniform(t0, t_end - DAY, n))
     stage = np.zeros(n, dtype=np.int64)
     t = created.copy()
     active = np.ones(n, dtype=bool)
@@ -186,13 +215,12 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     closed = np.full(n, np.nan)
     regressed = np.zeros(n, dtype=bool)
     entry_opp, entry_stage, entry_time = [np.arange(n)], [stage.copy()], [created.copy()]
-
     for _ in range(MAX_STEPS):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         cur = stage[idx]
-        dwell = rng.lognormal(np.log(DWELL_MEDIAN_DAYS[np.minimum(cur, WON_INDEX - 1)]), 0.8) * day
+        dwell = rng.lognormal(np.log(DWELL_MEDIAN_DAYS[np.minimum(cur, WON_INDEX - 1)]), 0.8) * DAY
         t_next = t[idx] + dwell
         ran_out = t_next >= t_end
         active[idx[ran_out]] = False
@@ -218,48 +246,53 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
         status[idx[lost]] = LOST
         closed[idx[lost]] = t_next[lost]
         active[idx[lost]] = False
-    active[:] = False
-
     won_idx = np.flatnonzero(status == WON)
-    t_ret = closed[won_idx] + rng.uniform(20, 90, won_idx.size) * day
+    t_ret = closed[won_idx] + rng.uniform(20, 90, won_idx.size) * DAY
     to_ret = (rng.uniform(size=won_idx.size) < RETENTION) & (t_ret < t_end)
     entry_opp.append(won_idx[to_ret])
     entry_stage.append(np.full(to_ret.sum(), WON_INDEX + 1))
     entry_time.append(t_ret[to_ret])
     stage[won_idx[to_ret]] = WON_INDEX + 1
     t[won_idx[to_ret]] = t_ret[to_ret]
+    return Paths(created, stage, t, status, closed, (entry_opp, entry_stage, entry_time), t_end)
 
-    ids = np.char.add("OPP-", np.char.zfill(np.arange(first_id, first_id + n).astype(str), 7))
+
+def opportunity_table(
+    rng: np.random.Generator, ids: np.ndarray, paths: Paths, spec: GenerateSpec
+) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+    """The opportunities, and the drawn fields their history and follow-ups repeat."""
+    n = ids.size
     amount = np.round(rng.lognormal(np.log(150_000), 0.7, n), -3)
-    initial_amount = np.round(amount * rng.uniform(0.7, 1.3, n), -3)
-    has_amount = rng.uniform(size=n) > 0.03
-    expected_close = created + rng.uniform(20, 75, n) * day
+    deals = {
+        "amount": amount,
+        "initial_amount": np.round(amount * rng.uniform(0.7, 1.3, n), -3),
+        "has_amount": rng.uniform(size=n) > 0.03,
+        "expected_close": paths.created + rng.uniform(20, 75, n) * DAY,
+    }
     is_cn = rng.uniform(size=n) < 0.65
     customer = np.where(
         is_cn,
         np.char.add(_pick(rng, CN_PREFIX, n), _pick(rng, CN_SUFFIX, n)),
         np.char.add(np.char.add(_pick(rng, EN_PREFIX, n), " "), _pick(rng, EN_SUFFIX, n)),
     )
-    is_open = status == OPEN
-    stalled = is_open & (t_end - t > 7 * day)
+    stalled = (paths.status == OPEN) & (paths.t_end - paths.entered > 7 * DAY)
     has_reason = stalled & (rng.uniform(size=n) < STALL_REASON_SHARE)
-    owner = _pick(rng, OWNERS, n)
+    deals["owner"] = _pick(rng, OWNERS, n)
     phone = np.char.add("138", np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
-
     opportunities = pl.DataFrame(
         {
             "opportunity_id": ids,
             "customer_name": customer,
-            "owner": owner,
-            "stage": np.asarray(STAGES)[stage],
-            "status": status,
-            "created_at": _timestamps(created, spec.timezone),
-            "stage_entered_at": _timestamps(t, spec.timezone),
-            "closed_at": _timestamps(closed, spec.timezone),
-            "amount": pl.Series(np.where(has_amount, amount, np.nan)).fill_nan(None),
+            "owner": deals["owner"],
+            "stage": np.asarray(STAGES)[paths.stage],
+            "status": paths.status,
+            "created_at": _timestamps(paths.created, spec.timezone),
+            "stage_entered_at": _timestamps(paths.entered, spec.timezone),
+            "closed_at": _timestamps(paths.closed, spec.timezone),
+            "amount": pl.Series(np.where(deals["has_amount"], amount, np.nan)).fill_nan(None),
             "currency": "CNY",
-            "expected_close_date": _dates(expected_close),
-            "lost_reason": _where(status == LOST, _pick(rng, LOST_REASONS, n)),
+            "expected_close_date": _dates(deals["expected_close"]),
+            "lost_reason": _where(paths.status == LOST, _pick(rng, LOST_REASONS, n)),
             "stall_reason": _where(has_reason, _pick(rng, STALL_REASONS, n)),
             "industry": _pick(rng, INDUSTRIES, n),
             "customer_size": _pick(rng, SIZES, n, [0.5, 0.35, 0.15]),
@@ -270,12 +303,20 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
             "contact_email": np.char.add(np.char.add("contact", ids), "@example.com"),
         }
     )
+    return opportunities, deals
 
-    touches = rng.poisson(spec.followups_per_opportunity, n)
-    f_opp = np.repeat(np.arange(n), touches)
-    last = np.where(np.isnan(closed), t_end - 3600, closed)[f_opp]
-    occurred = created[f_opp] + rng.uniform(size=f_opp.size) * (last - created[f_opp])
-    followups = pl.DataFrame(
+
+def followup_table(
+    rng: np.random.Generator, ids: np.ndarray, owner: np.ndarray, paths: Paths, spec: GenerateSpec
+) -> pl.DataFrame:
+    """A Poisson number of follow-ups per deal, each between its creation and its close
+    (or the export)."""
+    touches = rng.poisson(spec.followups_per_opportunity, ids.size)
+    f_opp = np.repeat(np.arange(ids.size), touches)
+    last = np.where(np.isnan(paths.closed), paths.t_end - 3600, paths.closed)[f_opp]
+    created = paths.created[f_opp]
+    occurred = created + rng.uniform(size=f_opp.size) * (last - created)
+    return pl.DataFrame(
         {
             "followup_id": np.char.add(
                 "F-", np.char.add(ids[f_opp], np.char.add("-", _rank(f_opp).astype(str)))
@@ -286,34 +327,45 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
             "summary": _pick(rng, SUMMARIES, f_opp.size),
             "customer_feedback": _pick(rng, FEEDBACK, f_opp.size),
             "next_action": _pick(rng, NEXT_ACTIONS, f_opp.size),
-            "next_action_due": _dates(occurred + rng.uniform(2, 14, f_opp.size) * day),
+            "next_action_due": _dates(occurred + rng.uniform(2, 14, f_opp.size) * DAY),
             "owner": owner[f_opp],
         }
     )
+
+
+def history_table(
+    rng: np.random.Generator,
+    ids: np.ndarray,
+    deals: dict[str, np.ndarray],
+    paths: Paths,
+    spec: GenerateSpec,
+) -> pl.DataFrame:
+    """Every stage entry, with the update rows of `updates_per_opportunity`, in order of
+    deal, time and stage; the amount before the qualified stage is the initial one."""
+    entry_opp, entry_stage, entry_time = paths.entries
     if spec.updates_per_opportunity > 0:
         entry_opp, entry_stage, entry_time = _with_updates(
             rng,
             spec.updates_per_opportunity,
             (entry_opp, entry_stage, entry_time),
-            created,
-            np.where(np.isnan(closed), t_end - 3600, closed),
+            paths.created,
+            np.where(np.isnan(paths.closed), paths.t_end - 3600, paths.closed),
         )
     e_opp, e_stage, e_time = (np.concatenate(e) for e in (entry_opp, entry_stage, entry_time))
     order = np.lexsort((e_stage, e_time, e_opp))
     e_opp, e_stage, e_time = e_opp[order], e_stage[order], e_time[order]
-    e_amount = np.where(e_stage >= 2, amount[e_opp], initial_amount[e_opp])
-    stage_history = pl.DataFrame(
+    amount = np.where(e_stage >= 2, deals["amount"][e_opp], deals["initial_amount"][e_opp])
+    has_amount = deals["has_amount"][e_opp]
+    return pl.DataFrame(
         {
             "opportunity_id": ids[e_opp],
             "stage": np.asarray(STAGES)[e_stage],
             "entered_at": _timestamps(e_time, spec.timezone),
-            "amount": pl.Series(np.where(has_amount[e_opp], e_amount, np.nan)).fill_nan(None),
-            "expected_close_date": _dates(expected_close[e_opp]),
-            "changed_by": owner[e_opp],
+            "amount": pl.Series(np.where(has_amount, amount, np.nan)).fill_nan(None),
+            "expected_close_date": _dates(deals["expected_close"][e_opp]),
+            "changed_by": deals["owner"][e_opp],
         }
     )
-
-    return opportunities, stage_history, followups
 
 
 def _with_updates(
