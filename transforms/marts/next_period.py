@@ -82,7 +82,73 @@ def landmark_deals(
     close date; the visit ends at the next stage change (not before t), and the one the deal
     was in at as_of at its loss, when it was lost by then.
     """
-    marks = instants["landmark"]
+    held = visits_at_landmarks(facts, spans, instants["landmark"], as_of=as_of, funnel=funnel)
+    age = days_between(pl.col("started_at"), pl.col("landmark"))
+    close = pl.coalesce("_promised", "expected_close_date")
+    return (
+        held.join(
+            instants.lazy().with_row_index("_mark").with_columns(pl.col("_mark").cast(pl.Int64)),
+            on="_mark",
+        )
+        .join(
+            opportunities.select(PRICE_SEGMENT).with_row_index(DEAL),
+            on=DEAL,
+            how="left",
+        )
+        .select(
+            "opportunity_id",
+            "landmark",
+            "horizon_end",
+            "stage",
+            "stage_index",
+            age.alias("age_days"),
+            pl.sum_horizontal(*(age >= edge for edge in AGE_EDGES_DAYS)).alias("age_bin"),
+            in_interval(pl.col("won_at"), pl.col("landmark"), pl.col("horizon_end"))
+            .fill_null(False)
+            .alias("won_within"),
+            close_against_horizon(close).alias("close"),
+            PRICE_SEGMENT,
+            DEAL,
+        )
+        .sort("landmark", DEAL)
+        .drop(DEAL)
+        .collect()
+    )
+
+
+def close_against_horizon(close: pl.Expr) -> pl.Expr:
+    """Where an expected close date lies against a landmark's horizon: none, overdue at the
+    landmark, due within the horizon, or later."""
+    return (
+        pl.when(close.is_null())
+        .then(pl.lit(CLOSE_NONE))
+        .when(close < pl.col("landmark_date"))
+        .then(pl.lit(CLOSE_OVERDUE))
+        .when(close < pl.col("horizon_end_date"))
+        .then(pl.lit(CLOSE_DUE))
+        .otherwise(pl.lit(CLOSE_LATER))
+    )
+
+
+def lost_at() -> pl.Expr:
+    """When a deal lost by as_of was lost: its close, not before it entered its last stage."""
+    return pl.when(pl.col("state") == LOST).then(
+        pl.max_horizontal("closed_at", "stage_entered_at_as_of")
+    )
+
+
+def visits_at_landmarks(
+    facts: pl.LazyFrame,
+    spans: pl.LazyFrame,
+    marks: pl.Series,
+    *,
+    as_of: datetime,
+    funnel: FunnelModel,
+) -> pl.LazyFrame:
+    """Each open-stage visit (as known at `as_of`) once per landmark it holds (`_mark`, the
+    landmark's index in `marks`): started before the landmark, not ended before it. A visit
+    ends at the next stage change, and the one a deal was in at `as_of` at its loss, when
+    it was lost by then."""
     last = len(marks) - 1
     at_end = deal_states_at(facts, spans, as_of=as_of, funnel=funnel).select(
         DEAL,
@@ -90,15 +156,13 @@ def landmark_deals(
         "expected_close_date",
         "won_at",
         pl.col("stage_entered_at_as_of").alias("_last_started"),
-        pl.when(pl.col("state") == LOST)
-        .then(pl.max_horizontal("closed_at", "stage_entered_at_as_of"))
-        .alias("_lost_at"),
+        lost_at().alias("_lost_at"),
     )
     # the visit the deal was last in at as_of, when it was lost by then
     ends_at_loss = (pl.col("stage_entered_at_as_of") == pl.col("_last_started")) & pl.col(
         "_lost_at"
     ).is_not_null()
-    held = (
+    return (
         spans.filter(pl.col("stage_at").is_in(funnel.open_ids))
         .join(at_end, on=DEAL)
         .select(
@@ -132,44 +196,6 @@ def landmark_deals(
         .filter(pl.col("_first") <= pl.col("_last"))
         .with_columns(pl.int_ranges("_first", pl.col("_last") + 1).alias("_mark"))
         .explode("_mark")
-    )
-    age = days_between(pl.col("started_at"), pl.col("landmark"))
-    close = pl.coalesce("_promised", "expected_close_date")
-    return (
-        held.join(
-            instants.lazy().with_row_index("_mark").with_columns(pl.col("_mark").cast(pl.Int64)),
-            on="_mark",
-        )
-        .join(
-            opportunities.select(PRICE_SEGMENT).with_row_index(DEAL),
-            on=DEAL,
-            how="left",
-        )
-        .select(
-            "opportunity_id",
-            "landmark",
-            "horizon_end",
-            "stage",
-            "stage_index",
-            age.alias("age_days"),
-            pl.sum_horizontal(*(age >= edge for edge in AGE_EDGES_DAYS)).alias("age_bin"),
-            in_interval(pl.col("won_at"), pl.col("landmark"), pl.col("horizon_end"))
-            .fill_null(False)
-            .alias("won_within"),
-            pl.when(close.is_null())
-            .then(pl.lit(CLOSE_NONE))
-            .when(close < pl.col("landmark_date"))
-            .then(pl.lit(CLOSE_OVERDUE))
-            .when(close < pl.col("horizon_end_date"))
-            .then(pl.lit(CLOSE_DUE))
-            .otherwise(pl.lit(CLOSE_LATER))
-            .alias("close"),
-            PRICE_SEGMENT,
-            DEAL,
-        )
-        .sort("landmark", DEAL)
-        .drop(DEAL)
-        .collect()
     )
 
 
