@@ -184,15 +184,63 @@ def snapshot_closes(
         for c, dtype in SNAPSHOT_COLUMNS.items()
         if c not in names
     )
-    stage, snapshot = pl.col("stage"), pl.col(SNAPSHOT)
-    closing_stage = stage.is_in(funnel.won_ids) | (stage == LOST)
-    status = pl.coalesce(
-        "status",
+    dated = dated_observations(history, funnel=funnel)
+    snapshot = pl.col(SNAPSHOT)
+    closes = (
+        dated.filter(snapshot.is_not_null())
+        .group_by("opportunity_id")
+        .agg(
+            pl.col("_closed").sort_by(SNAPSHOT).last().alias(_LATEST_CLOSED),
+            pl.col(_RUN_CLOSE).sort_by(SNAPSHOT).last(),
+            pl.col(CLOSE_UNKNOWN).any(),
+        )
+    )
+    entered = (
+        pl.when(pl.col("_close_at").is_not_null() & ~pl.col("_keeps_entry"))
+        .then(pl.col("_close_at"))
+        .otherwise(pl.col("entered_at"))
+    )
+    history = dated.with_columns(
+        entered.alias("entered_at"),
+        pl.when("_won_in_open_stage")
+        .then(pl.lit(funnel.won_stage))
+        .otherwise(pl.col("stage"))
+        .alias("stage"),
+    ).drop(*OBSERVATION_COLUMNS, _RUN_CLOSE, CLOSE_UNKNOWN, *SNAPSHOT_COLUMNS)
+    return history, closes
+
+
+# the working columns of `dated_observations`, dropped once the closes are dated
+OBSERVATION_COLUMNS = (
+    "_closed",
+    "_earlier_closed",
+    "_earlier_snapshot",
+    "_run",
+    "_close_at",
+    "_keeps_entry",
+    "_won_in_open_stage",
+)
+
+
+def closing_status(stage: pl.Expr, funnel: FunnelModel) -> pl.Expr:
+    """lost for the stage "lost", won for a won stage, else null."""
+    return (
         pl.when(stage == LOST)
         .then(pl.lit(LOST))
         .when(stage.is_in(funnel.won_ids))
-        .then(pl.lit(WON)),
+        .then(pl.lit(WON))
     )
+
+
+def dated_observations(history: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:
+    """The snapshot rows of `snapshot_closes` with their runs and closes: `_closed`, the
+    previous observation's (`_earlier_closed`, `_earlier_snapshot`), `_run`, `_close_at` (the
+    close's date, on a close row), `_RUN_CLOSE` (its run's), `CLOSE_UNKNOWN`,
+    `_won_in_open_stage` (Pipedrive's won deal in the open stage it keeps) and `_keeps_entry`
+    (a first observation in an open stage keeps its stage_entered_at)."""
+    stage, snapshot = pl.col("stage"), pl.col(SNAPSHOT)
+    closing_stage = stage.is_in(funnel.won_ids) | (stage == LOST)
+    status = pl.coalesce("status", closing_status(stage, funnel))
     deal = ["opportunity_id", snapshot.is_not_null()]  # a history file's rows stay apart
 
     def earlier(expr: pl.Expr) -> pl.Expr:
@@ -216,7 +264,7 @@ def snapshot_closes(
     keeps_entry = (
         first_sight & ~closing_stage & ~won_in_open_stage & pl.col("stage_entered_at").is_not_null()
     )
-    dated = (
+    return (
         history.with_columns(
             (status.is_in([WON, LOST]).fill_null(False) & snapshot.is_not_null()).alias("_closed"),
         )
@@ -236,37 +284,11 @@ def snapshot_closes(
             (is_close & first_sight & own_first.is_null()).alias(CLOSE_UNKNOWN),
         )
         .with_columns(
-            pl.col("_close_at").first().over([*deal, "_run"], order_by=SNAPSHOT).alias(_RUN_CLOSE)
+            pl.col("_close_at").first().over([*deal, "_run"], order_by=SNAPSHOT).alias(_RUN_CLOSE),
+            won_in_open_stage.alias("_won_in_open_stage"),
+            keeps_entry.alias("_keeps_entry"),
         )
     )
-    closes = (
-        dated.filter(snapshot.is_not_null())
-        .group_by("opportunity_id")
-        .agg(
-            closed.sort_by(SNAPSHOT).last().alias(_LATEST_CLOSED),
-            pl.col(_RUN_CLOSE).sort_by(SNAPSHOT).last(),
-            pl.col(CLOSE_UNKNOWN).any(),
-        )
-    )
-    entered = (
-        pl.when(pl.col("_close_at").is_not_null() & ~keeps_entry)
-        .then(pl.col("_close_at"))
-        .otherwise(pl.col("entered_at"))
-    )
-    history = dated.with_columns(
-        entered.alias("entered_at"),
-        pl.when(won_in_open_stage).then(pl.lit(funnel.won_stage)).otherwise(stage).alias("stage"),
-    ).drop(
-        "_closed",
-        "_earlier_closed",
-        "_earlier_snapshot",
-        "_run",
-        "_close_at",
-        _RUN_CLOSE,
-        CLOSE_UNKNOWN,
-        *SNAPSHOT_COLUMNS,
-    )
-    return history, closes
 
 
 def snapshot_close_dates(opportunities: pl.LazyFrame, closes: pl.LazyFrame | None) -> pl.LazyFrame:
