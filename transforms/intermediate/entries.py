@@ -51,7 +51,6 @@ def stage_entries(
     stages only: `[source.stage_dates]`), every opportunity also takes the entries its own
     fields give, each into a stage its history does not hold.
     """
-    first, won = funnel.ids[0], funnel.won_stage
     from_history = stage_history.filter(pl.col("stage") != LOST).select(
         "opportunity_id",
         "stage",
@@ -67,39 +66,7 @@ def stage_entries(
             from_history.select("opportunity_id"), on="opportunity_id", how="anti"
         )
     )
-    in_won_stage = pl.col("stage").is_in(funnel.won_ids)
-    current_entry = pl.coalesce(
-        "stage_entered_at",
-        pl.when((pl.col("status") == WON) & in_won_stage).then(pl.col("closed_at")),
-        "created_at",
-    )
-    field_entries = (
-        pl.concat(
-            [
-                without_history.select(
-                    "opportunity_id",
-                    pl.lit(first).alias("stage"),
-                    pl.col("created_at").alias("entered_at"),
-                ),
-                without_history.filter(
-                    (pl.col("status") == WON) & pl.col("closed_at").is_not_null()
-                ).select(
-                    "opportunity_id",
-                    pl.lit(won).alias("stage"),
-                    pl.col("closed_at").alias("entered_at"),
-                ),
-                without_history.select(
-                    "opportunity_id", "stage", current_entry.alias("entered_at")
-                ),
-            ]
-        )
-        .unique()
-        .with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("amount"),
-            pl.lit(None, dtype=pl.Date).alias("expected_close_date"),
-            pl.lit(False).alias("is_from_history"),
-        )
-    )
+    field_entries = entries_from_fields(without_history, funnel=funnel)
     if partial_history:  # a stage its dates hold is entered then, not when its fields say
         field_entries = field_entries.join(
             from_history.select("opportunity_id", "stage"),
@@ -115,6 +82,43 @@ def stage_entries(
         .with_columns(stage_index(pl.col("stage"), funnel=funnel).alias("stage_index"))
         .sort(["opportunity_id", *ENTRY_ORDER], maintain_order=True)  # ties: export order
         .with_columns((previous.is_null() | (previous != pl.col("stage"))).alias("is_stage_change"))
+    )
+
+
+def entries_from_fields(opportunities: pl.LazyFrame, *, funnel: FunnelModel) -> pl.LazyFrame:
+    """The entries a deal's own fields give: the first stage at `created_at`, the won stage
+    at `closed_at` when won, and the current stage at `stage_entered_at` (when that is
+    empty: at `closed_at` for a won deal in a won stage, else at `created_at`)."""
+    won = (pl.col("status") == WON) & pl.col("closed_at").is_not_null()
+    current_entry = pl.coalesce(
+        "stage_entered_at",
+        pl.when((pl.col("status") == WON) & pl.col("stage").is_in(funnel.won_ids)).then(
+            pl.col("closed_at")
+        ),
+        "created_at",
+    )
+    return (
+        pl.concat(
+            [
+                opportunities.select(
+                    "opportunity_id",
+                    pl.lit(funnel.ids[0]).alias("stage"),
+                    pl.col("created_at").alias("entered_at"),
+                ),
+                opportunities.filter(won).select(
+                    "opportunity_id",
+                    pl.lit(funnel.won_stage).alias("stage"),
+                    pl.col("closed_at").alias("entered_at"),
+                ),
+                opportunities.select("opportunity_id", "stage", current_entry.alias("entered_at")),
+            ]
+        )
+        .unique()
+        .with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("amount"),
+            pl.lit(None, dtype=pl.Date).alias("expected_close_date"),
+            pl.lit(False).alias("is_from_history"),
+        )
     )
 
 
