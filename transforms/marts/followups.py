@@ -33,6 +33,39 @@ def followup_activity(
     """
     known = followups.filter(pl.col("occurred_at") < as_of)
     in_period = in_interval(pl.col("occurred_at"), period_start, as_of)
+    summary = open_deal_activity(
+        known, states, in_period=in_period, as_of=as_of, as_of_date=as_of_date
+    )
+    touches = summary["touches"]
+    by_channel = known.filter(in_period).group_by("channel").agg(pl.len().alias("touches"))
+    mix = (
+        by_channel.with_columns((pl.col("touches") / pl.col("touches").sum()).alias("share"))
+        .sort(["touches", "channel"], descending=[True, False])
+        .collect()
+    )
+    pattern = touches_of_resolved(known, states, window_start=window_start)
+    return {
+        "touches_in_period": int(mix["touches"].sum()),
+        "touches_per_open_deal": touches / summary["open_count"] if summary["open_count"] else None,
+        "channel_mix": mix.to_dicts(),
+        "silent_days": SILENT_DAYS,
+        "silent_open_deals": summary["silent_count"],
+        "silent_open_amount": summary["silent_amount"],
+        "overdue_next_actions": summary["overdue_next_actions"],
+        "won_vs_lost": pattern,
+    }
+
+
+def open_deal_activity(
+    known: pl.LazyFrame,
+    states: pl.LazyFrame,
+    *,
+    in_period: pl.Expr,
+    as_of: datetime,
+    as_of_date: date,
+) -> dict[str, Any]:
+    """The open deals at as_of: how many, how many are silent and their amount, how many
+    have an overdue next action, and their follow-ups in the period (`in_period`)."""
     open_deals = states.filter(pl.col("state") == OPEN).select(
         "opportunity_id", "created_at", "amount_at"
     )
@@ -52,7 +85,7 @@ def followup_activity(
         ),
         (pl.col("due") < as_of_date).fill_null(False).alias("is_overdue"),
     )
-    summary = (
+    summary: dict[str, Any] = (
         open_activity.select(
             pl.len().alias("open_count"),
             pl.col("is_silent").sum().cast(pl.Int64).alias("silent_count"),
@@ -63,13 +96,14 @@ def followup_activity(
         .collect()
         .row(0, named=True)
     )
-    touches = summary["touches"]
-    by_channel = known.filter(in_period).group_by("channel").agg(pl.len().alias("touches"))
-    mix = (
-        by_channel.with_columns((pl.col("touches") / pl.col("touches").sum()).alias("share"))
-        .sort(["touches", "channel"], descending=[True, False])
-        .collect()
-    )
+    return summary
+
+
+def touches_of_resolved(
+    known: pl.LazyFrame, states: pl.LazyFrame, *, window_start: datetime
+) -> list[dict[str, Any]]:
+    """Deals won and deals lost in W, and their follow-ups per deal (known by as_of), won
+    first."""
     resolved = states.filter(
         pl.col("state").is_in(RESOLVED) & (pl.col("resolved_at") >= window_start)
     ).select("opportunity_id", "state")
@@ -78,20 +112,10 @@ def followup_activity(
         on="opportunity_id",
         how="left",
     ).with_columns(pl.col("touches").fill_null(0))
-    pattern = (
+    return (
         per_deal.group_by("state")
         .agg(pl.len().alias("deals"), pl.col("touches").mean().alias("touches_per_deal"))
         .sort("state", descending=True)
         .collect()
         .to_dicts()
     )
-    return {
-        "touches_in_period": int(mix["touches"].sum()),
-        "touches_per_open_deal": touches / summary["open_count"] if summary["open_count"] else None,
-        "channel_mix": mix.to_dicts(),
-        "silent_days": SILENT_DAYS,
-        "silent_open_deals": summary["silent_count"],
-        "silent_open_amount": summary["silent_amount"],
-        "overdue_next_actions": summary["overdue_next_actions"],
-        "won_vs_lost": pattern,
-    }
