@@ -68,6 +68,36 @@ def step_baseline(
     return step_figures(ended.filter(pl.col("ended_at") < period_start)).collect()
 
 
+def steps_against_baseline(
+    in_period: pl.LazyFrame,
+    baseline: pl.DataFrame,
+    funnel_snapshot: pl.LazyFrame,
+    probabilities: pl.DataFrame,
+    *,
+    funnel: FunnelModel,
+) -> pl.LazyFrame:
+    """Each open stage with its step's figures in the period and in the baseline (`_base`),
+    its open amount, its next stage and that stage's win probability (1 for won)."""
+    won_stage = pl.lit(funnel.won_stage)
+    next_p_win = probabilities.lazy().select(
+        pl.col("stage").alias("next_stage"), pl.col("p_win").alias("next_p_win")
+    )
+    return (
+        stage_frame(funnel)
+        .with_columns(pl.col("stage").shift(-1).fill_null(won_stage).alias("next_stage"))
+        .join(in_period, on="stage", how="left")
+        .join(baseline.lazy(), on="stage", how="left", suffix="_base")
+        .join(funnel_snapshot.select("stage", "amount"), on="stage", how="left")
+        .join(next_p_win, on="next_stage", how="left")
+        .with_columns(
+            pl.when(pl.col("next_stage") == won_stage)
+            .then(pl.lit(1.0))
+            .otherwise(pl.col("next_p_win"))
+            .alias("next_p_win")
+        )
+    )
+
+
 def bottlenecks(
     visits: pl.LazyFrame,
     funnel_snapshot: pl.LazyFrame,
@@ -92,9 +122,6 @@ def bottlenecks(
         baseline = step_baseline(
             visits, funnel=funnel, period_start=period_start, window_start=window_start
         )
-    next_p_win = probabilities.lazy().select(
-        pl.col("stage").alias("next_stage"), pl.col("p_win").alias("next_p_win")
-    )
     a1, n1 = pl.col("advanced").fill_null(0), pl.col("left").fill_null(0)
     a2, n2 = pl.col("advanced_base").fill_null(0), pl.col("left_base").fill_null(0)
     rate, base = ratio(a1, n1), ratio(a2, n2)
@@ -102,20 +129,8 @@ def bottlenecks(
     z = two_proportion_z(a1, n1, a2, n2)
     conversion_worse = (z < -Z_95).fill_null(False)
     dwell_worse = (pl.col("low") > pl.col("high_base")).fill_null(False)
-    won_stage = pl.lit(funnel.won_stage)
     return (
-        stage_frame(funnel)
-        .with_columns(pl.col("stage").shift(-1).fill_null(won_stage).alias("next_stage"))
-        .join(in_period, on="stage", how="left")
-        .join(baseline.lazy(), on="stage", how="left", suffix="_base")
-        .join(funnel_snapshot.select("stage", "amount"), on="stage", how="left")
-        .join(next_p_win, on="next_stage", how="left")
-        .with_columns(
-            pl.when(pl.col("next_stage") == won_stage)
-            .then(pl.lit(1.0))
-            .otherwise(pl.col("next_p_win"))
-            .alias("next_p_win")
-        )
+        steps_against_baseline(in_period, baseline, funnel_snapshot, probabilities, funnel=funnel)
         .select(
             "stage",
             "next_stage",
