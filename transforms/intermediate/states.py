@@ -73,6 +73,20 @@ def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
     `entries` is `stage_entries`' table, in its order (opportunity, entered_at, stage_index);
     `facts` is `deal_facts`' table.
     """
+    changes = span_starts(entries).join(facts.select("opportunity_id", DEAL), on="opportunity_id")
+    first = facts.select(
+        DEAL,
+        pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("after"),
+        pl.col("first_entry_at").alias("until"),
+    )
+    return pl.concat(
+        [first, changes.select(DEAL, "after", "until", *SPAN_COLUMNS)], how="diagonal"
+    ).sort(DEAL, "after", nulls_last=False)
+
+
+def span_starts(entries: pl.LazyFrame) -> pl.LazyFrame:
+    """Each instant at which a deal's entries changed what is known of it (`deal_spans`'
+    columns), with the next such instant (`until`), in the entries' order."""
     row = pl.int_range(pl.len(), dtype=pl.UInt32)
     deal = pl.col("opportunity_id")
     # entries are sorted by deal: a deal's rows start where the opportunity changes, and its
@@ -97,7 +111,7 @@ def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
     is_last_at_instant = (deal != deal.shift(-1)) | (
         pl.col("entered_at") != pl.col("entered_at").shift(-1)
     )
-    changes = (
+    return (
         entries.select(
             "opportunity_id",
             pl.col("entered_at").alias("after"),
@@ -116,16 +130,7 @@ def deal_spans(entries: pl.LazyFrame, facts: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             pl.when(deal == deal.shift(-1)).then(pl.col("after").shift(-1)).alias("until")
         )
-        .join(facts.select("opportunity_id", DEAL), on="opportunity_id")
     )
-    first = facts.select(
-        DEAL,
-        pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("after"),
-        pl.col("first_entry_at").alias("until"),
-    )
-    return pl.concat(
-        [first, changes.select(DEAL, "after", "until", *SPAN_COLUMNS)], how="diagonal"
-    ).sort(DEAL, "after", nulls_last=False)
 
 
 def deal_states_at(
