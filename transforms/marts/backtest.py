@@ -163,7 +163,6 @@ def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
     """Every candidate's forecast of the period after `origin`, from what was known at its
     end, without the Monte Carlo ranges (`with_ranges` draws them)."""
     as_of, window_start = origin.end, origin.window_start(inputs.window_months)
-    following = origin.shifted(1)
     states = inputs.states_at.states(as_of)
     open_now = (
         inputs.landmarks.filter(pl.col("landmark") == as_of)
@@ -207,6 +206,18 @@ def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
         )
         if model == LANDMARK:
             values[OPEN_DEALS], values[NEW_DEALS] = open_part, new.expected
+    values |= baseline_forecasts(inputs, origin, states)
+    return OriginForecast(origin, values, {}, deals, open_parts, new)
+
+
+def baseline_forecasts(
+    inputs: ForecastInputs, origin: Period, states: pl.LazyFrame
+) -> dict[str, float | None]:
+    """The forecasts the candidates are measured against, from what was known at the end of
+    `origin` (`states`): the stage-weighted pipeline, the last period's won amount and the
+    mean of the last three (None before three periods of the export)."""
+    window_start = origin.window_start(inputs.window_months)
+    following = origin.shifted(1)
     probabilities = stage_probabilities(
         states,
         funnel=inputs.funnel,
@@ -214,21 +225,22 @@ def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
         smoothing_strength=inputs.smoothing_strength,
         min_resolved=inputs.min_resolved,
     )
-    values[STAGE_WEIGHTED] = stage_weighted_forecast(
-        weighted_open_deals(states, probabilities),
-        funnel=inputs.funnel,
-        next_period_start=following.start_date,
-        next_period_end=following.end_date,
-        probabilities_known=probabilities["p_win"].null_count() == 0,
-    )["stage_weighted_next_period"]
     recent = [origin.shifted(-back) for back in range(3)]
-    values[LAST_PERIOD] = inputs.won(origin)[0]
-    values[MEAN_LAST_3] = (
-        sum(inputs.won(p)[0] for p in recent) / 3
-        if recent[-1].start_date >= inputs.first.start_date
-        else None
-    )
-    return OriginForecast(origin, values, {}, deals, open_parts, new)
+    return {
+        STAGE_WEIGHTED: stage_weighted_forecast(
+            weighted_open_deals(states, probabilities),
+            funnel=inputs.funnel,
+            next_period_start=following.start_date,
+            next_period_end=following.end_date,
+            probabilities_known=probabilities["p_win"].null_count() == 0,
+        )["stage_weighted_next_period"],
+        LAST_PERIOD: inputs.won(origin)[0],
+        MEAN_LAST_3: (
+            sum(inputs.won(p)[0] for p in recent) / 3
+            if recent[-1].start_date >= inputs.first.start_date
+            else None
+        ),
+    }
 
 
 def backtest_origins(period: Period, first: Period) -> list[Period]:
