@@ -31,6 +31,43 @@ def target_decomposition(
     (period end minus the median days from that stage to won, over deals won in W), the gap
     between what is left to win and the weighted pipeline, and coverage."""
     won_needed = target / avg_won_amount if avg_won_amount else None
+    stages = stage_needs(
+        reaches,
+        states,
+        probabilities,
+        funnel=funnel,
+        won_needed=won_needed,
+        window_start=window_start,
+        period_end=period_end,
+    )
+    remaining = max(target - won_amount, 0.0)
+    return {
+        "target": target,
+        "won_amount": won_amount,
+        "remaining": remaining,
+        "won_needed": won_needed,
+        "stages": stages,
+        "gap": None if weighted_pipeline is None else remaining - weighted_pipeline,
+        "coverage": (
+            weighted_pipeline / remaining
+            if weighted_pipeline is not None and remaining > 0
+            else None
+        ),
+    }
+
+
+def stage_needs(
+    reaches: pl.LazyFrame,
+    states: pl.LazyFrame,
+    probabilities: pl.DataFrame,
+    *,
+    funnel: FunnelModel,
+    won_needed: float | None,
+    window_start: datetime,
+    period_end: date,
+) -> list[dict[str, Any]]:
+    """Per stage: its p_win, the entries needed (won needed / p_win), the median days from
+    it to won over the deals won in W, and the latest date to enter it."""
     won_in_w = states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window_start))
     to_won = (
         reaches.join(won_in_w.select("opportunity_id", "won_at"), on="opportunity_id")
@@ -38,7 +75,7 @@ def target_decomposition(
         .agg(days_between(pl.col("reached_at"), pl.col("won_at")).median().alias("days"))
     )
     p_win, days = pl.col("p_win"), pl.col("days")
-    stages = (
+    return (
         stage_frame(funnel)
         .select("stage")
         .join(
@@ -65,17 +102,3 @@ def target_decomposition(
         .collect()
         .to_dicts()
     )
-    remaining = max(target - won_amount, 0.0)
-    return {
-        "target": target,
-        "won_amount": won_amount,
-        "remaining": remaining,
-        "won_needed": won_needed,
-        "stages": stages,
-        "gap": None if weighted_pipeline is None else remaining - weighted_pipeline,
-        "coverage": (
-            weighted_pipeline / remaining
-            if weighted_pipeline is not None and remaining > 0
-            else None
-        ),
-    }
