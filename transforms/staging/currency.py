@@ -200,6 +200,28 @@ class MissingRateError(ValueError):
     """An amount in a currency the rates do not hold (checked before, so a defect)."""
 
 
+def history_factors(
+    history: pl.DataFrame, deals: pl.DataFrame, rates: ExchangeRates, *, report_currency: str
+) -> pl.DataFrame:
+    """Each history row's conversion factor (`conversion_factors`), in the history's order:
+    its own currency, else its deal's (at the deal's conversion date), else the report's."""
+    deal_of = deals.lazy().select("opportunity_id", pl.col("__from").alias("__deal"), "__date")
+    deal_of = deal_of.unique("opportunity_id", keep="first")  # a repeated id is quarantined
+    own = pl.col(CURRENCY) if CURRENCY in history.columns else pl.lit(None, pl.String)
+    return (
+        history.lazy()
+        .select(pl.int_range(pl.len()).alias("__order"), "opportunity_id", own.alias("__own"))
+        .join(deal_of, on="opportunity_id", how="left")
+        .select(
+            "__order",
+            pl.coalesce("__own", "__deal", pl.lit(report_currency)).alias("__from"),
+            "__date",
+        )
+        .pipe(conversion_factors, rates, report_currency=report_currency)
+        .collect()
+    )
+
+
 def in_report_currency(
     opportunities: pl.DataFrame,
     history: pl.DataFrame,
@@ -222,21 +244,7 @@ def in_report_currency(
         .pipe(conversion_factors, rates, report_currency=report_currency)
         .collect()
     )
-    deal_of = deals.lazy().select("opportunity_id", pl.col("__from").alias("__deal"), "__date")
-    deal_of = deal_of.unique("opportunity_id", keep="first")  # a repeated id is quarantined
-    own = pl.col(CURRENCY) if CURRENCY in history.columns else pl.lit(None, pl.String)
-    entries = (
-        history.lazy()
-        .select(pl.int_range(pl.len()).alias("__order"), "opportunity_id", own.alias("__own"))
-        .join(deal_of, on="opportunity_id", how="left")
-        .select(
-            "__order",
-            pl.coalesce("__own", "__deal", pl.lit(report_currency)).alias("__from"),
-            "__date",
-        )
-        .pipe(conversion_factors, rates, report_currency=report_currency)
-        .collect()
-    )
+    entries = history_factors(history, deals, rates, report_currency=report_currency)
     for name, frame, factors in (
         ("opportunities", opportunities, deals),
         ("stage_history", history, entries),
