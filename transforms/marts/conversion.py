@@ -30,22 +30,8 @@ def conversion(
     others lost by as_of; `cohort_size_to` is the next stage's cohort (the won bar of a funnel
     that ends at won). Post-sale steps have no resolved rate.
     """
-    reached_next = pl.col("reached_next")
-    in_cohort = in_interval(pl.col("reached_at"), window_start, as_of)
-    counts = (
-        reaches.join(states.select("opportunity_id", "state"), on="opportunity_id")
-        .with_columns(
-            (pl.col("stage_index") < pl.col("stage_index").max().over("opportunity_id")).alias(
-                "reached_next"
-            )
-        )
-        .group_by("stage_index")
-        .agg(
-            in_interval(pl.col("reached_at"), period_start, as_of).sum().alias("entries"),
-            in_cohort.sum().alias("cohort_size"),
-            (in_cohort & reached_next).sum().alias("advanced"),
-            (in_cohort & ~reached_next & (pl.col("state") == LOST)).sum().alias("lost"),
-        )
+    counts = stage_counts(
+        reaches, states, period_start=period_start, as_of=as_of, window_start=window_start
     )
     n, adv, lost = pl.col("cohort_size"), pl.col("advanced"), pl.col("lost")
     is_post_sale = pl.col("stage_index") >= funnel.won_index
@@ -74,4 +60,33 @@ def conversion(
         .head(len(funnel.ids) - 1)
         .cast({pl.UInt32: pl.Int64})
         .collect()
+    )
+
+
+def stage_counts(
+    reaches: pl.LazyFrame,
+    states: pl.LazyFrame,
+    *,
+    period_start: datetime,
+    as_of: datetime,
+    window_start: datetime,
+) -> pl.LazyFrame:
+    """Per stage index: deals that first reached it in P (`entries`), its cohort in W, and
+    the cohort's members that advanced and that were lost by as_of."""
+    reached_next = pl.col("reached_next")
+    in_cohort = in_interval(pl.col("reached_at"), window_start, as_of)
+    return (
+        reaches.join(states.select("opportunity_id", "state"), on="opportunity_id")
+        .with_columns(
+            (pl.col("stage_index") < pl.col("stage_index").max().over("opportunity_id")).alias(
+                "reached_next"
+            )
+        )
+        .group_by("stage_index")
+        .agg(
+            in_interval(pl.col("reached_at"), period_start, as_of).sum().alias("entries"),
+            in_cohort.sum().alias("cohort_size"),
+            (in_cohort & reached_next).sum().alias("advanced"),
+            (in_cohort & ~reached_next & (pl.col("state") == LOST)).sum().alias("lost"),
+        )
     )

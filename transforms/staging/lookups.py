@@ -41,13 +41,10 @@ def side_values(lookup: Lookup, side: SourceTable) -> pl.LazyFrame:
     )
 
 
-def with_lookup(
-    opportunities: pl.DataFrame, files: list[InputFile], lookup: Lookup, side: SourceTable
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The canonical opportunities (strings, `_file` and `_source_row` naming each row's
-    origin) with the lookup's columns filled, and what it did: keys matched and unmatched,
-    values filled per column."""
-    keys = pl.concat(
+def lookup_keys(files: list[InputFile], lookup: Lookup) -> pl.LazyFrame:
+    """Each opportunity row's lookup key (`lookup.on`, trimmed; blank is none), by its file
+    and its row in the file."""
+    return pl.concat(
         [
             f.source.rows.lazy().select(
                 pl.lit(f.name).alias("_file"),
@@ -59,6 +56,15 @@ def with_lookup(
         ]
         or [pl.LazyFrame(schema={"_file": pl.String, "_source_row": pl.Int64, "_key": pl.String})]
     )
+
+
+def with_lookup(
+    opportunities: pl.DataFrame, files: list[InputFile], lookup: Lookup, side: SourceTable
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The canonical opportunities (strings, `_file` and `_source_row` naming each row's
+    origin) with the lookup's columns filled, and what it did: keys matched and unmatched,
+    values filled per column."""
+    keys = lookup_keys(files, lookup)
     looked = (
         opportunities.lazy()
         .with_columns(pl.col("_file").cast(pl.String).alias("_file_name"))
