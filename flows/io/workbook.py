@@ -575,47 +575,48 @@ def counted_rows(book: Book, sheet: Sheet) -> int:
     return rows
 
 
-def sheet_rows(book: Book, sheet: Sheet, header: Header, max_rows: int) -> pl.DataFrame:
-    """The sheet's records under its header, as text, with `_line` (the sheet row). Raises
-    TooManyRows past `max_rows` records. Pieces are cut into rows in order, and their cells
-    read two at a time (polars works outside the GIL), at most a few pieces in memory."""
-    strings = shared_strings(book)
-    width = len(header.names)
-    columns = [str(c) for c in range(width)]
+Records = tuple[pl.DataFrame | None, int | None]
 
-    def records(piece: bytes, last_row: int | None) -> tuple[pl.DataFrame | None, int | None]:
+
+@dataclass(frozen=True)
+class SheetReader:
+    """Cuts a sheet's pieces into records under its header (`records`)."""
+
+    book: Book
+    header: Header
+    strings: pl.Series
+
+    def records(self, piece: bytes, last_row: int | None) -> Records:
         """The piece's records and its last row; (None, None) when it needs the last row of
         the piece before it, not known yet."""
-        quick = quick_cells(piece)
-        if quick is not None:
-            cells = quick
-            last = int(cells["row"].max() or 0) if cells.height else last_row
-            if last is None:  # no cell: count its rows the slow way
-                return records_of_rows(piece, last_row)
-        else:
-            return records_of_rows(piece, last_row)
-        return records_of(cells), last
+        cells = quick_cells(piece)
+        if cells is None:
+            return self.records_of_rows(piece, last_row)
+        last = int(cells["row"].max() or 0) if cells.height else last_row
+        if last is None:  # no cell: count its rows the slow way
+            return self.records_of_rows(piece, last_row)
+        return self.wide(cells), last
 
-    def records_of_rows(
-        piece: bytes, last_row: int | None
-    ) -> tuple[pl.DataFrame | None, int | None]:
+    def records_of_rows(self, piece: bytes, last_row: int | None) -> Records:
         rows, cell_at, last = piece_rows(piece, last_row)
         if last is None:
             return None, None
-        return records_of(row_cells(rows, cell_at)), last
+        return self.wide(row_cells(rows, cell_at)), last
 
-    def records_of(cells: pl.DataFrame) -> pl.DataFrame | None:
+    def wide(self, cells: pl.DataFrame) -> pl.DataFrame | None:
+        """The cells below the header as records (`_line`, then a column per header name);
+        None when no row shows a value (a formula showing nothing is no record)."""
+        header, width = self.header, len(self.header.names)
         cells = cells.filter(pl.col("row") > header.row)
         values = (
             cell_values(
                 cells.filter(pl.col("col").is_between(header.first, header.first + width - 1)),
-                book,
-                strings,
+                self.book,
+                self.strings,
             )
             .filter(pl.col("value").is_not_null())
             .with_columns((pl.col("col") - header.first).cast(pl.String))
         )
-        # a row whose every value is blank (a formula showing nothing) is no record
         shown = values.filter(pl.col("value").str.strip_chars().str.len_bytes() > 0)
         if shown.height == 0:
             return None
@@ -625,17 +626,23 @@ def sheet_rows(book: Book, sheet: Sheet, header: Header, max_rows: int) -> pl.Da
             pl.col("row").cast(pl.Int64).alias("_line"),
             *[
                 (pl.col(c) if c in wide.columns else pl.lit(None, dtype=pl.String)).alias(name)
-                for c, name in zip(columns, header.names, strict=True)
+                for c, name in zip(map(str, range(width)), header.names, strict=True)
             ],
         )
 
+
+def sheet_rows(book: Book, sheet: Sheet, header: Header, max_rows: int) -> pl.DataFrame:
+    """The sheet's records under its header, as text, with `_line` (the sheet row). Raises
+    TooManyRows past `max_rows` records. Pieces are cut into rows in order, and their cells
+    read two at a time (polars works outside the GIL), at most a few pieces in memory."""
+    reader = SheetReader(book, header, shared_strings(book))
     parts: list[pl.DataFrame] = []
     count, last_row = 0, 0
 
-    def keep(piece: bytes, done: tuple[pl.DataFrame | None, int | None]) -> None:
+    def keep(piece: bytes, done: Records) -> None:
         """Each piece in order: read again now where it needed the row before it."""
         nonlocal count, last_row
-        part, last = done if done[1] is not None else records(piece, last_row)
+        part, last = done if done[1] is not None else reader.records(piece, last_row)
         last_row = last if last is not None else last_row
         if part is None:
             return
@@ -644,10 +651,10 @@ def sheet_rows(book: Book, sheet: Sheet, header: Header, max_rows: int) -> pl.Da
             raise TooManyRows(f"more than {max_rows:,} rows after its header")
         parts.append(part)
 
-    pending: deque[tuple[bytes, Future[tuple[pl.DataFrame | None, int | None]]]] = deque()
+    pending: deque[tuple[bytes, Future[Records]]] = deque()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i, piece in enumerate(sheet_pieces(book, sheet)):
-            pending.append((piece, pool.submit(records, piece, 0 if i == 0 else None)))
+            pending.append((piece, pool.submit(reader.records, piece, 0 if i == 0 else None)))
             if len(pending) > 2:
                 done_piece, future = pending.popleft()
                 keep(done_piece, future.result())
