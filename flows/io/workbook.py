@@ -79,66 +79,85 @@ def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+class Parts:
+    """The parts of an open workbook archive, found by name whatever their case."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.members = {info.filename.lstrip("/").lower(): info for info in archive.infolist()}
+
+    def member(self, name: str) -> zipfile.ZipInfo | None:
+        return self.members.get(name.lstrip("/").lower())
+
+    def xml(self, name: str) -> ET.Element:
+        info = self.member(name)
+        if info is None:
+            raise WorkbookError(f"it has no part {name}")
+        if info.file_size > 64 << 20:
+            raise WorkbookError(f"its part {name} is {info.file_size:,} bytes")
+        return ET.fromstring(self.archive.read(info))
+
+    def targets(self, rels: str, base: str) -> dict[str, tuple[str, str]]:
+        """A relationships part: id -> (kind, the target part's name)."""
+        if self.member(rels) is None:
+            return {}
+        return {
+            rel.get("Id", ""): (
+                local(rel.get("Type", "")).rsplit("/", 1)[-1],
+                posixpath.normpath(
+                    rel.get("Target", "").lstrip("/")
+                    if rel.get("Target", "").startswith("/")
+                    else posixpath.join(base, rel.get("Target", ""))
+                ),
+            )
+            for rel in self.xml(rels).iter(RELATIONSHIPS)
+        }
+
+    def worksheets(self, workbook: ET.Element, rels: dict[str, tuple[str, str]]) -> list[Sheet]:
+        """The workbook's worksheets, in its order (chart sheets and missing parts left out)."""
+        sheets = []
+        for element in workbook.iter():
+            if local(element.tag) != "sheet":
+                continue
+            rel = next((v for k, v in element.attrib.items() if local(k) == "id"), "")
+            kind, target = rels.get(rel, ("", ""))
+            info = self.member(target)
+            if kind == "worksheet" and info is not None:
+                sheets.append(Sheet(element.get("name", target), info.filename, info.file_size))
+        return sheets
+
+
 def read_book(path: Path) -> Book:
     """The sheets of a workbook and what reading their cells needs (shared strings, date
     styles, the date system), from its small parts."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = {info.filename.lstrip("/").lower(): info for info in archive.infolist()}
-
-            def member(name: str) -> zipfile.ZipInfo | None:
-                return members.get(name.lstrip("/").lower())
-
-            def xml(name: str) -> ET.Element:
-                info = member(name)
-                if info is None:
-                    raise WorkbookError(f"it has no part {name}")
-                if info.file_size > 64 << 20:
-                    raise WorkbookError(f"its part {name} is {info.file_size:,} bytes")
-                return ET.fromstring(archive.read(info))
-
-            def targets(rels: str, base: str) -> dict[str, tuple[str, str]]:
-                if member(rels) is None:
-                    return {}
-                return {
-                    rel.get("Id", ""): (
-                        local(rel.get("Type", "")).rsplit("/", 1)[-1],
-                        posixpath.normpath(
-                            rel.get("Target", "").lstrip("/")
-                            if rel.get("Target", "").startswith("/")
-                            else posixpath.join(base, rel.get("Target", ""))
-                        ),
-                    )
-                    for rel in xml(rels).iter(RELATIONSHIPS)
-                }
-
+            parts = Parts(archive)
             office = next(
-                (t for kind, t in targets("_rels/.rels", "").values() if kind == "officeDocument"),
+                (
+                    t
+                    for kind, t in parts.targets("_rels/.rels", "").values()
+                    if kind == "officeDocument"
+                ),
                 "xl/workbook.xml",
             )
             base = posixpath.dirname(office)
-            rels = targets(
+            rels = parts.targets(
                 posixpath.join(base, "_rels", posixpath.basename(office) + ".rels"), base
             )
-            workbook = xml(office)
-            sheets = []
-            for element in workbook.iter():
-                if local(element.tag) != "sheet":
-                    continue
-                rel = next((v for k, v in element.attrib.items() if local(k) == "id"), "")
-                kind, target = rels.get(rel, ("", ""))
-                info = member(target)
-                if kind == "worksheet" and info is not None:
-                    sheets.append(Sheet(element.get("name", target), info.filename, info.file_size))
+            workbook = parts.xml(office)
+            sheets = parts.worksheets(workbook, rels)
             date1904 = any(
                 local(e.tag) == "workbookPr" and e.get("date1904", "").lower() in ("1", "true")
                 for e in workbook.iter()
             )
             shared = next((t for kind, t in rels.values() if kind == "sharedStrings"), None)
-            shared_info = member(shared) if shared else None
+            shared_info = parts.member(shared) if shared else None
             styles = next((t for kind, t in rels.values() if kind == "styles"), None)
             date_styles = (
-                date_style_indices(xml(styles)) if styles and member(styles) else frozenset()
+                date_style_indices(parts.xml(styles))
+                if styles and parts.member(styles)
+                else frozenset()
             )
     except (zipfile.BadZipFile, ET.ParseError, OSError, KeyError) as error:
         raise WorkbookError(str(error) or type(error).__name__) from None
