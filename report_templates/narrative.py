@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from funnel_reports.report_templates import formatting as fmt
@@ -31,92 +32,111 @@ def change_phrase(
 def summary_sentences(
     metrics: dict[str, Any], *, text: dict[str, str], stage_labels: dict[str, str]
 ) -> list[str]:
+    """The executive summary: what was won (or lost), the pipeline, the weakest step, the
+    stalled deals and the slowest stage; at most five sentences."""
+    money = Money(metrics["currency"] + " ", text["_lang"])
+    sentences = [
+        won_sentence(metrics, text=text, money=money),
+        pipeline_sentence(metrics, text=text, money=money),
+        leak_sentence(metrics, text=text, stage_labels=stage_labels),
+        stalls_sentence(metrics["stalls"], text=text, money=money),
+        slowest_sentence(metrics["dwell"], text=text, stage_labels=stage_labels),
+    ]
+    return [sentence for sentence in sentences if sentence is not None][:5]
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in the report's currency, written compactly in its language."""
+
+    prefix: str
+    lang: str
+
+    def __call__(self, amount: float) -> str:
+        return self.prefix + fmt.compact_amount(amount, self.lang)
+
+
+def won_sentence(metrics: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
     kpis = metrics["kpis"]
     previous = metrics["comparison"]["previous"]
-    prev_label = previous["period"]["label"]
-    prev = previous["kpis"]
-    lang = text["_lang"]
-    money = metrics["currency"] + " "
-    sentences = []
+    prev_label, prev = previous["period"]["label"], previous["kpis"]
     won_change = change_phrase(
         kpis["won_amount"], prev["won_amount"], label=prev_label, kind="amount", text=text
     )
-    if kpis["won_count"]:
-        sentences.append(
-            text["summary_won"].format(
-                period=metrics["period"]["label"],
-                won_count=fmt.count(kpis["won_count"]),
-                won_amount=money + fmt.compact_amount(kpis["won_amount"], lang),
-                won_change=won_change,
-                win_rate=fmt.percent(kpis["win_rate"]),
-                rate_change=change_phrase(
-                    kpis["win_rate"], prev["win_rate"], label=prev_label, kind="rate", text=text
-                ),
-            )
+    if not kpis["won_count"]:
+        return text["summary_no_won"].format(
+            period=metrics["period"]["label"],
+            won_change=won_change,
+            lost_count=fmt.count(kpis["lost_count"]),
         )
-    else:
-        sentences.append(
-            text["summary_no_won"].format(
-                period=metrics["period"]["label"],
-                won_change=won_change,
-                lost_count=fmt.count(kpis["lost_count"]),
-            )
+    return text["summary_won"].format(
+        period=metrics["period"]["label"],
+        won_count=fmt.count(kpis["won_count"]),
+        won_amount=money(kpis["won_amount"]),
+        won_change=won_change,
+        win_rate=fmt.percent(kpis["win_rate"]),
+        rate_change=change_phrase(
+            kpis["win_rate"], prev["win_rate"], label=prev_label, kind="rate", text=text
+        ),
+    )
+
+
+def pipeline_sentence(metrics: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
+    kpis, forecast = metrics["kpis"], metrics["forecast"]
+    if forecast["weighted_pipeline"] is None:
+        return text["summary_pipeline_unweighted"].format(
+            open_count=fmt.count(kpis["open_count"]), open_amount=money(kpis["open_amount"])
         )
-    forecast = metrics["forecast"]
-    if forecast["weighted_pipeline"] is not None:
-        sentences.append(
-            text["summary_pipeline"].format(
-                open_count=fmt.count(kpis["open_count"]),
-                open_amount=money + fmt.compact_amount(kpis["open_amount"], lang),
-                weighted=money + fmt.compact_amount(forecast["weighted_pipeline"], lang),
-                next_amount=money + fmt.compact_amount(forecast["next_period"], lang),
-                next_label=forecast["next_period_label"],
-            )
-        )
-    else:
-        sentences.append(
-            text["summary_pipeline_unweighted"].format(
-                open_count=fmt.count(kpis["open_count"]),
-                open_amount=money + fmt.compact_amount(kpis["open_amount"], lang),
-            )
-        )
+    return text["summary_pipeline"].format(
+        open_count=fmt.count(kpis["open_count"]),
+        open_amount=money(kpis["open_amount"]),
+        weighted=money(forecast["weighted_pipeline"]),
+        next_amount=money(forecast["next_period"]),
+        next_label=forecast["next_period_label"],
+    )
+
+
+def leak_sentence(
+    metrics: dict[str, Any], *, text: dict[str, str], stage_labels: dict[str, str]
+) -> str | None:
+    """The open step with the lowest resolved rate among the shown stages, if any."""
+    open_ids = {st["id"] for st in metrics["stages"] if st["is_open"]}
     open_steps = [
         s
         for s in metrics["observed_funnel"]["conversion"]
-        if s["resolved_rate"] is not None
-        and s["to"] in stage_labels
-        and s["from"] in {st["id"] for st in metrics["stages"] if st["is_open"]}
+        if s["resolved_rate"] is not None and s["to"] in stage_labels and s["from"] in open_ids
     ]
-    if open_steps:
-        weakest = min(open_steps, key=lambda s: s["resolved_rate"])
-        sentences.append(
-            text["summary_leak"].format(
-                **{"from": stage_labels[weakest["from"]], "to": stage_labels[weakest["to"]]},
-                months=metrics["window"]["months"],
-                rate=fmt.percent(weakest["resolved_rate"]),
-            )
-        )
-    stalls = metrics["stalls"]
-    if stalls["stalled_count"]:
-        recorded = stalls["compliance_rate"] is not None
-        sentences.append(
-            text["summary_stalls" if recorded else "summary_stalls_unrecorded"].format(
-                stalled=fmt.count(stalls["stalled_count"]),
-                stalled_amount=money + fmt.compact_amount(stalls["stalled_amount"], lang),
-                missing=fmt.count(stalls["missing_reason_count"]),
-            )
-        )
-    else:
-        sentences.append(text["summary_no_stalls"])
-    dwell = [d for d in metrics["dwell"] if d["median_days"] is not None]
-    if dwell:
-        slowest = max(dwell, key=lambda d: d["median_days"])
-        sentences.append(
-            text["summary_slowest"].format(
-                stage=stage_labels[slowest["stage"]], days=fmt.days(slowest["median_days"])
-            )
-        )
-    return sentences[:5]
+    if not open_steps:
+        return None
+    weakest = min(open_steps, key=lambda s: s["resolved_rate"])
+    return text["summary_leak"].format(
+        **{"from": stage_labels[weakest["from"]], "to": stage_labels[weakest["to"]]},
+        months=metrics["window"]["months"],
+        rate=fmt.percent(weakest["resolved_rate"]),
+    )
+
+
+def stalls_sentence(stalls: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
+    if not stalls["stalled_count"]:
+        return text["summary_no_stalls"]
+    recorded = stalls["compliance_rate"] is not None
+    return text["summary_stalls" if recorded else "summary_stalls_unrecorded"].format(
+        stalled=fmt.count(stalls["stalled_count"]),
+        stalled_amount=money(stalls["stalled_amount"]),
+        missing=fmt.count(stalls["missing_reason_count"]),
+    )
+
+
+def slowest_sentence(
+    dwell: list[dict[str, Any]], *, text: dict[str, str], stage_labels: dict[str, str]
+) -> str | None:
+    measured = [d for d in dwell if d["median_days"] is not None]
+    if not measured:
+        return None
+    slowest = max(measured, key=lambda d: d["median_days"])
+    return text["summary_slowest"].format(
+        stage=stage_labels[slowest["stage"]], days=fmt.days(slowest["median_days"])
+    )
 
 
 def bottleneck_sentence(
