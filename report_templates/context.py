@@ -234,30 +234,56 @@ def report_name(metrics: dict[str, Any], text: dict[str, str]) -> str | None:
 def report_context(
     metrics: dict[str, Any], *, input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
 ) -> dict[str, Any]:
-    """Everything the templates show, already computed, joined and sorted."""
+    """Everything the templates show, already computed, joined and sorted: the summary, the
+    funnel and its steps, the forecast, the activity and the data's quality, each a part of
+    its own."""
     text = {**fmt.labels(lang), "_lang": lang}
     shown = {s["id"] for s in metrics["stages"] if s["shown"]}
     labels = {s.id: s.label(lang) for s in funnel.stages if s.id in shown}
-    unmeasurable = {f["figure"] for f in metrics["not_measurable"]}
-    stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
-    forecast = metrics["forecast"]
-    bottlenecks = bottleneck_rows(metrics, text, labels)
     return {
         "m": metrics,
         "t": text,
         "lang": lang,
-        "stall_days": "/".join(str(d) for d in stall_days) or "–",
-        "tiles": kpi_tiles(metrics, text),
         "summary": summary_sentences(metrics, text=text, stage_labels=labels),
+        "tiles": kpi_tiles(metrics, text),
         "data_as_of": data_as_of_sentence(metrics, text=text),
         "is_stale": data_is_old(metrics),
+        "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
+        "report_name": report_name(metrics, text),
+        **funnel_part(metrics, text, labels, funnel),
+        **forecast_part(metrics, text, labels),
+        **activity_part(metrics, text, labels),
+        **quality_part(metrics, text, input_files),
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+    }
+
+
+def funnel_part(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str], funnel: FunnelModel
+) -> dict[str, Any]:
+    """The funnel, its conversion and bottlenecks, dwell times and the trend."""
+    stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
+    bottlenecks = bottleneck_rows(metrics, text, labels)
+    return {
+        "stall_days": "/".join(str(d) for d in stall_days) or "–",
         "conversion": conversion_rows(metrics, labels),
         "folded_note": folded_note(metrics["observed_funnel"]["folded"], funnel, text=text),
-        "stall_reasons_recorded": "stalls.compliance_rate" not in unmeasurable,
-        "followups_recorded": "followups.touches_in_period" not in unmeasurable,
-        "due_dates_recorded": "followups.overdue_next_actions" not in unmeasurable,
         "bottlenecks": bottlenecks,
         "called_out": [row["sentence"] for row in bottlenecks if row["sentence"]],
+        "dwell": labelled(metrics["dwell"], labels),
+        "comparison": comparison_rows(metrics, text),
+        "funnel_chart": funnel_chart(metrics, labels),
+        "trend_chart": trend_chart(metrics["trend"]),
+        "dwell_chart": dwell_chart(labelled(metrics["dwell"], labels), metrics["stages"], labels),
+    }
+
+
+def forecast_part(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
+) -> dict[str, Any]:
+    """The forecast, its method and record, and the target's decomposition."""
+    forecast, targets = metrics["forecast"], metrics["targets"]
+    return {
         "forecast_rows": forecast_rows(metrics, labels),
         "method_sentence": forecast_method_sentence(forecast, text=text),
         "parts_sentence": forecast_parts_sentence(
@@ -266,11 +292,26 @@ def report_context(
         "method_rows": method_rows(forecast, text),
         "min_origins": MIN_ORIGINS_TO_CHOOSE,
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
-        "target_rows": labelled(metrics["targets"]["stages"], labels) if metrics["targets"] else [],
-        "dwell": labelled(metrics["dwell"], labels),
+        "target_rows": labelled(targets["stages"], labels) if targets else [],
+        "forecast_chart": paired_bars(
+            labelled(forecast["by_stage"], labels), "open_amount", "weighted_amount", labels
+        ),
+        "range_chart": range_chart(forecast["monte_carlo"], targets["target"] if targets else None),
+    }
+
+
+def activity_part(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
+) -> dict[str, Any]:
+    """Stalled deals, follow-ups, segments, and what the export records of them."""
+    unmeasurable = {f["figure"] for f in metrics["not_measurable"]}
+    return {
+        "stall_reasons_recorded": "stalls.compliance_rate" not in unmeasurable,
+        "followups_recorded": "followups.touches_in_period" not in unmeasurable,
+        "due_dates_recorded": "followups.overdue_next_actions" not in unmeasurable,
         "stalled_deals": labelled(metrics["stalls"]["deals"], labels),
-        "comparison": comparison_rows(metrics, text),
         "segments": segment_tables(metrics, text),
+        "segment_rows": SEGMENT_ROWS,
         "channel_mix": [
             {**row, "label": text[f"channel_{row['channel']}"]}
             for row in metrics["followups"]["channel_mix"]
@@ -279,6 +320,14 @@ def report_context(
             {**row, "label": text[f"outcome_{row['state']}"]}
             for row in metrics["followups"]["won_vs_lost"]
         ],
+    }
+
+
+def quality_part(
+    metrics: dict[str, Any], text: dict[str, str], input_files: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The appendix: the quarantine, the notes on the data, the input files and sources."""
+    return {
         "quarantine_reasons": quality_rows(metrics, "reasons"),
         "quality_notes": quality_rows(metrics, "notes"),
         "null_word_notes": null_word_notes(metrics["data_quality"], text=text),
@@ -286,20 +335,7 @@ def report_context(
             text[f"pit_{note['note']}"].format(count=note["count"])
             for note in metrics["point_in_time"]
         ],
-        "funnel_chart": funnel_chart(metrics, labels),
-        "trend_chart": trend_chart(metrics["trend"]),
-        "forecast_chart": paired_bars(
-            labelled(forecast["by_stage"], labels), "open_amount", "weighted_amount", labels
-        ),
-        "range_chart": range_chart(
-            forecast["monte_carlo"], metrics["targets"]["target"] if metrics["targets"] else None
-        ),
-        "dwell_chart": dwell_chart(labelled(metrics["dwell"], labels), metrics["stages"], labels),
         "input_files": input_files,
         "source_notes": source_notes(metrics["source"], text=text)
         + unknown_stage_notes(metrics["data_quality"], text=text),
-        "segment_rows": SEGMENT_ROWS,
-        "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
-        "report_name": report_name(metrics, text),
-        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
     }
