@@ -53,12 +53,36 @@ def escaped(column: pl.Expr) -> pl.Expr:
     )
 
 
-def write_workbook(csv: Path, path: Path, *, fill_down: bool) -> None:
-    """The CSV's rows as one sheet of inline strings; with `fill_down`, a formula column after
-    the header's last one holds an empty text in every row to the sheet's last."""
-    frame = pl.read_csv(csv, infer_schema=False)
+# the workbook's parts besides its one sheet
+SMALL_PARTS = {
+    "[Content_Types].xml": (
+        f'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="{PACKAGE}/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        "</Types>"
+    ),
+    "_rels/.rels": (
+        f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PACKAGE}/'
+        f'relationships"><Relationship Id="rId1" Type="{RELS}/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/workbook.xml": (
+        f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{MAIN}" '
+        f'xmlns:r="{RELS}"><sheets><sheet name="opportunities" sheetId="1" r:id="rId1"/>'
+        "</sheets></workbook>"
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PACKAGE}/'
+        f'relationships"><Relationship Id="rId1" Type="{RELS}/worksheet" '
+        'Target="worksheets/sheet1.xml"/></Relationships>'
+    ),
+}
+
+
+def rows_xml(frame: pl.DataFrame, letters: list[str], *, fill_down: bool) -> pl.Series:
+    """Each row of `frame` as a sheet row of inline strings (from sheet row 2), with the
+    formula cell after the last column when `fill_down`."""
     width = frame.width
-    letters = [column_letters(i) for i in range(width + 1)]
     row = pl.int_range(2, frame.height + 2).cast(pl.String)
 
     def cell(i: int, value: pl.Expr) -> pl.Expr:
@@ -81,7 +105,7 @@ def write_workbook(csv: Path, path: Path, *, fill_down: bool) -> None:
         if fill_down
         else []
     )
-    body = frame.select(
+    return frame.select(
         pl.concat_str(
             pl.lit('<row r="'),
             row,
@@ -93,6 +117,15 @@ def write_workbook(csv: Path, path: Path, *, fill_down: bool) -> None:
             pl.lit("</row>"),
         ).alias("xml")
     )["xml"]
+
+
+def write_workbook(csv: Path, path: Path, *, fill_down: bool) -> None:
+    """The CSV's rows as one sheet of inline strings; with `fill_down`, a formula column after
+    the header's last one holds an empty text in every row to the sheet's last."""
+    frame = pl.read_csv(csv, infer_schema=False)
+    width = frame.width
+    letters = [column_letters(i) for i in range(width + 1)]
+    body = rows_xml(frame, letters, fill_down=fill_down)
     header = "".join(
         f'<c r="{letters[i]}1" t="inlineStr"><is><t>{name}</t></is></c>'
         for i, name in enumerate(frame.columns)
@@ -106,31 +139,8 @@ def write_workbook(csv: Path, path: Path, *, fill_down: bool) -> None:
         if fill_down
         else ""
     )
-    parts = {
-        "[Content_Types].xml": (
-            f'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="{PACKAGE}/content-types">'
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-            "</Types>"
-        ),
-        "_rels/.rels": (
-            f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PACKAGE}/'
-            f'relationships"><Relationship Id="rId1" Type="{RELS}/officeDocument" '
-            'Target="xl/workbook.xml"/></Relationships>'
-        ),
-        "xl/workbook.xml": (
-            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{MAIN}" '
-            f'xmlns:r="{RELS}"><sheets><sheet name="opportunities" sheetId="1" r:id="rId1"/>'
-            "</sheets></workbook>"
-        ),
-        "xl/_rels/workbook.xml.rels": (
-            f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PACKAGE}/'
-            f'relationships"><Relationship Id="rId1" Type="{RELS}/worksheet" '
-            'Target="worksheets/sheet1.xml"/></Relationships>'
-        ),
-    }
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as book:
-        for name, text in parts.items():
+        for name, text in SMALL_PARTS.items():
             book.writestr(name, text)
         with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
             sheet.write(
