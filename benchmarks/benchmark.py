@@ -671,6 +671,20 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
         ),
         flush=True,
     )
+    print_details(steps, core, duck, problems, runs, same)
+    return len(problems) + (same is False)
+
+
+def print_details(
+    steps: dict[str, dict[str, float]] | None,
+    core: dict[str, Any],
+    duck: dict[str, Any],
+    problems: list[str],
+    runs: list[dict[str, Any]],
+    same: bool | None,
+) -> None:
+    """The lines under a size's row: each step, the parts of the core figures side by side,
+    each figure that disagrees, and the two runs."""
     for name, figures in (steps or {}).items():
         print(
             f"          {name:<14} {figures['seconds']:8.2f}s  peak memory in the step "
@@ -698,7 +712,6 @@ def measure(size: int, folder: Path, args: argparse.Namespace) -> int:
             + (", metrics.json identical" if same else ", metrics.json DIFFERS between the runs"),
             flush=True,
         )
-    return len(problems) + (same is False)
 
 
 def main(argv: list[str] | None = None) -> int:
