@@ -33,8 +33,8 @@ from funnel_reports.report_templates.narrative import (
     summary_sentences,
     unknown_stage_notes,
 )
+from funnel_reports.transforms.forecast import MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel
-from funnel_reports.transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
 SEGMENT_ROWS = 8

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.transforms.forecast import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.funnel_model import FunnelModel
-from funnel_reports.transforms.marts.backtest import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
 
 
 def change_phrase(

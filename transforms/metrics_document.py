@@ -14,21 +14,22 @@ from typing import Any
 
 import polars as pl
 
+from funnel_reports.transforms.forecast import (
+    ForecastInputs,
+    forecast,
+    forecast_inputs,
+    next_period_forecast,
+    weighted_open_deals,
+)
 from funnel_reports.transforms.funnel_model import FunnelModel, RunSettings
 from funnel_reports.transforms.intermediate.derived import DerivedTables, derive_tables
 from funnel_reports.transforms.intermediate.entries import observed_stages
 from funnel_reports.transforms.intermediate.states import DealStatesAt
-from funnel_reports.transforms.marts.backtest import (
-    ForecastInputs,
-    forecast_inputs,
-    next_period_forecast,
-)
 from funnel_reports.transforms.marts.bottlenecks import bottlenecks, step_baseline
 from funnel_reports.transforms.marts.comparison import comparison, months, trend
 from funnel_reports.transforms.marts.conversion import conversion
 from funnel_reports.transforms.marts.dwell import dwell
 from funnel_reports.transforms.marts.followups import followup_activity
-from funnel_reports.transforms.marts.forecast import forecast, weighted_open_deals
 from funnel_reports.transforms.marts.funnel_snapshot import funnel_snapshot
 from funnel_reports.transforms.marts.kpis import kpis
 from funnel_reports.transforms.marts.point_in_time import point_in_time_notes

@@ -19,8 +19,8 @@ import pytest
 
 from funnel_reports.flows.generate import GenerateSpec, generate_exports
 from funnel_reports.flows.io.exports import read_inputs
+from funnel_reports.transforms.forecast.backtest import MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.funnel_model import RunSettings
-from funnel_reports.transforms.marts.backtest import MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.metrics_document import period_metrics
 from funnel_reports.transforms.periods import parse_period
 from funnel_reports.transforms.staging.checks import validate_inputs

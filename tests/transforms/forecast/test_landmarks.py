@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from funnel_reports.transforms.marts.backtest import forecast_at, spread_factor, widened
-from funnel_reports.transforms.marts.monte_carlo import monte_carlo
-from funnel_reports.transforms.marts.next_period import priced
+from funnel_reports.transforms.forecast.backtest import forecast_at, spread_factor, widened
+from funnel_reports.transforms.forecast.landmarks import priced
+from funnel_reports.transforms.forecast.monte_carlo import monte_carlo
 from tests.helpers import figures, history, opp, opportunities, path, world
 
 

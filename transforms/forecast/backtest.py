@@ -24,18 +24,7 @@ import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN, WON
 from funnel_reports.transforms.expressions import stable_mean, stable_sum
-from funnel_reports.transforms.funnel_model import FunnelModel
-from funnel_reports.transforms.intermediate.derived import DerivedTables
-from funnel_reports.transforms.intermediate.states import DealStatesAt
-from funnel_reports.transforms.marts.forecast import forecast as stage_weighted_forecast
-from funnel_reports.transforms.marts.forecast import weighted_open_deals
-from funnel_reports.transforms.marts.monte_carlo import (
-    DRAWS,
-    OpenAndNew,
-    monte_carlo,
-    monte_carlo_of_runs,
-)
-from funnel_reports.transforms.marts.next_period import (
+from funnel_reports.transforms.forecast.landmarks import (
     PRICE_SEGMENT,
     STAGE_AGE,
     STAGE_AGE_CLOSE,
@@ -50,6 +39,17 @@ from funnel_reports.transforms.marts.next_period import (
     training_rows,
     within_probabilities,
 )
+from funnel_reports.transforms.forecast.monte_carlo import (
+    DRAWS,
+    OpenAndNew,
+    monte_carlo,
+    monte_carlo_of_runs,
+)
+from funnel_reports.transforms.forecast.pipeline import forecast as stage_weighted_forecast
+from funnel_reports.transforms.forecast.pipeline import weighted_open_deals
+from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.intermediate.derived import DerivedTables
+from funnel_reports.transforms.intermediate.states import DealStatesAt
 from funnel_reports.transforms.marts.win_probabilities import stage_probabilities
 from funnel_reports.transforms.periods import Period, add_months
 

@@ -7,7 +7,11 @@ import numpy as np
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import LOST, WON
-from funnel_reports.transforms.marts.monte_carlo import OpenAndNew, monte_carlo, monte_carlo_of_runs
+from funnel_reports.transforms.forecast.monte_carlo import (
+    OpenAndNew,
+    monte_carlo,
+    monte_carlo_of_runs,
+)
 from funnel_reports.transforms.marts.win_probabilities import (
     overall_win_rate,
     resolved_in_window,
