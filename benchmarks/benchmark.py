@@ -223,7 +223,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
         derived,
         tables[FOLLOWUPS],
         period=report_period,
-        settings=checked.settings,
+        settings=checked.settings.metrics,
         history_available=checked.history_available,
     )
     marts = time.perf_counter() - marts_started

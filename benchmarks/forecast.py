@@ -46,7 +46,7 @@ def backtest_of(folder: Path, settings: RunSettings, label: str = PERIOD) -> dic
         history,
         checked[FOLLOWUPS].valid,
         period=period,
-        settings=settings,
+        settings=settings.metrics,
         history_available=history.height > 0,
     )
     forecast: dict[str, Any] = metrics["forecast"]

@@ -133,7 +133,7 @@ def rates_of_company(checked: CheckedInputs, period: Period) -> Rates:
             funnel=settings.funnel,
             partial_history=bool(settings.source.stage_dates),
         )
-        return window_rates(derived, period=period, settings=settings)
+        return window_rates(derived, period=period, settings=settings.metrics)
 
 
 def run_name() -> str:

@@ -187,7 +187,7 @@ def compute_metrics(
             tables[STAGE_HISTORY],
             tables[FOLLOWUPS],
             period=period,
-            settings=settings,
+            settings=settings.metrics,
             history_available=checked.history_available,
             not_recorded=checked.not_recorded,
             target=target,

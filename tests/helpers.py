@@ -97,7 +97,7 @@ def world(
         ),
         followups if followups is not None else touches(),
         window=Window(report_period, settings.window_months),
-        settings=settings,
+        settings=settings.metrics,
         history_available=stage_history is not None,
         target=target,
     )
@@ -138,7 +138,7 @@ def metrics_for(
         stage_history if stage_history is not None else history(),
         followups if followups is not None else touches(),
         period=parse_period(period, settings.timezone),
-        settings=settings,
+        settings=settings.metrics,
         history_available=stage_history is not None,
         target=target,
         not_recorded=not_recorded,

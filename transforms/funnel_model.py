@@ -198,6 +198,23 @@ class ReportSpec:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """What the figures of a period depend on besides the data (`RunSettings.metrics`): the
+    funnel, the time zone, the report currency, the window W and the statistical settings;
+    never the language, the mail or the export's layout. `partial_history`: the history
+    comes from columns of stage dates (`[source.stage_dates]`), which name some stages only."""
+
+    funnel: FunnelModel = field(default_factory=lambda: FunnelModel(DEFAULT_STAGES))
+    timezone: str = "UTC"
+    currency: str = "USD"
+    window_months: int = 12
+    immature_open_share: float = 0.30
+    smoothing_strength: float = 5.0
+    min_resolved_for_p_win: int = 20
+    partial_history: bool = False
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything a run needs besides the data: funnel, time zone, currency, window, language."""
 
@@ -220,3 +237,17 @@ class RunSettings:
     smoothing_strength: float = 5.0
     min_resolved_for_p_win: int = 20
     reports: tuple[ReportSpec, ...] = ()  # [[reports]], besides the company roll-up
+
+    @property
+    def metrics(self) -> MetricsSettings:
+        """The settings the figures read."""
+        return MetricsSettings(
+            funnel=self.funnel,
+            timezone=self.timezone,
+            currency=self.currency,
+            window_months=self.window_months,
+            immature_open_share=self.immature_open_share,
+            smoothing_strength=self.smoothing_strength,
+            min_resolved_for_p_win=self.min_resolved_for_p_win,
+            partial_history=bool(self.source.stage_dates),
+        )

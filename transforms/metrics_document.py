@@ -21,7 +21,7 @@ from funnel_reports.transforms.forecast import (
     next_period_forecast,
     weighted_open_deals,
 )
-from funnel_reports.transforms.funnel_model import FunnelModel, RunSettings
+from funnel_reports.transforms.funnel_model import FunnelModel, MetricsSettings
 from funnel_reports.transforms.intermediate.derived import DerivedTables, derive_tables
 from funnel_reports.transforms.intermediate.entries import observed_stages
 from funnel_reports.transforms.intermediate.states import DealStatesAt
@@ -74,7 +74,7 @@ class Rates:
     step_baseline: pl.DataFrame
 
 
-def window_rates(derived: DerivedTables, *, period: Period, settings: RunSettings) -> Rates:
+def window_rates(derived: DerivedTables, *, period: Period, settings: MetricsSettings) -> Rates:
     """p̄, the stage win probabilities and the step baseline of the deals in `derived`."""
     states = derived.states.lazy()
     window_start = period.window_start(settings.window_months)
@@ -114,7 +114,7 @@ def core_figures(
     probabilities: pl.DataFrame,
     *,
     period: Period,
-    settings: RunSettings,
+    settings: MetricsSettings,
     history_available: bool,
 ) -> CoreFigures:
     funnel = settings.funnel
@@ -160,7 +160,7 @@ class FigureInputs:
         followups: pl.DataFrame,
         *,
         window: Window,
-        settings: RunSettings,
+        settings: MetricsSettings,
         history_available: bool,
         target: float | None = None,
         company_rates: Rates | None = None,
@@ -366,7 +366,7 @@ def funnel_metrics(
     followups: pl.DataFrame,
     *,
     period: Period,
-    settings: RunSettings,
+    settings: MetricsSettings,
     history_available: bool,
     target: float | None = None,
     company_rates: Rates | None = None,
@@ -414,7 +414,7 @@ def period_metrics(
     followups: pl.DataFrame,
     *,
     period: Period,
-    settings: RunSettings,
+    settings: MetricsSettings,
     history_available: bool,
     target: float | None = None,
     company_rates: Rates | None = None,
@@ -431,7 +431,7 @@ def period_metrics(
             stage_history,
             as_of=period.end,
             funnel=settings.funnel,
-            partial_history=bool(settings.source.stage_dates),
+            partial_history=settings.partial_history,
         )
     with step("compute"):
         return funnel_metrics(

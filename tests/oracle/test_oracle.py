@@ -441,7 +441,7 @@ def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict
         history,
         validated["followups"].valid,
         period=period,
-        settings=settings,
+        settings=settings.metrics,
         history_available=True,
         target=target,
     )

@@ -75,7 +75,7 @@ def metrics_of(checked, label: str):
         tables[STAGE_HISTORY],
         tables[FOLLOWUPS],
         period=period,
-        settings=checked.settings,
+        settings=checked.settings.metrics,
         history_available=checked.history_available,
         not_recorded=checked.not_recorded,
     )

@@ -73,7 +73,7 @@ def metrics_of(tmp_path, mapping=MAPPING, deals=DEALS):
         tables[STAGE_HISTORY],
         tables[FOLLOWUPS],
         period=period,
-        settings=checked.settings,
+        settings=checked.settings.metrics,
         history_available=checked.history_available,
         not_recorded=checked.not_recorded,
     )
