@@ -36,7 +36,13 @@ from funnel_reports.flows.report_flow import (
     report_period,
 )
 from funnel_reports.flows.requests import BackfillRequest, Grain, Language, Source, request_of
-from funnel_reports.schemas.vocabulary import OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.schemas.vocabulary import (
+    CURRENT,
+    FAILED,
+    OPPORTUNITIES,
+    STAGE_HISTORY,
+    WRITTEN,
+)
 from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec, RunSettings
 from funnel_reports.transforms.intermediate.derived import derive_tables
 from funnel_reports.transforms.metrics_document import Rates, window_rates
@@ -49,8 +55,6 @@ from funnel_reports.transforms.slices import (
     slice_tables,
 )
 from funnel_reports.transforms.staging.checks import CheckedInputs
-
-WRITTEN, CURRENT, FAILED = "written", "current", "failed"
 
 
 def current_manifest(report_dir: Path, expected: dict[str, Any]) -> dict[str, Any] | None:

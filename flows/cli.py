@@ -12,7 +12,6 @@ import gc
 import logging
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -379,163 +378,22 @@ def asked_alike(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_backfill(rows: list[dict[str, Any]]) -> int:
-    """The summary of `funnel backfill` and `funnel run --reports`: a line per report and
-    period with its status and headline figures, then each failure's one line on standard
-    error. Returns the exit status: 1 if any failed."""
+    """The summary of `funnel backfill` and `funnel run --reports` (`backfill_lines`), each
+    failure's line on standard error. Returns the exit status: 1 if any failed."""
+    from funnel_reports.report_templates.console import backfill_lines
 
-    def amount(value: float | None) -> str:
-        return "" if value is None else f"{value:,.0f}"
-
-    def rate(value: float | None) -> str:
-        return "" if value is None else f"{value:.1%}"
-
-    width = max((len(r["report"]) for r in rows if r["report"]), default=0)
-    width = max(width, len("report")) if width else 0
-    report = (lambda name: f"{name or '':<{width}} ") if width else (lambda name: "")
-    print(
-        f"{report('report')}{'period':<9} {'status':<8} {'won amount':>14} {'win rate':>9} "
-        f"{'seconds':>8}"
-    )
-    for row in rows:
-        print(
-            f"{report(row['report'])}{row['period']:<9} {row['status']:<8} "
-            f"{amount(row['won_amount']):>14} {rate(row['win_rate']):>9} {row['seconds']:>8.1f}"
-        )
-    from funnel_reports.flows.backfill_flow import CURRENT, FAILED, WRITTEN
-
-    counts = {s: sum(r["status"] == s for r in rows) for s in (WRITTEN, CURRENT, FAILED)}
-    print(", ".join(f"{n} {status}" for status, n in counts.items()))
-    for row in rows:
-        if row["status"] == FAILED:
-            where = f"{row['report']} {row['period']}" if row["report"] else row["period"]
-            print(f"funnel: {where}: {row['error']}", file=sys.stderr)
-    return 1 if counts[FAILED] else 0
-
-
-def lookalike_sentence(lookalike: dict[str, Any]) -> str:
-    """Why a file that looks like a table is not used."""
-    by = "its name" if lookalike["by"] == "name" else "its headers"
-    why = (
-        f"it lacks {', '.join(lookalike['missing'])}"
-        if lookalike["missing"]
-        else f"{lookalike['table']} come from {lookalike['used_instead']}"
-    )
-    return f"{lookalike['file']} looks like {lookalike['table']} by {by} but is not used: {why}"
-
-
-UNKNOWN_STAGES_SHOWN = 10  # per table, most rows first; metrics.json lists them all
-
-
-def on_one_line(text: str) -> str:
-    """A reason as one line of the summary: a line break in a value shown as ⏎."""
-    return text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
-
-
-CERTAIN_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16")  # the file says so (BOM, or valid UTF-8)
-
-
-def encoding_origin(entry: dict[str, Any], summary: dict[str, Any]) -> str:
-    """How a file's encoding was chosen, when not by the file itself."""
-    if summary["encoding_set"]:
-        return " (set in [source.parse] encoding)"
-    return "" if entry["encoding"] in CERTAIN_ENCODINGS else " (detected)"
-
-
-SNAPSHOT_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})/(.+)$")
-EXAMPLES_SHOWN = 2
-
-
-def snapshot_files_merged(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-file entries of `funnel validate` with the files of dated snapshot folders taken
-    together, one entry per table and file name (`2024-02-01 … 2024-07-01/deals.csv`): counts
-    summed, reasons merged by category, examples naming their file; entries of no rows left
-    out (every deal's latest row is its opportunity: older snapshots hold none)."""
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    kept: list[dict[str, Any]] = []
-    for entry in files:
-        match = SNAPSHOT_FILE.match(entry["file"])
-        if not match:
-            kept.append(entry)
-            continue
-        folder, name = match.groups()
-        group = merged.get((entry["table"], name))
-        if group is None:
-            group = merged[(entry["table"], name)] = {
-                **entry,
-                "folders": [],
-                "reasons": [],
-                "rows_read": 0,
-                "rows_valid": 0,
-                "rows_quarantined": 0,
-            }
-            kept.append(group)
-        group["folders"].append(folder)
-        for key in ("rows_read", "rows_valid", "rows_quarantined"):
-            group[key] += entry[key]
-        for reason in entry["reasons"]:
-            same = next((r for r in group["reasons"] if r["category"] == reason["category"]), None)
-            examples = [
-                {**e, "_line": f"{folder}/{name} line {e['_line']}"} for e in reason["examples"]
-            ]
-            if same is None:
-                group["reasons"].append({**reason, "examples": examples})
-            else:
-                same["rows"] += reason["rows"]
-                same["examples"] = (same["examples"] + examples)[:EXAMPLES_SHOWN]
-    for group in merged.values():
-        first, last = min(group["folders"]), max(group["folders"])
-        name = SNAPSHOT_FILE.match(group["file"]).group(2)  # type: ignore[union-attr]
-        count = len(group["folders"])
-        group["file"] = f"{first} … {last}/{name}" if count > 1 else f"{first}/{name}"
-        group["table"] = f"{group['table']}, {count} snapshot{'s' if count > 1 else ''}"
-        group["reasons"].sort(key=lambda r: (-r["rows"], r["category"]))
-    return [entry for entry in kept if entry["rows_read"] or "folders" not in entry]
+    summary, failures = backfill_lines(rows)
+    print("\n".join(summary))
+    for line in failures:
+        print(line, file=sys.stderr)
+    return 1 if failures else 0
 
 
 def print_validation(summary: dict[str, Any]) -> None:
-    """`funnel validate`'s report: the layout, files not used, stage values to map, and per
-    file its counts and top reasons with example lines."""
-    from funnel_reports.report_templates.narrative import stage_mapping_line
+    """`funnel validate`'s report (`validation_lines`)."""
+    from funnel_reports.report_templates.console import validation_lines
 
-    print(f"source: {summary['source']}")
-    if summary["ignored"]:
-        print(f"not used: {', '.join(summary['ignored'])}")
-    for lookalike in summary["lookalikes"]:
-        print(f"warning: {lookalike_sentence(lookalike)}")
-    for lookup in summary["lookups"]:
-        filled = ", ".join(f"{column} {n}" for column, n in lookup["filled"].items())
-        print(
-            f"{lookup['file']} joined on {lookup['on']}: {lookup['matched']} matched, "
-            f"{lookup['unmatched']} matching nothing, {lookup['without_key']} without a key "
-            f"(filled: {filled})"
-        )
-    for table, unknowns in summary["unknown_stages"].items():
-        for unknown in unknowns[:UNKNOWN_STAGES_SHOWN]:
-            print(
-                f"unknown stage in {table}: {unknown['value']!r} ({unknown['rows']} "
-                f"row{'s' if unknown['rows'] != 1 else ''} quarantined); to map it, add under "
-                "[source.stages] in funnel.toml: "
-                f"{stage_mapping_line(unknown)}"
-            )
-        if more := unknowns[UNKNOWN_STAGES_SHOWN:]:
-            rows = sum(unknown["rows"] for unknown in more)
-            print(
-                f"… and {len(more)} more unknown stage values in {table} ({rows} "
-                f"row{'s' if rows != 1 else ''} quarantined)"
-            )
-    for entry in snapshot_files_merged(summary["files"]):
-        print(
-            f"{entry['file']} ({entry['table']}): read {entry['rows_read']}, "
-            f"valid {entry['rows_valid']}, quarantined {entry['rows_quarantined']}"
-        )
-        if entry["encoding"]:  # a CSV file's (workbooks have none)
-            print(f"  encoding: {entry['encoding']}{encoding_origin(entry, summary)}")
-        for reason in entry["reasons"]:
-            print(f"  {reason['rows']} × {on_one_line(reason['category'])}")
-            for example in reason["examples"]:
-                line = example["_line"]
-                where = line if isinstance(line, str) else f"line {line}"
-                print(f"      {where}: {on_one_line(example['reasons'])}")
+    print("\n".join(validation_lines(summary)))
 
 
 def command() -> NoReturn:

@@ -58,3 +58,7 @@ REASON_SEPARATOR: Final = "; "
 
 # the segment dimensions of DESIGN §5, in report order
 SEGMENT_DIMENSIONS: Final = ("owner", "source", "industry", "customer_size", "region")
+
+# what became of each report of a backfill or a report set
+WRITTEN, CURRENT, FAILED = "written", "current", "failed"
+REPORT_STATUSES: Final = (WRITTEN, CURRENT, FAILED)
