@@ -33,7 +33,6 @@ from funnel_reports.flows.io.ledger import (
     Ledger,
     LedgerJournal,
     delivery_lock,
-    finished_report,
     recipients_of,
 )
 from funnel_reports.flows.io.mail import (
@@ -50,6 +49,7 @@ from funnel_reports.flows.io.mail import (
     sha256_bytes,
     transmit,
 )
+from funnel_reports.flows.io.outputs import finished_report
 from funnel_reports.flows.requests import ReportRequest, request_of
 from funnel_reports.report_templates.mail import MailContent, mail_content
 from funnel_reports.transforms.funnel_model import FunnelModel

@@ -404,8 +404,12 @@ def funnel_metrics(
     return document
 
 
-def untimed(name: str) -> AbstractContextManager[None]:
-    return nullcontext()
+Note = Callable[[str], None]
+
+
+def untimed(name: str) -> AbstractContextManager[Note]:
+    """A step nobody times: its notes go nowhere."""
+    return nullcontext(lambda detail: None)
 
 
 def period_metrics(
@@ -419,13 +423,14 @@ def period_metrics(
     target: float | None = None,
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
-    step: Callable[[str], AbstractContextManager[Any]] = untimed,
+    step: Callable[[str], AbstractContextManager[Note]] = untimed,
 ) -> dict[str, Any]:
     """Every figure of a period from the validated tables: the derived tables as of the
     period's end (`derive_tables`), then `funnel_metrics`. The one way from tables to
     figures, for the flows, the tests and the benchmarks; `step("derive")` and
-    `step("compute")` wrap the two parts (the flows time them)."""
-    with step("derive"):
+    `step("compute")` wrap the two parts (the flows time them and say them: each gives a
+    function that takes a note on the step)."""
+    with step("derive") as note:
         derived = derive_tables(
             opportunities,
             stage_history,
@@ -433,6 +438,7 @@ def period_metrics(
             funnel=settings.funnel,
             partial_history=settings.partial_history,
         )
+        note(f"{derived.states.height} deals, {derived.entries.height} stage entries")
     with step("compute"):
         return funnel_metrics(
             opportunities,

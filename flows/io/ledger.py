@@ -320,18 +320,3 @@ def publish_report_folder(staging: Path, report_dir: Path, manifest: dict[str, A
         if (report_dir / DELIVERY_RECORD).exists():
             shutil.copy2(report_dir / DELIVERY_RECORD, staging / DELIVERY_RECORD)
         publish_folder(staging, report_dir)
-
-
-def finished_report(report_dir: Path) -> tuple[dict[str, Any], dict[str, Any], bytes]:
-    """The metrics, manifest and PDF of the report in `report_dir`, for its mail; stops with
-    one line when the folder holds no finished report."""
-    try:
-        metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
-        manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
-        pdf = (report_dir / "report.pdf").read_bytes()
-    except FileNotFoundError as error:
-        raise UnusableInputError(
-            f"{report_dir}: holds no finished report ({Path(error.filename).name} is missing); "
-            "write it with funnel run first"
-        ) from None
-    return metrics, manifest, pdf

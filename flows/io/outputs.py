@@ -22,6 +22,8 @@ from typing import Any
 
 import polars as pl
 
+from funnel_reports.transforms.staging.layout import UnusableInputError
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -239,3 +241,18 @@ def record_command_time(manifests: list[dict[str, Any]], command: str, started: 
             "outside_report_flows": round(total - in_flows, 4),
         }
         write_json(path, document)
+
+
+def finished_report(report_dir: Path) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """The metrics, manifest and PDF of the report in `report_dir`, for its mail; stops with
+    one line when the folder holds no finished report."""
+    try:
+        metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
+        manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
+        pdf = (report_dir / "report.pdf").read_bytes()
+    except FileNotFoundError as error:
+        raise UnusableInputError(
+            f"{report_dir}: holds no finished report ({Path(error.filename).name} is missing); "
+            "write it with funnel run first"
+        ) from None
+    return metrics, manifest, pdf
