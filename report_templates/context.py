@@ -20,6 +20,7 @@ from funnel_reports.report_templates.charts import (
 )
 from funnel_reports.report_templates.formatting import TEMPLATES_DIR
 from funnel_reports.report_templates.narrative import (
+    Money,
     bottleneck_sentence,
     change_phrase,
     data_as_of_sentence,
@@ -287,7 +288,7 @@ def forecast_part(
         "forecast_rows": forecast_rows(metrics, labels),
         "method_sentence": forecast_method_sentence(forecast, text=text),
         "parts_sentence": forecast_parts_sentence(
-            forecast, text=text, money=metrics["currency"] + " "
+            forecast, text=text, money=Money.of(metrics, text)
         ),
         "method_rows": method_rows(forecast, text),
         "min_origins": MIN_ORIGINS_TO_CHOOSE,

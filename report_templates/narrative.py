@@ -34,7 +34,7 @@ def summary_sentences(
 ) -> list[str]:
     """The executive summary: what was won (or lost), the pipeline, the weakest step, the
     stalled deals and the slowest stage; at most five sentences."""
-    money = Money(metrics["currency"] + " ", text["_lang"])
+    money = Money.of(metrics, text)
     sentences = [
         won_sentence(metrics, text=text, money=money),
         pipeline_sentence(metrics, text=text, money=money),
@@ -51,6 +51,11 @@ class Money:
 
     prefix: str
     lang: str
+
+    @classmethod
+    def of(cls, metrics: dict[str, Any], text: dict[str, str]) -> Money:
+        """The report's currency code before each amount, in the report's language."""
+        return cls(metrics["currency"] + " ", text["_lang"])
 
     def __call__(self, amount: float) -> str:
         return self.prefix + fmt.compact_amount(amount, self.lang)
@@ -343,16 +348,15 @@ def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) 
     )
 
 
-def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: str) -> str:
+def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
     """What the open deals and the deals not yet created each bring."""
     parts, new = forecast["next_period_components"], forecast["new_deals"]
-    lang = text["_lang"]
     factor = new["seasonal_factor"]
     return text["next_components"].format(
         open=text["open_part_unknown"]
         if parts["open_deals"] is None
-        else money + fmt.compact_amount(parts["open_deals"], lang),
-        new=money + fmt.compact_amount(parts["new_deals"], lang),
+        else money(parts["open_deals"]),
+        new=money(parts["new_deals"]),
         periods=new["periods"],
         seasonal="" if factor == 1.0 else text["seasonal_factor"].format(factor=f"{factor:.2f}"),
     )
