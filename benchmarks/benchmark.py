@@ -199,7 +199,7 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     validation quarantined."""
     from funnel_reports.flows.report_flow import read_and_check
     from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
-    from funnel_reports.transforms.intermediate.derived import derive_tables
+    from funnel_reports.transforms.metrics_document import derived_at
     from funnel_reports.transforms.periods import parse_period
 
     settings = benchmark_settings()
@@ -210,11 +210,11 @@ def project_core_figures(folder: str, period: str = PERIOD) -> dict[str, Any]:
     read_validate = time.perf_counter() - started
     tables = checked.tables
     derive_started = time.perf_counter()
-    derived = derive_tables(
+    derived = derived_at(
         tables[OPPORTUNITIES],
         tables[STAGE_HISTORY],
-        as_of=report_period.end,
-        funnel=checked.settings.funnel,
+        period=report_period,
+        settings=checked.settings.metrics,
     )
     derive = time.perf_counter() - derive_started
     marts_started = time.perf_counter()

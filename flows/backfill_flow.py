@@ -44,8 +44,7 @@ from funnel_reports.schemas.vocabulary import (
     WRITTEN,
 )
 from funnel_reports.transforms.funnel_model import COMPANY, ReportSpec, RunSettings
-from funnel_reports.transforms.intermediate.derived import derive_tables
-from funnel_reports.transforms.metrics_document import Rates, window_rates
+from funnel_reports.transforms.metrics_document import Rates, period_rates
 from funnel_reports.transforms.periods import Period, periods_between, resolve_period
 from funnel_reports.transforms.slices import (
     EmptySliceError,
@@ -128,16 +127,13 @@ def recipients_of(job: Job, delivery: DeliverySettings) -> DeliverySettings:
 
 def rates_of_company(checked: CheckedInputs, period: Period) -> Rates:
     """The company's win rates at a period's end, for the reports too thin to have their own."""
-    settings = checked.settings
     with step({}, "company rates", period.label):
-        derived = derive_tables(
+        return period_rates(
             checked.tables[OPPORTUNITIES],
             checked.tables[STAGE_HISTORY],
-            as_of=period.end,
-            funnel=settings.funnel,
-            partial_history=bool(settings.source.stage_dates),
+            period=period,
+            settings=checked.settings.metrics,
         )
-        return window_rates(derived, period=period, settings=settings.metrics)
 
 
 def run_name() -> str:

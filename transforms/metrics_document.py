@@ -74,6 +74,36 @@ class Rates:
     step_baseline: pl.DataFrame
 
 
+def period_rates(
+    opportunities: pl.DataFrame,
+    stage_history: pl.DataFrame,
+    *,
+    period: Period,
+    settings: MetricsSettings,
+) -> Rates:
+    """The rates of the deals in the tables at the period's end (`window_rates` of their
+    derived tables): what a report of the report set too thin for its own borrows."""
+    derived = derived_at(opportunities, stage_history, period=period, settings=settings)
+    return window_rates(derived, period=period, settings=settings)
+
+
+def derived_at(
+    opportunities: pl.DataFrame,
+    stage_history: pl.DataFrame,
+    *,
+    period: Period,
+    settings: MetricsSettings,
+) -> DerivedTables:
+    """The derived tables as of the period's end (`derive_tables`)."""
+    return derive_tables(
+        opportunities,
+        stage_history,
+        as_of=period.end,
+        funnel=settings.funnel,
+        partial_history=settings.partial_history,
+    )
+
+
 def window_rates(derived: DerivedTables, *, period: Period, settings: MetricsSettings) -> Rates:
     """p̄, the stage win probabilities and the step baseline of the deals in `derived`."""
     states = derived.states.lazy()
@@ -431,13 +461,7 @@ def period_metrics(
     `step("compute")` wrap the two parts (the flows time them and say them: each gives a
     function that takes a note on the step)."""
     with step("derive") as note:
-        derived = derive_tables(
-            opportunities,
-            stage_history,
-            as_of=period.end,
-            funnel=settings.funnel,
-            partial_history=settings.partial_history,
-        )
+        derived = derived_at(opportunities, stage_history, period=period, settings=settings)
         note(f"{derived.states.height} deals, {derived.entries.height} stage entries")
     with step("compute"):
         return funnel_metrics(
