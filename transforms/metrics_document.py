@@ -84,7 +84,7 @@ def period_rates(
     """The rates of the deals in the tables at the period's end (`window_rates` of their
     derived tables): what a report of the report set too thin for its own borrows."""
     derived = derived_at(opportunities, stage_history, period=period, settings=settings)
-    return window_rates(derived, period=period, settings=settings)
+    return window_rates(derived, window=Window(period, settings.window_months), settings=settings)
 
 
 def derived_at(
@@ -104,25 +104,19 @@ def derived_at(
     )
 
 
-def window_rates(derived: DerivedTables, *, period: Period, settings: MetricsSettings) -> Rates:
+def window_rates(derived: DerivedTables, *, window: Window, settings: MetricsSettings) -> Rates:
     """p̄, the stage win probabilities and the step baseline of the deals in `derived`."""
     states = derived.states.lazy()
-    window_start = period.window_start(settings.window_months)
     return Rates(
-        overall_win_rate(states, window_start=window_start),
+        overall_win_rate(states, window=window),
         stage_probabilities(
             states,
             funnel=settings.funnel,
-            window_start=window_start,
+            window=window,
             smoothing_strength=settings.smoothing_strength,
             min_resolved=settings.min_resolved_for_p_win,
         ),
-        step_baseline(
-            derived.visits.lazy(),
-            funnel=settings.funnel,
-            period_start=period.start,
-            window_start=window_start,
-        ),
+        step_baseline(derived.visits.lazy(), funnel=settings.funnel, window=window),
     )
 
 
@@ -143,39 +137,43 @@ def core_figures(
     derived: DerivedTables,
     probabilities: pl.DataFrame,
     *,
-    period: Period,
+    window: Window,
     settings: MetricsSettings,
     history_available: bool,
 ) -> CoreFigures:
     funnel = settings.funnel
-    start, as_of = period.start, period.end
-    window_start = period.window_start(settings.window_months)
     states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
-    next_period = period.shifted(1)
     return CoreFigures(
-        kpis=kpis(states, period_start=start, as_of=as_of, window_start=window_start),
+        kpis=single_row(kpis(states, window=window)),
         funnel=funnel_snapshot(states, funnel=funnel).collect(),
         conversion=conversion(
             reaches,
             states,
             funnel=funnel,
-            period_start=start,
-            as_of=as_of,
-            window_start=window_start,
+            window=window,
             immature_open_share=settings.immature_open_share,
         ),
         dwell=dwell(
-            visits, funnel=funnel, window_start=window_start, history_available=history_available
+            visits, funnel=funnel, window=window, history_available=history_available
         ).collect(),
-        stalls=stalls_summary(stalled_deals(states, funnel=funnel, as_of=as_of)),
+        stalls=stalls_summary(stalled_deals(states, funnel=funnel, window=window)),
         pipeline=forecast(
             weighted_open_deals(states, probabilities),
             funnel=funnel,
-            next_period_start=next_period.start_date,
-            next_period_end=next_period.end_date,
+            next_period=window.next_period,
             probabilities_known=probabilities["p_win"].null_count() == 0,
         ),
     )
+
+
+def single_row(frame: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
+    """A one-row mart as a metrics.json object."""
+    return frame.lazy().collect().row(0, named=True)
+
+
+def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """A mart's rows as a metrics.json list."""
+    return frame.to_dicts()
 
 
 class FigureInputs:
@@ -215,7 +213,7 @@ class FigureInputs:
     @cached_property
     def resolved(self) -> int:
         """Deals resolved (won or lost) in W."""
-        resolved = resolved_in_window(self.states, window_start=self.window.window_start)
+        resolved = resolved_in_window(self.states, window=self.window)
         return int(resolved.select(pl.len()).collect().item())
 
     @cached_property
@@ -229,7 +227,7 @@ class FigureInputs:
     def rates(self) -> Rates:
         if self.borrows and self.company_rates is not None:
             return self.company_rates
-        return window_rates(self.derived, period=self.window.period, settings=self.settings)
+        return window_rates(self.derived, window=self.window, settings=self.settings)
 
     @cached_property
     def observed(self) -> list[str]:
@@ -250,7 +248,7 @@ class FigureInputs:
         return core_figures(
             self.derived,
             self.probabilities,
-            period=self.window.period,
+            window=self.window,
             settings=replace(self.settings, funnel=funnel),
             history_available=self.history_available,
         )
@@ -316,27 +314,20 @@ class FigureInputs:
         }
 
     def followups_section(self) -> dict[str, Any]:
-        w = self.window
-        return followup_activity(
-            self.followups.lazy(),
-            self.states,
-            period_start=w.start,
-            as_of=w.as_of,
-            as_of_date=w.period.end_date,
-            window_start=w.window_start,
-        )
+        return followup_activity(self.followups.lazy(), self.states, window=self.window)
 
     def bottlenecks(self) -> list[dict[str, Any]]:
         if not self.history_available:
             return []
-        return bottlenecks(
-            self.derived.visits.lazy(),
-            self.core.funnel.lazy(),
-            self.probabilities,
-            funnel=self.funnel,
-            period_start=self.window.start,
-            window_start=self.window.window_start,
-            baseline=self.rates.step_baseline,
+        return rows(
+            bottlenecks(
+                self.derived.visits.lazy(),
+                self.core.funnel.lazy(),
+                self.probabilities,
+                funnel=self.funnel,
+                window=self.window,
+                baseline=self.rates.step_baseline,
+            )
         )
 
     def targets(self) -> dict[str, Any] | None:
@@ -351,8 +342,7 @@ class FigureInputs:
             won_amount=self.kpis["won_amount"],
             avg_won_amount=self.kpis["window"]["avg_won_amount"],
             weighted_pipeline=self.core.pipeline["weighted_pipeline"],
-            window_start=self.window.window_start,
-            period_end=self.window.period.end_date,
+            window=self.window,
         )
 
 
@@ -363,30 +353,32 @@ FIGURES: dict[str, Callable[[FigureInputs], Any]] = {
     "stages": FigureInputs.stages,
     "window": lambda f: f.window.as_dict(),
     "kpis": lambda f: f.kpis,
-    "totals": lambda f: totals(f.states),
-    "segments": lambda f: segments(f.states, period_start=f.window.start, as_of=f.window.as_of),
+    "totals": lambda f: single_row(totals(f.states)),
+    "segments": lambda f: {
+        dimension: rows(frame) for dimension, frame in segments(f.states, window=f.window).items()
+    },
     "followups": FigureInputs.followups_section,
-    "funnel": lambda f: f.core.funnel.to_dicts(),
+    "funnel": lambda f: rows(f.core.funnel),
     "conversion": lambda f: inferred_rows(f.core.conversion, f.observed),
     "observed_funnel": FigureInputs.observed_funnel,
-    "dwell": lambda f: f.core.dwell.to_dicts(),
+    "dwell": lambda f: rows(f.core.dwell),
     "stalls": lambda f: f.core.stalls,
     "forecast": FigureInputs.forecast,
-    "comparison": lambda f: comparison(
-        f.states_at, f.kpis, period=f.window.period, window_months=f.window.months
-    ),
+    "comparison": lambda f: comparison(f.states_at, f.kpis, window=f.window),
     "history_available": lambda f: f.history_available,
-    "point_in_time": lambda f: point_in_time_notes(
-        f.opportunities.lazy(),
-        f.states,
-        as_of=f.window.as_of,
-        history_available=f.history_available,
+    "point_in_time": lambda f: rows(
+        point_in_time_notes(
+            f.opportunities.lazy(),
+            f.states,
+            window=f.window,
+            history_available=f.history_available,
+        )
     ),
     "bottlenecks": FigureInputs.bottlenecks,
-    "trend": lambda f: trend(f.states_at, period=f.window.period, window_months=f.window.months),
+    "trend": lambda f: rows(trend(f.states_at, window=f.window)),
     "targets": FigureInputs.targets,
     # a quarterly report's months side by side
-    "months": lambda f: months(f.states_at, period=f.window.period, window_months=f.window.months),
+    "months": lambda f: rows(months(f.states_at, window=f.window)),
 }
 
 

@@ -110,6 +110,14 @@ class Window:
     def next_period(self) -> Period:
         return self.period.shifted(1)
 
+    def shifted(self, periods: int) -> Window:
+        """The window of the period `periods` steps later (negative for earlier)."""
+        return Window(self.period.shifted(periods), self.months)
+
+    def month_windows(self) -> list[Window]:
+        """The windows of the calendar months inside the period, in order."""
+        return [Window(month, self.months) for month in self.period.month_periods()]
+
     def as_dict(self) -> dict[str, Any]:
         """metrics.json `window`: W's instants (UTC) and its length in months."""
         return {

@@ -51,7 +51,7 @@ from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.derived import DerivedTables
 from funnel_reports.transforms.intermediate.states import DealStatesAt
 from funnel_reports.transforms.marts.win_probabilities import stage_probabilities
-from funnel_reports.transforms.periods import Period, add_months
+from funnel_reports.transforms.periods import Period, Window, add_months
 
 LANDMARK, LANDMARK_CLOSE_DATE = "landmark", "landmark_close_date"
 OPEN_DEALS, NEW_DEALS = "open_deals", "new_deals"
@@ -216,12 +216,11 @@ def baseline_forecasts(
     """The forecasts the candidates are measured against, from what was known at the end of
     `origin` (`states`): the stage-weighted pipeline, the last period's won amount and the
     mean of the last three (None before three periods of the export)."""
-    window_start = origin.window_start(inputs.window_months)
-    following = origin.shifted(1)
+    window = Window(origin, inputs.window_months)
     probabilities = stage_probabilities(
         states,
         funnel=inputs.funnel,
-        window_start=window_start,
+        window=window,
         smoothing_strength=inputs.smoothing_strength,
         min_resolved=inputs.min_resolved,
     )
@@ -230,8 +229,7 @@ def baseline_forecasts(
         STAGE_WEIGHTED: stage_weighted_forecast(
             weighted_open_deals(states, probabilities),
             funnel=inputs.funnel,
-            next_period_start=following.start_date,
-            next_period_end=following.end_date,
+            next_period=window.next_period,
             probabilities_known=probabilities["p_win"].null_count() == 0,
         )["stage_weighted_next_period"],
         LAST_PERIOD: inputs.won(origin)[0],

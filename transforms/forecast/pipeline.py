@@ -3,7 +3,6 @@ expected to close in the next period."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import polars as pl
@@ -12,6 +11,7 @@ from funnel_reports.schemas.vocabulary import OPEN
 from funnel_reports.transforms.expressions import stable_sum
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.periods import Period
 
 
 def weighted_open_deals(states: pl.LazyFrame, probabilities: pl.DataFrame) -> pl.LazyFrame:
@@ -28,14 +28,13 @@ def forecast(
     weighted: pl.LazyFrame,
     *,
     funnel: FunnelModel,
-    next_period_start: date,
-    next_period_end: date,
+    next_period: Period,
     probabilities_known: bool,
 ) -> dict[str, Any]:
     """Stage-weighted pipeline at as_of, and the part of it expected to close in the next
     period by the CRM's expected close date (the stage-weighted baseline of the backtest)."""
-    in_next = (pl.col("expected_close_date_at") >= next_period_start) & (
-        pl.col("expected_close_date_at") < next_period_end
+    in_next = (pl.col("expected_close_date_at") >= next_period.start_date) & (
+        pl.col("expected_close_date_at") < next_period.end_date
     )
     totals = (
         weighted.select(

@@ -3,15 +3,13 @@ baseline over the rest of W, tested for significance and priced."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import FORWARD, LOST
 from funnel_reports.transforms.expressions import ratio
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.periods import Window
 
 Z_95 = 1.959964
 
@@ -48,24 +46,20 @@ def step_figures(visits: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def completed_visits(
-    visits: pl.LazyFrame, *, funnel: FunnelModel, window_start: datetime
-) -> pl.LazyFrame:
+def completed_visits(visits: pl.LazyFrame, *, funnel: FunnelModel, window: Window) -> pl.LazyFrame:
     """Visits of open stages that ended in W."""
     return visits.filter(
         ~pl.col("is_open")
-        & (pl.col("ended_at") >= window_start)
+        & (pl.col("ended_at") >= window.window_start)
         & pl.col("stage").is_in(funnel.open_ids)
     )
 
 
-def step_baseline(
-    visits: pl.LazyFrame, *, funnel: FunnelModel, period_start: datetime, window_start: datetime
-) -> pl.DataFrame:
+def step_baseline(visits: pl.LazyFrame, *, funnel: FunnelModel, window: Window) -> pl.DataFrame:
     """What a step's period figures are measured against: `step_figures` of the visits that
     ended in W before the period."""
-    ended = completed_visits(visits, funnel=funnel, window_start=window_start)
-    return step_figures(ended.filter(pl.col("ended_at") < period_start)).collect()
+    ended = completed_visits(visits, funnel=funnel, window=window)
+    return step_figures(ended.filter(pl.col("ended_at") < window.start)).collect()
 
 
 def steps_against_baseline(
@@ -104,10 +98,9 @@ def bottlenecks(
     probabilities: pl.DataFrame,
     *,
     funnel: FunnelModel,
-    period_start: datetime,
-    window_start: datetime,
+    window: Window,
     baseline: pl.DataFrame | None = None,
-) -> list[dict[str, Any]]:
+) -> pl.DataFrame:
     """Per open stage: conversion of the deals that left it in the period (forward against
     lost) and the median length of visits completed in the period, each against the rest of
     W. A worse step is called out when the conversion drop is significant (two-proportion
@@ -116,12 +109,10 @@ def bottlenecks(
     stage's p_win (p_win(k) ≈ conversion(k) × p_win(k + 1)). Called-out steps first, then by
     revenue at risk. `baseline` replaces the deals' own (`step_baseline`) for a report that is
     measured against the company's."""
-    ended = completed_visits(visits, funnel=funnel, window_start=window_start)
-    in_period = step_figures(ended.filter(pl.col("ended_at") >= period_start))
+    ended = completed_visits(visits, funnel=funnel, window=window)
+    in_period = step_figures(ended.filter(pl.col("ended_at") >= window.start))
     if baseline is None:
-        baseline = step_baseline(
-            visits, funnel=funnel, period_start=period_start, window_start=window_start
-        )
+        baseline = step_baseline(visits, funnel=funnel, window=window)
     a1, n1 = pl.col("advanced").fill_null(0), pl.col("left").fill_null(0)
     a2, n2 = pl.col("advanced_base").fill_null(0), pl.col("left_base").fill_null(0)
     rate, base = ratio(a1, n1), ratio(a2, n2)
@@ -155,5 +146,4 @@ def bottlenecks(
         )
         .drop("stage_index")
         .collect()
-        .to_dicts()
     )

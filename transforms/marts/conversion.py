@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import LOST
 from funnel_reports.transforms.expressions import in_interval, ratio
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.periods import Window
 
 
 def conversion(
@@ -17,9 +16,7 @@ def conversion(
     states: pl.LazyFrame,
     *,
     funnel: FunnelModel,
-    period_start: datetime,
-    as_of: datetime,
-    window_start: datetime,
+    window: Window,
     immature_open_share: float,
 ) -> pl.DataFrame:
     """Flow and cohort conversion: one row per adjacent pair of stages (from, to).
@@ -30,9 +27,7 @@ def conversion(
     others lost by as_of; `cohort_size_to` is the next stage's cohort (the won bar of a funnel
     that ends at won). Post-sale steps have no resolved rate.
     """
-    counts = stage_counts(
-        reaches, states, period_start=period_start, as_of=as_of, window_start=window_start
-    )
+    counts = stage_counts(reaches, states, window=window)
     n, adv, lost = pl.col("cohort_size"), pl.col("advanced"), pl.col("lost")
     is_post_sale = pl.col("stage_index") >= funnel.won_index
     return (
@@ -63,18 +58,11 @@ def conversion(
     )
 
 
-def stage_counts(
-    reaches: pl.LazyFrame,
-    states: pl.LazyFrame,
-    *,
-    period_start: datetime,
-    as_of: datetime,
-    window_start: datetime,
-) -> pl.LazyFrame:
+def stage_counts(reaches: pl.LazyFrame, states: pl.LazyFrame, *, window: Window) -> pl.LazyFrame:
     """Per stage index: deals that first reached it in P (`entries`), its cohort in W, and
     the cohort's members that advanced and that were lost by as_of."""
     reached_next = pl.col("reached_next")
-    in_cohort = in_interval(pl.col("reached_at"), window_start, as_of)
+    in_cohort = in_interval(pl.col("reached_at"), window.window_start, window.as_of)
     return (
         reaches.join(states.select("opportunity_id", "state"), on="opportunity_id")
         .with_columns(
@@ -84,7 +72,7 @@ def stage_counts(
         )
         .group_by("stage_index")
         .agg(
-            in_interval(pl.col("reached_at"), period_start, as_of).sum().alias("entries"),
+            in_interval(pl.col("reached_at"), window.start, window.as_of).sum().alias("entries"),
             in_cohort.sum().alias("cohort_size"),
             (in_cohort & reached_next).sum().alias("advanced"),
             (in_cohort & ~reached_next & (pl.col("state") == LOST)).sum().alias("lost"),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import polars as pl
 
 from funnel_reports.transforms.expressions import stable_mean
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.periods import Window
 
 
 def kaplan_meier_median(visits: pl.LazyFrame) -> pl.LazyFrame:
@@ -39,7 +38,7 @@ def dwell(
     visits: pl.LazyFrame,
     *,
     funnel: FunnelModel,
-    window_start: datetime,
+    window: Window,
     history_available: bool,
 ) -> pl.LazyFrame:
     """Time in each open stage: one row per open stage.
@@ -51,7 +50,7 @@ def dwell(
     stages = stage_frame(funnel).select("stage")
     relevant = visits.filter(
         pl.col("stage").is_in(funnel.open_ids)
-        & (pl.col("is_open") | (pl.col("ended_at") >= window_start))
+        & (pl.col("is_open") | (pl.col("ended_at") >= window.window_start))
     )
     completed = pl.col("days").filter(~pl.col("is_open"))
     figures = relevant.group_by("stage").agg(

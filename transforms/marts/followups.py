@@ -10,6 +10,7 @@ import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN, RESOLVED
 from funnel_reports.transforms.expressions import days_between, in_interval, stable_sum
+from funnel_reports.transforms.periods import Window
 
 SILENT_DAYS = 14
 
@@ -18,23 +19,21 @@ def followup_activity(
     followups: pl.LazyFrame,
     states: pl.LazyFrame,
     *,
-    period_start: datetime,
-    as_of: datetime,
-    as_of_date: date,
-    window_start: datetime,
+    window: Window,
 ) -> dict[str, Any]:
     """Touches per open deal in the period, channel mix, open deals silent for 14 days,
     overdue next actions, and touches per deal of deals won against deals lost in W.
 
     A deal is silent when its last follow-up before as_of (its creation when it has none) is
     more than 14 days old; a next action is overdue when the deal's latest follow-up set a due
-    date before `as_of_date` (the local date as_of falls on: a due date is a local day) and
-    nothing followed.
+    date before the period's end date (the local date as_of falls on: a due date is a local
+    day) and nothing followed.
     """
+    as_of = window.as_of
     known = followups.filter(pl.col("occurred_at") < as_of)
-    in_period = in_interval(pl.col("occurred_at"), period_start, as_of)
+    in_period = in_interval(pl.col("occurred_at"), window.start, as_of)
     summary = open_deal_activity(
-        known, states, in_period=in_period, as_of=as_of, as_of_date=as_of_date
+        known, states, in_period=in_period, as_of=as_of, as_of_date=window.period.end_date
     )
     touches = summary["touches"]
     by_channel = known.filter(in_period).group_by("channel").agg(pl.len().alias("touches"))
@@ -43,7 +42,7 @@ def followup_activity(
         .sort(["touches", "channel"], descending=[True, False])
         .collect()
     )
-    pattern = touches_of_resolved(known, states, window_start=window_start)
+    pattern = touches_of_resolved(known, states, window_start=window.window_start)
     return {
         "touches_in_period": int(mix["touches"].sum()),
         "touches_per_open_deal": touches / summary["open_count"] if summary["open_count"] else None,

@@ -15,14 +15,15 @@ from funnel_reports.transforms.expressions import (
     stable_mean,
     stable_sum,
 )
+from funnel_reports.transforms.periods import Window
 
 WINDOW_FIGURES = ("won_count", "lost_count", "win_rate", "avg_won_amount", "median_cycle_days")
 
 
-def headline_figures(*, period_start: datetime, as_of: datetime) -> list[pl.Expr]:
-    """The headline aggregates of one interval [period_start, as_of), over deal states."""
-    won = (pl.col("state") == WON) & in_interval(pl.col("won_at"), period_start, as_of)
-    lost = (pl.col("state") == LOST) & in_interval(pl.col("closed_at"), period_start, as_of)
+def headline_figures(*, start: datetime, as_of: datetime) -> list[pl.Expr]:
+    """The headline aggregates of one interval [start, as_of), over deal states."""
+    won = (pl.col("state") == WON) & in_interval(pl.col("won_at"), start, as_of)
+    lost = (pl.col("state") == LOST) & in_interval(pl.col("closed_at"), start, as_of)
     won_amount = pl.col("amount_at").filter(won)
     return [
         (pl.col("state") == OPEN).sum().cast(pl.Int64).alias("open_count"),
@@ -39,26 +40,31 @@ def headline_figures(*, period_start: datetime, as_of: datetime) -> list[pl.Expr
     ]
 
 
-def headline(states: pl.LazyFrame, *, period_start: datetime, as_of: datetime) -> pl.LazyFrame:
-    """Headline figures of one interval [period_start, as_of): a single row."""
-    return states.select(headline_figures(period_start=period_start, as_of=as_of))
+def headline(states: pl.LazyFrame, *, start: datetime, as_of: datetime) -> pl.LazyFrame:
+    """Headline figures of one interval [start, as_of): a single row."""
+    return states.select(headline_figures(start=start, as_of=as_of))
 
 
-def kpis(
-    states: pl.LazyFrame, *, period_start: datetime, as_of: datetime, window_start: datetime
-) -> dict[str, Any]:
-    """Headline figures for the period, and pipeline velocity from the figures over W."""
-    figures = headline(states, period_start=period_start, as_of=as_of).collect().row(0, named=True)
-    window = headline(states, period_start=window_start, as_of=as_of).collect().row(0, named=True)
-    parts = (window["win_rate"], window["avg_won_amount"], window["median_cycle_days"])
-    velocity = None
-    if all(p is not None for p in parts) and window["median_cycle_days"] > 0:
-        velocity = figures["open_count"] * parts[0] * parts[1] / parts[2]
-    return {
-        **figures,
-        "pipeline_velocity": velocity,
-        "window": {k: window[k] for k in WINDOW_FIGURES},
-    }
+def kpis(states: pl.LazyFrame, *, window: Window) -> pl.LazyFrame:
+    """Headline figures for the period P, pipeline velocity from the figures over W, and the
+    figures over W (`window`, a struct): a single row."""
+    in_period = headline(states, start=window.start, as_of=window.as_of)
+    over_w = headline(states, start=window.window_start, as_of=window.as_of).select(
+        pl.struct(WINDOW_FIGURES).alias("window")
+    )
+    w = pl.col("window").struct
+    velocity = (
+        pl.when(w.field("median_cycle_days") > 0)
+        .then(
+            pl.col("open_count")
+            * w.field("win_rate")
+            * w.field("avg_won_amount")
+            / w.field("median_cycle_days")
+        )
+        .alias("pipeline_velocity")
+    )
+    columns = [*in_period.collect_schema().names(), velocity, "window"]
+    return pl.concat([in_period, over_w], how="horizontal").select(columns)
 
 
 def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN
+from funnel_reports.transforms.periods import Window
 
 NO_STAGE_HISTORY = "no_stage_history"
 STALL_REASON_CURRENT = "stall_reason_current"
 
 
 def point_in_time_notes(
-    opportunities: pl.LazyFrame, states: pl.LazyFrame, *, as_of: datetime, history_available: bool
-) -> list[dict[str, Any]]:
-    """A note key and how many deals each: current amounts used for past stages, deals closed
-    or created after the period, the missing stage history, stall reasons as exported now."""
+    opportunities: pl.LazyFrame, states: pl.LazyFrame, *, window: Window, history_available: bool
+) -> pl.DataFrame:
+    """A note key and how many deals each (a row each): current amounts used for past stages,
+    deals closed or created after the period, the missing stage history, stall reasons as
+    exported now."""
     counts = (
         states.select(
             (pl.col("history_amount").is_null() & pl.col("amount").is_not_null())
@@ -31,11 +30,9 @@ def point_in_time_notes(
         .row(0, named=True)
     )
     counts["created_after_period"] = (
-        opportunities.filter(pl.col("created_at") >= as_of).select(pl.len()).collect().item()
+        opportunities.filter(pl.col("created_at") >= window.as_of).select(pl.len()).collect().item()
     )
-    notes: list[dict[str, Any]] = (
-        [{"note": NO_STAGE_HISTORY, "count": None}] if not history_available else []
-    )
-    notes += [{"note": key, "count": n} for key, n in counts.items() if n]
-    notes.append({"note": STALL_REASON_CURRENT, "count": None})
-    return notes
+    notes = [(NO_STAGE_HISTORY, None)] if not history_available else []
+    notes += [(key, n) for key, n in counts.items() if n]
+    notes.append((STALL_REASON_CURRENT, None))
+    return pl.DataFrame(notes, schema={"note": pl.String, "count": pl.Int64}, orient="row")

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import SEGMENT_DIMENSIONS
 from funnel_reports.transforms.marts.kpis import headline_figures
+from funnel_reports.transforms.periods import Window
 
 
-def segments(
-    states: pl.LazyFrame, *, period_start: datetime, as_of: datetime
-) -> dict[str, list[dict[str, Any]]]:
-    """Headline figures per value of each segment dimension (blank values as "—"), largest
-    open pipeline first."""
-    figures = headline_figures(period_start=period_start, as_of=as_of)
+def segments(states: pl.LazyFrame, *, window: Window) -> dict[str, pl.DataFrame]:
+    """Headline figures of the period per value of each segment dimension (blank values as
+    "—"), largest won amount first: a frame per dimension."""
+    figures = headline_figures(start=window.start, as_of=window.as_of)
     return {
         dimension: states.group_by(pl.col(dimension).fill_null("—").alias("value"))
         .agg(figures)
@@ -26,6 +22,5 @@ def segments(
             nulls_last=True,
         )
         .collect()
-        .to_dicts()
         for dimension in SEGMENT_DIMENSIONS
     }

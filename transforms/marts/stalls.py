@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -10,12 +9,14 @@ import polars as pl
 from funnel_reports.schemas.vocabulary import OPEN
 from funnel_reports.transforms.expressions import days_between, stable_sum
 from funnel_reports.transforms.funnel_model import FunnelModel
+from funnel_reports.transforms.periods import Window
 
 STALLED_DEALS_LISTED = 15
 
 
-def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, as_of: datetime) -> pl.LazyFrame:
-    """Open deals whose current visit is older than their stage's stall threshold."""
+def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, window: Window) -> pl.LazyFrame:
+    """Open deals at the period end whose current visit is older than their stage's stall
+    threshold."""
     thresholds = pl.LazyFrame(
         {
             "stage_at": [s.id for s in funnel.stages if s.stall_days is not None],
@@ -28,7 +29,9 @@ def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, as_of: datetime)
         states.filter(pl.col("state") == OPEN)
         .join(thresholds, on="stage_at", how="inner")
         .with_columns(
-            days_between(pl.col("stage_entered_at_as_of"), pl.lit(as_of)).alias("days_in_stage")
+            days_between(pl.col("stage_entered_at_as_of"), pl.lit(window.as_of)).alias(
+                "days_in_stage"
+            )
         )
         .filter(pl.col("days_in_stage") > pl.col("stall_days"))
         .with_columns(pl.col("stall_reason").is_null().alias("is_missing_reason"))

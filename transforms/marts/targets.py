@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -11,6 +10,7 @@ from funnel_reports.schemas.vocabulary import WON
 from funnel_reports.transforms.expressions import days_between
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.periods import Window
 
 
 def target_decomposition(
@@ -23,8 +23,7 @@ def target_decomposition(
     won_amount: float,
     avg_won_amount: float | None,
     weighted_pipeline: float | None,
-    window_start: datetime,
-    period_end: date,
+    window: Window,
 ) -> dict[str, Any]:
     """What a period target asks: won deals needed (target / average won amount over W),
     entries needed at each stage (won needed / p_win), the latest date to enter each stage
@@ -37,8 +36,7 @@ def target_decomposition(
         probabilities,
         funnel=funnel,
         won_needed=won_needed,
-        window_start=window_start,
-        period_end=period_end,
+        window=window,
     )
     remaining = max(target - won_amount, 0.0)
     return {
@@ -46,7 +44,7 @@ def target_decomposition(
         "won_amount": won_amount,
         "remaining": remaining,
         "won_needed": won_needed,
-        "stages": stages,
+        "stages": stages.to_dicts(),
         "gap": None if weighted_pipeline is None else remaining - weighted_pipeline,
         "coverage": (
             weighted_pipeline / remaining
@@ -63,12 +61,11 @@ def stage_needs(
     *,
     funnel: FunnelModel,
     won_needed: float | None,
-    window_start: datetime,
-    period_end: date,
-) -> list[dict[str, Any]]:
-    """Per stage: its p_win, the entries needed (won needed / p_win), the median days from
-    it to won over the deals won in W, and the latest date to enter it."""
-    won_in_w = states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window_start))
+    window: Window,
+) -> pl.DataFrame:
+    """Per stage (a row each): its p_win, the entries needed (won needed / p_win), the median
+    days from it to won over the deals won in W, and the latest date to enter it."""
+    won_in_w = states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window.window_start))
     to_won = (
         reaches.join(won_in_w.select("opportunity_id", "won_at"), on="opportunity_id")
         .group_by("stage")
@@ -95,10 +92,9 @@ def stage_needs(
             ).alias("entries_needed"),
             pl.col("days").alias("median_days_to_won"),
             # the whole days of the median, as date arithmetic with a timedelta counts them
-            (pl.lit(period_end) - pl.duration(days=days.floor().cast(pl.Int64)))
+            (pl.lit(window.period.end_date) - pl.duration(days=days.floor().cast(pl.Int64)))
             .dt.to_string("%Y-%m-%d")
             .alias("latest_entry_date"),
         )
         .collect()
-        .to_dicts()
     )

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import LOST, RESOLVED, WON
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
+from funnel_reports.transforms.periods import Window
 
 
-def resolved_in_window(states: pl.LazyFrame, *, window_start: datetime) -> pl.LazyFrame:
-    """Deals won or lost with their resolution time in W (W ends at the states' as_of)."""
-    return states.filter(pl.col("state").is_in(RESOLVED) & (pl.col("resolved_at") >= window_start))
+def resolved_in_window(states: pl.LazyFrame, *, window: Window) -> pl.LazyFrame:
+    """Deals won or lost with their resolution time in W (the states are as of W's end)."""
+    return states.filter(
+        pl.col("state").is_in(RESOLVED) & (pl.col("resolved_at") >= window.window_start)
+    )
 
 
-def overall_win_rate(states: pl.LazyFrame, *, window_start: datetime) -> float | None:
+def overall_win_rate(states: pl.LazyFrame, *, window: Window) -> float | None:
     """p̄: the share won among every deal resolved in W; None when nothing was resolved."""
     won, resolved = (
-        resolved_in_window(states, window_start=window_start)
+        resolved_in_window(states, window=window)
         .select((pl.col("state") == WON).sum(), pl.len())
         .collect()
         .row(0)
@@ -31,7 +32,7 @@ def stage_probabilities(
     states: pl.LazyFrame,
     *,
     funnel: FunnelModel,
-    window_start: datetime,
+    window: Window,
     smoothing_strength: float,
     min_resolved: int,
 ) -> pl.DataFrame:
@@ -46,7 +47,7 @@ def stage_probabilities(
     then summed from each stage on, with no stage reaches to join.
     """
     by_depth = (
-        resolved_in_window(states, window_start=window_start)
+        resolved_in_window(states, window=window)
         .group_by("reached_index")
         .agg(
             (pl.col("state") == WON).sum().alias("won"),

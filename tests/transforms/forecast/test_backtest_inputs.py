@@ -18,7 +18,7 @@ from funnel_reports.transforms.marts.win_probabilities import (
     smoothed_probabilities,
     stage_probabilities,
 )
-from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.periods import Window, parse_period
 from tests.helpers import history, opp, opportunities, path, world
 
 
@@ -70,7 +70,7 @@ def test_deal_states_at_the_period_end_are_the_derived_ones():
 def probabilities_from_reaches(reaches, states, **settings):
     """The definition of DESIGN §5 read literally: among the deals resolved in W, those with
     a reach of the stage, won and lost."""
-    resolved = resolved_in_window(states, window_start=settings["window_start"])
+    resolved = resolved_in_window(states, window=settings["window"])
     counts = (
         reaches.join(resolved.select("opportunity_id", "state"), on="opportunity_id")
         .group_by("stage")
@@ -81,7 +81,7 @@ def probabilities_from_reaches(reaches, states, **settings):
     )
     return smoothed_probabilities(
         counts,
-        overall_win_rate(states, window_start=settings["window_start"]),
+        overall_win_rate(states, window=settings["window"]),
         funnel=settings["funnel"],
         smoothing_strength=settings["smoothing_strength"],
         min_resolved=settings["min_resolved"],
@@ -95,7 +95,7 @@ def test_win_probabilities_from_how_far_deals_got_equal_those_from_their_reaches
         period = parse_period(label, w.settings.timezone)
         settings = {
             "funnel": w.settings.funnel,
-            "window_start": period.window_start(w.settings.window_months),
+            "window": Window(period, w.settings.window_months),
             "smoothing_strength": w.settings.smoothing_strength,
             "min_resolved": 2,
         }

@@ -13,8 +13,10 @@ from funnel_reports.transforms.marts.bottlenecks import (
     median_interval,
     two_proportion_z,
 )
+from funnel_reports.transforms.periods import Window, parse_period
 
-JUNE, WINDOW = datetime(2024, 6, 1, tzinfo=UTC), datetime(2023, 7, 1, tzinfo=UTC)
+# June 2024, and W the twelve months 2023-07-01 to 2024-07-01
+JUNE = Window(parse_period("2024-06"), 12)
 IN_JUNE, BEFORE = datetime(2024, 6, 10, tzinfo=UTC), datetime(2024, 3, 10, tzinfo=UTC)
 
 
@@ -50,9 +52,8 @@ def test_a_significant_drop_is_called_out_and_priced():
             }
         ),
         funnel=RunSettings().funnel,
-        period_start=JUNE,
-        window_start=WINDOW,
-    )
+        window=JUNE,
+    ).to_dicts()
     first = result[0]
     assert (first["stage"], first["next_stage"]) == ("proposal", "negotiation")
     assert (first["left_in_period"], first["conversion"]) == (10, 0.2)

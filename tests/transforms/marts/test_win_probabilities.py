@@ -51,7 +51,7 @@ def probabilities(w, *, strength=5.0, min_resolved=3):
         for row in stage_probabilities(
             w.states,
             funnel=FUNNEL,
-            window_start=w.window.window_start,
+            window=w.window,
             smoothing_strength=strength,
             min_resolved=min_resolved,
         ).to_dicts()
@@ -60,7 +60,7 @@ def probabilities(w, *, strength=5.0, min_resolved=3):
 
 def test_p_bar_is_the_share_won_among_the_deals_resolved_in_w():
     w = resolved_world()
-    assert overall_win_rate(w.states, window_start=w.window.window_start) == 0.5  # 2 of 4
+    assert overall_win_rate(w.states, window=w.window) == 0.5  # 2 of 4
 
 
 def test_each_stage_counts_the_resolved_deals_that_reached_it_and_smooths_toward_p_bar():
@@ -97,6 +97,6 @@ def test_without_smoothing_the_probability_is_the_raw_share_won():
 
 def test_nothing_resolved_in_w_is_no_probability_and_no_p_bar():
     w = world(opportunities(opp("O1", "lead", "2024-05-01")))
-    assert overall_win_rate(w.states, window_start=w.window.window_start) is None
+    assert overall_win_rate(w.states, window=w.window) is None
     p = probabilities(w)
     assert all(row["p_win"] is None and row["insufficient_history"] for row in p.values())
