@@ -210,7 +210,7 @@ def render_report(
     with step(timings, "render_html", label):
         html = render_html(
             report_context(
-                metrics, input_files=checked.files, lang=settings.lang, funnel=settings.funnel
+                metrics, input_files=checked.files, lang=settings.lang, settings=settings.metrics
             )
         )
     with step(timings, "render_pdf", label) as note:

@@ -1,8 +1,9 @@
 """What the report shows: one view model per section, built from metrics.json.
 
-Rows arrive joined, sorted and labelled in the report's language; the templates only loop
-and format. Sentences come from `report_templates.narrative`, chart geometry from
-`report_templates.charts`.
+`report_views` builds every section's view model once; the templates, the summary sentences
+(`report_templates.narrative`) and the mail (`report_templates.mail`) read only these, never
+the document itself. Rows arrive joined, sorted and labelled in the report's language; the
+templates only loop and format. Chart geometry comes from `report_templates.charts`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from funnel_reports.report_templates.formatting import TEMPLATES_DIR
 from funnel_reports.report_templates.narrative import (
     Money,
     bottleneck_sentence,
-    change_phrase,
     data_as_of_sentence,
     data_is_old,
     folded_note,
     forecast_method_sentence,
     forecast_parts_sentence,
+    kpi_tiles,
     method_name,
     null_word_notes,
     source_notes,
@@ -35,13 +36,13 @@ from funnel_reports.report_templates.narrative import (
     unknown_stage_notes,
 )
 from funnel_reports.transforms.forecast import MIN_ORIGINS_TO_CHOOSE
-from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel
+from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel, MetricsSettings
 from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
 SEGMENT_ROWS = 8
 
 # the headline figures: metrics key, label key, kind (how it formats); the comparison table
-# shows them all, the summary tiles the ones in TILE_FIGURES
+# shows them all, the summary tiles the ones in narrative.TILE_FIGURES
 HEADLINE_FIGURES = (
     ("won_count", "won_deals", "count"),
     ("won_amount", "won_amount", "amount"),
@@ -53,91 +54,161 @@ HEADLINE_FIGURES = (
     ("open_amount", "open_pipeline", "amount"),
     ("pipeline_velocity", "velocity", "amount"),
 )
-TILE_FIGURES = ("won_amount", "won_count", "win_rate", "open_amount")
 
 
-def direction(delta: float | None) -> str | None:
-    if delta is None:
-        return None
-    return "up" if delta > 0 else "down" if delta < 0 else "flat"
+def report_text(lang: str) -> dict[str, str]:
+    """The report's labels in `lang`, with the language itself under `_lang`."""
+    return {**fmt.labels(lang), "_lang": lang}
 
 
-def kpi_tiles(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
-    """The headline figures at the top of the summary, each with its change."""
-    kpis, previous = metrics["kpis"], metrics["comparison"]["previous"]
-    label, lang = previous["period"]["label"], text["_lang"]
-    kinds = {key: kind for key, _, kind in HEADLINE_FIGURES}
-    titles = {key: title for key, title, _ in HEADLINE_FIGURES}
-    tiles = []
-    for key in TILE_FIGURES:
-        kind = kinds[key]
-        current, before = kpis[key], previous["kpis"][key]
-        value = fmt.compact_amount(current, lang) if kind == "amount" else fmt.figure(current, kind)
-        tiles.append(
-            {
-                "title": text[titles[key]],
-                "value": value,
-                "change": change_phrase(current, before, label=label, kind=kind, text=text),
-                "direction": direction(previous["change"][key]),
-            }
-        )
-    forecast, stalls = metrics["forecast"], metrics["stalls"]
-    tiles.append(
-        {
-            "title": text["next_period_forecast"].format(label=forecast["next_period_label"]),
-            "value": fmt.compact_amount(forecast["next_period"], lang),
-            "change": text["weighted_value"].format(
-                value=fmt.compact_amount(forecast["weighted_pipeline"], lang)
-            ),
-            "direction": None,
-        }
-    )
-    tiles.append(
-        {
-            "title": text["stalled_deals"],
-            "value": fmt.count(stalls["stalled_count"]),
-            "change": f"{text['compliance']}: "
-            + (
-                text["not_recorded"]
-                if "stalls.compliance_rate" in {f["figure"] for f in metrics["not_measurable"]}
-                else fmt.percent(stalls["compliance_rate"])
-            ),
-            "direction": None,
-        }
-    )
-    return tiles
-
-
-def comparison_rows(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
-    """One row per headline figure: this period, the previous one and a year ago, with the
-    changes."""
-    kpis, comparison = metrics["kpis"], metrics["comparison"]
-    return [
-        {
-            "title": text[title],
-            "kind": kind,
-            "current": kpis[key],
-            "others": [
-                (comparison[other]["kpis"][key], comparison[other]["change"][key])
-                for other in ("previous", "year_ago")
-            ],
-        }
-        for key, title, kind in HEADLINE_FIGURES
-    ]
+def shown_labels(metrics: dict[str, Any], funnel: FunnelModel, lang: str) -> dict[str, str]:
+    """The label of each stage the report shows (a stage folded out of the funnel has none)."""
+    shown = {s["id"] for s in metrics["stages"] if s["shown"]}
+    return {s.id: s.label(lang) for s in funnel.stages if s.id in shown}
 
 
 def step_label(labels: dict[str, str], a: str, b: str) -> str:
     return f"{labels[a]} → {labels[b]}"
 
 
-def forecast_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The open pipeline per shown stage joined with the stage's win probability."""
-    probabilities = {p["stage"]: p for p in metrics["forecast"]["stage_probabilities"]}
+def labelled(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows keyed by `stage` of the stages the report shows, with the stage's label."""
+    return [{**row, "label": labels[row["stage"]]} for row in rows if row["stage"] in labels]
+
+
+def unmeasurable(metrics: dict[str, Any]) -> set[str]:
+    """The figures the export cannot give (`not_measurable`)."""
+    return {f["figure"] for f in metrics["not_measurable"]}
+
+
+def report_name(metrics: dict[str, Any], text: dict[str, str]) -> str | None:
+    """The title of a report of the report set (its name when it has none, the company's in
+    the report's language); None for the plain report."""
+    report = metrics.get("report")
+    if report is None:
+        return None
+    return report["title"] or (
+        text["company_report"] if report["name"] == COMPANY else report["name"]
+    )
+
+
+def header_view(metrics: dict[str, Any], text: dict[str, str]) -> dict[str, Any]:
+    """The report's frame: its name, period, currency, window and how fresh its data is."""
+    return {
+        "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
+        "report_name": report_name(metrics, text),
+        "period": metrics["period"],
+        "currency": metrics["currency"],
+        "window_months": metrics["window"]["months"],
+        "data_as_of": data_as_of_sentence(metrics.get("data_as_of"), text=text),
+        "is_stale": data_is_old(metrics.get("data_as_of")),
+    }
+
+
+def comparison_view(metrics: dict[str, Any], text: dict[str, str]) -> dict[str, Any]:
+    """This period's headline figures beside the previous period's and a year ago's: each
+    other period with its label, figures and changes, and one row per headline figure."""
+    kpis, comparison = metrics["kpis"], metrics["comparison"]
+    others = {
+        key: {
+            "label": comparison[key]["period"]["label"],
+            "kpis": comparison[key]["kpis"],
+            "change": comparison[key]["change"],
+        }
+        for key in ("previous", "year_ago")
+    }
+    return {
+        "label": metrics["period"]["label"],
+        "kpis": kpis,
+        **others,
+        "rows": [
+            {
+                "title": text[title],
+                "kind": kind,
+                "current": kpis[key],
+                "others": [(others[o]["kpis"][key], others[o]["change"][key]) for o in others],
+            }
+            for key, title, kind in HEADLINE_FIGURES
+        ],
+        "months": metrics.get("months"),
+    }
+
+
+def conversion_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The conversion between the stages the report shows, each row saying whether it rests
+    on stages no deal was seen in (`inferred`), measures a stage no deal ever entered, or
+    leaves an open stage."""
+    never_entered = {f["figure"] for f in metrics["not_measurable"] if f["reason"] == NEVER_ENTERED}
+    open_ids = {s["id"] for s in metrics["stages"] if s["is_open"]}
     return [
-        {**row, **probabilities[row["stage"]], "label": labels[row["stage"]]}
-        for row in metrics["forecast"]["by_stage"]
+        {
+            **row,
+            "label": step_label(labels, row["from"], row["to"]),
+            "from_label": labels[row["from"]],
+            "to_label": labels[row["to"]],
+            "from_is_open": row["from"] in open_ids,
+            "never_entered": f"conversion.{row['from']}.{row['to']}" in never_entered,
+        }
+        for row in metrics["observed_funnel"]["conversion"]
+    ]
+
+
+def funnel_view(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str], funnel: FunnelModel
+) -> dict[str, Any]:
+    """The funnel chart and the conversion between the shown stages."""
+    conversion = conversion_rows(metrics, labels)
+    return {
+        "chart": funnel_chart(metrics, labels),
+        "folded_note": folded_note(metrics["observed_funnel"]["folded"], funnel, text=text),
+        "conversion": conversion,
+        "has_inferred": any(row["inferred"] and not row["never_entered"] for row in conversion),
+    }
+
+
+def bottlenecks_view(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
+) -> dict[str, Any]:
+    """Each step out of a shown stage with its label and, when called out, its sentence. A
+    step counts deals leaving its stage forward or lost: it leads to the next shown stage."""
+    order = [s["id"] for s in metrics["stages"]]
+    steps = [
+        {
+            **row,
+            "next_stage": next(s for s in order[order.index(row["stage"]) + 1 :] if s in labels),
+        }
+        for row in metrics["bottlenecks"]
         if row["stage"] in labels
     ]
+    rows = [
+        {
+            **row,
+            "label": step_label(labels, row["stage"], row["next_stage"]),
+            "sentence": bottleneck_sentence(
+                row,
+                text=text,
+                stage_labels=labels,
+                period=metrics["period"]["label"],
+                currency=metrics["currency"],
+            ),
+        }
+        for row in steps
+    ]
+    return {
+        "history_available": metrics["history_available"],
+        "rows": rows,
+        "called_out": [row["sentence"] for row in rows if row["sentence"]],
+    }
+
+
+def dwell_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """Time in each shown stage, and its chart."""
+    rows = labelled(metrics["dwell"], labels)
+    return {
+        "history_available": metrics["history_available"],
+        "rows": rows,
+        "chart": dwell_chart(rows, metrics["stages"], labels),
+    }
 
 
 def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
@@ -154,62 +225,97 @@ def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str
     return sorted(rows, key=lambda row: not row["is_chosen"])
 
 
-def bottleneck_rows(
+def forecast_view(
     metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Each step out of a shown stage with its label and, when called out, its sentence. A
-    step counts deals leaving its stage forward or lost: it leads to the next shown stage."""
-    order = [s["id"] for s in metrics["stages"]]
-    steps = [
-        {
-            **row,
-            "next_stage": next(s for s in order[order.index(row["stage"]) + 1 :] if s in labels),
-        }
-        for row in metrics["bottlenecks"]
-        if row["stage"] in labels
-    ]
-    return [
-        {
-            **row,
-            "label": step_label(labels, row["stage"], row["next_stage"]),
-            "sentence": bottleneck_sentence(
-                row,
-                text=text,
-                stage_labels=labels,
-                period=metrics["period"]["label"],
-                currency=metrics["currency"],
-            ),
-        }
-        for row in steps
-    ]
+) -> dict[str, Any]:
+    """The next period's forecast, the stage-weighted pipeline, the range and the method's
+    record: the forecast section with its rows, charts and sentences."""
+    forecast, kpis = metrics["forecast"], metrics["kpis"]
+    probabilities = {p["stage"]: p for p in forecast["stage_probabilities"]}
+    by_stage = labelled(forecast["by_stage"], labels)
+    targets = metrics["targets"]
+    return {
+        **{key: forecast[key] for key in FORECAST_KEYS},
+        "open_count": kpis["open_count"],
+        "open_amount": kpis["open_amount"],
+        "rows": [{**row, **probabilities[row["stage"]]} for row in by_stage],
+        "method_sentence": forecast_method_sentence(forecast, text=text),
+        "parts_sentence": forecast_parts_sentence(
+            forecast, text=text, money=Money.of(metrics["currency"], text)
+        ),
+        "method_rows": method_rows(forecast, text),
+        "min_origins": MIN_ORIGINS_TO_CHOOSE,
+        "chart": paired_bars(by_stage, "open_amount", "weighted_amount", labels),
+        "range_chart": range_chart(forecast["monte_carlo"], targets["target"] if targets else None),
+        "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
+    }
 
 
-def labelled(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows keyed by `stage` of the stages the report shows, with the stage's label (a stage
-    folded out of the funnel has no label)."""
-    return [{**row, "label": labels[row["stage"]]} for row in rows if row["stage"] in labels]
+# what the forecast section shows of metrics.json's `forecast` as it is
+FORECAST_KEYS = (
+    "method",
+    "next_period",
+    "next_period_label",
+    "weighted_pipeline",
+    "monte_carlo",
+    "backtest",
+    "imputed_amount_count",
+    "unpriced_count",
+    "p_bar",
+    "rates_from",
+    "resolved_in_window",
+)
 
 
-def conversion_rows(metrics: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The conversion between the stages the report shows, each row saying whether it rests
-    on stages no deal was seen in (`inferred`) or measures a stage no deal ever entered."""
-    never_entered = {f["figure"] for f in metrics["not_measurable"] if f["reason"] == NEVER_ENTERED}
-    return [
-        {
-            **row,
-            "label": step_label(labels, row["from"], row["to"]),
-            "never_entered": f"conversion.{row['from']}.{row['to']}" in never_entered,
-        }
-        for row in metrics["observed_funnel"]["conversion"]
-    ]
+def targets_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any] | None:
+    """What the period's target asks of the funnel; None without a target."""
+    targets = metrics["targets"]
+    if not targets:
+        return None
+    return {
+        **{key: value for key, value in targets.items() if key != "stages"},
+        "weighted_pipeline": metrics["forecast"]["weighted_pipeline"],
+        "rows": labelled(targets["stages"], labels),
+    }
 
 
-def segment_tables(metrics: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
+def stalls_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """Stalled deals: the counts, the reasons, the owners and the longest stalled."""
+    stalls = metrics["stalls"]
+    stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
+    return {
+        **{key: value for key, value in stalls.items() if key != "deals"},
+        "reasons_recorded": "stalls.compliance_rate" not in unmeasurable(metrics),
+        "stall_days": "/".join(str(d) for d in stall_days) or "–",
+        "deals": labelled(stalls["deals"], labels),
+    }
+
+
+def segments_view(metrics: dict[str, Any], text: dict[str, str]) -> dict[str, Any]:
     """Each segment dimension with its title and its first SEGMENT_ROWS values."""
-    return [
-        {"title": text[f"segment_{dimension}"], "rows": rows[:SEGMENT_ROWS]}
-        for dimension, rows in metrics["segments"].items()
-    ]
+    return {
+        "tables": [
+            {"title": text[f"segment_{dimension}"], "rows": rows[:SEGMENT_ROWS]}
+            for dimension, rows in metrics["segments"].items()
+        ],
+        "rows_shown": SEGMENT_ROWS,
+    }
+
+
+def followups_view(metrics: dict[str, Any], text: dict[str, str]) -> dict[str, Any]:
+    """How open deals are worked, and how won and lost deals were."""
+    followups, missing = metrics["followups"], unmeasurable(metrics)
+    return {
+        **followups,
+        "recorded": "followups.touches_in_period" not in missing,
+        "due_dates_recorded": "followups.overdue_next_actions" not in missing,
+        "channel_mix": [
+            {**row, "label": text[f"channel_{row['channel']}"]} for row in followups["channel_mix"]
+        ],
+        "won_vs_lost": [
+            {**row, "label": text[f"outcome_{row['state']}"]} for row in followups["won_vs_lost"]
+        ],
+    }
 
 
 def quality_rows(metrics: dict[str, Any], part: str) -> list[dict[str, Any]]:
@@ -221,122 +327,69 @@ def quality_rows(metrics: dict[str, Any], part: str) -> list[dict[str, Any]]:
     ]
 
 
-def report_name(metrics: dict[str, Any], text: dict[str, str]) -> str | None:
-    """The title of a report of the report set (its name when it has none, the company's in
-    the report's language); None for the plain report."""
-    report = metrics.get("report")
-    if report is None:
-        return None
-    return report["title"] or (
-        text["company_report"] if report["name"] == COMPANY else report["name"]
-    )
-
-
-def report_context(
-    metrics: dict[str, Any], *, input_files: list[dict[str, Any]], lang: str, funnel: FunnelModel
-) -> dict[str, Any]:
-    """Everything the templates show, already computed, joined and sorted: the summary, the
-    funnel and its steps, the forecast, the activity and the data's quality, each a part of
-    its own."""
-    text = {**fmt.labels(lang), "_lang": lang}
-    shown = {s["id"] for s in metrics["stages"] if s["shown"]}
-    labels = {s.id: s.label(lang) for s in funnel.stages if s.id in shown}
-    return {
-        "m": metrics,
-        "t": text,
-        "lang": lang,
-        "summary": summary_sentences(metrics, text=text, stage_labels=labels),
-        "tiles": kpi_tiles(metrics, text),
-        "data_as_of": data_as_of_sentence(metrics, text=text),
-        "is_stale": data_is_old(metrics),
-        "kind": text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"],
-        "report_name": report_name(metrics, text),
-        **funnel_part(metrics, text, labels, funnel),
-        **forecast_part(metrics, text, labels),
-        **activity_part(metrics, text, labels),
-        **quality_part(metrics, text, input_files),
-        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
-    }
-
-
-def funnel_part(
-    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str], funnel: FunnelModel
-) -> dict[str, Any]:
-    """The funnel, its conversion and bottlenecks, dwell times and the trend."""
-    stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
-    bottlenecks = bottleneck_rows(metrics, text, labels)
-    return {
-        "stall_days": "/".join(str(d) for d in stall_days) or "–",
-        "conversion": conversion_rows(metrics, labels),
-        "folded_note": folded_note(metrics["observed_funnel"]["folded"], funnel, text=text),
-        "bottlenecks": bottlenecks,
-        "called_out": [row["sentence"] for row in bottlenecks if row["sentence"]],
-        "dwell": labelled(metrics["dwell"], labels),
-        "comparison": comparison_rows(metrics, text),
-        "funnel_chart": funnel_chart(metrics, labels),
-        "trend_chart": trend_chart(metrics["trend"]),
-        "dwell_chart": dwell_chart(labelled(metrics["dwell"], labels), metrics["stages"], labels),
-    }
-
-
-def forecast_part(
-    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
-) -> dict[str, Any]:
-    """The forecast, its method and record, and the target's decomposition."""
-    forecast, targets = metrics["forecast"], metrics["targets"]
-    return {
-        "forecast_rows": forecast_rows(metrics, labels),
-        "method_sentence": forecast_method_sentence(forecast, text=text),
-        "parts_sentence": forecast_parts_sentence(
-            forecast, text=text, money=Money.of(metrics, text)
-        ),
-        "method_rows": method_rows(forecast, text),
-        "min_origins": MIN_ORIGINS_TO_CHOOSE,
-        "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
-        "target_rows": labelled(targets["stages"], labels) if targets else [],
-        "forecast_chart": paired_bars(
-            labelled(forecast["by_stage"], labels), "open_amount", "weighted_amount", labels
-        ),
-        "range_chart": range_chart(forecast["monte_carlo"], targets["target"] if targets else None),
-    }
-
-
-def activity_part(
-    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
-) -> dict[str, Any]:
-    """Stalled deals, follow-ups, segments, and what the export records of them."""
-    unmeasurable = {f["figure"] for f in metrics["not_measurable"]}
-    return {
-        "stall_reasons_recorded": "stalls.compliance_rate" not in unmeasurable,
-        "followups_recorded": "followups.touches_in_period" not in unmeasurable,
-        "due_dates_recorded": "followups.overdue_next_actions" not in unmeasurable,
-        "stalled_deals": labelled(metrics["stalls"]["deals"], labels),
-        "segments": segment_tables(metrics, text),
-        "segment_rows": SEGMENT_ROWS,
-        "channel_mix": [
-            {**row, "label": text[f"channel_{row['channel']}"]}
-            for row in metrics["followups"]["channel_mix"]
-        ],
-        "won_vs_lost": [
-            {**row, "label": text[f"outcome_{row['state']}"]}
-            for row in metrics["followups"]["won_vs_lost"]
-        ],
-    }
-
-
-def quality_part(
+def quality_view(
     metrics: dict[str, Any], text: dict[str, str], input_files: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The appendix: the quarantine, the notes on the data, the input files and sources."""
     return {
+        "tables": metrics["data_quality"],
         "quarantine_reasons": quality_rows(metrics, "reasons"),
-        "quality_notes": quality_rows(metrics, "notes"),
+        "notes": quality_rows(metrics, "notes"),
         "null_word_notes": null_word_notes(metrics["data_quality"], text=text),
         "point_in_time": [
             text[f"pit_{note['note']}"].format(count=note["count"])
             for note in metrics["point_in_time"]
         ],
         "input_files": input_files,
+        "source_detected": metrics["source"]["detected"],
         "source_notes": source_notes(metrics["source"], text=text)
         + unknown_stage_notes(metrics["data_quality"], text=text),
+    }
+
+
+def report_views(
+    metrics: dict[str, Any], *, lang: str, funnel: FunnelModel, input_files: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Every section's view model, each built once from the document; the summary (its
+    tiles and sentences) is built from the others."""
+    text, labels = report_text(lang), shown_labels(metrics, funnel, lang)
+    views = {
+        "header": header_view(metrics, text),
+        "comparison": comparison_view(metrics, text),
+        "trend": {"periods": len(metrics["trend"]), "chart": trend_chart(metrics["trend"])},
+        "funnel": funnel_view(metrics, text, labels, funnel),
+        "bottlenecks": bottlenecks_view(metrics, text, labels),
+        "forecast": forecast_view(metrics, text, labels),
+        "targets": targets_view(metrics, labels),
+        "dwell": dwell_view(metrics, labels),
+        "stalls": stalls_view(metrics, labels),
+        "segments": segments_view(metrics, text),
+        "followups": followups_view(metrics, text),
+        "quality": quality_view(metrics, text, input_files),
+    }
+    views["summary"] = {
+        "tiles": kpi_tiles(views, text=text),
+        "sentences": summary_sentences(views, text=text),
+    }
+    return views
+
+
+def report_context(
+    metrics: dict[str, Any],
+    *,
+    input_files: list[dict[str, Any]],
+    lang: str,
+    settings: MetricsSettings,
+) -> dict[str, Any]:
+    """Everything the report's template shows: the section views, the labels, and the
+    settings the notes quote (thresholds are values, never retyped in the labels)."""
+    return {
+        **report_views(metrics, lang=lang, funnel=settings.funnel, input_files=input_files),
+        "t": report_text(lang),
+        "lang": lang,
+        "thresholds": {
+            "immature": fmt.percent(settings.immature_open_share),
+            "min_resolved": settings.min_resolved_for_p_win,
+        },
+        "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
     }

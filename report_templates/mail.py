@@ -8,9 +8,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from funnel_reports.report_templates import formatting as fmt
-from funnel_reports.report_templates.context import kpi_tiles, report_name, step_label
-from funnel_reports.report_templates.narrative import data_as_of_sentence, summary_sentences
+from funnel_reports.report_templates.context import (
+    conversion_rows,
+    report_text,
+    report_views,
+    shown_labels,
+)
 from funnel_reports.report_templates.render import environment
 from funnel_reports.transforms.funnel_model import FunnelModel
 
@@ -29,20 +32,21 @@ class Headline:
 
 
 def headline(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> Headline:
-    text = {**fmt.labels(lang), "_lang": lang}
-    labels = {s.id: s.label(lang) for s in funnel.stages}
-    period = metrics["period"]["label"]
-    kind = text["quarterly" if metrics["period"]["grain"] == "quarter" else "monthly"]
-    name = report_name(metrics, text)
+    """The report's header and summary views (`context.report_views`), as the mail and the
+    artifact say them: the same tiles and sentences as the report's first page."""
+    text = report_text(lang)
+    views = report_views(metrics, lang=lang, funnel=funnel, input_files=[])
+    header, summary = views["header"], views["summary"]
+    period, name, kind = header["period"]["label"], header["report_name"], header["kind"]
     return Headline(
         subject=" · ".join([text["report_title"], *([name] if name else []), kind, period]),
         title=text["report_title"],
         kind=kind,
         report=name,
         period=period,
-        tiles=kpi_tiles(metrics, text),
-        summary=summary_sentences(metrics, text=text, stage_labels=labels),
-        data_as_of=data_as_of_sentence(metrics, text=text),
+        tiles=summary["tiles"],
+        summary=summary["sentences"],
+        data_as_of=header["data_as_of"],
         text=text,
     )
 
@@ -156,9 +160,7 @@ CONVERSION_COLUMNS = (
 def conversion_table(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> list[dict]:
     """The run's table artifact: each step between the stages the report shows, with its
     conversion figures, as the report's conversion table has them."""
-    labels = {s.id: s.label(lang) for s in funnel.stages}
     return [
-        {"step": step_label(labels, row["from"], row["to"])}
-        | {key: row.get(key) for key in CONVERSION_COLUMNS}
-        for row in metrics["observed_funnel"]["conversion"]
+        {"step": row["label"]} | {key: row.get(key) for key in CONVERSION_COLUMNS}
+        for row in conversion_rows(metrics, shown_labels(metrics, funnel, lang))
     ]

@@ -29,18 +29,19 @@ def change_phrase(
     return text["change_up" if delta > 0 else "change_down"].format(value=value, label=label)
 
 
-def summary_sentences(
-    metrics: dict[str, Any], *, text: dict[str, str], stage_labels: dict[str, str]
-) -> list[str]:
-    """The executive summary: what was won (or lost), the pipeline, the weakest step, the
-    stalled deals and the slowest stage; at most five sentences."""
-    money = Money.of(metrics, text)
+def summary_sentences(views: dict[str, Any], *, text: dict[str, str]) -> list[str]:
+    """The executive summary, from the report's section views (`context.report_views`): what
+    was won (or lost), the pipeline, the weakest step, the stalled deals and the slowest
+    stage; at most five sentences."""
+    money = Money.of(views["header"]["currency"], text)
     sentences = [
-        won_sentence(metrics, text=text, money=money),
-        pipeline_sentence(metrics, text=text, money=money),
-        leak_sentence(metrics, text=text, stage_labels=stage_labels),
-        stalls_sentence(metrics["stalls"], text=text, money=money),
-        slowest_sentence(metrics["dwell"], text=text, stage_labels=stage_labels),
+        won_sentence(views["comparison"], text=text, money=money),
+        pipeline_sentence(views["forecast"], text=text, money=money),
+        leak_sentence(
+            views["funnel"]["conversion"], text=text, months=views["header"]["window_months"]
+        ),
+        stalls_sentence(views["stalls"], text=text, money=money),
+        slowest_sentence(views["dwell"]["rows"], text=text),
     ]
     return [sentence for sentence in sentences if sentence is not None][:5]
 
@@ -53,29 +54,85 @@ class Money:
     lang: str
 
     @classmethod
-    def of(cls, metrics: dict[str, Any], text: dict[str, str]) -> Money:
+    def of(cls, currency: str, text: dict[str, str]) -> Money:
         """The report's currency code before each amount, in the report's language."""
-        return cls(metrics["currency"] + " ", text["_lang"])
+        return cls(currency + " ", text["_lang"])
 
     def __call__(self, amount: float) -> str:
         return self.prefix + fmt.compact_amount(amount, self.lang)
 
 
-def won_sentence(metrics: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
-    kpis = metrics["kpis"]
-    previous = metrics["comparison"]["previous"]
-    prev_label, prev = previous["period"]["label"], previous["kpis"]
+TILE_FIGURES = (
+    ("won_amount", "won_amount", "amount"),
+    ("won_count", "won_deals", "count"),
+    ("win_rate", "win_rate", "rate"),
+    ("open_amount", "open_pipeline", "amount"),
+)
+
+
+def direction(delta: float | None) -> str | None:
+    if delta is None:
+        return None
+    return "up" if delta > 0 else "down" if delta < 0 else "flat"
+
+
+def kpi_tiles(views: dict[str, Any], *, text: dict[str, str]) -> list[dict[str, Any]]:
+    """The headline figures at the top of the summary, each with its change against the
+    previous period, then the forecast and the stalled deals."""
+    comparison, forecast, stalls = views["comparison"], views["forecast"], views["stalls"]
+    previous, lang = comparison["previous"], text["_lang"]
+    tiles = []
+    for key, title, kind in TILE_FIGURES:
+        current, before = comparison["kpis"][key], previous["kpis"][key]
+        value = fmt.compact_amount(current, lang) if kind == "amount" else fmt.figure(current, kind)
+        tiles.append(
+            {
+                "title": text[title],
+                "value": value,
+                "change": change_phrase(
+                    current, before, label=previous["label"], kind=kind, text=text
+                ),
+                "direction": direction(previous["change"][key]),
+            }
+        )
+    compliance = (
+        fmt.percent(stalls["compliance_rate"])
+        if stalls["reasons_recorded"]
+        else text["not_recorded"]
+    )
+    return [
+        *tiles,
+        {
+            "title": text["next_period_forecast"].format(label=forecast["next_period_label"]),
+            "value": fmt.compact_amount(forecast["next_period"], lang),
+            "change": text["weighted_value"].format(
+                value=fmt.compact_amount(forecast["weighted_pipeline"], lang)
+            ),
+            "direction": None,
+        },
+        {
+            "title": text["stalled_deals"],
+            "value": fmt.count(stalls["stalled_count"]),
+            "change": f"{text['compliance']}: {compliance}",
+            "direction": None,
+        },
+    ]
+
+
+def won_sentence(comparison: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
+    kpis, previous = comparison["kpis"], comparison["previous"]
+    prev_label, prev = previous["label"], previous["kpis"]
     won_change = change_phrase(
         kpis["won_amount"], prev["won_amount"], label=prev_label, kind="amount", text=text
     )
     if not kpis["won_count"]:
         return text["summary_no_won"].format(
-            period=metrics["period"]["label"],
+            period=comparison["label"],
             won_change=won_change,
             lost_count=fmt.count(kpis["lost_count"]),
         )
     return text["summary_won"].format(
-        period=metrics["period"]["label"],
+        period=comparison["label"],
         won_count=fmt.count(kpis["won_count"]),
         won_amount=money(kpis["won_amount"]),
         won_change=won_change,
@@ -86,15 +143,15 @@ def won_sentence(metrics: dict[str, Any], *, text: dict[str, str], money: Money)
     )
 
 
-def pipeline_sentence(metrics: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
-    kpis, forecast = metrics["kpis"], metrics["forecast"]
+def pipeline_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
     if forecast["weighted_pipeline"] is None:
         return text["summary_pipeline_unweighted"].format(
-            open_count=fmt.count(kpis["open_count"]), open_amount=money(kpis["open_amount"])
+            open_count=fmt.count(forecast["open_count"]),
+            open_amount=money(forecast["open_amount"]),
         )
     return text["summary_pipeline"].format(
-        open_count=fmt.count(kpis["open_count"]),
-        open_amount=money(kpis["open_amount"]),
+        open_count=fmt.count(forecast["open_count"]),
+        open_amount=money(forecast["open_amount"]),
         weighted=money(forecast["weighted_pipeline"]),
         next_amount=money(forecast["next_period"]),
         next_label=forecast["next_period_label"],
@@ -102,21 +159,17 @@ def pipeline_sentence(metrics: dict[str, Any], *, text: dict[str, str], money: M
 
 
 def leak_sentence(
-    metrics: dict[str, Any], *, text: dict[str, str], stage_labels: dict[str, str]
+    conversion: list[dict[str, Any]], *, text: dict[str, str], months: int
 ) -> str | None:
-    """The open step with the lowest resolved rate among the shown stages, if any."""
-    open_ids = {st["id"] for st in metrics["stages"] if st["is_open"]}
-    open_steps = [
-        s
-        for s in metrics["observed_funnel"]["conversion"]
-        if s["resolved_rate"] is not None and s["to"] in stage_labels and s["from"] in open_ids
-    ]
+    """The step out of an open stage with the lowest resolved rate among the shown stages
+    (the conversion rows of the funnel view), if any."""
+    open_steps = [s for s in conversion if s["resolved_rate"] is not None and s["from_is_open"]]
     if not open_steps:
         return None
     weakest = min(open_steps, key=lambda s: s["resolved_rate"])
     return text["summary_leak"].format(
-        **{"from": stage_labels[weakest["from"]], "to": stage_labels[weakest["to"]]},
-        months=metrics["window"]["months"],
+        **{"from": weakest["from_label"], "to": weakest["to_label"]},
+        months=months,
         rate=fmt.percent(weakest["resolved_rate"]),
     )
 
@@ -132,15 +185,14 @@ def stalls_sentence(stalls: dict[str, Any], *, text: dict[str, str], money: Mone
     )
 
 
-def slowest_sentence(
-    dwell: list[dict[str, Any]], *, text: dict[str, str], stage_labels: dict[str, str]
-) -> str | None:
+def slowest_sentence(dwell: list[dict[str, Any]], *, text: dict[str, str]) -> str | None:
+    """The shown stage with the longest median time in stage (the dwell view's rows)."""
     measured = [d for d in dwell if d["median_days"] is not None]
     if not measured:
         return None
     slowest = max(measured, key=lambda d: d["median_days"])
     return text["summary_slowest"].format(
-        stage=stage_labels[slowest["stage"]], days=fmt.days(slowest["median_days"])
+        stage=slowest["label"], days=fmt.days(slowest["median_days"])
     )
 
 
@@ -251,20 +303,20 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
     return notes
 
 
-def data_is_old(metrics: dict[str, Any]) -> bool:
-    """The export's latest record lies more than a day before the period's end (a report run
-    with --allow-stale): the report says so in red."""
-    days = (metrics.get("data_as_of") or {}).get("days_before_period_end")
+def data_is_old(fresh: dict[str, Any] | None) -> bool:
+    """The export's latest record (metrics.json `data_as_of`) lies more than a day before the
+    period's end (a report run with --allow-stale): the report says so in red."""
+    days = (fresh or {}).get("days_before_period_end")
     return days is not None and days > 1
 
 
-def data_as_of_sentence(metrics: dict[str, Any], *, text: dict[str, str]) -> str | None:
-    """`Data as of 2026-09-30.` (the export's latest record), with a warning when the data is
-    old for the period (`data_is_old`)."""
-    fresh = metrics.get("data_as_of") or {}
+def data_as_of_sentence(fresh: dict[str, Any] | None, *, text: dict[str, str]) -> str | None:
+    """`Data as of 2026-09-30.` (metrics.json `data_as_of`: the export's latest record), with
+    a warning when the data is old for the period (`data_is_old`)."""
+    fresh = fresh or {}
     if not fresh.get("date"):
         return None
-    if data_is_old(metrics):
+    if data_is_old(fresh):
         days = round(fresh["days_before_period_end"])
         return text["data_as_of_stale"].format(date=fresh["date"], days=days)
     return text["data_as_of"].format(date=fresh["date"])

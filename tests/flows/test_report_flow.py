@@ -173,8 +173,8 @@ def test_metrics_json_holds_the_contract_keys(demo):
     assert [r["stage"] for r in m["bottlenecks"]] != []
     # sentences are made when the report is rendered: one for each called-out step
     assert all("sentence" not in row for row in m["bottlenecks"])
-    context = report_context(m, input_files=[], lang="en", funnel=RunSettings().funnel)
-    for row in context["bottlenecks"]:
+    context = report_context(m, input_files=[], lang="en", settings=RunSettings().metrics)
+    for row in context["bottlenecks"]["rows"]:
         assert (row["sentence"] is None) == (not row["is_called_out"])
     # the sample is realistic: there is something in every section
     assert m["kpis"]["won_count"] > 0 and m["stalls"]["stalled_count"] > 0

@@ -20,7 +20,9 @@ def html_of(settings=SETTINGS, not_recorded=NOT_HELD, lang="en") -> str:
         "data_quality": {},
         "source": {"preset": "canonical", "detected": "", "files": {}, "ignored": []},
     }
-    return render_html(report_context(metrics, input_files=[], lang=lang, funnel=settings.funnel))
+    return render_html(
+        report_context(metrics, input_files=[], lang=lang, settings=settings.metrics)
+    )
 
 
 def test_unobserved_stages_are_folded_out_with_one_line_saying_so():
