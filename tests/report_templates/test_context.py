@@ -1,0 +1,88 @@
+"""The report's section views, from a literal export: one number per figure wherever the
+report shows it, thresholds quoted from the settings, and no door to the raw document."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from funnel_reports.report_templates import formatting as fmt
+from funnel_reports.report_templates.context import report_context, report_views
+from funnel_reports.report_templates.mail import headline, mail_content
+from funnel_reports.report_templates.render import render_html
+from tests.helpers import SETTINGS, history, metrics_for, opp, opportunities, path
+
+# June 2024: W1 went lead → qualified → proposal → won; L1 was lost after qualifying, L2 as
+# a lead; O1 is still a lead. Lead's cohort: W1, L1, L2 (2 advanced, 1 lost: 67 %);
+# qualified's: W1, L1 (1 advanced, 1 lost: 50 %, the weakest open step).
+DEALS = opportunities(
+    opp("W1", "won", "2024-06-01", closed_at="2024-06-20", amount=100),
+    opp("L1", "qualified", "2024-06-02", status="lost", closed_at="2024-06-15", amount=50),
+    opp("L2", "lead", "2024-06-03", status="lost", closed_at="2024-06-10", amount=30),
+    opp("O1", "lead", "2024-06-04", amount=70),
+)
+HISTORY = history(
+    *path("W1", ("lead", "2024-06-01"), ("qualified", "2024-06-05"), ("proposal", "2024-06-10")),
+    *path("W1", ("won", "2024-06-20")),
+    *path("L1", ("lead", "2024-06-02"), ("qualified", "2024-06-06")),
+    *path("L2", ("lead", "2024-06-03")),
+    *path("O1", ("lead", "2024-06-04")),
+)
+
+
+def document(settings=SETTINGS) -> dict:
+    metrics = metrics_for(DEALS, HISTORY, settings=settings)
+    return metrics | {
+        "data_quality": {},
+        "source": {"preset": "canonical", "detected": "canonical", "files": {}, "ignored": []},
+    }
+
+
+def views(lang: str = "en") -> dict:
+    return report_views(document(), lang=lang, funnel=SETTINGS.funnel, input_files=[])
+
+
+def test_the_summary_names_the_weakest_step_with_the_conversion_tables_figure():
+    v = views()
+    conversion = {(r["from"], r["to"]): r for r in v["funnel"]["conversion"]}
+    assert conversion[("lead", "qualified")]["resolved_rate"] == 2 / 3
+    weakest = conversion[("qualified", "proposal")]
+    assert weakest["resolved_rate"] == 0.5
+    leak = next(s for s in v["summary"]["sentences"] if "Needs confirmed" in s)
+    assert fmt.percent(weakest["resolved_rate"]) in leak and weakest["to_label"] in leak
+
+
+def test_the_tiles_carry_the_comparison_views_figures():
+    v = views()
+    won_amount, won_count = v["summary"]["tiles"][:2]
+    assert v["comparison"]["kpis"]["won_amount"] == 100.0
+    assert (won_amount["value"], won_count["value"]) == ("100", "1")
+    assert v["forecast"]["open_count"] == 1 and v["forecast"]["open_amount"] == 70.0
+
+
+def test_the_mail_says_what_the_reports_first_page_says():
+    v = views("zh")
+    head = headline(document(), lang="zh", funnel=SETTINGS.funnel)
+    assert head.tiles == v["summary"]["tiles"]
+    assert head.summary == v["summary"]["sentences"]
+    content = mail_content(document(), lang="zh", funnel=SETTINGS.funnel)
+    assert all(sentence in content.text for sentence in v["summary"]["sentences"])
+
+
+def test_the_notes_quote_the_thresholds_of_the_settings():
+    settings = replace(SETTINGS, immature_open_share=0.25, min_resolved_for_p_win=7)
+    context = report_context(
+        document(settings), input_files=[], lang="en", settings=settings.metrics
+    )
+    html = render_html(context)
+    assert "more than 25% still open is marked immature" in html
+    assert "fewer than 7 resolved deals are flagged" in html
+    default = render_html(
+        report_context(document(), input_files=[], lang="en", settings=SETTINGS.metrics)
+    )
+    assert "more than 30% still open" in default and "fewer than 20 resolved" in default
+
+
+def test_the_template_gets_views_not_the_document():
+    context = report_context(document(), input_files=[], lang="en", settings=SETTINGS.metrics)
+    assert "m" not in context
+    assert {"header", "summary", "funnel", "forecast", "stalls", "quality"} <= set(context)
