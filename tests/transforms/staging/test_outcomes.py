@@ -66,12 +66,6 @@ def test_a_stage_that_reads_as_lost_makes_the_status_lost_and_leaves_the_stage_o
     assert result.columns == ["stage", "status", STAGE_FROM_HISTORY]
 
 
-def test_a_lost_stage_keeps_the_status_the_export_gives() -> None:
-    """A deal moved from Closed Won to Closed Lost may say won: the status decides."""
-    result = lost_stage({"stage": ["lost"], "status": ["won"]})
-    assert result.rows() == [(None, "won", True)]
-
-
 def test_a_lost_stage_without_a_status_column_gives_one() -> None:
     result = lost_stage({"stage": ["lost", "lead"]})
     assert result.select("stage", "status").rows() == [(None, "lost"), ("lead", None)]
