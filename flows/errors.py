@@ -36,7 +36,8 @@ def one_line(error: BaseException) -> tuple[int, str]:
     if isinstance(error, UncertainDeliveryError | RecordError):
         return FAILED, " ".join(str(error).split())
     if isinstance(error, UnusableInputError | ConfigError | PeriodError | StaleExportError):
-        return UNUSABLE_INPUT, str(error)
+        # one line even when it quotes a header cell that held a line break
+        return UNUSABLE_INPUT, " ".join(str(error).splitlines())
     message = " ".join(str(error).split())
     return FAILED, f"failed: {type(error).__name__}: {message}"
 
