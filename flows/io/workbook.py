@@ -222,7 +222,7 @@ def pieces(path: Path, part: str, start: bytes) -> Iterator[bytes]:
 
 def xml_text(text: pl.Expr) -> pl.Expr:
     """Text as XML escapes it: the five named entities (numeric ones and Excel's `_xHHHH_`
-    are rare: `rare_escapes`)."""
+    are rare: `decoded`)."""
     return (
         text.str.replace_all("&lt;", "<", literal=True)
         .str.replace_all("&gt;", ">", literal=True)
@@ -233,23 +233,30 @@ def xml_text(text: pl.Expr) -> pl.Expr:
 
 
 def unescape_value(value: str) -> str:
+    """Text as written in the XML, read in one pass: every character reference, then Excel's
+    `_xHHHH_` escapes (`_x005F_` is a literal underscore, so `_x005F_x0041_` reads `_x0041_`)."""
     text = unescape(value) if "&" in value else value
     return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), text)
 
 
-def rare_escapes(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """Numeric character references and `_xHHHH_` escapes, read value by distinct value (they
-    are rare: a control character, a character XML cannot hold)."""
+def decoded(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """`column`, text as written in the XML, read once: the named entities by expression, and
+    the values with a numeric reference or an `_xHHHH_` escape (rare: a control character, a
+    character XML cannot hold) value by distinct value, from the written text (decoding the
+    named entities first would read `&amp;#39;`, a written `&#39;`, as an apostrophe)."""
     odd = pl.col(column).str.contains(r"&#|_x[0-9A-Fa-f]{4}_")
-    if not frame.select(odd.any()).item():
+    if not frame.select(pl.col(column).str.contains("&", literal=True).any() | odd.any()).item():
         return frame
-    distinct = frame.filter(odd).select(pl.col(column).unique())
-    readable = distinct.with_columns(
-        pl.col(column).map_elements(unescape_value, return_dtype=pl.String).alias("__unescaped")
+    readable = (
+        frame.filter(odd)
+        .select(pl.col(column).unique())
+        .with_columns(
+            pl.col(column).map_elements(unescape_value, return_dtype=pl.String).alias("__unescaped")
+        )
     )
     return (
         frame.join(readable, on=column, how="left", maintain_order="left")
-        .with_columns(pl.coalesce("__unescaped", column).alias(column))
+        .with_columns(pl.coalesce("__unescaped", xml_text(pl.col(column))).alias(column))
         .drop("__unescaped")
     )
 
@@ -278,9 +285,9 @@ def shared_strings(book: Book, count: int | None = None) -> pl.Series:
             .select(pl.col("x").str.split("<si").list.slice(1).alias("si"))
             .explode("si")
             .filter(pl.col("si").is_not_null())
-            .select(xml_text(runs_text(pl.col("si"))).alias("text"))
+            .select(runs_text(pl.col("si")).alias("text"))
         )
-        items = rare_escapes(items, "text")
+        items = decoded(items, "text")
         parts.append(items["text"])
         found += items.height
         if count is not None and found >= count:
@@ -493,15 +500,13 @@ def cell_values(cells: pl.DataFrame, book: Book, strings: pl.Series) -> pl.DataF
     if texts.height:
         indices = texts.select(pl.col("v").str.strip_chars().cast(pl.Int64, strict=False))
         texts = texts.with_columns(shared_text(indices.to_series(), strings).alias("shared"))
-        written = pl.coalesce(pl.col("inline"), pl.col("v"))  # escaped as XML writes it
-        if texts.select(written.str.contains("&", literal=True).any()).item():
-            written = xml_text(written)
-        texts = texts.select(
+        # the text of an inline or formula cell, escaped as XML writes it
+        written = pl.coalesce(pl.col("inline"), pl.col("v")).alias("written")
+        texts = decoded(texts.with_columns(written), "written").select(
             "row",
             "col",
-            pl.when(kind == "s").then(pl.col("shared")).otherwise(written).alias("value"),
+            pl.when(kind == "s").then(pl.col("shared")).otherwise(pl.col("written")).alias("value"),
         )
-        texts = rare_escapes(texts, "value")
     numbers = cells.filter(kind == "n").select("row", "col", number_text(book).alias("value"))
     others = cells.filter(~kind.is_in(["s", "inlineStr", "str", "n"])).select(
         "row",

@@ -425,3 +425,29 @@ def test_a_sheet_without_a_dimension_has_its_rows_counted(tmp_path):
     book = read_book(tmp_path / "deals.xlsx")
     assert dimension_rows(book, book.sheets[0]) is None
     assert counted_rows(book, book.sheets[0]) == 4
+
+
+# Failing (product bugs, reported; left out of the commits)
+
+
+def test_a_shared_string_that_looks_like_an_escape_reads_as_written(tmp_path):
+    """Excel writes the text `_x0041_` as `_x005F_x0041_` and shows `_x0041_`; the shared
+    strings are unescaped once when read, and must not be again when a cell names them."""
+    path = xlsx(tmp_path / "odd.xlsx", [["note"], ["_x0041_"]])
+    with zipfile.ZipFile(path) as archive:
+        assert b"<t>_x005F_x0041_</t>" in archive.read("xl/sharedStrings.xml")
+    assert [r["note"] for r in records(path)] == ["_x0041_"]
+
+
+def test_text_holding_a_character_reference_reads_as_written(tmp_path):
+    """A customer name exported from a web CRM as `O&#39;Brien` is stored by the workbook as
+    `O&amp;#39;Brien`, and a spreadsheet shows `O&#39;Brien` (as the same export in a CSV
+    file reads): its `&amp;` is decoded once, not its `&#39;` as well."""
+    path = xlsx(tmp_path / "crm.xlsx", [["customer"], ["O&#39;Brien"], ["&copy; Acme"]])
+    assert [r["customer"] for r in records(path)] == ["O&#39;Brien", "&copy; Acme"]
+
+
+def test_an_inline_string_holding_a_character_reference_reads_as_written(tmp_path):
+    body = cells(1, ["customer"]) + cells(2, ["O&amp;#39;Brien"])
+    workbook(tmp_path / "crm.xlsx", body, dimension=None)
+    assert [r["customer"] for r in records(tmp_path / "crm.xlsx")] == ["O&#39;Brien"]
