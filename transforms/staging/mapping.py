@@ -49,6 +49,7 @@ def flags_to_status(rows: pl.LazyFrame) -> pl.LazyFrame:
             ).then(pl.format("{}={}", pl.lit(f), pl.col(f)))
             for f in flags
         ],
+        separator=", ",
         ignore_nulls=True,
     )
     from_flags = (

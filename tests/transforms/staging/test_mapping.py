@@ -424,3 +424,13 @@ def test_a_stage_date_column_the_file_lacks_stops_the_run() -> None:
         "deals.csv: has no column 'Signed', 'Quoted' named in [source.stage_dates]; its "
         "columns are id, stage, created"
     )
+
+
+def test_two_unreadable_flags_are_quoted_apart():
+    """Both of Salesforce's flags unreadable: the status says each, not the two run together."""
+    status = (
+        flags_to_status(pl.LazyFrame({"is_won": ["maybe"], "is_closed": ["perhaps"]}))
+        .collect()["status"]
+        .to_list()
+    )
+    assert status == ["is_won=maybe, is_closed=perhaps"]
