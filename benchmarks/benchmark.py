@@ -161,7 +161,7 @@ def core_marts(
     metrics.json; and the deal states at the period end by state."""
     import polars as pl
 
-    from funnel_reports.transforms.metrics_document import FigureInputs
+    from funnel_reports.transforms.metrics_document import FigureInputs, rows, single_row
     from funnel_reports.transforms.periods import Window
 
     inputs = FigureInputs(
@@ -179,17 +179,17 @@ def core_marts(
         .sort("state")
         .collect()
         .to_dicts(),
-        "funnel": core.funnel.to_dicts(),
-        "conversion": core.conversion.to_dicts(),
-        "dwell": core.dwell.to_dicts(),
-        "stalls": core.stalls,
+        "funnel": rows(core.funnel),
+        "conversion": rows(core.conversion),
+        "dwell": rows(core.dwell),
+        "stalls": single_row(core.stalls),
         "forecast": {
             "stage_probabilities": inputs.probabilities.to_dicts(),
             "p_bar": inputs.rates.p_bar,
             "resolved_in_window": inputs.resolved,
-            **core.pipeline,
+            **single_row(core.pipeline),
         },
-        "kpis": core.kpis,
+        "kpis": single_row(core.kpis),
     }
 
 

@@ -48,3 +48,14 @@ def stable_sum(values: pl.Expr) -> pl.Expr:
 def stable_mean(values: pl.Expr) -> pl.Expr:
     """The mean of float values, as reproducible as `stable_sum`; null for no values."""
     return pl.when(values.count() > 0).then(stable_sum(values) / values.count())
+
+
+def as_list(rows: pl.LazyFrame, name: str) -> pl.LazyFrame:
+    """A table's rows as the list column `name` of a single row: how a mart that gives a
+    section (its figures and its tables) holds each table."""
+    return rows.select(pl.struct(pl.all()).implode().alias(name))
+
+
+def one_row(*parts: pl.LazyFrame) -> pl.LazyFrame:
+    """Single-row frames side by side: a section of figures and tables as one row."""
+    return pl.concat(parts, how="horizontal")

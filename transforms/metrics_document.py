@@ -123,14 +123,15 @@ def window_rates(derived: DerivedTables, *, window: Window, settings: MetricsSet
 @dataclass(frozen=True)
 class CoreFigures:
     """The figures that follow from the deal states at the period end and the stage win
-    probabilities: what `python -m benchmarks.benchmark` also computes in DuckDB SQL."""
+    probabilities: what `python -m benchmarks.benchmark` also computes in DuckDB SQL. Each is
+    a frame: `kpis`, `stalls` and `pipeline` a single row."""
 
-    kpis: dict[str, Any]
+    kpis: pl.DataFrame
     funnel: pl.DataFrame
     conversion: pl.DataFrame
     dwell: pl.DataFrame
-    stalls: dict[str, Any]
-    pipeline: dict[str, Any]
+    stalls: pl.DataFrame
+    pipeline: pl.DataFrame
 
 
 def core_figures(
@@ -144,7 +145,7 @@ def core_figures(
     funnel = settings.funnel
     states, reaches, visits = derived.states.lazy(), derived.reaches.lazy(), derived.visits.lazy()
     return CoreFigures(
-        kpis=single_row(kpis(states, window=window)),
+        kpis=kpis(states, window=window).collect(),
         funnel=funnel_snapshot(states, funnel=funnel).collect(),
         conversion=conversion(
             reaches,
@@ -156,13 +157,13 @@ def core_figures(
         dwell=dwell(
             visits, funnel=funnel, window=window, history_available=history_available
         ).collect(),
-        stalls=stalls_summary(stalled_deals(states, funnel=funnel, window=window)),
+        stalls=stalls_summary(stalled_deals(states, funnel=funnel, window=window)).collect(),
         pipeline=forecast(
             weighted_open_deals(states, probabilities),
             funnel=funnel,
             next_period=window.next_period,
             probabilities_known=probabilities["p_win"].null_count() == 0,
-        ),
+        ).collect(),
     )
 
 
@@ -259,7 +260,7 @@ class FigureInputs:
 
     @cached_property
     def kpis(self) -> dict[str, Any]:
-        return self.core.kpis
+        return single_row(self.core.kpis)
 
     def stages(self) -> list[dict[str, Any]]:
         shown = self.funnel.shown_ids(self.observed)
@@ -308,13 +309,13 @@ class FigureInputs:
             "p_bar": self.rates.p_bar,
             "rates_from": COMPANY_RATES if self.borrows else OWN,
             "resolved_in_window": self.resolved,
-            **self.core.pipeline,
+            **single_row(self.core.pipeline),
             "next_period_label": self.window.next_period.label,
             **next_period_forecast(self.forecast_inputs, period=self.period, target=self.target),
         }
 
     def followups_section(self) -> dict[str, Any]:
-        return followup_activity(self.followups.lazy(), self.states, window=self.window)
+        return single_row(followup_activity(self.followups.lazy(), self.states, window=self.window))
 
     def bottlenecks(self) -> list[dict[str, Any]]:
         if not self.history_available:
@@ -333,16 +334,17 @@ class FigureInputs:
     def targets(self) -> dict[str, Any] | None:
         if self.target is None:
             return None
-        return target_decomposition(
-            self.derived.reaches.lazy(),
-            self.states,
-            self.probabilities,
-            funnel=self.funnel,
-            target=self.target,
-            won_amount=self.kpis["won_amount"],
-            avg_won_amount=self.kpis["window"]["avg_won_amount"],
-            weighted_pipeline=self.core.pipeline["weighted_pipeline"],
-            window=self.window,
+        return single_row(
+            target_decomposition(
+                self.derived.reaches.lazy(),
+                self.states,
+                self.probabilities,
+                funnel=self.funnel,
+                target=self.target,
+                kpis=self.core.kpis.lazy(),
+                pipeline=self.core.pipeline.lazy(),
+                window=self.window,
+            )
         )
 
 
@@ -354,17 +356,17 @@ FIGURES: dict[str, Callable[[FigureInputs], Any]] = {
     "window": lambda f: f.window.as_dict(),
     "kpis": lambda f: f.kpis,
     "totals": lambda f: single_row(totals(f.states)),
-    "segments": lambda f: {
-        dimension: rows(frame) for dimension, frame in segments(f.states, window=f.window).items()
-    },
+    "segments": lambda f: single_row(segments(f.states, window=f.window)),
     "followups": FigureInputs.followups_section,
     "funnel": lambda f: rows(f.core.funnel),
     "conversion": lambda f: inferred_rows(f.core.conversion, f.observed),
     "observed_funnel": FigureInputs.observed_funnel,
     "dwell": lambda f: rows(f.core.dwell),
-    "stalls": lambda f: f.core.stalls,
+    "stalls": lambda f: single_row(f.core.stalls),
     "forecast": FigureInputs.forecast,
-    "comparison": lambda f: comparison(f.states_at, f.kpis, window=f.window),
+    "comparison": lambda f: single_row(
+        comparison(f.states_at, f.core.kpis.lazy(), window=f.window)
+    ),
     "history_available": lambda f: f.history_available,
     "point_in_time": lambda f: rows(
         point_in_time_notes(

@@ -231,7 +231,10 @@ def baseline_forecasts(
             funnel=inputs.funnel,
             next_period=window.next_period,
             probabilities_known=probabilities["p_win"].null_count() == 0,
-        )["stage_weighted_next_period"],
+        )
+        .select("stage_weighted_next_period")
+        .collect()
+        .item(),
         LAST_PERIOD: inputs.won(origin)[0],
         MEAN_LAST_3: (
             sum(inputs.won(p)[0] for p in recent) / 3

@@ -3,12 +3,10 @@ expected to close in the next period."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN
-from funnel_reports.transforms.expressions import stable_sum
+from funnel_reports.transforms.expressions import as_list, one_row, stable_sum
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
 from funnel_reports.transforms.periods import Period
@@ -30,22 +28,21 @@ def forecast(
     funnel: FunnelModel,
     next_period: Period,
     probabilities_known: bool,
-) -> dict[str, Any]:
+) -> pl.LazyFrame:
     """Stage-weighted pipeline at as_of, and the part of it expected to close in the next
-    period by the CRM's expected close date (the stage-weighted baseline of the backtest)."""
+    period by the CRM's expected close date (the stage-weighted baseline of the backtest),
+    with the open pipeline by_stage[]: a single row. Without every stage's win probability
+    nothing is weighted."""
     in_next = (pl.col("expected_close_date_at") >= next_period.start_date) & (
         pl.col("expected_close_date_at") < next_period.end_date
     )
-    totals = (
-        weighted.select(
-            stable_sum(pl.col("weighted_amount")).alias("weighted_pipeline"),
-            stable_sum(pl.col("weighted_amount").filter(in_next)).alias(
-                "stage_weighted_next_period"
-            ),
-            pl.col("amount_at").is_null().sum().cast(pl.Int64).alias("unpriced_count"),
-        )
-        .collect()
-        .row(0, named=True)
+    known = pl.lit(probabilities_known)
+    totals = weighted.select(
+        pl.when(known).then(stable_sum(pl.col("weighted_amount"))).alias("weighted_pipeline"),
+        pl.when(known)
+        .then(stable_sum(pl.col("weighted_amount").filter(in_next)))
+        .alias("stage_weighted_next_period"),
+        pl.col("amount_at").is_null().sum().cast(pl.Int64).alias("unpriced_count"),
     )
     by_stage = (
         stage_frame(funnel)
@@ -63,10 +60,7 @@ def forecast(
         .with_columns(
             pl.col("open_count").fill_null(0),
             pl.col("open_amount").fill_null(0.0),
-            pl.col("weighted_amount").fill_null(0.0),
+            pl.when(known).then(pl.col("weighted_amount").fill_null(0.0)).alias("weighted_amount"),
         )
     )
-    if not probabilities_known:
-        totals["weighted_pipeline"] = totals["stage_weighted_next_period"] = None
-        by_stage = by_stage.with_columns(pl.lit(None, dtype=pl.Float64).alias("weighted_amount"))
-    return {**totals, "by_stage": by_stage.collect().to_dicts()}
+    return one_row(totals, as_list(by_stage, "by_stage"))

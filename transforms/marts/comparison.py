@@ -3,12 +3,11 @@ periods, each as of its own end."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
+from funnel_reports.transforms.expressions import one_row
 from funnel_reports.transforms.intermediate.states import DealStatesAt
-from funnel_reports.transforms.marts.kpis import change, kpis
+from funnel_reports.transforms.marts.kpis import kpis
 from funnel_reports.transforms.periods import Window
 
 TREND_PERIODS = 6
@@ -26,19 +25,24 @@ def period_headline(states_at: DealStatesAt, *, window: Window) -> pl.DataFrame:
     )
 
 
-def comparison(
-    states_at: DealStatesAt, current: dict[str, Any], *, window: Window
-) -> dict[str, Any]:
-    """The previous period and the same period a year earlier, with the change of each
-    headline figure against `current` (this period's kpis)."""
-    result = {}
-    for key, other in (
-        ("previous", window.shifted(-1)),
-        ("year_ago", window.shifted(-12 // window.period.months)),
-    ):
-        headline = period_headline(states_at, window=other).row(0, named=True)
-        result[key] = {**headline, "change": change(current, headline["kpis"])}
-    return result
+def comparison(states_at: DealStatesAt, current: pl.LazyFrame, *, window: Window) -> pl.LazyFrame:
+    """The previous period and the same period a year earlier (`previous`, `year_ago`: each
+    its period, kpis and the change of each headline figure against `current`, this period's
+    kpis), a single row."""
+    figures = [name for name in current.collect_schema().names() if name != "window"]
+    other = pl.col("kpis").struct
+    change = pl.struct([(pl.col(name) - other.field(name)).alias(name) for name in figures])
+    return one_row(
+        *(
+            one_row(current, period_headline(states_at, window=then).lazy()).select(
+                pl.struct("period", "kpis", change.alias("change")).alias(key)
+            )
+            for key, then in (
+                ("previous", window.shifted(-1)),
+                ("year_ago", window.shifted(-12 // window.period.months)),
+            )
+        )
+    )
 
 
 def trend(states_at: DealStatesAt, *, window: Window, periods: int = TREND_PERIODS) -> pl.DataFrame:

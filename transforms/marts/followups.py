@@ -4,12 +4,18 @@ and lost deals were."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN, RESOLVED
-from funnel_reports.transforms.expressions import days_between, in_interval, stable_sum
+from funnel_reports.transforms.expressions import (
+    as_list,
+    days_between,
+    in_interval,
+    one_row,
+    ratio,
+    stable_sum,
+)
 from funnel_reports.transforms.periods import Window
 
 SILENT_DAYS = 14
@@ -20,9 +26,10 @@ def followup_activity(
     states: pl.LazyFrame,
     *,
     window: Window,
-) -> dict[str, Any]:
+) -> pl.LazyFrame:
     """Touches per open deal in the period, channel mix, open deals silent for 14 days,
-    overdue next actions, and touches per deal of deals won against deals lost in W.
+    overdue next actions, and touches per deal of deals won against deals lost in W: a
+    single row.
 
     A deal is silent when its last follow-up before as_of (its creation when it has none) is
     more than 14 days old; a next action is overdue when the deal's latest follow-up set a due
@@ -35,24 +42,26 @@ def followup_activity(
     summary = open_deal_activity(
         known, states, in_period=in_period, as_of=as_of, as_of_date=window.period.end_date
     )
-    touches = summary["touches"]
     by_channel = known.filter(in_period).group_by("channel").agg(pl.len().alias("touches"))
-    mix = (
-        by_channel.with_columns((pl.col("touches") / pl.col("touches").sum()).alias("share"))
-        .sort(["touches", "channel"], descending=[True, False])
-        .collect()
-    )
+    mix = by_channel.with_columns(
+        (pl.col("touches") / pl.col("touches").sum()).alias("share")
+    ).sort(["touches", "channel"], descending=[True, False])
     pattern = touches_of_resolved(known, states, window_start=window.window_start)
-    return {
-        "touches_in_period": int(mix["touches"].sum()),
-        "touches_per_open_deal": touches / summary["open_count"] if summary["open_count"] else None,
-        "channel_mix": mix.to_dicts(),
-        "silent_days": SILENT_DAYS,
-        "silent_open_deals": summary["silent_count"],
-        "silent_open_amount": summary["silent_amount"],
-        "overdue_next_actions": summary["overdue_next_actions"],
-        "won_vs_lost": pattern,
-    }
+    return one_row(
+        mix.select(pl.col("touches").sum().cast(pl.Int64).alias("touches_in_period")),
+        summary,
+        as_list(mix, "channel_mix"),
+        as_list(pattern, "won_vs_lost"),
+    ).select(
+        "touches_in_period",
+        ratio(pl.col("touches"), pl.col("open_count")).alias("touches_per_open_deal"),
+        "channel_mix",
+        pl.lit(SILENT_DAYS).alias("silent_days"),
+        pl.col("silent_count").alias("silent_open_deals"),
+        pl.col("silent_amount").alias("silent_open_amount"),
+        "overdue_next_actions",
+        "won_vs_lost",
+    )
 
 
 def open_deal_activity(
@@ -62,9 +71,10 @@ def open_deal_activity(
     in_period: pl.Expr,
     as_of: datetime,
     as_of_date: date,
-) -> dict[str, Any]:
+) -> pl.LazyFrame:
     """The open deals at as_of: how many, how many are silent and their amount, how many
-    have an overdue next action, and their follow-ups in the period (`in_period`)."""
+    have an overdue next action, and their follow-ups in the period (`in_period`): a single
+    row."""
     open_deals = states.filter(pl.col("state") == OPEN).select(
         "opportunity_id", "created_at", "amount_at"
     )
@@ -84,23 +94,18 @@ def open_deal_activity(
         ),
         (pl.col("due") < as_of_date).fill_null(False).alias("is_overdue"),
     )
-    summary: dict[str, Any] = (
-        open_activity.select(
-            pl.len().alias("open_count"),
-            pl.col("is_silent").sum().cast(pl.Int64).alias("silent_count"),
-            stable_sum(pl.col("amount_at").filter("is_silent")).alias("silent_amount"),
-            pl.col("is_overdue").sum().cast(pl.Int64).alias("overdue_next_actions"),
-            pl.col("touches_in_period").sum().cast(pl.Int64).alias("touches"),
-        )
-        .collect()
-        .row(0, named=True)
+    return open_activity.select(
+        pl.len().alias("open_count"),
+        pl.col("is_silent").sum().cast(pl.Int64).alias("silent_count"),
+        stable_sum(pl.col("amount_at").filter("is_silent")).alias("silent_amount"),
+        pl.col("is_overdue").sum().cast(pl.Int64).alias("overdue_next_actions"),
+        pl.col("touches_in_period").sum().cast(pl.Int64).alias("touches"),
     )
-    return summary
 
 
 def touches_of_resolved(
     known: pl.LazyFrame, states: pl.LazyFrame, *, window_start: datetime
-) -> list[dict[str, Any]]:
+) -> pl.LazyFrame:
     """Deals won and deals lost in W, and their follow-ups per deal (known by as_of), won
     first."""
     resolved = states.filter(
@@ -115,6 +120,4 @@ def touches_of_resolved(
         per_deal.group_by("state")
         .agg(pl.len().alias("deals"), pl.col("touches").mean().alias("touches_per_deal"))
         .sort("state", descending=True)
-        .collect()
-        .to_dicts()
     )

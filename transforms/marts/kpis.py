@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import polars as pl
 
@@ -65,16 +64,3 @@ def kpis(states: pl.LazyFrame, *, window: Window) -> pl.LazyFrame:
     )
     columns = [*in_period.collect_schema().names(), velocity, "window"]
     return pl.concat([in_period, over_w], how="horizontal").select(columns)
-
-
-def change(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-    """Difference current - previous for each numeric headline figure (null when either is)."""
-    return {
-        key: (
-            value - previous[key]
-            if isinstance(value, int | float) and isinstance(previous.get(key), int | float)
-            else None
-        )
-        for key, value in current.items()
-        if key != "window"
-    }

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN
-from funnel_reports.transforms.expressions import days_between, stable_sum
+from funnel_reports.transforms.expressions import as_list, days_between, one_row, stable_sum
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.periods import Window
 
@@ -38,47 +36,36 @@ def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, window: Window) 
     )
 
 
-def stalls_summary(stalled: pl.LazyFrame) -> dict[str, Any]:
-    """stalled_count, stalled_amount, missing_reason_count, compliance_rate, reasons[],
-    by_owner[] and the longest stalled deals[]."""
-    totals = (
-        stalled.select(
-            pl.len().alias("stalled_count"),
-            stable_sum(pl.col("amount_at")).alias("stalled_amount"),
-            pl.col("is_missing_reason").sum().cast(pl.Int64).alias("missing_reason_count"),
-        )
-        .collect()
-        .row(0, named=True)
-    )
-    n, missing = totals["stalled_count"], totals["missing_reason_count"]
+def stalls_summary(stalled: pl.LazyFrame) -> pl.LazyFrame:
+    """stalled_count, stalled_amount, missing_reason_count, compliance_rate, and the tables
+    reasons[], by_owner[] and the longest stalled deals[]: a single row."""
+    n, missing = pl.col("stalled_count"), pl.col("missing_reason_count")
+    totals = stalled.select(
+        pl.len().alias("stalled_count"),
+        stable_sum(pl.col("amount_at")).alias("stalled_amount"),
+        pl.col("is_missing_reason").sum().cast(pl.Int64).alias("missing_reason_count"),
+    ).with_columns(pl.when(n > 0).then(1 - missing / n).alias("compliance_rate"))
     reasons = (
         stalled.filter(~pl.col("is_missing_reason"))
         .group_by(pl.col("stall_reason").alias("reason"))
         .agg(pl.len().alias("count"), stable_sum(pl.col("amount_at")).alias("amount"))
         .sort(["count", pl.col("amount").round(6), "reason"], descending=[True, True, False])
-        .collect()
-        .to_dicts()
     )
     by_owner = (
         stalled.group_by(pl.col("owner").fill_null("—").alias("owner"))
         .agg(pl.len().alias("stalled"), pl.col("is_missing_reason").sum().alias("missing_reason"))
         .with_columns((1 - pl.col("missing_reason") / pl.col("stalled")).alias("compliance_rate"))
         .sort(["missing_reason", "stalled", "owner"], descending=[True, True, False])
-        .collect()
-        .to_dicts()
     )
-    return {
-        **totals,
-        "compliance_rate": 1 - missing / n if n else None,
-        "reasons": reasons,
-        "by_owner": by_owner,
-        "deals": longest_stalled(stalled),
-    }
+    return one_row(
+        totals,
+        as_list(reasons, "reasons"),
+        as_list(by_owner, "by_owner"),
+        as_list(longest_stalled(stalled), "deals"),
+    )
 
 
-def longest_stalled(
-    stalled: pl.LazyFrame, *, listed: int = STALLED_DEALS_LISTED
-) -> list[dict[str, Any]]:
+def longest_stalled(stalled: pl.LazyFrame, *, listed: int = STALLED_DEALS_LISTED) -> pl.LazyFrame:
     """The `listed` deals stalled longest, longest first."""
     return (
         # rounded: the last bit of a vectorised division must not reorder equal ages
@@ -93,6 +80,4 @@ def longest_stalled(
             pl.col("amount_at").alias("amount"),
             "stall_reason",
         )
-        .collect()
-        .to_dicts()
     )

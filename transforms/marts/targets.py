@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from funnel_reports.schemas.vocabulary import WON
-from funnel_reports.transforms.expressions import days_between
+from funnel_reports.transforms.expressions import as_list, days_between, one_row
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
 from funnel_reports.transforms.periods import Window
@@ -20,16 +18,17 @@ def target_decomposition(
     *,
     funnel: FunnelModel,
     target: float,
-    won_amount: float,
-    avg_won_amount: float | None,
-    weighted_pipeline: float | None,
+    kpis: pl.LazyFrame,
+    pipeline: pl.LazyFrame,
     window: Window,
-) -> dict[str, Any]:
+) -> pl.LazyFrame:
     """What a period target asks: won deals needed (target / average won amount over W),
     entries needed at each stage (won needed / p_win), the latest date to enter each stage
     (period end minus the median days from that stage to won, over deals won in W), the gap
-    between what is left to win and the weighted pipeline, and coverage."""
-    won_needed = target / avg_won_amount if avg_won_amount else None
+    between what is left to win and the weighted pipeline, and coverage: a single row, from
+    the period's `kpis` and stage-weighted `pipeline` (`forecast.pipeline.forecast`)."""
+    average = kpis.select(pl.col("window").struct.field("avg_won_amount")).collect().item()
+    won_needed = target / average if average else None
     stages = stage_needs(
         reaches,
         states,
@@ -38,20 +37,26 @@ def target_decomposition(
         won_needed=won_needed,
         window=window,
     )
-    remaining = max(target - won_amount, 0.0)
-    return {
-        "target": target,
-        "won_amount": won_amount,
-        "remaining": remaining,
-        "won_needed": won_needed,
-        "stages": stages.to_dicts(),
-        "gap": None if weighted_pipeline is None else remaining - weighted_pipeline,
-        "coverage": (
-            weighted_pipeline / remaining
-            if weighted_pipeline is not None and remaining > 0
-            else None
+    remaining, weighted = pl.col("remaining"), pl.col("weighted_pipeline")
+    figures = one_row(
+        kpis.select(pl.lit(target, pl.Float64).alias("target"), "won_amount"),
+        pipeline.select("weighted_pipeline"),
+    ).with_columns(
+        pl.max_horizontal(pl.col("target") - pl.col("won_amount"), 0.0).alias("remaining")
+    )
+    return one_row(
+        figures.select(
+            "target",
+            "won_amount",
+            "remaining",
+            pl.lit(won_needed, pl.Float64).alias("won_needed"),
         ),
-    }
+        as_list(stages, "stages"),
+        figures.select(
+            (remaining - weighted).alias("gap"),
+            pl.when(remaining > 0).then(weighted / remaining).alias("coverage"),
+        ),
+    )
 
 
 def stage_needs(
@@ -62,7 +67,7 @@ def stage_needs(
     funnel: FunnelModel,
     won_needed: float | None,
     window: Window,
-) -> pl.DataFrame:
+) -> pl.LazyFrame:
     """Per stage (a row each): its p_win, the entries needed (won needed / p_win), the median
     days from it to won over the deals won in W, and the latest date to enter it."""
     won_in_w = states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window.window_start))
@@ -96,5 +101,4 @@ def stage_needs(
             .dt.to_string("%Y-%m-%d")
             .alias("latest_entry_date"),
         )
-        .collect()
     )
