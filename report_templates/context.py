@@ -229,25 +229,27 @@ def forecast_view(
     metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
 ) -> dict[str, Any]:
     """The next period's forecast, the stage-weighted pipeline, the range and the method's
-    record: the forecast section with its rows, charts and sentences."""
+    record: the forecast section with its rows, charts and sentences (said of the view)."""
     forecast, kpis = metrics["forecast"], metrics["kpis"]
     probabilities = {p["stage"]: p for p in forecast["stage_probabilities"]}
     by_stage = labelled(forecast["by_stage"], labels)
     targets = metrics["targets"]
-    return {
+    view = {
         **{key: forecast[key] for key in FORECAST_KEYS},
         "open_count": kpis["open_count"],
         "open_amount": kpis["open_amount"],
         "rows": [{**row, **probabilities[row["stage"]]} for row in by_stage],
-        "method_sentence": forecast_method_sentence(forecast, text=text),
-        "parts_sentence": forecast_parts_sentence(
-            forecast, text=text, money=Money.of(metrics["currency"], text)
-        ),
         "method_rows": method_rows(forecast, text),
         "min_origins": MIN_ORIGINS_TO_CHOOSE,
         "chart": paired_bars(by_stage, "open_amount", "weighted_amount", labels),
         "range_chart": range_chart(forecast["monte_carlo"], targets["target"] if targets else None),
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
+    }
+    return view | {
+        "method_sentence": forecast_method_sentence(view, text=text),
+        "parts_sentence": forecast_parts_sentence(
+            view, text=text, money=Money.of(metrics["currency"], text)
+        ),
     }
 
 
@@ -256,6 +258,8 @@ FORECAST_KEYS = (
     "method",
     "next_period",
     "next_period_label",
+    "next_period_components",
+    "new_deals",
     "weighted_pipeline",
     "monte_carlo",
     "backtest",
@@ -331,19 +335,19 @@ def quality_view(
     metrics: dict[str, Any], text: dict[str, str], input_files: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The appendix: the quarantine, the notes on the data, the input files and sources."""
+    tables, source = metrics["data_quality"], metrics["source"]
     return {
-        "tables": metrics["data_quality"],
+        "tables": tables,
         "quarantine_reasons": quality_rows(metrics, "reasons"),
         "notes": quality_rows(metrics, "notes"),
-        "null_word_notes": null_word_notes(metrics["data_quality"], text=text),
+        "null_word_notes": null_word_notes(tables, text=text),
         "point_in_time": [
             text[f"pit_{note['note']}"].format(count=note["count"])
             for note in metrics["point_in_time"]
         ],
         "input_files": input_files,
-        "source_detected": metrics["source"]["detected"],
-        "source_notes": source_notes(metrics["source"], text=text)
-        + unknown_stage_notes(metrics["data_quality"], text=text),
+        "source_detected": source["detected"],
+        "source_notes": source_notes(source, text=text) + unknown_stage_notes(tables, text=text),
     }
 
 

@@ -1,4 +1,6 @@
-"""What the executive summary says: three to five plain sentences chosen from the figures."""
+"""What the report says in sentences: the executive summary (three to five plain sentences
+chosen from the section views of `context.report_views`), the forecast's, the bottlenecks' and
+the notes."""
 
 from __future__ import annotations
 
