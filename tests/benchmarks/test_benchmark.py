@@ -26,12 +26,6 @@ STAMP = "%Y-%m-%dT%H:%M:%S%:z"
 ZONE = "Asia/Shanghai"
 
 
-@pytest.fixture(autouse=True)
-def _prefect():
-    """No flow runs here (the flow's task functions are called as functions): no server."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("generated")
