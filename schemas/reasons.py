@@ -39,6 +39,7 @@ LOST_WITHOUT_CLOSE: Final = "closed_at: missing for a lost deal"
 
 # row rules that need the funnel or another table (staging.rules)
 OPEN_IN_WON_STAGE: Final = "status: 'open' but the stage '{}' is a won stage"
+STAGE_SAID_LOST: Final = "status: '{}' but the export's stage says the deal was lost"
 WON_WITHOUT_CLOSE: Final = "closed_at: missing for a won deal, and no entry into the won stage"
 PARENT_QUARANTINED: Final = "opportunity_id: '{}' is quarantined in opportunities"
 PARENT_UNKNOWN: Final = "opportunity_id: '{}' is not in opportunities"

@@ -24,6 +24,7 @@ CATEGORIES = [  # template, its column (and kind), the category
     (reasons.NEGATIVE, ("amount",), "amount: negative value"),
     (reasons.FAILS_CHECK, ("amount", "less_than(100)"), "amount: fails less_than(100)"),
     (reasons.OPEN_IN_WON_STAGE, (), f"status: 'open' but the stage {VALUE} is a won stage"),
+    (reasons.STAGE_SAID_LOST, (), f"status: {VALUE} but the export's stage says the deal was lost"),
     (reasons.PARENT_QUARANTINED, (), f"opportunity_id: {VALUE} is quarantined in opportunities"),
     (reasons.PARENT_UNKNOWN, (), f"opportunity_id: {VALUE} is not in opportunities"),
 ]  # fmt: skip

@@ -147,7 +147,11 @@ def validate_inputs(inputs: Inputs) -> dict[str, ValidatedTable]:
     opportunities = with_outcomes(opportunities, history, closes, settings)
     moved = int(opportunities[MOVED_CREATED].sum())
     rules = opportunity_rule_reasons(opportunities.lazy(), history.lazy(), funnel=funnel).collect()
-    opportunities = opportunities.lazy().drop(MOVED_CREATED, CLOSE_UNKNOWN).collect()
+    opportunities = (
+        opportunities.lazy()
+        .drop(MOVED_CREATED, CLOSE_UNKNOWN, STAGE_FROM_HISTORY, strict=False)
+        .collect()
+    )
     notes = ({"note": CREATED_MOVED_BACK, "rows": moved},) if moved else ()
     validated = {
         OPPORTUNITIES: replace(

@@ -52,12 +52,13 @@ def stage_from_history(
     opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
     """Deals marked `_stage_from_history` (their export said lost) get the last open stage
-    their history shows, or the first stage without one; the mark is dropped."""
+    their history shows, or the first stage without one; the mark stays for the row rules (a
+    deal the export calls open or won in a lost stage), which drop it."""
     open_stages = funnel.open_ids
     index = {stage: i for i, stage in enumerate(open_stages)}
     marked = pl.col(STAGE_FROM_HISTORY).fill_null(False)
     if not opportunities.select(marked.any()).collect().item():  # no stage said lost
-        return opportunities.drop(STAGE_FROM_HISTORY)
+        return opportunities
     last = (
         history.join(  # only the marked deals' history is read
             opportunities.filter(marked).select("opportunity_id"), on="opportunity_id", how="semi"
@@ -75,7 +76,7 @@ def stage_from_history(
             .otherwise(pl.col("stage"))
             .alias("stage")
         )
-        .drop("_last_stage", STAGE_FROM_HISTORY)
+        .drop("_last_stage")
     )
 
 

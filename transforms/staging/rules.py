@@ -11,15 +11,16 @@ import polars as pl
 from funnel_reports.schemas import reasons
 from funnel_reports.schemas.vocabulary import LOST, OPEN, WON
 from funnel_reports.transforms.funnel_model import FunnelModel
-from funnel_reports.transforms.staging.outcomes import CLOSE_UNKNOWN
+from funnel_reports.transforms.staging.outcomes import CLOSE_UNKNOWN, STAGE_FROM_HISTORY
 from funnel_reports.transforms.staging.parse import localized
 
 
 def opportunity_rule_reasons(
     opportunities: pl.LazyFrame, history: pl.LazyFrame, *, funnel: FunnelModel
 ) -> pl.LazyFrame:
-    """Open deals in a won stage, won deals with no date of winning, and deals of dated
-    snapshots closed at a date nothing tells (marked `_close_unknown`)."""
+    """Open deals in a won stage, open or won deals whose exported stage said lost (marked
+    `_stage_from_history`), won deals with no date of winning, and deals of dated snapshots
+    closed at a date nothing tells (marked `_close_unknown`)."""
     won_stages = funnel.won_ids
     in_won_stage = pl.col("stage").is_in(won_stages)
     won_entries = (
@@ -41,7 +42,15 @@ def opportunity_rule_reasons(
             & pl.col("_has_won_entry").is_null()
         ).then(pl.lit(reasons.WON_WITHOUT_CLOSE)),
     ]
-    if CLOSE_UNKNOWN in opportunities.collect_schema().names():
+    names = opportunities.collect_schema().names()
+    if STAGE_FROM_HISTORY in names:
+        # lost is an outcome: a stage that says lost contradicts a status of open or won
+        rules.append(
+            pl.when(pl.col(STAGE_FROM_HISTORY) & pl.col("status").is_in([OPEN, WON])).then(
+                pl.format(reasons.STAGE_SAID_LOST, pl.col("status"))
+            )
+        )
+    if CLOSE_UNKNOWN in names:
         rules.append(pl.when(pl.col(CLOSE_UNKNOWN)).then(pl.lit(reasons.CLOSED_DATE_UNKNOWN)))
     return (
         opportunities.join(won_entries, on="opportunity_id", how="left")

@@ -77,6 +77,14 @@ def reasons_of(table, row: int) -> list[str]:
             {**GOOD, "opportunity_id": "A", "stage": "won"},
             "closed_at: missing for a won deal, and no entry into the won stage",
         ),
+        (  # lost is an outcome: the export's stage says lost, its status open
+            {**GOOD, "opportunity_id": "A", "stage": "lost", "status": "open"},
+            "status: 'open' but the export's stage says the deal was lost",
+        ),
+        (
+            {**GOOD, "opportunity_id": "A", "stage": "lost", "status": "won"},
+            "status: 'won' but the export's stage says the deal was lost",
+        ),
     ],
 )
 def test_each_opportunity_rule_quarantines_its_row(row, expected):

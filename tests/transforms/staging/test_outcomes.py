@@ -105,7 +105,9 @@ def entries(*rows: tuple[str, str, str | None]) -> pl.LazyFrame:
 
 
 def staged(opportunities: pl.LazyFrame, history: pl.LazyFrame) -> list[tuple[Any, ...]]:
-    return stage_from_history(opportunities, history, funnel=FUNNEL).collect().rows()
+    """(id, stage) of each deal; the mark stays for the row rules (`test_the_mark_stays`)."""
+    result = stage_from_history(opportunities, history, funnel=FUNNEL).collect()
+    return result.select("opportunity_id", "stage").rows()
 
 
 def test_a_deal_said_lost_takes_the_last_open_stage_its_history_shows() -> None:
@@ -141,9 +143,17 @@ def test_a_deal_not_marked_keeps_its_stage_whatever_its_history() -> None:
     assert staged(deals, history) == [("A", "negotiation"), ("B", "lead")]
 
 
-def test_without_any_deal_said_lost_only_the_mark_goes() -> None:
+def test_without_any_deal_said_lost_every_stage_stays() -> None:
     deals = marked(("A", "negotiation", False))
     assert staged(deals, entries(("A", "lead", "2024-05-10"))) == [("A", "negotiation")]
+
+
+def test_the_mark_stays_for_the_row_rules() -> None:
+    """A deal said lost whose status is open or won is a contradiction the rules quarantine
+    (`staging.rules`): they read the mark, and the checks drop it after them."""
+    deals = marked(("A", None, True), ("B", "lead", False))
+    result = stage_from_history(deals, entries(("A", "lead", "2024-05-10")), funnel=FUNNEL)
+    assert result.collect().rows() == [("A", "lead", True), ("B", "lead", False)]
 
 
 # --- a lost deal's close from its history

@@ -10,7 +10,7 @@ import polars as pl
 
 from funnel_reports.schemas import reasons
 from funnel_reports.transforms.funnel_model import RunSettings
-from funnel_reports.transforms.staging.outcomes import CLOSE_UNKNOWN
+from funnel_reports.transforms.staging.outcomes import CLOSE_UNKNOWN, STAGE_FROM_HISTORY
 from funnel_reports.transforms.staging.rules import (
     history_after_loss_reasons,
     history_before_created_reasons,
@@ -34,7 +34,7 @@ def table(*rows: dict[str, Any]) -> pl.LazyFrame:
         c: pl.Datetime("us", "UTC")
         if c in TIMES
         else pl.Boolean
-        if c == CLOSE_UNKNOWN
+        if c in (CLOSE_UNKNOWN, STAGE_FROM_HISTORY)
         else pl.String
         for c in columns
     }
@@ -97,6 +97,21 @@ def test_an_open_deal_in_a_won_stage_or_after_it_is_a_contradiction() -> None:
     ) == [
         (1, "status: 'open' but the stage 'won' is a won stage"),
         (2, "status: 'open' but the stage 'retention' is a won stage"),
+    ]
+
+
+def test_a_deal_the_export_said_lost_cannot_be_open_or_won() -> None:
+    """Its stage said lost (marked; the stage is the one its history gives): a status of
+    open or won contradicts it, lost does not, and an unmarked deal is not concerned."""
+    said_lost = {STAGE_FROM_HISTORY: True}
+    assert opportunity_reasons(
+        deal("A", "proposal", "open", **said_lost),
+        deal("B", "proposal", "won", closed_at="2024-06-01", **said_lost),
+        deal("C", "proposal", "lost", closed_at="2024-06-01", **said_lost),
+        deal("D", "proposal", "open", **{STAGE_FROM_HISTORY: False}),
+    ) == [
+        (1, "status: 'open' but the export's stage says the deal was lost"),
+        (2, "status: 'won' but the export's stage says the deal was lost"),
     ]
 
 
