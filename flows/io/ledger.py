@@ -136,7 +136,7 @@ def read_ledger(path: Path) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise damaged(
-            path, f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            path, f"not valid JSON: {error.msg}: line {error.lineno} column {error.colno}"
         ) from None
     sends = document.get("sends") if isinstance(document, dict) else None
     if not isinstance(sends, list) or not all(

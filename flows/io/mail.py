@@ -96,8 +96,9 @@ def parse_address(text: str) -> Address:
 
 
 def address_key(address: str) -> str:
-    """An addr-spec as compared: case-insensitive."""
-    return address.casefold()
+    """An addr-spec as compared: case-insensitive (lower case; not casefold, which would make
+    straße@x and strasse@x one recipient)."""
+    return address.lower()
 
 
 def header_text(text: str) -> str:

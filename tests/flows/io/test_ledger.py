@@ -80,7 +80,7 @@ def test_a_cut_record_is_damaged_naming_where_the_json_breaks(tmp_path):
         read_ledger(path)
     # the string opened at line 2, column 11 (`  {"to": ["ceo`) is never closed
     assert "(not valid JSON: Unterminated string" in str(error.value)
-    assert "line 2 column 11)" in str(error.value)
+    assert "Unterminated string starting at: line 2 column 11)" in str(error.value)
 
 
 @pytest.mark.parametrize(

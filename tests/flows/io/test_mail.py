@@ -118,6 +118,12 @@ def test_addresses_compare_case_insensitively():
     assert address_key("Jane.Doe@Example.COM") == "jane.doe@example.com"
 
 
+def test_addresses_that_differ_in_more_than_case_stay_apart():
+    """Case folding would make straße@ and strasse@ one recipient; lower case does not."""
+    assert address_key("Straße@example.com") == "straße@example.com"
+    assert address_key("straße@example.com") != address_key("strasse@example.com")
+
+
 def test_header_text_has_no_line_breaks_controls_or_runs_of_spaces():
     assert header_text("South\r\nBcc: evil@example.com\t\x00 x\x7f ") == (
         "South Bcc: evil@example.com x"
