@@ -32,6 +32,7 @@ from funnel_reports.transforms.marts.dwell import dwell
 from funnel_reports.transforms.marts.followups import followup_activity
 from funnel_reports.transforms.marts.funnel_snapshot import funnel_snapshot
 from funnel_reports.transforms.marts.kpis import kpis
+from funnel_reports.transforms.marts.movement import pipeline_movement
 from funnel_reports.transforms.marts.point_in_time import point_in_time_notes
 from funnel_reports.transforms.marts.segments import segments
 from funnel_reports.transforms.marts.stalls import stalled_deals, stalls_summary
@@ -60,6 +61,19 @@ NEEDS = (
     ("followups", "silent_open_amount", "followups"),
     ("followups", "overdue_next_actions", "followups.next_action_due"),
     ("followups", "won_vs_lost", "followups"),
+    ("pipeline_movement", "increased_count", "stage_history.amount"),
+    ("pipeline_movement", "increased_amount", "stage_history.amount"),
+    ("pipeline_movement", "decreased_count", "stage_history.amount"),
+    ("pipeline_movement", "decreased_amount", "stage_history.amount"),
+    ("pipeline_movement", "expected", "stage_history.expected_close_date"),
+)
+# what no export shows: a deal's state comes from its status and close date as exported now
+NEVER_RECORDED = (
+    {
+        "figure": "pipeline_movement.reopened_count",
+        "reason": NOT_RECORDED,
+        "needs": "a history of each deal's status",
+    },
 )
 
 
@@ -367,6 +381,9 @@ FIGURES: dict[str, Callable[[FigureInputs], Any]] = {
     "comparison": lambda f: single_row(
         comparison(f.states_at, f.core.kpis.lazy(), window=f.window)
     ),
+    "pipeline_movement": lambda f: single_row(
+        pipeline_movement(f.states_at, f.opportunities.lazy(), window=f.window, funnel=f.funnel)
+    ),
     "history_available": lambda f: f.history_available,
     "point_in_time": lambda f: rows(
         point_in_time_notes(
@@ -488,15 +505,28 @@ def without_unmeasurable(
     """Null in `document` each figure the export cannot give, and the list of them with the
     reason: a column or table it does not hold (NEEDS), or a stage after the won one that no
     deal ever entered (no skip reaches it, so its conversion would read 0 %)."""
-    missing = []
+
+    def unheld(needs: str) -> bool:
+        return needs in not_recorded or needs.split(".")[0] in not_recorded
+
+    missing = [dict(figure) for figure in NEVER_RECORDED]
     for section, key, needs in NEEDS:
-        if needs in not_recorded or needs.split(".")[0] in not_recorded:
+        if unheld(needs):
             value = document[section][key]
             document[section][key] = [] if isinstance(value, list) else None
             missing.append({"figure": f"{section}.{key}", "reason": NOT_RECORDED, "needs": needs})
-    if "opportunities.stall_reason" in not_recorded:
+    if unheld("opportunities.stall_reason"):
         for row in document["stalls"]["by_owner"]:
             row["missing_reason"] = row["compliance_rate"] = None
+    if unheld("stage_history.amount"):
+        for row in document["pipeline_movement"]["by_stage"]:
+            for key in (
+                "increased_count",
+                "increased_amount",
+                "decreased_count",
+                "decreased_amount",
+            ):
+                row[key] = None
     after_won = funnel.ids[funnel.won_index + 1 :]
     for table in (document["conversion"], document["observed_funnel"]["conversion"]):
         for row in table:

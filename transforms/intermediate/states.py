@@ -275,6 +275,20 @@ class DealStatesAt:
         self._recent.move_to_end(as_of)
         return self._recent[as_of].lazy()
 
+    def close_date_pushes(self, as_of: datetime) -> pl.LazyFrame:
+        """Per deal, how many times its history moved its expected close date later before
+        `as_of` (`times_pushed`; deals whose history never did are absent)."""
+        spans = self._spans.lazy().filter(pl.col("after") < as_of).sort(DEAL, "after")
+        date = pl.col("history_expected_close_date")
+        pushed = (date > date.shift(1)).fill_null(False)  # within each deal's spans
+        return (
+            spans.group_by(DEAL)
+            .agg(pushed.sum().cast(pl.Int64).alias("times_pushed"))
+            .filter(pl.col("times_pushed") > 0)
+            .join(self._facts.lazy().select(DEAL, "opportunity_id"), on=DEAL)
+            .select("opportunity_id", "times_pushed")
+        )
+
     def reaches(self, as_of: datetime) -> pl.LazyFrame:
         """`stage_reaches` as_of: first_reach(o, k) known at as_of is the first reach over all
         entries, when it lies before as_of."""
