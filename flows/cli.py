@@ -143,7 +143,7 @@ def add_other_commands(commands: Any) -> None:
 
     gen = commands.add_parser("generate", help="write synthetic canonical exports")
     gen.add_argument("--out", required=True, type=Path)
-    gen.add_argument("--opportunities", required=True, type=int)
+    gen.add_argument("--opportunities", required=True, type=at_least_one)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--followups-per-opportunity", type=float, default=5.0)
     gen.add_argument(

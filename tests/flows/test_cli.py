@@ -148,6 +148,16 @@ def test_unusable_inputs_give_status_2_and_a_message(tmp_path, capsys, setup, ex
     assert expected in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_generating_no_deals_is_refused(tmp_path, capsys, count):
+    """Zero deals would write three empty files that no run can read."""
+    with pytest.raises(SystemExit) as refused:  # argparse's own exit, before any work
+        main(["generate", "--out", str(tmp_path / "g"), "--opportunities", count])
+    assert refused.value.code == 2
+    assert "expected 1 or more" in one_error_line(capsys)
+    assert not (tmp_path / "g").exists()
+
+
 def test_bad_period_gives_status_2(tmp_path, capsys):
     status = main(["run", "--input", str(SAMPLE_DIR), "--period", "June", "--out", str(tmp_path)])
     assert status == 2
