@@ -99,7 +99,10 @@ def report(name: str, forecast: dict[str, Any]) -> dict[str, Any]:
             f"{percent(row['bias']):>9} {percent(row['mape']):>9} {percent(row['coverage']):>9}"
         )
     scores = {row["method"]: row for row in card["candidates"] + card["baselines"]}
-    best_naive = min(scores[m]["wape"] for m in NAIVE)
+    # a baseline without a score (nothing won in any backtested month) cannot be beaten
+    best_naive = min(
+        (scores[m]["wape"] for m in NAIVE if scores[m]["wape"] is not None), default=None
+    )
     picked = scores[forecast["method"]]
     print(
         f"picked now: {forecast['method']} → next period {forecast['next_period']:,.0f} "
@@ -158,10 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'bias':>8} {'cover':>8}"
     )
     for g in goals:
-        better = 1 - g["used"] / g["best_naive"]
+        scored = g["best_naive"] and g["used"] is not None
+        better = f"{(1 - g['used'] / g['best_naive']) * 100:6.0f} %" if scored else "     –  "
         print(
             f"{g['name']:<52} {percent(g['best_naive']):>8} {percent(g['used']):>8} "
-            f"{percent(g['picked']):>8} {better * 100:6.0f} % {percent(g['bias']):>8} "
+            f"{percent(g['picked']):>8} {better} {percent(g['bias']):>8} "
             f"{percent(g['coverage']):>8}"
         )
     return 0

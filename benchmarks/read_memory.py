@@ -17,6 +17,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 import polars as pl
 
@@ -127,7 +128,7 @@ def write_workbook(csv: Path, path: Path, *, fill_down: bool) -> None:
     letters = [column_letters(i) for i in range(width + 1)]
     body = rows_xml(frame, letters, fill_down=fill_down)
     header = "".join(
-        f'<c r="{letters[i]}1" t="inlineStr"><is><t>{name}</t></is></c>'
+        f'<c r="{letters[i]}1" t="inlineStr"><is><t>{xml_escape(name)}</t></is></c>'
         for i, name in enumerate(frame.columns)
     )
     last = SHEET_ROWS if fill_down else frame.height + 1

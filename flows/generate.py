@@ -341,7 +341,8 @@ def history_table(
     spec: GenerateSpec,
 ) -> pl.DataFrame:
     """Every stage entry, with the update rows of `updates_per_opportunity`, in order of
-    deal, time and stage; the amount before the qualified stage is the initial one."""
+    deal, time and stage; the amount up to the qualified stage is the initial one, from the
+    proposal on the deal's own."""
     entry_opp, entry_stage, entry_time = paths.entries
     if spec.updates_per_opportunity > 0:
         entry_opp, entry_stage, entry_time = _with_updates(
