@@ -185,9 +185,24 @@ def expected_in_period(
         *part("pulled_in", won_elsewhere, "amount_start"),
         *part("new_won", new_won, "amount_at"),
     )
-    slipped = (
-        expected.filter(pushed)
-        .join(states_at.close_date_pushes(window.as_of), on="opportunity_id", how="left")
+    slipped = slipped_deals(expected.filter(pushed), states_at, opportunities, window=window)
+    return one_row(figures, beside, as_list(slipped, "slipped")).select(
+        pl.struct(pl.all()).alias("expected")
+    )
+
+
+def slipped_deals(
+    pushed: pl.LazyFrame,
+    states_at: DealStatesAt,
+    opportunities: pl.LazyFrame,
+    *,
+    window: Window,
+) -> pl.LazyFrame:
+    """The `SLIPPED_LISTED` largest pushed-out deals (by their amount at the start): the days
+    their expected close date moved in the period, and how many times it was ever moved
+    later."""
+    return (
+        pushed.join(states_at.close_date_pushes(window.as_of), on="opportunity_id", how="left")
         .join(
             opportunities.select("opportunity_id", "customer_name", "owner"),
             on="opportunity_id",
@@ -213,7 +228,4 @@ def expected_in_period(
         )
         .head(SLIPPED_LISTED)
         .with_columns(pl.col("expected_before", "expected_after").dt.to_string("%Y-%m-%d"))
-    )
-    return one_row(figures, beside, as_list(slipped, "slipped")).select(
-        pl.struct(pl.all()).alias("expected")
     )
