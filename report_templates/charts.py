@@ -216,3 +216,55 @@ def backtest_chart(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
             for i, r in enumerate(rows)
         ],
     }
+
+
+WATERFALL_WIDTH, WATERFALL_BASE, WATERFALL_TOP = 640, 124, 22
+WATERFALL_COLOURS = {
+    "open_start": "#1d4ed8",
+    "created": "#60a5fa",
+    "increased": "#93c5fd",
+    "decreased": "#f59e0b",
+    "won": "#059669",
+    "lost": "#dc2626",
+    "open_end": "#1d4ed8",
+}
+
+
+def waterfall_chart(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """One column per step of the pipeline's bridge, on one axis from 0: the open pipeline at
+    the start and at the end standing on the axis, each step between them floating from the
+    running total, up for what came in and down for what left. A step the export does not
+    record (amount None) keeps its slot, empty, so that its label can say so."""
+    running, spans = 0.0, []
+    for step in steps:
+        amount = step["amount"] or 0.0
+        if step["kind"] == "total":
+            low, high, running = 0.0, amount, amount
+        elif step["kind"] == "in":
+            low, high, running = running, running + amount, running + amount
+        else:
+            low, high, running = running - amount, running, running - amount
+        spans.append((low, high))
+    top = max((high for _, high in spans), default=0.0) or 1.0
+    scale = (WATERFALL_BASE - WATERFALL_TOP) / top
+    slot = WATERFALL_WIDTH / max(len(steps), 1)
+    columns = []
+    for i, (step, (low, high)) in enumerate(zip(steps, spans, strict=True)):
+        y = WATERFALL_BASE - high * scale
+        columns.append(
+            {
+                **step,
+                "x": i * slot + slot * 0.2,
+                "width": slot * 0.6,
+                "y": y,
+                "height": (high - low) * scale,
+                "centre": i * slot + slot / 2,
+                "colour": WATERFALL_COLOURS[step["key"]],
+            }
+        )
+    return {
+        "width": WATERFALL_WIDTH,
+        "height": WATERFALL_BASE + 34,
+        "base_y": WATERFALL_BASE,
+        "columns": columns,
+    }

@@ -18,6 +18,7 @@ from funnel_reports.report_templates.charts import (
     paired_bars,
     range_chart,
     trend_chart,
+    waterfall_chart,
 )
 from funnel_reports.report_templates.formatting import TEMPLATES_DIR
 from funnel_reports.report_templates.narrative import (
@@ -25,6 +26,7 @@ from funnel_reports.report_templates.narrative import (
     bottleneck_sentence,
     data_as_of_sentence,
     data_is_old,
+    expected_sentence,
     folded_note,
     forecast_method_sentence,
     forecast_parts_sentence,
@@ -39,7 +41,7 @@ from funnel_reports.transforms.forecast import MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel, MetricsSettings
 from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
-SEGMENT_ROWS = 8
+SEGMENT_ROWS = 6
 
 # the headline figures: metrics key, label key, kind (how it formats); the comparison table
 # shows them all, the summary tiles the ones in narrative.TILE_FIGURES
@@ -271,6 +273,50 @@ FORECAST_KEYS = (
 )
 
 
+# the steps of the pipeline's bridge, in the waterfall's order, and how each moves the total
+MOVEMENT_STEPS = (
+    ("open_start", "total"),
+    ("created", "in"),
+    ("increased", "in"),
+    ("decreased", "out"),
+    ("won", "out"),
+    ("lost", "out"),
+    ("open_end", "total"),
+)
+
+
+def movement_view(
+    metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
+) -> dict[str, Any]:
+    """The bridge from the open pipeline at the period's start to its end (a step each, with
+    its waterfall chart) and the deals expected to close in the period, with the largest that
+    slipped."""
+    movement = metrics["pipeline_movement"]
+    steps = [
+        {
+            "key": key,
+            "kind": kind,
+            "label": text[f"movement_{key}"],
+            "count": movement[f"{key}_count"],
+            "amount": movement[f"{key}_amount"],
+        }
+        for key, kind in MOVEMENT_STEPS
+    ]
+    expected, money = movement["expected"], Money.of(metrics["currency"], text)
+    period = metrics["period"]["label"]
+    return {
+        "steps": steps,
+        "chart": waterfall_chart(steps),
+        "closed_inside": movement["created_and_closed"],
+        "amounts_recorded": movement["increased_amount"] is not None,
+        "slipped": [
+            {**row, "label": labels.get(row["stage"], row["stage"])}
+            for row in (expected["slipped"] if expected else [])
+        ],
+        "expected_sentence": expected_sentence(expected, period=period, text=text, money=money),
+    }
+
+
 def targets_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any] | None:
     """What the period's target asks of the funnel; None without a target."""
     targets = metrics["targets"]
@@ -360,6 +406,7 @@ def report_views(
     views = {
         "header": header_view(metrics, text),
         "comparison": comparison_view(metrics, text),
+        "movement": movement_view(metrics, text, labels),
         "trend": {"periods": len(metrics["trend"]), "chart": trend_chart(metrics["trend"])},
         "funnel": funnel_view(metrics, text, labels, funnel),
         "bottlenecks": bottlenecks_view(metrics, text, labels),

@@ -38,7 +38,9 @@ def summary_sentences(views: dict[str, Any], *, text: dict[str, str]) -> list[st
     money = Money.of(views["header"]["currency"], text)
     sentences = [
         won_sentence(views["comparison"], text=text, money=money),
-        pipeline_sentence(views["forecast"], text=text, money=money),
+        movement_sentence(
+            views["movement"], period=views["comparison"]["label"], text=text, money=money
+        ),
         leak_sentence(
             views["funnel"]["conversion"], text=text, months=views["header"]["window_months"]
         ),
@@ -142,21 +144,6 @@ def won_sentence(comparison: dict[str, Any], *, text: dict[str, str], money: Mon
         rate_change=change_phrase(
             kpis["win_rate"], prev["win_rate"], label=prev_label, kind="rate", text=text
         ),
-    )
-
-
-def pipeline_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
-    if forecast["weighted_pipeline"] is None:
-        return text["summary_pipeline_unweighted"].format(
-            open_count=fmt.count(forecast["open_count"]),
-            open_amount=money(forecast["open_amount"]),
-        )
-    return text["summary_pipeline"].format(
-        open_count=fmt.count(forecast["open_count"]),
-        open_amount=money(forecast["open_amount"]),
-        weighted=money(forecast["weighted_pipeline"]),
-        next_amount=money(forecast["next_period"]),
-        next_label=forecast["next_period_label"],
     )
 
 
@@ -413,4 +400,53 @@ def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], m
         new=money(parts["new_deals"]),
         periods=new["periods"],
         seasonal="" if factor == 1.0 else text["seasonal_factor"].format(factor=f"{factor:.2f}"),
+    )
+
+
+def movement_sentence(
+    movement: dict[str, Any], *, period: str, text: dict[str, str], money: Money
+) -> str:
+    """How the open pipeline changed over the period, and its largest movements (the two
+    steps of the movement view with the largest amounts)."""
+    steps = {step["key"]: step for step in movement["steps"]}
+    start, end = steps["open_start"]["amount"], steps["open_end"]["amount"]
+    moves = sorted(
+        (s for s in movement["steps"] if s["kind"] != "total" and s["amount"]),
+        key=lambda s: -s["amount"],
+    )[:2]
+    direction = "up" if end > start else "down" if end < start else "flat"
+    change = f"{(end - start) / start * 100:+.0f}%" if start else text["movement_new"]
+    return text["summary_movement"].format(
+        period=period,
+        start=money(start),
+        end=money(end),
+        direction=text[f"movement_{direction}"],
+        change=change,
+        moves=text["list_separator"].join(
+            text[f"movement_move_{s['key']}" + ("_one" if s["count"] == 1 else "")].format(
+                amount=money(s["amount"]), count=fmt.count(s["count"])
+            )
+            for s in moves
+        )
+        or text["movement_none"],
+    )
+
+
+def expected_sentence(
+    expected: dict[str, Any] | None, *, period: str, text: dict[str, str], money: Money
+) -> str:
+    """What became of the deals expected to close in the period, and the wins nobody
+    expected in it."""
+    if expected is None:
+        return text["expected_not_recorded"]
+    return text["expected_outcome"].format(
+        period=period,
+        count=fmt.count(expected["expected_count"]),
+        amount=money(expected["expected_amount"]),
+        won=fmt.count(expected["won_count"]),
+        lost=fmt.count(expected["lost_count"]),
+        pushed=fmt.count(expected["pushed_out_count"]),
+        overdue=fmt.count(expected["overdue_count"]),
+        pulled_in=fmt.count(expected["pulled_in_count"]),
+        new_won=fmt.count(expected["new_won_count"]),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from funnel_reports.report_templates.charts import dwell_chart, funnel_chart
+from funnel_reports.report_templates.charts import dwell_chart, funnel_chart, waterfall_chart
 
 STAGES = [
     {"id": "lead", "stall_days": 7},
@@ -82,3 +82,38 @@ def test_funnel_chart_of_a_funnel_that_ends_at_won_has_a_won_bar():
         ("Won", 3, None),
     ]
     assert chart["bars"][-1]["is_won"]
+
+
+def test_the_waterfall_floats_each_step_from_the_running_total():
+    # 100 open at the start, +50 created, increases not recorded, 0 decreased, 30 won, 20
+    # lost, 100 open at the end: the highest point is 150, drawn 102 px tall (124 − 22)
+    steps = [
+        {"key": "open_start", "kind": "total", "amount": 100.0, "count": 4},
+        {"key": "created", "kind": "in", "amount": 50.0, "count": 2},
+        {"key": "increased", "kind": "in", "amount": None, "count": None},
+        {"key": "decreased", "kind": "out", "amount": 0.0, "count": 0},
+        {"key": "won", "kind": "out", "amount": 30.0, "count": 1},
+        {"key": "lost", "kind": "out", "amount": 20.0, "count": 1},
+        {"key": "open_end", "kind": "total", "amount": 100.0, "count": 4},
+    ]
+    chart = waterfall_chart(steps)
+    scale = 102 / 150
+    spans = [value for c in chart["columns"] for value in (c["y"], c["height"])]
+    assert spans == pytest.approx(
+        [
+            value
+            for span in [
+                (124 - 100 * scale, 100 * scale),  # on the axis
+                (124 - 150 * scale, 50 * scale),  # from 100 up to 150
+                (124 - 150 * scale, 0),  # not recorded: an empty slot at the running total
+                (124 - 150 * scale, 0),
+                (124 - 150 * scale, 30 * scale),  # from 150 down to 120
+                (124 - 120 * scale, 20 * scale),  # from 120 down to 100
+                (124 - 100 * scale, 100 * scale),
+            ]
+            for value in span
+        ]
+    )
+    slot = 640 / 7
+    assert chart["columns"][1]["centre"] == pytest.approx(1.5 * slot)
+    assert chart["columns"][2]["amount"] is None  # the template says "not recorded" there

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from funnel_reports.report_templates import formatting as fmt
-from funnel_reports.report_templates.context import report_context, report_views
+from funnel_reports.report_templates.context import report_context, report_text, report_views
 from funnel_reports.report_templates.mail import headline, mail_content
 from funnel_reports.report_templates.render import render_html
 from tests.helpers import SETTINGS, history, metrics_for, opp, opportunities, path
@@ -29,8 +29,8 @@ HISTORY = history(
 )
 
 
-def document(settings=SETTINGS) -> dict:
-    metrics = metrics_for(DEALS, HISTORY, settings=settings)
+def document(settings=SETTINGS, not_recorded: tuple[str, ...] = ()) -> dict:
+    metrics = metrics_for(DEALS, HISTORY, settings=settings, not_recorded=not_recorded)
     return metrics | {
         "data_quality": {},
         "source": {"preset": "canonical", "detected": "canonical", "files": {}, "ignored": []},
@@ -86,3 +86,31 @@ def test_the_template_gets_views_not_the_document():
     context = report_context(document(), input_files=[], lang="en", settings=SETTINGS.metrics)
     assert "m" not in context
     assert {"header", "summary", "funnel", "forecast", "stalls", "quality"} <= set(context)
+
+
+def test_the_movement_sentence_and_the_waterfall_say_the_same_figures():
+    """Nothing was open on 1 June; O1 (70) was created and is open; W1, L1 and L2 were
+    created and closed inside June, beside the bridge."""
+    v = views()
+    steps = {step["key"]: step for step in v["movement"]["steps"]}
+    assert (steps["open_start"]["amount"], steps["created"]["amount"]) == (0.0, 70.0)
+    assert (steps["open_end"]["count"], steps["open_end"]["amount"]) == (1, 70.0)
+    assert v["movement"]["closed_inside"]["count"] == 3
+    sentence = next(s for s in v["summary"]["sentences"] if "open pipeline" in s)
+    assert sentence == (
+        "Over 2024-06 the open pipeline grew from USD 0 to USD 70 (new), mostly USD 70 "
+        "created (1 deal)."
+    )
+
+
+def test_what_the_export_does_not_hold_reads_as_not_recorded_in_the_movement():
+    unheld = ("stage_history.amount", "stage_history.expected_close_date")
+    html = render_html(
+        report_context(
+            document(not_recorded=unheld), input_files=[], lang="en", settings=SETTINGS.metrics
+        )
+    )
+    assert html.count(">not recorded<") == 2  # the increased and decreased columns
+    text = report_text("en")
+    assert text["expected_not_recorded"].replace("'", "&#39;") in html
+    assert text["movement_amounts_not_recorded"] in html

@@ -11,8 +11,10 @@ from funnel_reports.report_templates.narrative import (
     change_phrase,
     data_as_of_sentence,
     data_is_old,
+    expected_sentence,
     kpi_tiles,
     leak_sentence,
+    movement_sentence,
     slowest_sentence,
     summary_sentences,
 )
@@ -75,6 +77,17 @@ def views(**overrides) -> dict:
             "compliance_rate": 0.75,
             "reasons_recorded": True,
         },
+        "movement": {
+            "steps": [
+                {"key": "open_start", "kind": "total", "count": 12, "amount": 1_000_000.0},
+                {"key": "created", "kind": "in", "count": 3, "amount": 150_000.0},
+                {"key": "increased", "kind": "in", "count": 1, "amount": 10_000.0},
+                {"key": "decreased", "kind": "out", "count": 0, "amount": 0.0},
+                {"key": "won", "kind": "out", "count": 3, "amount": 120_000.0},
+                {"key": "lost", "kind": "out", "count": 1, "amount": 140_000.0},
+                {"key": "open_end", "kind": "total", "count": 10, "amount": 900_000.0},
+            ]
+        },
         "dwell": {
             "rows": [
                 {"label": "Lead", "median_days": 3.0},
@@ -95,12 +108,14 @@ def test_the_summary_says_won_pipeline_weakest_step_stalls_and_slowest_stage():
             win_rate="60%",
             rate_change="up 10.0 pp on 2024-05",
         ),
-        EN["summary_pipeline"].format(
-            open_count="10",
-            open_amount="EUR 900k",
-            weighted="EUR 300k",
-            next_amount="EUR 80k",
-            next_label="2024-07",
+        # the two largest steps: created 150k, then lost 140k
+        EN["summary_movement"].format(
+            period="2024-06",
+            direction="fell",
+            start="EUR 1.00M",
+            end="EUR 900k",
+            change="-10%",
+            moves="EUR 150k created (3 deals), EUR 140k lost (1 deal)",
         ),
         EN["summary_leak"].format(**{"from": "Qualified", "to": "Proposal"}, months=12, rate="25%"),
         EN["summary_stalls"].format(stalled="4", stalled_amount="EUR 40k", missing="1"),
@@ -128,11 +143,44 @@ def test_a_month_without_wins_says_so_and_what_was_lost():
     )
 
 
-def test_without_win_probabilities_the_pipeline_is_not_weighted():
-    forecast = views()["forecast"] | {"weighted_pipeline": None}
-    second = summary_sentences(views(forecast=forecast), text=EN)[1]
-    assert second == EN["summary_pipeline_unweighted"].format(
-        open_count="10", open_amount="EUR 900k"
+def test_a_month_without_movement_says_no_deal_moved():
+    steps = [
+        {**step, "count": 0, "amount": 0.0 if step["kind"] != "total" else 500.0}
+        for step in views()["movement"]["steps"]
+    ]
+    sentence = movement_sentence(
+        {"steps": steps}, period="2024-06", text=EN, money=Money.of("EUR", EN)
+    )
+    assert sentence == EN["summary_movement"].format(
+        period="2024-06",
+        direction="held",
+        start="EUR 500",
+        end="EUR 500",
+        change="+0%",
+        moves="no deal moving",
+    )
+
+
+def test_the_expected_deals_sentence_and_what_an_export_cannot_tell():
+    money = Money.of("EUR", EN)
+    assert (
+        expected_sentence(None, period="2024-06", text=EN, money=money)
+        == EN["expected_not_recorded"]
+    )
+    expected = {
+        "expected_count": 12,
+        "expected_amount": 2_148_000.0,
+        "won_count": 4,
+        "lost_count": 5,
+        "pushed_out_count": 1,
+        "overdue_count": 2,
+        "pulled_in_count": 0,
+        "new_won_count": 3,
+    }
+    assert expected_sentence(expected, period="2024-06", text=EN, money=money) == (
+        "Of the 12 deals (EUR 2.15M) expected to close in 2024-06 as of its start, 4 were won, "
+        "5 lost, 1 pushed out and 2 are still open past their date; 0 wins came from deals "
+        "expected later and 3 from deals created in 2024-06."
     )
 
 
