@@ -646,3 +646,87 @@ def test_monte_carlo_and_target_decomposition_match_exact_figures(exports):
         assert row["entries_needed"] == pytest.approx(won_needed / expected["p_win"][stage])
         assert row["median_days_to_won"] == pytest.approx(median)
         assert row["latest_entry_date"] == (period.end_date - timedelta(days=median)).isoformat()
+
+
+def states_at(folder: Path, t: datetime) -> dict[str, dict]:
+    """Every deal created before `t` as known at `t`, from the CSV rows: its state (won once
+    it entered the won stage, lost once closed lost, else open), and its amount and expected
+    close date as the latest history row before `t` records them (else the deal's own)."""
+    with (folder / "opportunities.csv").open(encoding="utf-8") as f:
+        opps = [o for o in csv.DictReader(f) if ts(o["created_at"]) < t]
+    rows: dict[str, list[dict]] = {}
+    with (folder / "stage_history.csv").open(encoding="utf-8") as f:
+        for h in csv.DictReader(f):
+            if ts(h["entered_at"]) < t:
+                rows.setdefault(h["opportunity_id"], []).append(h)
+    deals = {}
+    for o in opps:
+        mine = sorted(
+            rows.get(o["opportunity_id"], []),
+            key=lambda h: (ts(h["entered_at"]), STAGES.index(h["stage"])),
+        )
+        amounts = [h["amount"] for h in mine if h["amount"]] or [o["amount"]]
+        dates = [h["expected_close_date"] for h in mine if h["expected_close_date"]] or [
+            o["expected_close_date"]
+        ]
+        closed = ts(o["closed_at"])
+        if any(STAGES.index(h["stage"]) >= WON for h in mine):
+            state = "won"
+        elif o["status"] == "lost" and closed < t:
+            state = "lost"
+        else:
+            state = "open"
+        deals[o["opportunity_id"]] = {
+            "state": state,
+            "created": ts(o["created_at"]),
+            "amount": float(amounts[-1]) if amounts[-1] else 0.0,
+            "expected": date.fromisoformat(dates[-1]) if dates[-1] else None,
+        }
+    return deals
+
+
+def movement_oracle(folder: Path, period_label: str) -> dict:
+    """DESIGN §5 `pipeline_movement`, read literally: each deal open at the start or created
+    in the period in one step, and the deals expected (as of the start) to close in it."""
+    period = parse_period(period_label, TZ)
+    start, end = states_at(folder, period.start), states_at(folder, period.end)
+    steps: dict[str, list[float]] = {
+        k: [] for k in ("open_start", "created", "increased", "decreased", "won", "lost")
+    }
+    steps["open_end"] = [d["amount"] for d in end.values() if d["state"] == "open"]
+    expected = {k: 0 for k in ("expected", "won", "lost", "pushed_out", "overdue", "pulled_in")}
+    for oid, now in end.items():
+        before = start.get(oid)
+        if before is not None and before["state"] == "open":
+            steps["open_start"].append(before["amount"])
+            was_expected = before["expected"] is not None and (
+                period.start_date <= before["expected"] < period.end_date
+            )
+            if now["state"] == "open":
+                change = now["amount"] - before["amount"]
+                if change:
+                    steps["increased" if change > 0 else "decreased"].append(abs(change))
+                outcome = "pushed_out" if now["expected"] >= period.end_date else "overdue"
+            else:
+                steps[now["state"]].append(before["amount"])
+                outcome = now["state"]
+            if was_expected:
+                expected["expected"] += 1
+                expected[outcome] += 1
+            elif now["state"] == "won":
+                expected["pulled_in"] += 1
+        elif before is None and now["state"] == "open":
+            steps["created"].append(now["amount"])
+    return {"steps": steps, "expected": expected}
+
+
+@pytest.mark.parametrize("period_label", ["2026-09", "2026-03", "2026-Q2"])
+def test_pipeline_movement_equals_the_oracle(exports, period_label):
+    movement = run_pipeline(exports, period_label)["pipeline_movement"]
+    want = movement_oracle(exports, period_label)
+    for name, amounts in want["steps"].items():
+        assert movement[f"{name}_count"] == len(amounts), name
+        assert movement[f"{name}_amount"] == pytest.approx(sum(amounts), rel=1e-9), name
+    counts = {k: movement["expected"][f"{k}_count"] for k in want["expected"]}
+    assert counts == want["expected"]
+    assert movement["open_start_count"] > 0 and movement["won_count"] > 0  # not empty

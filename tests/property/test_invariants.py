@@ -240,3 +240,45 @@ def test_new_figures_stay_consistent(w, target):
     t = m["targets"]
     assert t["remaining"] == max(target - k["won_amount"], 0)
     assert t["coverage"] is None or t["coverage"] >= 0
+
+
+@PROPERTY
+@given(world(), st.data())
+def test_the_pipeline_bridge_reconciles_for_any_funnel(w, data):
+    """open(start) + created − won − lost = open(end) in counts and, with the amounts each
+    history row records (or none), in amounts; per stage and in total; and every win of the
+    period was expected in it, pulled in or new."""
+    opps, rows = w
+    amounts = data.draw(
+        st.lists(
+            st.one_of(st.none(), st.integers(0, 5_000)), min_size=len(rows), max_size=len(rows)
+        )
+    )
+    entries = [
+        {"opportunity_id": o, "stage": s, "entered_at": at, "amount": a}
+        for (o, s, at), a in zip(rows, amounts, strict=True)
+    ]
+    period = data.draw(st.sampled_from(["2023-06", "2023-11", "2024-03", "2024-Q1"]))
+    world_at = world_of(opportunities(*opps), history(*entries), period=period)
+    m = FIGURES["pipeline_movement"](world_at)
+    for bridge in [m, *m["by_stage"]]:
+        assert (
+            bridge["open_start_count"]
+            + bridge["created_count"]
+            - bridge["won_count"]
+            - bridge["lost_count"]
+            == bridge["open_end_count"]
+        )
+        assert bridge["open_start_amount"] + bridge["created_amount"] + bridge[
+            "increased_amount"
+        ] - bridge["decreased_amount"] - bridge["won_amount"] - bridge["lost_amount"] == (
+            pytest.approx(bridge["open_end_amount"], abs=1e-6)
+        )
+    kpis = FIGURES["kpis"](world_at)
+    assert (m["open_end_count"], m["open_end_amount"]) == (kpis["open_count"], kpis["open_amount"])
+    e = m["expected"]
+    assert e["won_count"] + e["pulled_in_count"] + e["new_won_count"] == kpis["won_count"]
+    assert (
+        e["won_count"] + e["lost_count"] + e["pushed_out_count"] + e["overdue_count"]
+        == (e["expected_count"])
+    )
