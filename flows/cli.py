@@ -152,6 +152,11 @@ def add_other_commands(commands: Any) -> None:
         default=0.0,
         help="extra history rows per deal that restate its stage (CRM change log rows)",
     )
+    gen.add_argument(
+        "--push-close-dates",
+        action="store_true",
+        help="reps move an open deal's expected close date on by a month when it comes near",
+    )
 
 
 RUNNERS = ("process", "dask")
@@ -321,6 +326,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             seed=args.seed,
             followups_per_opportunity=args.followups_per_opportunity,
             updates_per_opportunity=args.updates_per_opportunity,
+            close_date_pushes=args.push_close_dates,
         )
         print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
         return 0

@@ -47,6 +47,7 @@ def generate_flow(
     seed: int = 7,
     followups_per_opportunity: float = 5.0,
     updates_per_opportunity: float = 0.0,
+    close_date_pushes: bool = False,
 ) -> dict[str, int]:
     """Synthetic canonical exports (see flows.generate), streamed to disk in chunks."""
     return generate_exports(
@@ -56,5 +57,6 @@ def generate_flow(
             seed=seed,
             followups_per_opportunity=followups_per_opportunity,
             updates_per_opportunity=updates_per_opportunity,
+            close_date_pushes=close_date_pushes,
         ),
     )

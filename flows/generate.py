@@ -145,6 +145,9 @@ class GenerateSpec:
     # history rows that restate a deal's current stage with its amount (a CRM logs one for
     # every amount or close-date change; they add rows, not stage entries)
     updates_per_opportunity: float = 0.0
+    # reps moving a deal's expected close date on when it comes near (`recorded_close_dates`);
+    # off, every row keeps the deal's first date (the forecast benchmark's exports)
+    close_date_pushes: bool = False
     chunk_size: int = 50_000
 
 
@@ -196,7 +199,11 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     opportunities, deals = opportunity_table(rng, ids, paths, spec)
     followups = followup_table(rng, ids, deals["owner"], paths, spec)
     stage_history = history_table(rng, ids, deals, paths, spec)
-    return opportunities, stage_history, followups
+    # a deal's own expected close date is the latest its history records
+    latest = stage_history.group_by("opportunity_id", maintain_order=True).agg(
+        pl.col("expected_close_date").last()
+    )
+    return opportunities.update(latest, on="opportunity_id"), stage_history, followups
 
 
 def simulate_paths(rng: np.random.Generator, n: int, spec: GenerateSpec) -> Paths:
@@ -357,16 +364,40 @@ def history_table(
     e_opp, e_stage, e_time = e_opp[order], e_stage[order], e_time[order]
     amount = np.where(e_stage >= 2, deals["amount"][e_opp], deals["initial_amount"][e_opp])
     has_amount = deals["has_amount"][e_opp]
+    expected = deals["expected_close"][e_opp]
+    if spec.close_date_pushes:
+        expected = recorded_close_dates(e_opp, expected, e_stage, e_time)
     return pl.DataFrame(
         {
             "opportunity_id": ids[e_opp],
             "stage": np.asarray(STAGES)[e_stage],
             "entered_at": _timestamps(e_time, spec.timezone),
             "amount": pl.Series(np.where(has_amount, amount, np.nan)).fill_nan(None),
-            "expected_close_date": _dates(deals["expected_close"][e_opp]),
+            "expected_close_date": _dates(expected),
             "changed_by": deals["owner"][e_opp],
         }
     )
+
+
+# a rep who touches an open deal within a week of its expected close (or after it) moves the
+# date on by whole months from the first one
+PUSH_WITHIN_DAYS, PUSH_STEP_DAYS = 7, 30
+
+
+def recorded_close_dates(
+    deal: np.ndarray, expected: np.ndarray, stage: np.ndarray, time: np.ndarray
+) -> np.ndarray:
+    """The expected close date each history row records (rows in order of deal and time): the
+    deal's first one, moved on by `PUSH_STEP_DAYS` at a time until it lies more than
+    `PUSH_WITHIN_DAYS` after an entry into an open stage; an entry into won or after keeps
+    the date the deal had. No random draw: a seed gives the same deals with or without."""
+    late = time - (expected - PUSH_WITHIN_DAYS * DAY)
+    steps = np.where(late > 0, np.ceil(late / (PUSH_STEP_DAYS * DAY)), 0)
+    recorded = np.where(stage < WON_INDEX, expected + steps * PUSH_STEP_DAYS * DAY, np.nan)
+    kept = pl.DataFrame({"deal": deal, "date": recorded}).select(
+        pl.col("date").fill_nan(None).forward_fill().over("deal")
+    )
+    return kept.to_series().fill_null(pl.Series(expected)).to_numpy()
 
 
 def _with_updates(

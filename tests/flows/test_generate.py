@@ -23,6 +23,7 @@ from funnel_reports.flows.generate import (
     _timestamps,
     _with_updates,
     generate_exports,
+    recorded_close_dates,
 )
 from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.transforms.funnel_model import RunSettings
@@ -518,3 +519,54 @@ def test_an_update_takes_the_stage_of_the_deals_entry_before_it():
         for o, s, t in zip(u_opp, u_stage, u_time, strict=True)
     )
     assert {1, 3} <= set(u_stage[u_opp == 1].tolist())
+
+
+# reps moving expected close dates on (close_date_pushes)
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory) -> Path:
+    """The plain export's seed with its reps moving expected close dates on."""
+    spec = GenerateSpec(opportunities=300, seed=7, close_date_pushes=True)
+    return generated(tmp_path_factory.mktemp("pushed"), spec)
+
+
+def test_a_date_is_kept_until_an_open_entry_comes_within_a_week_then_moved_by_months():
+    day = 86_400.0
+    deal = np.array([0, 0, 0, 0, 1])
+    expected = np.full(5, 100 * day)
+    stage = np.array([0, 1, 2, 4, 0])  # lead, qualified, proposal, won; another deal's lead
+    time = np.array([10, 95, 135, 140, 94]) * day
+    # day 10: 90 days ahead, kept; day 95: within a week (after day 100 − 7), one month on:
+    # 130; day 135: 42 days past 93, two months on: 160; the win keeps 160; deal 1's lead
+    # on day 94 is a day inside the week: 130
+    recorded = recorded_close_dates(deal, expected, stage, time) / day
+    assert recorded.tolist() == [100, 130, 160, 160, 130]
+
+
+def test_pushes_move_dates_only_later_and_change_nothing_else(plain, pushed):
+    for table in ("opportunities", "stage_history"):
+        before, after = read(plain, table), read(pushed, table)
+        assert before.drop("expected_close_date").equals(after.drop("expected_close_date"))
+        assert (after["expected_close_date"] >= before["expected_close_date"]).all()
+    assert read(pushed, "followups").equals(read(plain, "followups"))
+    moved = (
+        read(pushed, "opportunities")["expected_close_date"]
+        != read(plain, "opportunities")["expected_close_date"]
+    )
+    assert 0 < moved.sum() < moved.len()
+
+
+def test_a_deals_own_date_is_the_latest_its_history_records(pushed):
+    latest = (
+        read(pushed, "stage_history")
+        .group_by("opportunity_id", maintain_order=True)
+        .agg(pl.col("expected_close_date").last())
+    )
+    deals = read(pushed, "opportunities").select("opportunity_id", "expected_close_date")
+    assert deals.equals(latest)
+
+
+def test_an_export_with_pushes_passes_the_projects_checks(pushed):
+    checked = check_inputs(read_inputs(pushed, RunSettings(timezone="Asia/Shanghai")))
+    assert all(checked.quality[table]["rows_quarantined"] == 0 for table in TABLES)
