@@ -49,14 +49,14 @@ def oracle(folder: Path, period_label: str) -> dict:
         at = ts(h["entered_at"])
         if at < end:
             entries.setdefault(h["opportunity_id"], []).append(
-                (at, STAGES.index(h["stage"]), h["amount"])
+                (at, STAGES.index(h["stage"]), h["amount"], h["expected_close_date"])
             )
     deals = []
     for o in opps:
         mine = sorted(entries.get(o["opportunity_id"], []), key=lambda e: e[:2])
         # a row that repeats the stage the deal is in restates it: not a new entry
         changes = [e[:2] for i, e in enumerate(mine) if i == 0 or e[1] != mine[i - 1][1]]
-        reach = [min((at for at, s, _ in mine if s >= k), default=None) for k in range(6)]
+        reach = [min((at for at, s, *_ in mine if s >= k), default=None) for k in range(6)]
         closed = ts(o["closed_at"])
         if reach[WON] is not None:
             state = "won"
@@ -64,7 +64,9 @@ def oracle(folder: Path, period_label: str) -> dict:
             state = "lost"
         else:
             state = "open"
-        amounts = [a for _, _, a in mine if a]
+        amounts = [a for _, _, a, _ in mine if a]
+        # the expected close date as known at the end: the latest the history records
+        dates = [e for *_, e in mine if e] or [o["expected_close_date"]]
         amount = float(amounts[-1]) if amounts else (float(o["amount"]) if o["amount"] else None)
         last_at, last_stage = changes[-1] if changes else (ts(o["created_at"]), 0)
         deals.append(
@@ -80,7 +82,7 @@ def oracle(folder: Path, period_label: str) -> dict:
                 "since": last_at,
                 "created": ts(o["created_at"]),
                 "reason": (o["stall_reason"] or "").strip(),
-                "expected": date.fromisoformat(o["expected_close_date"]),
+                "expected": date.fromisoformat(dates[-1]),
             }
         )
 
@@ -430,6 +432,17 @@ def exports(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def pushed_exports(tmp_path_factory):
+    """The same deals with their reps moving expected close dates on (`close_date_pushes`)."""
+    folder = tmp_path_factory.mktemp("oracle-pushed")
+    spec = GenerateSpec(
+        opportunities=2000, seed=11, updates_per_opportunity=1.5, close_date_pushes=True
+    )
+    generate_exports(folder, spec)
+    return folder
+
+
 def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict:
     settings = RunSettings(timezone=TZ, currency="CNY")
     validated = validate_inputs(read_inputs(exports, settings))
@@ -447,8 +460,18 @@ def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict
     )
 
 
-@pytest.mark.parametrize("period_label", ["2026-09", "2026-03", "2025-12", "2026-Q2"])
-def test_pipeline_equals_the_oracle(exports, period_label):
+@pytest.mark.parametrize(
+    ("folder", "period_label"),
+    [
+        ("exports", "2026-09"),
+        ("exports", "2026-03"),
+        ("exports", "2025-12"),
+        ("exports", "2026-Q2"),
+        ("pushed_exports", "2026-06"),  # expected close dates as known at the period end
+    ],
+)
+def test_pipeline_equals_the_oracle(request, folder, period_label):
+    exports = request.getfixturevalue(folder)
     m = run_pipeline(exports, period_label)
     expected = oracle(exports, period_label)
 
@@ -721,12 +744,15 @@ def movement_oracle(folder: Path, period_label: str) -> dict:
 
 
 @pytest.mark.parametrize("period_label", ["2026-09", "2026-03", "2026-Q2"])
-def test_pipeline_movement_equals_the_oracle(exports, period_label):
-    movement = run_pipeline(exports, period_label)["pipeline_movement"]
-    want = movement_oracle(exports, period_label)
+def test_pipeline_movement_equals_the_oracle(pushed_exports, period_label):
+    movement = run_pipeline(pushed_exports, period_label)["pipeline_movement"]
+    want = movement_oracle(pushed_exports, period_label)
     for name, amounts in want["steps"].items():
         assert movement[f"{name}_count"] == len(amounts), name
         assert movement[f"{name}_amount"] == pytest.approx(sum(amounts), rel=1e-9), name
     counts = {k: movement["expected"][f"{k}_count"] for k in want["expected"]}
     assert counts == want["expected"]
     assert movement["open_start_count"] > 0 and movement["won_count"] > 0  # not empty
+    assert (
+        counts["pushed_out"] > 0 and movement["increased_count"] + movement["decreased_count"] > 0
+    )
