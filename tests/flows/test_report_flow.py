@@ -182,6 +182,33 @@ def test_metrics_json_holds_the_contract_keys(demo):
     assert m["forecast"]["weighted_pipeline"] > 0
 
 
+def test_the_samples_pipeline_movement_reconciles_and_has_slipped_deals(demo):
+    """The sample's September: its bridge adds up to the month's open pipeline, its reps
+    moved close dates on (`--push-close-dates`), and the report's first page says so."""
+    out, _ = demo
+    m = json.loads((out / "2026-09" / "metrics.json").read_text(encoding="utf-8"))
+    bridge, kpis = m["pipeline_movement"], m["kpis"]
+    assert (
+        bridge["open_start_count"]
+        + bridge["created_count"]
+        - bridge["won_count"]
+        - bridge["lost_count"]
+        == bridge["open_end_count"]
+        == kpis["open_count"]
+    )
+    assert bridge["open_start_amount"] + bridge["created_amount"] + bridge[
+        "increased_amount"
+    ] - bridge["decreased_amount"] - bridge["won_amount"] - bridge["lost_amount"] == (
+        pytest.approx(kpis["open_amount"])
+    )
+    expected = bridge["expected"]
+    assert expected["pushed_out_count"] > 0 and expected["slipped"]
+    assert all(row["days_pushed"] > 0 for row in expected["slipped"])
+    first_page = pdf_text(out / "2026-09" / "report.pdf").split("\f")[0]
+    assert "Pipeline movement (CNY)" in first_page
+    assert f"Of the {expected['expected_count']} deals" in first_page.replace("\n", " ")
+
+
 def test_quarterly_metrics_add_the_months(demo):
     out, _ = demo
     m = json.loads((out / "2026-Q3" / "metrics.json").read_text(encoding="utf-8"))
