@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.errors import NonASCIILocalPartDefect
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -134,12 +135,27 @@ def report_message(
     pdf_name: str,
 ) -> EmailMessage:
     """A multipart/mixed message: the text and HTML bodies as alternatives, the PDF attached
-    as application/pdf (a non-ASCII file name encoded as RFC 2231 says)."""
+    as application/pdf, its file name as RFC 2231 says (`filename*=`) and, for the clients
+    that read only that, as an RFC 2047 `name=` of its Content-Type."""
     message = addressed(settings, subject, *recipients)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=pdf_name)
+    attachment = message.get_payload()[-1]
+    del attachment["Content-Type"]
+    attachment.set_raw("Content-Type", pdf_content_type(pdf_name))
     return message
+
+
+def pdf_content_type(name: str) -> str:
+    """`application/pdf; name="…"`: an ASCII name as it is, any other as RFC 2047 encoded
+    words (Outlook and some webmail show only this one), folded in lines of 78 characters so
+    that the email package sends it as it is and does not rewrite it as RFC 2231."""
+    if name.isascii():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'application/pdf;\n name="{quoted}"'
+    words = Header(name, "utf-8", maxlinelen=70).encode(linesep="\n")
+    return f'application/pdf;\n name="{words}"'
 
 
 def ops_message(*, settings: DeliverySettings, subject: str, text: str) -> EmailMessage:

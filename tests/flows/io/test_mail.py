@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from pathlib import Path
 
@@ -178,6 +180,38 @@ def test_a_non_ascii_pdf_name_is_encoded_as_rfc_2231_says():
     )
     # 报 is E6 8A A5 in UTF-8, 告 is E5 91 8A
     assert b"filename*=utf-8''%E6%8A%A5%E5%91%8A.pdf" in message.as_bytes()
+
+
+def test_a_non_ascii_pdf_name_has_an_rfc_2047_name_for_older_clients():
+    """Outlook before 2016 and some webmail read only Content-Type's name=: it carries the
+    name as encoded words; a parser reading either parameter gets the same name back."""
+    name = "销售漏斗报告 华东大区 2026-09.pdf"
+    message = report_message(
+        settings=delivery(),
+        recipients=(["ceo@example.com"], []),
+        subject="报告",
+        text="",
+        html="",
+        pdf=b"%PDF",
+        pdf_name=name,
+    )
+    sent = message.as_bytes(policy=policy.SMTP)
+    assert (
+        b'name="=?utf-8?b?' in sent and b"\r\n" in sent and b"\n " not in sent.replace(b"\r\n", b"")
+    )
+    [attachment] = message_from_bytes(sent, policy=policy.default).iter_attachments()
+    assert attachment.get_filename() == name  # from filename*= (RFC 2231)
+    old = message_from_bytes(sent, policy=policy.compat32).get_payload()[-1]
+    words = old.get_param("name")  # what a client that knows only RFC 2047 reads
+    assert str(make_header(decode_header(words.replace("\r\n", "")))) == name
+    assert attachment.get_content() == b"%PDF"
+
+
+def test_an_ascii_pdf_name_is_quoted_in_both_parameters():
+    sent = report_to("ceo@example.com").as_bytes()
+    [attachment] = message_from_bytes(sent, policy=policy.default).iter_attachments()
+    assert attachment.get_param("name") == "funnel 2024-06.pdf"
+    assert attachment.get_filename() == "funnel 2024-06.pdf"
 
 
 def test_an_ops_message_is_plain_text_to_ops():
