@@ -8,6 +8,7 @@ earlier; `notify_ops` is the report flow's failure hook.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -17,7 +18,8 @@ from typing import Any
 from prefect import Flow, flow, task
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import FlowRun
-from prefect.logging import get_logger
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger, get_run_logger
 from prefect.states import State
 
 from funnel_reports.flows.errors import one_line, retry_when
@@ -180,6 +182,7 @@ def send_once(
     held = {} if resend else ledger.held(pdf_sha256)
     pending = [r for r in wanted if r.key not in held]
     if not pending:
+        ledger.skipped(pdf_sha256, [r.address for r in wanted])
         return Sending([], held, None, pending)
     message = report_message(
         settings=delivery,
@@ -208,6 +211,14 @@ def send_once(
     return Sending(sent, held, failure, pending)
 
 
+def said(line: str) -> None:
+    """What a delivery did, on standard output and in the Prefect run's log (where ops see
+    whether a scheduled run mailed its report or found nothing to send)."""
+    print(line)
+    with suppress(MissingContextError):
+        get_run_logger().info(line)
+
+
 def deliver_report(
     report_dir: Path, delivery: DeliverySettings, *, funnel: FunnelModel, resend: bool = False
 ) -> dict[str, Any]:
@@ -227,7 +238,7 @@ def deliver_report(
         told = tell_ops(ledger, delivery)
     sent, held, failure, pending = outcome.sent, outcome.held, outcome.failure, outcome.pending
     if sent:
-        print(f"funnel deliver {report_dir}: sent to {', '.join(r.address for r in sent)}")
+        said(f"funnel deliver {report_dir}: sent to {', '.join(r.address for r in sent)}")
     uncertain = [r.address for r in wanted if held.get(r.key) == UNCERTAIN]
     reached_too = f"; sent to {', '.join(r.address for r in sent)}" if sent else ""
     if uncertain:
@@ -244,7 +255,7 @@ def deliver_report(
     if failure is not None:
         raise type(failure)(f"{failure}{reached_too}")
     if not pending:
-        print(f"funnel deliver {report_dir}: already sent to every recipient; nothing sent")
+        said(f"funnel deliver {report_dir}: already sent to every recipient; nothing sent")
     return {
         "sent": bool(sent),
         "to": [r.address for r in sent if r.role == "to"],

@@ -40,12 +40,13 @@ from funnel_reports.flows.io.mail import (
 from funnel_reports.flows.io.outputs import publish_folder, replace_file, write_json
 from funnel_reports.transforms.staging.layout import UnusableInputError
 
-SENDING, DELIVERED, UNCERTAIN, FAILED, REFUSED = (
+SENDING, DELIVERED, UNCERTAIN, FAILED, REFUSED, SKIPPED = (
     "sending",
     "delivered",
     "uncertain",
     "failed",
     "refused",
+    "skipped",  # a delivery that found every recipient already holding this PDF
 )
 HELD = (SENDING, DELIVERED, UNCERTAIN)  # a recipient of these is never sent the PDF again
 LOCK_WAIT_SECONDS = 600.0
@@ -224,6 +225,19 @@ class Ledger:
 
     def of_message(self, message_id: str) -> list[dict[str, Any]]:
         return [s for s in self.sends if s.get("message_id") == message_id]
+
+    def skipped(self, pdf_sha256: str, recipients: list[str]) -> None:
+        """Record a delivery that sent nothing: every recipient holds this PDF already."""
+        self.sends.append(
+            {
+                "state": SKIPPED,
+                "pdf_sha256": pdf_sha256,
+                "recipients": recipients,
+                "why": "already sent to every recipient (--resend sends it again)",
+                "at": now(),
+            }
+        )
+        self.save("nothing was sent, and {path} could not record it ({error})")
 
     def unreported(self) -> list[dict[str, Any]]:
         """Uncertain sends that ops have not been told of yet."""

@@ -390,3 +390,8 @@ def test_a_teams_report_already_mailed_to_its_own_recipients_keeps_its_row(tmp_p
     asked = BackfillRequest(input_dir=Path("in"), out_dir=out, first="2024-06", last="2024-06")
     assert delivered(row, Job(JUNE, EAST), asked, DELIVERY, RunSettings()) == row
     assert "already sent to every recipient; nothing sent" in capsys.readouterr().out
+    # the skip is recorded after the send it found, for this very PDF
+    record = json.loads((out / "east" / "2024-06" / "delivery.json").read_text(encoding="utf-8"))
+    states = [(entry["state"], entry.get("recipients")) for entry in record["sends"]]
+    assert states == [("delivered", None), ("skipped", ["east@example.com"])]
+    assert record["sends"][1]["pdf_sha256"] == record["sends"][0]["pdf_sha256"]
