@@ -199,10 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     # Prefect's run logs (with tracebacks of failed tasks) stay off the console unless asked
-    # for, so that an error is the one line below; Prefect reads this when it sets up logging.
-    # `funnel serve` is a service: its log (each run started, finished or failed) is its output.
+    # for, so that an error is the one line below, but always reach the run's log on the
+    # server (what a run did, a mail sent or skipped among it, is read there); Prefect reads
+    # these when it sets up logging. `funnel serve` is a service: its log (each run started,
+    # finished or failed) is its output.
     quiet = not (args.verbose or args.command == "serve")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL" if quiet else "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    if quiet:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error" if quiet else "info")
     with progress_on_console(args.progress or (sys.stderr.isatty() and not args.verbose)):
         return run_command(args, started)
