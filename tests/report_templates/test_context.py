@@ -114,3 +114,15 @@ def test_what_the_export_does_not_hold_reads_as_not_recorded_in_the_movement():
     text = report_text("en")
     assert text["expected_not_recorded"].replace("'", "&#39;") in html
     assert text["movement_amounts_not_recorded"] in html
+
+
+def test_the_html_lays_out_on_a_phone():
+    """A viewport as wide as the device, and below 700 px tables that scroll in their own box
+    and charts scaled to the width (checked by eye at 390 px in headless Chromium)."""
+    html = render_html(
+        report_context(document(), input_files=[], lang="en", settings=SETTINGS.metrics)
+    )
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    phone = html[html.index("@media screen and (max-width: 700px)") :]
+    assert "table { display: block; overflow-x: auto;" in phone
+    assert "svg { width: 100%; height: auto; }" in phone
