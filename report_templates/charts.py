@@ -76,12 +76,15 @@ def paired_bars(
     }
 
 
-def range_chart(monte_carlo: dict[str, Any], target: float | None) -> dict[str, Any] | None:
-    """The Monte Carlo P10–P90 band with its P50, and the target, on one axis from 0."""
-    if monte_carlo["p50"] is None:
+def range_chart(
+    monte_carlo: dict[str, Any], target: float | None, forecast: float | None
+) -> dict[str, Any] | None:
+    """The Monte Carlo P10–P90 band, the forecast (the report's one number for the next
+    period, not the simulation's P50) and the target, on one axis from 0."""
+    if monte_carlo["p50"] is None or forecast is None:
         return None
     width, left, right = 640, 20, 20
-    top = max(monte_carlo["p90"], target or 0.0) * 1.1 or 1.0
+    top = max(monte_carlo["p90"], target or 0.0, forecast) * 1.1 or 1.0
 
     def x(value: float) -> float:
         return left + (width - left - right) * value / top
@@ -92,11 +95,11 @@ def range_chart(monte_carlo: dict[str, Any], target: float | None) -> dict[str, 
         "axis_x0": x(0),
         "axis_x1": x(top),
         "p10_x": x(monte_carlo["p10"]),
-        "p50_x": x(monte_carlo["p50"]),
+        "point_x": x(forecast),
         "p90_x": x(monte_carlo["p90"]),
         "target_x": x(target) if target else None,
         "p10": monte_carlo["p10"],
-        "p50": monte_carlo["p50"],
+        "point": forecast,
         "p90": monte_carlo["p90"],
         "target": target,
     }

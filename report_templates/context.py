@@ -244,7 +244,11 @@ def forecast_view(
         "method_rows": method_rows(forecast, text),
         "min_origins": MIN_ORIGINS_TO_CHOOSE,
         "chart": paired_bars(by_stage, "open_amount", "weighted_amount", labels),
-        "range_chart": range_chart(forecast["monte_carlo"], targets["target"] if targets else None),
+        "range_chart": range_chart(
+            forecast["monte_carlo"],
+            targets["target"] if targets else None,
+            forecast["next_period"],
+        ),
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
     }
     return view | {
