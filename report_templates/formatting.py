@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from datetime import date, timedelta
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -92,3 +93,21 @@ def figure(value: float | None, kind: str) -> str:
 def figure_change(value: float | None, kind: str) -> str:
     """The change of a headline figure of `kind`: rates in percentage points."""
     return CHANGE_FORMATS[kind](value)
+
+
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def period_text(start: str, end: str, lang: str = "en") -> str:
+    """A period [start, end) as people write it, its last day included: "1–30 Sep 2026" or
+    "1 Jul – 30 Sep 2026"; in Chinese "2026年9月1日至30日" or "2026年7月1日至9月30日"."""
+    first, last = date.fromisoformat(start), date.fromisoformat(end) - timedelta(days=1)
+    if lang == "zh":
+        tail = f"{last.day}日" if last.month == first.month else f"{last.month}月{last.day}日"
+        return f"{first.year}年{first.month}月{first.day}日至{tail}"
+    if first.month == last.month:
+        return f"{first.day}–{last.day} {MONTHS_EN[last.month - 1]} {last.year}"
+    return (
+        f"{first.day} {MONTHS_EN[first.month - 1]} – "
+        f"{last.day} {MONTHS_EN[last.month - 1]} {last.year}"
+    )

@@ -48,6 +48,7 @@ def environment() -> jinja2.Environment:
         figure=fmt.figure,
         clip=fmt.clip,
         figure_change=fmt.figure_change,
+        period_text=fmt.period_text,
     )
     return env
 

@@ -61,3 +61,18 @@ def test_free_text_is_clipped_to_one_readable_line():
 
 def test_the_labels_of_both_languages_have_the_same_keys():
     assert set(fmt.labels("en")) == set(fmt.labels("zh"))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "lang", "expected"),
+    [
+        ("2026-09-01", "2026-10-01", "en", "1–30 Sep 2026"),  # the end is the day after
+        ("2024-02-01", "2024-03-01", "en", "1–29 Feb 2024"),  # a leap year
+        ("2026-07-01", "2026-10-01", "en", "1 Jul – 30 Sep 2026"),
+        ("2026-12-01", "2027-01-01", "en", "1–31 Dec 2026"),  # the next year's first day
+        ("2026-09-01", "2026-10-01", "zh", "2026年9月1日至30日"),
+        ("2026-07-01", "2026-10-01", "zh", "2026年7月1日至9月30日"),
+    ],
+)
+def test_periods_read_as_people_write_them(start, end, lang, expected):
+    assert fmt.period_text(start, end, lang) == expected
