@@ -84,14 +84,14 @@ def kpi_tiles(views: dict[str, Any], *, text: dict[str, str]) -> list[dict[str, 
     """The headline figures at the top of the summary, each with its change against the
     previous period, then the forecast and the stalled deals."""
     comparison, forecast, stalls = views["comparison"], views["forecast"], views["stalls"]
-    previous, lang = comparison["previous"], text["_lang"]
+    previous, lang, currency = comparison["previous"], text["_lang"], views["header"]["currency"]
     tiles = []
     for key, title, kind in TILE_FIGURES:
         current, before = comparison["kpis"][key], previous["kpis"][key]
         value = fmt.compact_amount(current, lang) if kind == "amount" else fmt.figure(current, kind)
         tiles.append(
             {
-                "title": text[title],
+                "title": f"{text[title]} ({currency})" if kind == "amount" else text[title],
                 "value": value,
                 "change": change_phrase(
                     current, before, label=previous["label"], kind=kind, text=text
@@ -107,7 +107,8 @@ def kpi_tiles(views: dict[str, Any], *, text: dict[str, str]) -> list[dict[str, 
     return [
         *tiles,
         {
-            "title": text["next_period_forecast"].format(label=forecast["next_period_label"]),
+            "title": text["next_period_forecast"].format(label=forecast["next_period_label"])
+            + f" ({currency})",
             "value": fmt.compact_amount(forecast["next_period"], lang),
             "change": text["weighted_value"].format(
                 value=fmt.compact_amount(forecast["weighted_pipeline"], lang)

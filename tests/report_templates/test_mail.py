@@ -61,5 +61,5 @@ def test_the_artifact_lists_the_tiles_and_where_the_report_is():
     lines = markdown.splitlines()
     assert lines[0] == "# Sales funnel report · Monthly report · 2024-06"
     assert lines[3] == "|---|---|---|"
-    assert any(line.startswith("| Won amount | 100 |") for line in lines)
+    assert any(line.startswith("| Won amount (USD) | 100 |") for line in lines)
     assert "`out/2024-06`: report.pdf, report.html, metrics.json, manifest.json" in lines

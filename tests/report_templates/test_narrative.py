@@ -236,3 +236,15 @@ def test_data_as_of_and_when_it_is_old():
     assert data_as_of_sentence(old, text=EN) == EN["data_as_of_stale"].format(
         date="2024-06-10", days=21
     )
+
+
+def test_amount_tiles_name_their_currency_once():
+    titles = [tile["title"] for tile in kpi_tiles(views(), text=EN)]
+    assert titles == [
+        f"{EN['won_amount']} (EUR)",
+        EN["won_deals"],
+        EN["win_rate"],
+        f"{EN['open_pipeline']} (EUR)",
+        EN["next_period_forecast"].format(label="2024-07") + " (EUR)",
+        EN["stalled_deals"],
+    ]
