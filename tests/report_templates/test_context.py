@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from funnel_reports.report_templates import formatting as fmt
 from funnel_reports.report_templates.context import report_context, report_text, report_views
 from funnel_reports.report_templates.mail import headline, mail_content
@@ -126,3 +128,13 @@ def test_the_html_lays_out_on_a_phone():
     phone = html[html.index("@media screen and (max-width: 700px)") :]
     assert "table { display: block; overflow-x: auto;" in phone
     assert "svg { width: 100%; height: auto; }" in phone
+
+
+@pytest.mark.parametrize(("lang", "term"), [("en", "<dt>WAPE</dt>"), ("zh", "<dt>覆盖率</dt>")])
+def test_the_report_explains_its_terms_once_in_its_language(lang, term):
+    html = render_html(
+        report_context(document(), input_files=[], lang=lang, settings=SETTINGS.metrics)
+    )
+    assert html.count(report_text(lang)["glossary_title"]) == 1 and term in html
+    assert "30%" in html[html.index('class="glossary"') :]  # the settings' immature share
+    assert "{months}" not in html and "{immature}" not in html
