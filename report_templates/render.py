@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ class TemplatesOnlyFetcher(URLFetcher):
         raise ValueError(f"refused to fetch {url}: reports load nothing from outside the templates")
 
 
-def environment() -> jinja2.Environment:
-    """The one Jinja environment: autoescaping for every template, strict undefined values."""
+def environment(lang: str = "en") -> jinja2.Environment:
+    """The one Jinja environment: autoescaping for every template, strict undefined values.
+    An amount reads one way in a report: in full with thousands separators in English (the
+    charts' labels are compact), in 万 and 亿 in Chinese, tables and charts alike."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(
@@ -39,7 +42,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(
         count=fmt.count,
-        amount=fmt.amount,
+        amount=fmt.amount if lang != "zh" else partial(fmt.compact_amount, lang="zh"),
         compact_amount=fmt.compact_amount,
         pct=fmt.percent,
         points=fmt.points,
@@ -54,7 +57,7 @@ def environment() -> jinja2.Environment:
 
 
 def render_html(context: dict[str, Any]) -> str:
-    return environment().get_template("report.html.j2").render(context)
+    return environment(context["lang"]).get_template("report.html.j2").render(context)
 
 
 def render_pdf(html: str) -> bytes:
