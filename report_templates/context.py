@@ -447,4 +447,5 @@ def report_context(
             "min_resolved": settings.min_resolved_for_p_win,
         },
         "css": (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8"),
+        "phone_css": (TEMPLATES_DIR / "phone.css").read_text(encoding="utf-8"),
     }

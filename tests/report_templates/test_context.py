@@ -125,7 +125,7 @@ def test_the_html_lays_out_on_a_phone():
         report_context(document(), input_files=[], lang="en", settings=SETTINGS.metrics)
     )
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
-    phone = html[html.index("@media screen and (max-width: 700px)") :]
+    phone = html[html.index('<style media="screen and (max-width: 700px)">') :]
     assert "table { display: block; overflow-x: auto;" in phone
     assert "svg { width: 100%; height: auto; }" in phone
 
