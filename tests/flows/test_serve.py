@@ -97,7 +97,9 @@ def test_served_deployments_run_through_a_real_server_and_mail_the_report(
             toml,
             "--deliver",
         ],
-        env={k: v for k, v in prefect_api.items() if k != "PREFECT_LOGGING_LEVEL"},
+        # the service's own logging (a test that ran the CLI in this process set the quiet
+        # console's levels in os.environ)
+        env={k: v for k, v in prefect_api.items() if not k.startswith("PREFECT_LOGGING")},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
