@@ -244,7 +244,7 @@ class DealStatesAt:
     deal's facts, spans and reaches; the states of the last few instants asked are kept (the
     comparisons, the trend and the backtest ask for the same period ends in turn)."""
 
-    KEPT = 2
+    KEPT = 3  # a period's end, the previous one's (movement, comparison), a year ago's
 
     def __init__(
         self,
@@ -275,17 +275,27 @@ class DealStatesAt:
         self._recent.move_to_end(as_of)
         return self._recent[as_of].lazy()
 
-    def close_date_pushes(self, as_of: datetime) -> pl.LazyFrame:
-        """Per deal, how many times its history moved its expected close date later before
-        `as_of` (`times_pushed`; deals whose history never did are absent)."""
-        spans = self._spans.lazy().filter(pl.col("after") < as_of).sort(DEAL, "after")
+    def close_date_pushes(self, as_of: datetime, deals: pl.LazyFrame) -> pl.LazyFrame:
+        """Per deal of `deals` (its `opportunity_id`s), how many times its history moved its
+        expected close date later before `as_of` (`times_pushed`; absent: never)."""
+        asked = (
+            self._facts.lazy()
+            .select(DEAL, "opportunity_id")
+            .join(deals.select("opportunity_id"), on="opportunity_id", how="semi")
+        )
+        spans = (
+            self._spans.lazy()
+            .join(asked.select(DEAL), on=DEAL, how="semi")
+            .filter(pl.col("after") < as_of)
+            .sort(DEAL, "after")
+        )
         date = pl.col("history_expected_close_date")
         pushed = (date > date.shift(1)).fill_null(False)  # within each deal's spans
         return (
             spans.group_by(DEAL)
             .agg(pushed.sum().cast(pl.Int64).alias("times_pushed"))
             .filter(pl.col("times_pushed") > 0)
-            .join(self._facts.lazy().select(DEAL, "opportunity_id"), on=DEAL)
+            .join(asked, on=DEAL)
             .select("opportunity_id", "times_pushed")
         )
 

@@ -201,12 +201,24 @@ def slipped_deals(
     """The `SLIPPED_LISTED` largest pushed-out deals (by their amount at the start): the days
     their expected close date moved in the period, and how many times it was ever moved
     later."""
-    return (
-        pushed.join(states_at.close_date_pushes(window.as_of), on="opportunity_id", how="left")
-        .join(
+    largest = (
+        pushed.join(
             opportunities.select("opportunity_id", "customer_name", "owner"),
             on="opportunity_id",
             how="left",
+        )
+        .sort(
+            [pl.col("amount_start").fill_null(0.0).round(6), "opportunity_id"],
+            descending=[True, False],
+        )
+        .head(SLIPPED_LISTED)
+    )
+    return (
+        largest.join(
+            states_at.close_date_pushes(window.as_of, largest),
+            on="opportunity_id",
+            how="left",
+            maintain_order="left",
         )
         .select(
             "opportunity_id",
@@ -223,9 +235,5 @@ def slipped_deals(
             # where the history holds no earlier date to compare with
             pl.col("times_pushed").fill_null(1),
         )
-        .sort(
-            [pl.col("amount").fill_null(0.0).round(6), "opportunity_id"], descending=[True, False]
-        )
-        .head(SLIPPED_LISTED)
         .with_columns(pl.col("expected_before", "expected_after").dt.to_string("%Y-%m-%d"))
     )
