@@ -186,7 +186,8 @@ def dwell_chart(
 
 def backtest_chart(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Per backtest period: the amount actually won as a column, the forecast of the method
-    used then as a dot, and its P10–P90 as a whisker, on one axis from 0."""
+    used then as a dot, and its P10–P90 as a whisker, on one axis from 0, with two labelled
+    grid lines (half and all of the largest value drawn)."""
     if not rows:
         return None
     width, height, bottom, top = 640, 180, 30, 12
@@ -201,10 +202,12 @@ def backtest_chart(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         return base - (base - top) * value / largest
 
     every = 1 if len(rows) <= 12 else 2
+    drawn = largest / 1.05
     return {
         "width": width,
         "height": height,
         "base_y": base,
+        "ticks": [{"y": y(value), "value": value} for value in (drawn / 2, drawn)],
         "columns": [
             {
                 "label": r["period"] if (len(rows) - 1 - i) % every == 0 else "",

@@ -87,4 +87,7 @@ def test_backtest_chart_puts_actual_forecast_and_range_on_one_axis():
     assert first["p90_y"] == pytest.approx(150 - 138 * 200 / 210)
     assert second["forecast_y"] is None and second["actual_y"] == 150
     assert (first["centre"], second["centre"]) == (160, 480)
+    # grid lines at half and all of the largest value drawn (200), labelled with it
+    assert [tick["value"] for tick in chart["ticks"]] == pytest.approx([100.0, 200.0])
+    assert chart["ticks"][1]["y"] == pytest.approx(first["p90_y"])
     assert backtest_chart([]) is None
