@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     if quiet:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        if not os.environ.get("PREFECT_API_URL"):
+            # a temporary server: the run's log ends with it, and logs still on their way
+            # when it stops would each print an error
+            os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error" if quiet else "info")
     with progress_on_console(args.progress or (sys.stderr.isatty() and not args.verbose)):
         return run_command(args, started)
