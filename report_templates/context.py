@@ -22,6 +22,7 @@ from funnel_reports.report_templates.charts import (
 )
 from funnel_reports.report_templates.formatting import TEMPLATES_DIR
 from funnel_reports.report_templates.narrative import (
+    HEADLINE_FIGURES,
     Money,
     bottleneck_sentence,
     data_as_of_sentence,
@@ -42,20 +43,6 @@ from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel, Metrics
 from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
 SEGMENT_ROWS = 6
-
-# the headline figures: metrics key, label key, kind (how it formats); the comparison table
-# shows them all, the summary tiles the ones in narrative.TILE_FIGURES
-HEADLINE_FIGURES = (
-    ("won_count", "won_deals", "count"),
-    ("won_amount", "won_amount", "amount"),
-    ("lost_count", "lost_deals", "count"),
-    ("win_rate", "win_rate", "rate"),
-    ("avg_won_amount", "avg_won", "amount"),
-    ("median_cycle_days", "cycle_days", "days"),
-    ("open_count", "open_deals", "count"),
-    ("open_amount", "open_pipeline", "amount"),
-    ("pipeline_velocity", "velocity", "amount"),
-)
 
 
 def report_text(lang: str) -> dict[str, str]:
@@ -227,6 +214,24 @@ def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str
     return sorted(rows, key=lambda row: not row["is_chosen"])
 
 
+# what the forecast section shows of metrics.json's `forecast` as it is
+FORECAST_KEYS = (
+    "method",
+    "next_period",
+    "next_period_label",
+    "next_period_components",
+    "new_deals",
+    "weighted_pipeline",
+    "monte_carlo",
+    "backtest",
+    "imputed_amount_count",
+    "unpriced_count",
+    "p_bar",
+    "rates_from",
+    "resolved_in_window",
+)
+
+
 def forecast_view(
     metrics: dict[str, Any], text: dict[str, str], labels: dict[str, str]
 ) -> dict[str, Any]:
@@ -257,24 +262,6 @@ def forecast_view(
             view, text=text, money=Money.of(metrics["currency"], text)
         ),
     }
-
-
-# what the forecast section shows of metrics.json's `forecast` as it is
-FORECAST_KEYS = (
-    "method",
-    "next_period",
-    "next_period_label",
-    "next_period_components",
-    "new_deals",
-    "weighted_pipeline",
-    "monte_carlo",
-    "backtest",
-    "imputed_amount_count",
-    "unpriced_count",
-    "p_bar",
-    "rates_from",
-    "resolved_in_window",
-)
 
 
 # the steps of the pipeline's bridge, in the waterfall's order, and how each moves the total

@@ -66,12 +66,22 @@ class Money:
         return self.prefix + fmt.compact_amount(amount, self.lang)
 
 
-TILE_FIGURES = (
-    ("won_amount", "won_amount", "amount"),
+# the headline figures: metrics key, label key, kind (how it formats); the comparison table
+# shows them all, the summary tiles the ones in TILE_FIGURES
+HEADLINE_FIGURES = (
     ("won_count", "won_deals", "count"),
+    ("won_amount", "won_amount", "amount"),
+    ("lost_count", "lost_deals", "count"),
     ("win_rate", "win_rate", "rate"),
+    ("avg_won_amount", "avg_won", "amount"),
+    ("median_cycle_days", "cycle_days", "days"),
+    ("open_count", "open_deals", "count"),
     ("open_amount", "open_pipeline", "amount"),
+    ("pipeline_velocity", "velocity", "amount"),
 )
+
+
+TILE_FIGURES = ("won_amount", "won_count", "win_rate", "open_amount")
 
 
 def direction(delta: float | None) -> str | None:
@@ -86,7 +96,9 @@ def kpi_tiles(views: dict[str, Any], *, text: dict[str, str]) -> list[dict[str, 
     comparison, forecast, stalls = views["comparison"], views["forecast"], views["stalls"]
     previous, lang, currency = comparison["previous"], text["_lang"], views["header"]["currency"]
     tiles = []
-    for key, title, kind in TILE_FIGURES:
+    headline = {key: (title, kind) for key, title, kind in HEADLINE_FIGURES}
+    for key in TILE_FIGURES:
+        title, kind = headline[key]
         current, before = comparison["kpis"][key], previous["kpis"][key]
         value = fmt.compact_amount(current, lang) if kind == "amount" else fmt.figure(current, kind)
         tiles.append(
