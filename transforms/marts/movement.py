@@ -75,7 +75,7 @@ def moved_deals(states_at: DealStatesAt, *, window: Window) -> pl.LazyFrame:
     )
 
 
-def step_figures(moved: pl.LazyFrame) -> list[pl.Expr]:
+def bridge_figures(moved: pl.LazyFrame) -> list[pl.Expr]:
     """Count and amount of the open pipeline at both instants and of each step."""
     step, change = pl.col("step"), pl.col("change")
     open_start = step.is_in([CARRIED, "won", "lost"])
@@ -119,7 +119,7 @@ def pipeline_movement(
     step's count and amount in total, per stage (`by_stage`), the deals created and closed
     inside the period, and the deals expected to close in it (`expected`): a single row."""
     moved = moved_deals(states_at, window=window)
-    figures = step_figures(moved)
+    figures = bridge_figures(moved)
     by_stage = (
         stage_frame(funnel, open_only=False)
         .select("stage")
