@@ -199,6 +199,8 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     opportunities, deals = opportunity_table(rng, ids, paths, spec)
     followups = followup_table(rng, ids, deals["owner"], paths, spec)
     stage_history = history_table(rng, ids, deals, paths, spec)
+    if not spec.close_date_pushes:
+        return opportunities, stage_history, followups
     # a deal's own expected close date is the latest its history records
     latest = stage_history.group_by("opportunity_id", maintain_order=True).agg(
         pl.col("expected_close_date").last()
