@@ -8,7 +8,6 @@ earlier; `notify_ops` is the report flow's failure hook.
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -18,8 +17,7 @@ from typing import Any
 from prefect import Flow, flow, task
 from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import FlowRun
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_logger, get_run_logger
+from prefect.logging import get_logger
 from prefect.states import State
 
 from funnel_reports.flows.errors import one_line, retry_when
@@ -52,6 +50,7 @@ from funnel_reports.flows.io.mail import (
     transmit,
 )
 from funnel_reports.flows.io.outputs import finished_report
+from funnel_reports.flows.progress import to_run_log
 from funnel_reports.flows.requests import ReportRequest, request_of
 from funnel_reports.report_templates.mail import MailContent, mail_content
 from funnel_reports.transforms.funnel_model import FunnelModel
@@ -215,8 +214,7 @@ def said(line: str) -> None:
     """What a delivery did, on standard output and in the Prefect run's log (where ops see
     whether a scheduled run mailed its report or found nothing to send)."""
     print(line)
-    with suppress(MissingContextError):
-        get_run_logger().info(line)
+    to_run_log(line)
 
 
 def deliver_report(

@@ -18,10 +18,15 @@ from prefect.logging import get_run_logger
 PROGRESS = logging.getLogger("funnel.progress")
 
 
-def say(message: str) -> None:
-    """One progress line: to the current Prefect run's log and to `funnel.progress`."""
+def to_run_log(message: str) -> None:
+    """A line in the current Prefect run's log (nothing outside a run)."""
     with suppress(MissingContextError):
         get_run_logger().info(message)
+
+
+def say(message: str) -> None:
+    """One progress line: to the current Prefect run's log and to `funnel.progress`."""
+    to_run_log(message)
     PROGRESS.info(message)
 
 
