@@ -372,8 +372,10 @@ def method_name(method: str, text: dict[str, str]) -> str:
 
 
 def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) -> str:
-    """Which method gives the next period's forecast, and why: its backtest WAPE against the
-    best baseline's (or, for a baseline, against the landmark method's)."""
+    """Which method gives the next period's forecast, and how far off the report's forecasts
+    were: the report card's "as used" WAPE (the method chosen at each past period end, one
+    number wherever the report gives the forecast's error) against the best baseline's (or,
+    for a baseline, against the landmark method's)."""
     method = forecast["method"]
     if method is None:
         return text["no_forecast"]
@@ -389,14 +391,14 @@ def forecast_method_sentence(forecast: dict[str, Any], *, text: dict[str, str]) 
     scored = {row["method"]: row for row in card["candidates"] + card["baselines"]}
     others = [scored[LANDMARK]] if method in BASELINES else card["baselines"]
     others = [row for row in others if row["wape"] is not None]
-    if scored[method]["wape"] is None or not others:
+    if card["wape"] is None or not others:
         return text["method_why_unscored"].format(method=name, origins=origins)
     other = min(others, key=lambda row: row["wape"])
     other_name = method_name(other["method"], text)
     return text["method_why_scored"].format(
         method=name,
-        origins=scored[method]["origins"],
-        wape=fmt.percent(scored[method]["wape"], 1),
+        origins=origins,
+        wape=fmt.percent(card["wape"], 1),
         other=other_name[:1].lower() + other_name[1:],
         other_wape=fmt.percent(other["wape"], 1),
     )

@@ -14,7 +14,10 @@ from funnel_reports.flows.commands import funnel_demo
 from funnel_reports.flows.io.exports import latest_full_month
 from funnel_reports.flows.io.readers import sha256_of
 from funnel_reports.flows.io.resources import SAMPLE_DIR
+from funnel_reports.report_templates import formatting as fmt
 from funnel_reports.report_templates.context import report_context
+from funnel_reports.report_templates.render import render_html
+from funnel_reports.transforms.forecast import MIN_ORIGINS_TO_CHOOSE
 from funnel_reports.transforms.funnel_model import RunSettings
 
 OPEN_STAGES = ["lead", "qualified", "proposal", "negotiation"]
@@ -207,6 +210,36 @@ def test_the_samples_pipeline_movement_reconciles_and_has_slipped_deals(demo):
     first_page = pdf_text(out / "2026-09" / "report.pdf").split("\f")[0]
     assert "Pipeline movement (CNY)" in first_page
     assert f"Of the {expected['expected_count']} deals" in first_page.replace("\n", " ")
+
+
+@pytest.mark.parametrize("label", ["2026-09", "2026-Q3"])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_sample_report_gives_each_figure_one_number(demo, label, lang):
+    """The forecast, its error and the weakest step are one number each wherever the
+    sample's report gives them: the tile, the headline, the range chart, the sentences and
+    the tables."""
+    out, _ = demo
+    m = json.loads((out / label / "metrics.json").read_text(encoding="utf-8"))
+    context = report_context(m, input_files=[], lang=lang, settings=RunSettings().metrics)
+    forecast, html = context["forecast"], render_html(context)
+    figure = fmt.compact_amount(m["forecast"]["next_period"], lang)
+    tile = next(t for t in context["summary"]["tiles"] if t["value"] == figure)
+    assert m["forecast"]["next_period_label"] in tile["title"]
+    assert forecast["range_chart"]["point"] == m["forecast"]["next_period"]
+    assert f"{m['currency']} {figure}</strong>" in html
+    assert f"{context['t']['forecast_marker']} {figure}</text>" in html
+    # the forecast's error: the sentence's WAPE is the report card's "as used" row
+    as_used = fmt.percent(m["forecast"]["backtest"]["wape"], 1)
+    quoted = re.findall(r"\d+\.\d%", forecast["method_sentence"])
+    enough = len(m["forecast"]["backtest"]["periods"]) >= MIN_ORIGINS_TO_CHOOSE
+    assert quoted[:1] == ([as_used] if enough else [])
+    card_row = re.search(r'<tr class="as-used">(.*?)</tr>', html, re.S).group(1)
+    assert f'<td class="num">{as_used}</td>' in card_row
+    # the weakest step: the summary's rate is the lowest of the conversion table's open steps
+    rows = [r for r in context["funnel"]["conversion"] if r["from_is_open"]]
+    weakest = min(rows, key=lambda r: r["resolved_rate"])
+    leak = next(s for s in context["summary"]["sentences"] if weakest["to_label"] in s)
+    assert fmt.percent(weakest["resolved_rate"]) in leak and weakest["from_label"] in leak
 
 
 def test_quarterly_metrics_add_the_months(demo):
