@@ -34,8 +34,10 @@ from funnel_reports.report_templates.narrative import (
     kpi_tiles,
     method_name,
     null_word_notes,
+    source_line,
     source_notes,
     summary_sentences,
+    table_name,
     unknown_stage_notes,
 )
 from funnel_reports.transforms.forecast import MIN_ORIGINS_TO_CHOOSE
@@ -359,10 +361,11 @@ def followups_view(metrics: dict[str, Any], text: dict[str, str]) -> dict[str, A
     }
 
 
-def quality_rows(metrics: dict[str, Any], part: str) -> list[dict[str, Any]]:
-    """The quarantine reasons (`part` = "reasons") or notes of every table, with the table."""
+def quality_rows(metrics: dict[str, Any], part: str, text: dict[str, str]) -> list[dict[str, Any]]:
+    """The quarantine reasons (`part` = "reasons") or notes of every table, with the table's
+    name."""
     return [
-        {"table": table, **row}
+        {"table": table_name(table, text), **row}
         for table, quality in metrics["data_quality"].items()
         for row in quality[part]
     ]
@@ -374,16 +377,16 @@ def quality_view(
     """The appendix: the quarantine, the notes on the data, the input files and sources."""
     tables, source = metrics["data_quality"], metrics["source"]
     return {
-        "tables": tables,
-        "quarantine_reasons": quality_rows(metrics, "reasons"),
-        "notes": quality_rows(metrics, "notes"),
+        "tables": {table_name(name, text): entry for name, entry in tables.items()},
+        "quarantine_reasons": quality_rows(metrics, "reasons", text),
+        "notes": quality_rows(metrics, "notes", text),
         "null_word_notes": null_word_notes(tables, text=text),
         "point_in_time": [
             text[f"pit_{note['note']}"].format(count=note["count"])
             for note in metrics["point_in_time"]
         ],
-        "input_files": input_files,
-        "source_detected": source["detected"],
+        "input_files": [{**f, "table": table_name(f["table"], text)} for f in input_files],
+        "source_line": source_line(source, text=text),
         "source_notes": source_notes(source, text=text) + unknown_stage_notes(tables, text=text),
     }
 

@@ -251,6 +251,32 @@ def folded_note(folded: list[str], funnel: FunnelModel, *, text: dict[str, str])
     )
 
 
+def table_name(table: str, text: dict[str, str]) -> str:
+    """A canonical table's name in the report's language (opportunities: "Opportunities")."""
+    return text.get(f"table_{table}", table)
+
+
+def source_line(source: dict[str, Any], *, text: dict[str, str]) -> str:
+    """The appendix's line on the layout read: the preset, and which file fed which table; of
+    dated snapshots, how many and the latest's files."""
+    preset = text.get(f"preset_{source['preset']}", source["label"])
+    folders = sorted({name.split("/", 1)[0] for name in source["files"] if "/" in name})
+    files = {
+        name.rsplit("/", 1)[-1]: table
+        for name, table in source["files"].items()
+        if not folders or name.startswith(f"{folders[-1]}/")
+    }
+    listed = text["list_separator"].join(
+        text["source_file"].format(file=name, table=table_name(table, text))
+        for name, table in files.items()
+    )
+    if not folders:
+        return text["source_files"].format(preset=preset, files=listed)
+    return text["source_snapshots"].format(
+        preset=preset, count=len(folders), first=folders[0], last=folders[-1], files=listed
+    )
+
+
 def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
     """What the appendix says of the input files no table uses: which, and of those that look
     like a table, why they were left out."""
@@ -260,7 +286,7 @@ def source_notes(source: dict[str, Any], *, text: dict[str, str]) -> list[str]:
     for lookalike in source.get("lookalikes", []):
         fields = {
             "file": lookalike["file"],
-            "table": lookalike["table"],
+            "table": table_name(lookalike["table"], text),
             "by": text[f"by_{lookalike['by']}"],
             "columns": ", ".join(lookalike["missing"]),
             "used": lookalike["used_instead"],
@@ -336,7 +362,7 @@ def unknown_stage_notes(quality: dict[str, Any], *, text: dict[str, str]) -> lis
     return [
         text["unknown_stage"].format(
             value=unknown["value"],
-            table=table,
+            table=table_name(table, text),
             rows=fmt.count(unknown["rows"]),
             line=stage_mapping_line(unknown),
         )
@@ -361,7 +387,9 @@ def null_word_notes(quality: dict[str, Any], *, text: dict[str, str]) -> list[st
         more = ", …" if len(top) > NULL_WORD_COLUMNS_SHOWN else ""
         notes.append(
             text["null_words_one" if words["cells"] == 1 else "null_words"].format(
-                table=table, cells=fmt.count(words["cells"]), columns=columns + more
+                table=table_name(table, text),
+                cells=fmt.count(words["cells"]),
+                columns=columns + more,
             )
         )
     return notes

@@ -35,7 +35,13 @@ def document(settings=SETTINGS, not_recorded: tuple[str, ...] = ()) -> dict:
     metrics = metrics_for(DEALS, HISTORY, settings=settings, not_recorded=not_recorded)
     return metrics | {
         "data_quality": {},
-        "source": {"preset": "canonical", "detected": "canonical", "files": {}, "ignored": []},
+        "source": {
+            "preset": "canonical",
+            "label": "canonical layout",
+            "detected": "canonical",
+            "files": {},
+            "ignored": [],
+        },
     }
 
 
@@ -138,3 +144,31 @@ def test_the_report_explains_its_terms_once_in_its_language(lang, term):
     assert html.count(report_text(lang)["glossary_title"]) == 1 and term in html
     assert "30%" in html[html.index('class="glossary"') :]  # the settings' immature share
     assert "{months}" not in html and "{immature}" not in html
+
+
+def test_the_chinese_appendix_names_the_layout_and_tables_in_chinese():
+    doc = document() | {
+        "source": {
+            "preset": "canonical",
+            "label": "canonical layout",
+            "detected": "canonical layout: opportunities.csv as opportunities (5 columns: …)",
+            "files": {"opportunities.csv": "opportunities"},
+            "ignored": [],
+        }
+    }
+    files = [
+        {
+            "name": "opportunities.csv",
+            "table": "opportunities",
+            "rows": 4,
+            "rows_valid": 4,
+            "rows_quarantined": 0,
+            "sha256": "0" * 64,
+        }
+    ]
+    context = report_context(doc, input_files=files, lang="zh", settings=SETTINGS.metrics)
+    appendix = render_html(context)
+    appendix = appendix[appendix.index('<section id="data-quality">') :]
+    assert "读取方式：标准布局；opportunities.csv 作为商机。" in appendix
+    assert "<td>商机</td>" in appendix and "<td>opportunities</td>" not in appendix
+    assert "canonical layout" not in appendix and " as " not in appendix

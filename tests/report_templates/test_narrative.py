@@ -16,6 +16,7 @@ from funnel_reports.report_templates.narrative import (
     leak_sentence,
     movement_sentence,
     slowest_sentence,
+    source_line,
     summary_sentences,
 )
 
@@ -248,3 +249,39 @@ def test_amount_tiles_name_their_currency_once():
         EN["next_period_forecast"].format(label="2024-07") + " (EUR)",
         EN["stalled_deals"],
     ]
+
+
+def test_the_source_line_names_the_layout_and_each_files_table_in_the_language():
+    source = {
+        "preset": "canonical",
+        "label": "canonical layout",
+        "files": {"opportunities.csv": "opportunities", "stage_history.csv": "stage_history"},
+    }
+    assert source_line(source, text=EN) == (
+        "Read as the canonical layout: opportunities.csv as opportunities, "
+        "stage_history.csv as stage history."
+    )
+    assert source_line(source, text=ZH) == (
+        "读取方式：标准布局；opportunities.csv 作为商机、stage_history.csv 作为阶段历史。"
+    )
+
+
+def test_the_source_line_of_dated_snapshots_counts_them_and_lists_the_latest():
+    source = {
+        "preset": "salesforce",
+        "label": "Salesforce (Opportunity, OpportunityHistory, Task)",
+        "files": {
+            "2024-05-31/Opportunity.csv": "opportunities",
+            "2024-06-30/Opportunity.csv": "opportunities",
+            "2024-06-30/Task.csv": "followups",
+            "2024-04-30/Opportunity.csv": "opportunities",
+        },
+    }
+    assert source_line(source, text=ZH) == (
+        "读取方式：Salesforce (Opportunity, OpportunityHistory, Task)；共 3 份按日期的快照"
+        "（2024-04-30 … 2024-06-30），最新一份：Opportunity.csv 作为商机、Task.csv 作为跟进记录。"
+    )
+    assert source_line(source, text=EN).startswith(
+        "Read as Salesforce (Opportunity, OpportunityHistory, Task), from 3 dated snapshots "
+        "(2024-04-30 … 2024-06-30); the latest holds Opportunity.csv as opportunities, "
+    )

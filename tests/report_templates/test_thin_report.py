@@ -18,7 +18,13 @@ def html_of(settings=SETTINGS, not_recorded=NOT_HELD, lang="en") -> str:
     metrics = metrics_for(THIN, settings=settings, not_recorded=not_recorded)
     metrics |= {
         "data_quality": {},
-        "source": {"preset": "canonical", "detected": "", "files": {}, "ignored": []},
+        "source": {
+            "preset": "canonical",
+            "label": "canonical layout",
+            "detected": "",
+            "files": {},
+            "ignored": [],
+        },
     }
     return render_html(
         report_context(metrics, input_files=[], lang=lang, settings=settings.metrics)

@@ -442,6 +442,7 @@ def check_inputs(inputs: Inputs) -> CheckedInputs:
         files=input_summary(inputs, quality),
         source={
             "preset": inputs.preset.name,
+            "label": inputs.preset.label,
             "detected": inputs.reason,
             "files": {f.name: f.table for f in inputs.files},
             "ignored": inputs.ignored,
