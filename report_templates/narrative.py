@@ -457,6 +457,8 @@ def movement_sentence(
         (s for s in movement["steps"] if s["kind"] != "total" and s["amount"]),
         key=lambda s: -s["amount"],
     )[:2]
+    if not moves and start == end:
+        return text["summary_movement_still"].format(period=period, end=money(end))
     direction = "up" if end > start else "down" if end < start else "flat"
     change = f"{(end - start) / start * 100:+.0f}%" if start else text["movement_new"]
     return text["summary_movement"].format(

@@ -152,13 +152,25 @@ def test_a_month_without_movement_says_no_deal_moved():
     sentence = movement_sentence(
         {"steps": steps}, period="2024-06", text=EN, money=Money.of("EUR", EN)
     )
-    assert sentence == EN["summary_movement"].format(
-        period="2024-06",
-        direction="held",
-        start="EUR 500",
-        end="EUR 500",
-        change="+0%",
-        moves="no deal moving",
+    assert sentence == (
+        "Over 2024-06 no deal came in, changed or closed: the open pipeline stayed at EUR 500."
+    )
+
+
+def test_a_pipeline_that_changed_without_a_recorded_step_says_the_export_does_not_record_it():
+    # no amount history: increased and decreased are not recorded (None), nothing was created
+    # or closed, yet the open deals' amounts add up to more at the end
+    amounts = {"open_start": 500.0, "created": 0.0, "won": 0.0, "lost": 0.0, "open_end": 600.0}
+    steps = [
+        {**step, "count": 0, "amount": amounts.get(step["key"])}
+        for step in views()["movement"]["steps"]
+    ]
+    sentence = movement_sentence(
+        {"steps": steps}, period="2024-06", text=EN, money=Money.of("EUR", EN)
+    )
+    assert sentence == (
+        "Over 2024-06 the open pipeline grew from EUR 500 to EUR 600 (+20%), mostly changes to "
+        "open deals' amounts that the export does not record."
     )
 
 
