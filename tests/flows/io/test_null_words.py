@@ -113,7 +113,7 @@ def test_the_count_is_in_metrics_json_and_the_report_appendix(tmp_path):
                 in report
             )
         else:
-            assert "opportunities：12 个单元格为 None、NULL、N/A、NaN 或 -，按空值读取" in report
+            assert "商机：12 个单元格为 None、NULL、N/A、NaN 或 -，按空值读取" in report
     metrics = json.loads((out / "2024-06" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["data_quality"]["opportunities"]["null_words"]["cells"] == 12
     assert metrics["data_quality"]["opportunities"]["null_words"]["columns"]["amount"] == 2
