@@ -110,7 +110,8 @@ def report(name: str, forecast: dict[str, Any]) -> dict[str, Any]:
         f"new deals {forecast['next_period_components']['new_deals'] or 0:,.0f}; "
         f"P10–P90 {forecast['monte_carlo']['p10'] or 0:,.0f} – "
         f"{forecast['monte_carlo']['p90'] or 0:,.0f}); "
-        f"{forecast['imputed_amount_count']} open deals priced at a median"
+        f"{forecast['imputed_amount_count']} open deals priced at comparable deals' mean "
+        f"({forecast['imputed_amount']:,.0f} in all)"
     )
     return {
         "name": name,

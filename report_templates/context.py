@@ -227,6 +227,7 @@ FORECAST_KEYS = (
     "monte_carlo",
     "backtest",
     "imputed_amount_count",
+    "imputed_amount",
     "unpriced_count",
     "p_bar",
     "rates_from",
@@ -258,11 +259,16 @@ def forecast_view(
         ),
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
     }
+    money = Money.of(metrics["currency"], text)
     return view | {
         "method_sentence": forecast_method_sentence(view, text=text),
-        "parts_sentence": forecast_parts_sentence(
-            view, text=text, money=Money.of(metrics["currency"], text)
-        ),
+        "parts_sentence": forecast_parts_sentence(view, text=text, money=money),
+        "imputed_sentence": text["imputed_amounts"].format(
+            count=fmt.count(forecast["imputed_amount_count"]),
+            amount=money(forecast["imputed_amount"]),
+        )
+        if forecast["imputed_amount_count"]
+        else None,
     }
 
 

@@ -61,6 +61,7 @@ class Opportunities(pa.DataFrameModel):
     stall_reason: str = nullable("Why the deal sits in its stage (阶段停留原因)")
     industry: str = nullable("Customer industry")
     customer_size: str = nullable("Customer size band")
+    product: str = nullable("Product or product line sold")
     source: str = nullable("Lead source")
     region: str = nullable("Sales region")
     collaborators: str = nullable("Other team members on the deal")

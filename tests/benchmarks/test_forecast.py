@@ -52,6 +52,7 @@ FORECAST = {
     "next_period_components": {"open_deals": 1_000_000.0, "new_deals": 234_567.8},
     "monte_carlo": {"p10": 900_000.0, "p90": 1_600_000.0},
     "imputed_amount_count": 3,
+    "imputed_amount": 9_000.0,
     "backtest": {
         "wape": 0.1,
         "bias": -0.02,
@@ -223,7 +224,8 @@ def test_the_report_prints_the_backtest_table_and_the_forecast_picked(capsys):
     ]
     assert lines[9:] == [
         "picked now: landmark → next period 1,234,568 (open deals 1,000,000, new deals "
-        "234,568; P10–P90 900,000 – 1,600,000); 3 open deals priced at a median"
+        "234,568; P10–P90 900,000 – 1,600,000); 3 open deals priced at comparable deals' mean "
+        "(9,000 in all)"
     ]
 
 

@@ -117,6 +117,7 @@ def test_metrics_json_holds_the_contract_keys(demo):
         "next_period_components",
         "next_period_by_method",
         "imputed_amount_count",
+        "imputed_amount",
         "new_deals",
         "monte_carlo",
         "backtest",

@@ -25,7 +25,7 @@ import polars as pl
 from funnel_reports.schemas.vocabulary import OPEN, WON
 from funnel_reports.transforms.expressions import stable_mean, stable_sum
 from funnel_reports.transforms.forecast.landmarks import (
-    PRICE_SEGMENT,
+    PRICE_KEYS,
     STAGE_AGE,
     STAGE_AGE_CLOSE,
     NewDeals,
@@ -78,7 +78,7 @@ class ForecastInputs:
     states_at: DealStatesAt
     landmarks: pl.DataFrame
     cells: pl.DataFrame  # the landmarks' `landmark_cells`
-    segments: pl.DataFrame  # opportunity_id, customer_size
+    segments: pl.DataFrame  # opportunity_id and the PRICE_KEYS
     first: Period  # the first month with a created deal
     funnel: FunnelModel
     window_months: int
@@ -171,7 +171,7 @@ def forecast_parts(inputs: ForecastInputs, origin: Period) -> OriginForecast:
             on="opportunity_id",
             how="left",
         )
-        .select(pl.exclude(PRICE_SEGMENT), PRICE_SEGMENT)  # a landmark has the deal's segment
+        .select(pl.exclude(PRICE_KEYS), *PRICE_KEYS)  # a landmark has the deal's price keys
     )
     won_in_window = (
         states.filter((pl.col("state") == WON) & (pl.col("won_at") >= window_start))
@@ -453,7 +453,7 @@ def forecast_inputs(
         states_at,
         landmarks,
         landmark_cells(landmarks),
-        opportunities.select("opportunity_id", PRICE_SEGMENT),
+        opportunities.select("opportunity_id", *PRICE_KEYS),
         first,
         funnel,
         window_months,
@@ -476,6 +476,7 @@ def next_period_forecast(
             "next_period_components": {"open_deals": None, "new_deals": None},
             "next_period_by_method": {},
             "imputed_amount_count": 0,
+            "imputed_amount": 0.0,
             "new_deals": {
                 "periods": 0,
                 "run_rate": None,
@@ -510,6 +511,9 @@ def next_period_forecast(
         },
         "next_period_by_method": now.values,
         "imputed_amount_count": int(priced_deals["is_imputed"].sum()),
+        "imputed_amount": priced_deals.select(
+            stable_sum(pl.col("amount_used").filter(pl.col("is_imputed")))
+        ).item(),
         "new_deals": {
             "periods": now.new.periods,
             "run_rate": now.new.mean_amount,

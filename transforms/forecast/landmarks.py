@@ -5,8 +5,10 @@ period, from the deals open now and from deals not yet created.
   learned from landmarks (at each past month end t, the deals then open and whether they were
   won in [t, t + horizon)), shrunk cell → stage → overall where cells are thin.
 - Deals not yet created: the run rate of the amount created and won inside one period.
-- Amounts: the deal's own, else the median won amount of deals of its customer size, else of
-  all deals won in W.
+- Amounts: the deal's own, else the expected won amount of comparable deals: the mean won
+  amount in W of deals of its product and customer size, shrunk toward its product's, shrunk
+  toward all deals'. A sum needs the mean: won amounts are right-skewed, and their median is
+  well below it.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ CLOSE_NONE, CLOSE_OVERDUE, CLOSE_DUE, CLOSE_LATER = "none", "overdue", "due", "l
 # the cells of the within-period probability, each shrunk toward the one before it
 STAGE_AGE = (("stage",), ("stage", "age_bin"))
 STAGE_AGE_CLOSE = (*STAGE_AGE, ("stage", "age_bin", "close"))
-# a median won amount of a customer size is used from this many won deals on
-MIN_COMPARABLE_WON = 5
-PRICE_SEGMENT = "customer_size"
+# the comparable deals of a deal without an amount: those of its product, then of its product
+# and customer size; each level's mean won amount is shrunk toward the one above with the
+# weight of this many deals
+PRICE_KEYS = ("product", "customer_size")
+PRICE_LEVELS = (PRICE_KEYS[:1], PRICE_KEYS)
+PRICE_SHRINK_DEALS = 5.0
 
 
 def landmark_instants(first: Period, last: Period, *, horizon_months: int) -> pl.DataFrame:
@@ -91,7 +96,7 @@ def landmark_deals(
             on="_mark",
         )
         .join(
-            opportunities.select(PRICE_SEGMENT).with_row_index(DEAL),
+            opportunities.select(PRICE_KEYS).with_row_index(DEAL),
             on=DEAL,
             how="left",
         )
@@ -107,7 +112,7 @@ def landmark_deals(
             .fill_null(False)
             .alias("won_within"),
             close_against_horizon(close).alias("close"),
-            PRICE_SEGMENT,
+            *PRICE_KEYS,
             DEAL,
         )
         .sort("landmark", DEAL)
@@ -228,58 +233,77 @@ def within_probabilities(
     a deal takes its deepest cell that training saw. Null for every deal when training is
     empty.
     """
-    if training.height == 0:
-        return pl.Series("p_within", [None] * deals.height, dtype=pl.Float64)
-    overall = training.select(pl.col("won").sum() / pl.col("deals").sum()).item()
-    keyed = deals.with_columns(pl.lit(overall, dtype=pl.Float64).alias("p_within"))
+    return shrunk_estimates(
+        deals,
+        training,
+        levels=levels,
+        total=pl.col("won"),
+        weight=pl.col("deals"),
+        strength=strength,
+    ).alias("p_within")
+
+
+def shrunk_estimates(
+    deals: pl.DataFrame,
+    seen: pl.DataFrame,
+    *,
+    levels: Sequence[tuple[str, ...]],
+    total: pl.Expr,
+    weight: pl.Expr,
+    strength: float,
+) -> pl.Series:
+    """For each of `deals`, the ratio Σtotal / Σweight over the rows of `seen` that share its
+    cell, shrunk level by level toward the cell one level up: (Σtotal + m·parent) /
+    (Σweight + m), m `strength`, the first level's parent the ratio over all of `seen`. A deal
+    takes its deepest cell that `seen` holds (null keys match null keys); null for every
+    deal when `seen` is empty."""
+    if seen.height == 0:
+        return pl.Series("estimate", [None] * deals.height, dtype=pl.Float64)
+    overall = seen.select(stable_sum(total) / stable_sum(weight)).item()
+    keyed = deals.with_columns(pl.lit(overall, dtype=pl.Float64).alias("estimate"))
     parent: pl.DataFrame | None = None
     for keys in levels:
-        cells = training.group_by(keys).agg(
-            pl.col("deals").sum().alias("_n"), pl.col("won").sum().alias("_won")
+        cells = seen.group_by(keys).agg(
+            stable_sum(total).alias("_total"), stable_sum(weight).alias("_weight")
         )
         if parent is None:
             cells = cells.with_columns(pl.lit(overall, dtype=pl.Float64).alias("_parent"))
         else:
-            cells = cells.join(parent.rename({"_p": "_parent"}), on=keys[:-1], how="left")
+            cells = cells.join(
+                parent.rename({"_e": "_parent"}), on=keys[:-1], how="left", nulls_equal=True
+            )
         cells = cells.select(
             *keys,
-            ((pl.col("_won") + strength * pl.col("_parent")) / (pl.col("_n") + strength)).alias(
-                "_p"
-            ),
+            ((pl.col("_total") + strength * pl.col("_parent")) / (pl.col("_weight") + strength))
+            .cast(pl.Float64)
+            .alias("_e"),
         )
         keyed = (
             keyed.join(cells, on=keys, how="left", maintain_order="left", nulls_equal=True)
-            .with_columns(pl.coalesce("_p", "p_within").alias("p_within"))
-            .drop("_p")
+            .with_columns(pl.coalesce("_e", "estimate").alias("estimate"))
+            .drop("_e")
         )
         parent = cells
-    return keyed["p_within"]
+    return keyed["estimate"]
 
 
 def priced(open_deals: pl.DataFrame, won: pl.DataFrame) -> pl.DataFrame:
-    """`open_deals` with `amount_used`: the deal's amount, else the median won amount of the
-    deals of its customer size in `won` (from MIN_COMPARABLE_WON of them), else of all of
-    `won`; `is_imputed` marks the borrowed ones (null amount when nothing was won)."""
+    """`open_deals` with `amount_used`: the deal's amount, else the expected won amount of
+    comparable deals in `won` (`shrunk_estimates` of the mean won amount over PRICE_LEVELS,
+    PRICE_SHRINK_DEALS deals strong); `is_imputed` marks the estimated ones (null amount
+    when nothing priced was won)."""
     priced_won = won.filter(pl.col("amount_at").is_not_null())
-    by_segment = (
-        priced_won.group_by(PRICE_SEGMENT)
-        .agg(pl.len().alias("_n"), pl.col("amount_at").median().alias("_segment_median"))
-        .filter((pl.col("_n") >= MIN_COMPARABLE_WON) & pl.col(PRICE_SEGMENT).is_not_null())
-        .drop("_n")
+    expected = shrunk_estimates(
+        open_deals,
+        priced_won,
+        levels=PRICE_LEVELS,
+        total=pl.col("amount_at"),
+        weight=pl.col("amount_at").is_not_null().cast(pl.Float64),  # one per won deal
+        strength=PRICE_SHRINK_DEALS,
     )
-    overall = priced_won["amount_at"].median() if priced_won.height else None
-    return (
-        open_deals.join(by_segment, on=PRICE_SEGMENT, how="left", maintain_order="left")
-        .with_columns(
-            pl.coalesce("amount_at", "_segment_median", pl.lit(overall, dtype=pl.Float64)).alias(
-                "amount_used"
-            ),
-            (
-                pl.col("amount_at").is_null()
-                & (pl.col("_segment_median").is_not_null() | pl.lit(overall is not None))
-            ).alias("is_imputed"),
-        )
-        .drop("_segment_median")
+    return open_deals.with_columns(
+        pl.coalesce(pl.col("amount_at"), pl.lit(expected)).alias("amount_used"),
+        (pl.col("amount_at").is_null() & pl.lit(expected).is_not_null()).alias("is_imputed"),
     )
 
 

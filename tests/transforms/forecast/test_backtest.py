@@ -365,6 +365,7 @@ def test_an_export_with_no_deal_forecasts_nothing_and_has_every_key() -> None:
         "next_period_components": {"open_deals": None, "new_deals": None},
         "next_period_by_method": {},
         "imputed_amount_count": 0,
+        "imputed_amount": 0.0,
         "new_deals": {"periods": 0, "run_rate": None, "seasonal_factor": 1.0, "mean_count": 0.0},
         "monte_carlo": {
             "p10": None,
@@ -429,7 +430,7 @@ def test_the_forecasts_start_at_the_first_month_with_a_created_deal() -> None:
     inputs = inputs_for(deals, history())
     assert inputs is not None
     assert inputs.first.label == "2024-03"
-    assert inputs.segments.rows() == [("A", "SMB"), ("B", None)]
+    assert inputs.segments.rows() == [("A", None, "SMB"), ("B", None, None)]  # product, size
 
 
 def test_without_expected_close_dates_only_the_landmark_method_is_tried() -> None:

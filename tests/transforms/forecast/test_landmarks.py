@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from funnel_reports.transforms.forecast.backtest import forecast_at, spread_factor, widened
-from funnel_reports.transforms.forecast.landmarks import priced
+from funnel_reports.transforms.forecast.landmarks import PRICE_KEYS, priced
 from funnel_reports.transforms.forecast.monte_carlo import monte_carlo
 from tests.helpers import figures, history, opp, opportunities, path, world
 
@@ -155,24 +155,80 @@ def test_two_years_of_history_add_a_seasonal_factor():
     assert f["next_period_components"]["new_deals"] == pytest.approx(3500.0)
 
 
-def test_a_deal_without_an_amount_borrows_the_median_won_amount_of_its_size():
+def test_a_deal_without_an_amount_is_priced_at_the_shrunk_mean_of_its_size():
     open_deals = pl.DataFrame(
         {
             "opportunity_id": ["A", "B", "C"],
+            "product": [None, None, None],
             "customer_size": ["SMB", "Enterprise", "SMB"],
             "amount_at": [None, None, 700.0],
-        }
+        },
+        schema_overrides={"product": pl.String},
     )
     won = pl.DataFrame(
         {
+            "product": [None] * 6,
             "customer_size": ["SMB"] * 5 + ["Enterprise"],
             "amount_at": [100.0, 200.0, 300.0, 400.0, 500.0, 10_000.0],
-        }
+        },
+        schema_overrides={"product": pl.String},
     )
-    # SMB: 5 won deals, median 300; Enterprise: 1 won deal (under 5), so all six: 350
+    # all six: mean 11,500 / 6; no product: the product level is all six again, so the same;
+    # SMB: (1,500 + 5 × 11,500/6) / (5 + 5) = 1,108.33; Enterprise: (10,000 + 5 × 11,500/6)
+    # / (1 + 5) = 3,263.89
     result = priced(open_deals, won)
-    assert result["amount_used"].to_list() == [300.0, 350.0, 700.0]
+    assert result["amount_used"].to_list() == pytest.approx([1108.3333, 3263.8889, 700.0])
     assert result["is_imputed"].to_list() == [True, True, False]
+
+
+def test_a_deal_takes_its_products_mean_shrunk_toward_all_deals():
+    open_deals = pl.DataFrame(
+        {
+            "opportunity_id": ["X", "Y", "Z"],
+            "product": ["GTK", "MG", "new"],
+            "customer_size": [None, None, None],
+            "amount_at": [None, None, None],
+        },
+        schema_overrides={"customer_size": pl.String, "amount_at": pl.Float64},
+    )
+    won = pl.DataFrame(
+        {
+            "product": ["MG"] * 5 + ["GTK"] * 2,
+            "customer_size": [None] * 7,
+            "amount_at": [50.0, 60.0, 55.0, 45.0, 50.0, 26_000.0, 25_000.0],
+        },
+        schema_overrides={"customer_size": pl.String},
+    )
+    # all seven: 51,260 / 7 = 7,322.86. Product GTK: (51,000 + 5 × 7,322.86) / (2 + 5) =
+    # 12,516.33; its cell with no size holds the same two deals, shrunk toward that:
+    # (51,000 + 5 × 12,516.33) / 7 = 16,225.95. MG: (260 + 5 × 7,322.86) / 10 = 3,687.43,
+    # then (260 + 5 × 3,687.43) / 10 = 1,869.71. A product never won: all seven's mean.
+    result = priced(open_deals, won)
+    assert result["amount_used"].to_list() == pytest.approx([16225.9475, 1869.7143, 7322.8571])
+
+
+def test_a_skewed_mix_is_priced_at_its_mean_not_its_median():
+    """Won amounts 100, 100, 100, 100, 1,000 and 1,100: median 100, mean 416.67. Three open
+    deals like them are worth 3 × 416.67 = 1,250 on average, not 300."""
+    open_deals = pl.DataFrame(
+        {"opportunity_id": ["A", "B", "C"], "amount_at": [None, None, None]},
+        schema={"opportunity_id": pl.String, "amount_at": pl.Float64},
+    ).with_columns(pl.lit(None, dtype=pl.String).alias(key) for key in PRICE_KEYS)
+    won = pl.DataFrame({"amount_at": [100.0, 100.0, 100.0, 100.0, 1000.0, 1100.0]}).with_columns(
+        pl.lit(None, dtype=pl.String).alias(key) for key in PRICE_KEYS
+    )
+    assert priced(open_deals, won)["amount_used"].sum() == pytest.approx(1250.0)
+
+
+def test_nothing_priced_won_leaves_a_deal_without_an_amount_unpriced():
+    open_deals = pl.DataFrame(
+        {"opportunity_id": ["A"], "amount_at": [None]},
+        schema={"opportunity_id": pl.String, "amount_at": pl.Float64},
+    ).with_columns(pl.lit(None, dtype=pl.String).alias(key) for key in PRICE_KEYS)
+    won = open_deals.head(0).drop("opportunity_id")
+    result = priced(open_deals, won)
+    assert result["amount_used"].to_list() == [None]
+    assert result["is_imputed"].to_list() == [False]
 
 
 def test_open_deals_without_amounts_still_forecast_a_number():
@@ -185,7 +241,7 @@ def test_open_deals_without_amounts_still_forecast_a_number():
     rows = path("W1", ("lead", "2024-05-02"), ("won", "2024-05-20"))
     rows += path("O1", ("lead", "2024-05-02"), ("qualified", "2024-05-03"))
     f = figures(opportunities(*opps), history(*rows), of=("forecast",))["forecast"]
-    assert f["imputed_amount_count"] == 1
+    assert (f["imputed_amount_count"], f["imputed_amount"]) == (1, 4000.0)
     # landmark 06-01: O1 in qualified aged 29 days, not won by 07-01: p0 = 0, so p = 0 at
     # every level; W1 was created and won inside May: run rate (0 + 4000) / 2 = 2,000
     assert f["next_period_components"] == {"open_deals": 0.0, "new_deals": 2000.0}
