@@ -32,6 +32,7 @@ from funnel_reports.report_templates.narrative import (
     forecast_method_sentence,
     forecast_parts_sentence,
     kpi_tiles,
+    learned_sentence,
     method_name,
     null_word_notes,
     source_line,
@@ -228,6 +229,8 @@ FORECAST_KEYS = (
     "backtest",
     "imputed_amount_count",
     "imputed_amount",
+    "learned",
+    "next_period_by_method",
     "unpriced_count",
     "p_bar",
     "rates_from",
@@ -263,6 +266,7 @@ def forecast_view(
     return view | {
         "method_sentence": forecast_method_sentence(view, text=text),
         "parts_sentence": forecast_parts_sentence(view, text=text, money=money),
+        "learned_sentence": learned_sentence(view, text=text, money=money),
         "imputed_sentence": text["imputed_amounts"].format(
             count=fmt.count(forecast["imputed_amount_count"]),
             amount=money(forecast["imputed_amount"]),

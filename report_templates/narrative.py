@@ -10,6 +10,7 @@ from typing import Any
 
 from funnel_reports.report_templates import formatting as fmt
 from funnel_reports.transforms.forecast import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
+from funnel_reports.transforms.forecast.learning import BLEND, MEAN_LAST_3
 from funnel_reports.transforms.funnel_model import FunnelModel
 
 
@@ -443,6 +444,29 @@ def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], m
         new=money(parts["new_deals"]),
         periods=new["periods"],
         seasonal="" if factor == 1.0 else text["seasonal_factor"].format(factor=f"{factor:.2f}"),
+    )
+
+
+def learned_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: Money) -> str | None:
+    """How a learned method (`forecast.learned`) made its figure from the model's or the
+    mean of the last three periods'; None for a model or a baseline as it is."""
+    learned, method = forecast["learned"], forecast["method"]
+    if learned is None:
+        return None
+    by_method = forecast["next_period_by_method"]
+    if method == BLEND:
+        return text["learned_blend"].format(
+            model=money(2 * learned["scale"] * by_method[LANDMARK]),
+            mean=money(2 * learned["shift"]),
+        )
+    if method.startswith(MEAN_LAST_3):
+        mean = by_method[MEAN_LAST_3]
+        return text["learned_seasonal_mean"].format(
+            mean=money(mean), scale=f"{forecast['next_period'] / mean:.2f}" if mean else "–"
+        )
+    model = method.removesuffix("_corrected") if method.endswith("_corrected") else LANDMARK
+    return text["learned_scaled"].format(
+        model=money(by_method[model]), scale=f"{learned['scale']:.2f}"
     )
 
 

@@ -68,7 +68,7 @@ def test_a_baseline_is_compared_with_the_model():
     ("rows", "wapes", "expected"),
     [
         (0, {}, "there is no earlier period to learn from yet."),
-        (4, {}, "4 past period ends are too few to compare methods on (6 are needed)."),
+        (2, {}, "2 past period ends are too few to compare methods on (3 are needed)."),
         (8, {}, "nothing was won in the periods after the last 8 period ends"),
     ],
 )

@@ -39,6 +39,14 @@ from funnel_reports.transforms.forecast.landmarks import (
     training_rows,
     within_probabilities,
 )
+from funnel_reports.transforms.forecast.learning import (
+    BLEND,
+    Learned,
+    corrected,
+    learned_candidates,
+    learned_methods,
+    scaled_to,
+)
 from funnel_reports.transforms.forecast.monte_carlo import (
     DRAWS,
     OpenAndNew,
@@ -60,8 +68,16 @@ MODELS = (LANDMARK, LANDMARK_CLOSE_DATE)
 PARTS = (OPEN_DEALS, NEW_DEALS)
 BASELINES = (STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3)
 # a method replaces the landmark method once it scored better over this many earlier origins
-# (half a year of monthly reports: over three, one lucky month decides)
-MIN_ORIGINS_TO_CHOOSE = 6
+# (a quarter of monthly reports; the ratios behind the learned candidates are shrunk, so
+# three origins cannot swing them far)
+MIN_ORIGINS_TO_CHOOSE = 3
+# another method replaces the default (the landmark method corrected by its record) only
+# when its WAPE + |bias| is this share lower: among methods a few points apart, the pick
+# would chase each month's luck
+SWITCH_MARGIN = 0.2
+# the simulated range is widened from this many earlier origins on (half a year: a quantile
+# of fewer distances is one month's luck)
+MIN_ORIGINS_TO_WIDEN = 6
 BACKTEST_DRAWS = 1_000
 # a period end is a backtest origin from half a window of data on: before, the landmarks
 # behind it are too few and too young (a funnel still filling up) to judge any method by
@@ -278,17 +294,24 @@ def scores(rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
 
 
 def choose(rows: list[dict[str, Any]], available: tuple[str, ...]) -> str:
-    """The method with the lowest WAPE over `rows` among those that forecast every one of
-    them (ties to the earlier in `available`); the landmark method under
-    MIN_ORIGINS_TO_CHOOSE rows or when it cannot be scored."""
+    """The method with the lowest WAPE + |bias| over `rows` among those that forecast every
+    one of them (ties to the earlier in `available`): a method persistently off to one side
+    pays for it twice. Under MIN_ORIGINS_TO_CHOOSE rows, or when none can be scored, the
+    landmark method corrected by its record (as it is with no record), where available."""
+    default = BLEND if BLEND in available else LANDMARK
     if len(rows) < MIN_ORIGINS_TO_CHOOSE:
-        return LANDMARK
-    ranked = [
-        (s["wape"], i, method)
-        for i, method in enumerate(available)
+        return default
+    costs = {
+        method: s["wape"] + abs(s["bias"])
+        for method in available
         if (s := scores(rows, method))["origins"] == len(rows) and s["wape"] is not None
-    ]
-    return min(ranked)[2] if ranked else LANDMARK
+    }
+    if not costs:
+        return default
+    best = min(costs, key=lambda method: (costs[method], available.index(method)))
+    if default in costs and costs[best] > (1 - SWITCH_MARGIN) * costs[default]:
+        return default
+    return best
 
 
 def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None, list[dict]]:
@@ -327,7 +350,7 @@ def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None,
 def spread_factor(rows: list[dict[str, Any]]) -> float:
     """How much the simulated range must widen to hold COVERAGE of the actuals of `rows`:
     the COVERAGE quantile of each actual's distance from the simulated P50 in units of the
-    half-range on its side; 1 with fewer than MIN_ORIGINS_TO_CHOOSE rows, and never less
+    half-range on its side; 1 with fewer than MIN_ORIGINS_TO_WIDEN rows, and never less
     than 1 (a range is never narrowed)."""
     distances = []
     for row in rows:
@@ -337,7 +360,7 @@ def spread_factor(rows: list[dict[str, Any]]) -> float:
         half = p90 - p50 if row["actual"] >= p50 else p50 - p10
         if half > 0:
             distances.append(abs(row["actual"] - p50) / half)
-    if len(distances) < MIN_ORIGINS_TO_CHOOSE:
+    if len(distances) < MIN_ORIGINS_TO_WIDEN:
         return 1.0
     return max(1.0, float(np.quantile(distances, COVERAGE)))
 
@@ -350,9 +373,68 @@ def widened(simulated: tuple[float | None, ...], spread: float) -> tuple[float |
     return p50 + spread * (p10 - p50), p50 + spread * (p90 - p50)
 
 
-def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
-    """The candidates scored at every origin before `period`'s end, and the method they pick."""
-    available = (*models_of(inputs), *BASELINES)
+def available_methods(inputs: ForecastInputs, grain: str) -> tuple[str, ...]:
+    """Every method the pick may take, in the order that breaks its ties."""
+    models = models_of(inputs)
+    return (*models, *learned_methods(models, grain), *BASELINES)
+
+
+def usable(method: str, values: dict[str, float | None]) -> str:
+    """`method` where it forecasts, else the landmark model as its record corrects it, else
+    as it is, else the last period's won amount: the one figure always known."""
+    return next(
+        m for m in (method, corrected(LANDMARK), LANDMARK, LAST_PERIOD) if values.get(m) is not None
+    )
+
+
+def change_of(
+    method: str, changes: dict[str, Learned | None], values: dict[str, float | None]
+) -> Learned:
+    """`method` as a change of a landmark model's forecast (`values`: every candidate's),
+    for its range: a learned candidate's own; a model as it is; a baseline the landmark
+    model's range scaled to the baseline's figure."""
+    if method in changes and changes[method] is not None:
+        return changes[method]  # type: ignore[return-value]
+    if method in MODELS:
+        return Learned(method, 1.0, 0.0)
+    return scaled_to(values[method] or 0.0, values.get(LANDMARK))
+
+
+def changed_range(figures: dict[str, Any], change: Learned) -> dict[str, Any]:
+    """A model's Monte Carlo figures under `change`: its quantiles moved and scaled alike (the
+    chance to reach a target is drawn on the model's scale, see `model_target`)."""
+    return figures | {
+        q: None if figures[q] is None else change.of(figures[q]) for q in ("p10", "p50", "p90")
+    }
+
+
+def model_target(target: float | None, change: Learned) -> float | None:
+    """The target on the model's scale: what the model must reach for `change` of it to
+    reach `target`."""
+    if target is None or not change.scale:
+        return None
+    return (target - change.shift) / change.scale
+
+
+def with_learned(
+    at: OriginForecast, rows: list[dict[str, Any]], *, following: Period, models: tuple[str, ...]
+) -> tuple[dict[str, float | None], dict[str, Learned | None]]:
+    """Every candidate's forecast at `at`, the learned ones (from the earlier `rows`)
+    included, and the learned ones' changes."""
+    changes = learned_candidates(at.values, rows, following=following, models=models)
+    learned = {
+        method: None if change is None else change.of(at.values.get(change.model))
+        for method, change in changes.items()
+    }
+    return at.values | learned, changes
+
+
+def backtest_rows(
+    inputs: ForecastInputs, *, period: Period
+) -> tuple[list[dict[str, Any]], list[tuple[pl.Series, pl.Series]]]:
+    """The candidates' forecasts at every origin before `period`'s end, each origin's pick
+    made from the origins before it, and the deal chances with whether each deal was won."""
+    models, available = models_of(inputs), available_methods(inputs, period.grain)
     rows: list[dict[str, Any]] = []
     probability_pairs: list[tuple[pl.Series, pl.Series]] = []
     origins = backtest_origins(period, inputs.first)
@@ -360,38 +442,51 @@ def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         parts = list(pool.map(partial(forecast_parts, inputs), origins))
     forecasts = with_ranges(
-        inputs,
-        parts,
-        ranges_of=MODELS,
-        target=None,
-        spread=1.0,
-        draws=BACKTEST_DRAWS,
+        inputs, parts, ranges_of=MODELS, target=None, spread=1.0, draws=BACKTEST_DRAWS
     )
     for origin, at in zip(origins, forecasts, strict=True):
         following = origin.shifted(1)
-        method = choose(rows, available)
-        shown = method if method in MODELS else LANDMARK
-        actual = inputs.won(following)[0]
-        forecast = at.values[method]
+        values, changes = with_learned(at, rows, following=following, models=models)
+        method = usable(choose(rows, available), values)
+        ranges = at.ranges | {
+            m: changed_range(at.ranges[c.model], c)
+            for m, c in changes.items()
+            if c is not None and c.model in at.ranges
+        }
+        change = change_of(method, changes, values)
+        actual, forecast = inputs.won(following)[0], values[method]
         rows.append(
             {
                 "period": following.label,
+                "following": following,
                 "forecast_at": origin.end_date.isoformat(),
                 "method": method,
                 "forecast": forecast,
                 "actual": actual,
                 "error": None if forecast is None else forecast - actual,
-                "forecasts": at.values,
-                "ranges": at.ranges,
-                "simulated": tuple(at.ranges[shown][q] for q in ("p10", "p50", "p90")),
+                "forecasts": values,
+                "ranges": ranges,
+                "simulated": tuple(
+                    change.of(at.ranges[change.model][q]) for q in ("p10", "p50", "p90")
+                ),
             }
         )
-        # the range as the report would have shown it then: widened by the earlier origins
+        # the range as the report would have shown it then: widened by the origins before it
         rows[-1]["p10"], rows[-1]["p90"] = widened(rows[-1]["simulated"], spread_factor(rows[:-1]))
         deals = at.deals[LANDMARK]
         probability_pairs.append((deals["p_within"], deals["won_within"]))
+    return rows, probability_pairs
+
+
+def backtest(inputs: ForecastInputs, *, period: Period) -> dict[str, Any]:
+    """The candidates scored at every origin before `period`'s end, and the method they pick."""
+    rows, probability_pairs = backtest_rows(inputs, period=period)
     return report_card(
-        rows, probability_pairs, models=models_of(inputs), method=choose(rows, available)
+        rows,
+        probability_pairs,
+        models=models_of(inputs),
+        learned=learned_methods(models_of(inputs), period.grain),
+        method=choose(rows, available_methods(inputs, period.grain)),
     )
 
 
@@ -400,20 +495,22 @@ def report_card(
     probability_pairs: list[tuple[pl.Series, pl.Series]],
     *,
     models: tuple[str, ...],
+    learned: tuple[str, ...],
     method: str | None,
 ) -> dict[str, Any]:
     """`forecast.backtest`: the rows, their scores as used, and each candidate's scores."""
     brier, table = reliability(probability_pairs)
     online = [{**r, "forecasts": {"chosen": r["forecast"]}, "ranges": {"chosen": r}} for r in rows]
+    hidden = ("ranges", "simulated", "following")
     return {
         "method": method,
-        "periods": [{k: v for k, v in r.items() if k not in ("ranges", "simulated")} for r in rows],
+        "periods": [{k: v for k, v in r.items() if k not in hidden} for r in rows],
         **{k: v for k, v in scores(online, "chosen").items() if k != "method"},
         "spread_factor": spread_factor(rows),
         "brier": brier,
         "scored_deals": sum(p.len() for p, _ in probability_pairs),
         "reliability": table,
-        "candidates": [scores(rows, m) for m in (*models, *PARTS)],
+        "candidates": [scores(rows, m) for m in (*models, *learned, *PARTS)],
         "baselines": [scores(rows, m) for m in BASELINES],
     }
 
@@ -474,6 +571,7 @@ def next_period_forecast(
             "next_period": None,
             "method": None,
             "next_period_components": {"open_deals": None, "new_deals": None},
+            "learned": None,
             "next_period_by_method": {},
             "imputed_amount_count": 0,
             "imputed_amount": 0.0,
@@ -490,26 +588,36 @@ def next_period_forecast(
                 new_deal_amounts=np.zeros(0),
                 target=None,
             ),
-            "backtest": report_card([], [], models=(), method=None),
+            "backtest": report_card([], [], models=(), learned=(), method=None),
         }
-    card = backtest(inputs, period=period)
-    method = card["method"]
-    shown = (method,) if method in MODELS else (LANDMARK,)
-    now = forecast_at(
-        inputs, period, target=target, spread=card["spread_factor"], ranges_of=(*shown, LANDMARK)
-    )
-    if now.values[method] is None:
-        method = LAST_PERIOD  # nothing to learn from yet: the one figure always known
-    model = method if method in MODELS else LANDMARK
-    priced_deals = now.deals[model]
+    rows, probability_pairs = backtest_rows(inputs, period=period)
+    models, learned = models_of(inputs), learned_methods(models_of(inputs), period.grain)
+    method = choose(rows, available_methods(inputs, period.grain))
+    card = report_card(rows, probability_pairs, models=models, learned=learned, method=method)
+    parts = forecast_parts(inputs, period)
+    values, changes = with_learned(parts, rows, following=period.shifted(1), models=models)
+    method = usable(method, values)
+    change = change_of(method, changes, values)
+    now = with_ranges(
+        inputs,
+        [parts],
+        ranges_of=(change.model, LANDMARK),
+        target=model_target(target, change),
+        spread=card["spread_factor"],
+        draws=DRAWS,
+    )[0]
+    priced_deals = now.deals[change.model]
     return {
-        "next_period": now.values[method],
+        "next_period": values[method],
         "method": method,
         "next_period_components": {
-            "open_deals": now.open_parts[model],
+            "open_deals": now.open_parts[change.model],
             "new_deals": now.new.expected,
         },
-        "next_period_by_method": now.values,
+        "learned": None
+        if method not in changes
+        else {"scale": change.scale, "shift": change.shift},
+        "next_period_by_method": values,
         "imputed_amount_count": int(priced_deals["is_imputed"].sum()),
         "imputed_amount": priced_deals.select(
             stable_sum(pl.col("amount_used").filter(pl.col("is_imputed")))
@@ -520,6 +628,9 @@ def next_period_forecast(
             "seasonal_factor": now.new.seasonal_factor,
             "mean_count": now.new.mean_count,
         },
-        "monte_carlo": {**now.ranges[model], "method": model},
+        "monte_carlo": {
+            **changed_range(now.ranges[change.model], change),
+            "method": method if method not in MODELS else change.model,
+        },
         "backtest": card,
     }

@@ -75,9 +75,11 @@ def test_next_period_is_the_open_deals_part_plus_the_new_deals_part():
         "new_deals": 0.0,
     }
     # no backtest origin (the first with six months of data behind it ends in September):
-    # nothing to choose by, so landmark
-    assert f["method"] == "landmark" and f["backtest"]["periods"] == []
-    assert f["next_period"] == pytest.approx(open_part)
+    # nothing to choose by, so the default: the blend of the model (nothing to correct it
+    # by yet) and the mean of April–June's won amounts (0, 0 and Y1 + Y2's 2,000)
+    assert f["method"] == "blend" and f["backtest"]["periods"] == []
+    assert f["next_period_by_method"]["landmark"] == pytest.approx(open_part)
+    assert f["next_period"] == pytest.approx((open_part + 2000 / 3) / 2)
     assert f["new_deals"]["periods"] == 4
     assert f["imputed_amount_count"] == 0
 
@@ -125,8 +127,10 @@ def test_deals_created_and_won_inside_a_period_make_the_run_rate():
         "mean_count": 0.75,
     }
     assert f["next_period_components"] == {"open_deals": 0.0, "new_deals": 1500.0}
-    assert f["next_period"] == 1500.0
     by_method = f["next_period_by_method"]
+    assert by_method["landmark"] == 1500.0
+    # the blend (the default): half the model and half the mean of April–June, 5,000 / 3
+    assert f["next_period"] == pytest.approx((1500.0 + 5000 / 3) / 2)
     assert by_method["last_period"] == 2000.0  # won in June
     assert by_method["mean_last_3"] == pytest.approx((3000 + 0 + 2000) / 3)
 
