@@ -41,7 +41,8 @@ from funnel_reports.report_templates.narrative import (
     table_name,
     unknown_stage_notes,
 )
-from funnel_reports.transforms.forecast import MIN_ORIGINS_TO_CHOOSE
+from funnel_reports.transforms.forecast import LANDMARK, MIN_ORIGINS_TO_CHOOSE
+from funnel_reports.transforms.forecast.learning import SEASONS, seasonal
 from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel, MetricsSettings
 from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
@@ -204,8 +205,15 @@ def dwell_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any
 
 
 def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
-    """The backtest's scores per method, the method used first, then as the card lists them."""
+    """The backtest's scores per method, the method used first, then as the card lists them;
+    the parts and the seasonal variants (metrics.json has them) only when used."""
     card = forecast["backtest"]
+    details = {"open_deals", "new_deals"} | {
+        seasonal(base, season)
+        for seasons in SEASONS.values()
+        for season in seasons
+        for base in (LANDMARK, "mean_last_3")
+    }
     rows = [
         {
             **row,
@@ -213,6 +221,7 @@ def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str
             "is_chosen": row["method"] == forecast["method"],
         }
         for row in card["candidates"] + card["baselines"]
+        if row["method"] == forecast["method"] or row["method"] not in details
     ]
     return sorted(rows, key=lambda row: not row["is_chosen"])
 

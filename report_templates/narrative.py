@@ -456,8 +456,7 @@ def learned_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: M
     by_method = forecast["next_period_by_method"]
     if method == BLEND:
         return text["learned_blend"].format(
-            model=money(2 * learned["scale"] * by_method[LANDMARK]),
-            mean=money(2 * learned["shift"]),
+            model=money(by_method[f"{LANDMARK}_corrected"]), mean=money(by_method[MEAN_LAST_3])
         )
     if method.startswith(MEAN_LAST_3):
         mean = by_method[MEAN_LAST_3]

@@ -631,6 +631,10 @@ def next_period_forecast(
         "monte_carlo": {
             **changed_range(now.ranges[change.model], change),
             "method": method if method not in MODELS else change.model,
+            # the model's simulated range, mapped to the method's figure: scale × it + shift
+            "model": change.model,
+            "scale": change.scale,
+            "shift": change.shift,
         },
         "backtest": card,
     }

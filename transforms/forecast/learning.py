@@ -20,8 +20,8 @@ ended by T), so everything here reads only them:
   on most exports of the benchmark, while picking among near-equals chased each month's luck.
 
 Each is a linear change of a model's forecast (`Learned`: scale and shift), so its Monte Carlo
-range is the model's range changed the same way (the seasonal mean's: the landmark model's
-range scaled to it).
+range is the model's range changed the same way (the seasonal mean's and the blend's: the
+landmark model's range scaled to them, so that they keep its relative spread).
 """
 
 from __future__ import annotations
@@ -130,8 +130,12 @@ def learned_candidates(
             if mean is None
             else scaled_to(mean * ratio(alike, MEAN_LAST_3, toward=1.0), values.get(LANDMARK))
         )
-    mean = values.get(MEAN_LAST_3)
-    learned[BLEND] = None if mean is None else Learned(LANDMARK, overall[LANDMARK] / 2, mean / 2)
+    mean, model = values.get(MEAN_LAST_3), values.get(LANDMARK)
+    learned[BLEND] = (
+        None
+        if mean is None or model is None
+        else scaled_to((overall[LANDMARK] * model + mean) / 2, model)
+    )
     return {
         method: None
         if change is None or (change.scale and values.get(change.model) is None)

@@ -46,7 +46,9 @@ def test_a_persistent_under_forecast_is_corrected_by_the_record():
     corrected = changes["landmark_corrected"]
     assert corrected == Learned("landmark", pytest.approx(1.375), 0.0)
     assert corrected.of(100.0) == pytest.approx(137.5)
-    # the blend: half the corrected model and half the mean of the last three
+    # the blend: half the corrected model and half the mean of the last three, as the
+    # model's forecast scaled (its range keeps the model's relative spread)
+    assert changes["blend"] == Learned("landmark", pytest.approx(1.4375), 0.0)
     assert changes["blend"].of(100.0) == pytest.approx((137.5 + 150.0) / 2)
 
 
