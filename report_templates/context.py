@@ -206,9 +206,10 @@ def dwell_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any
 
 def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
     """The backtest's scores per method, the method used first, then as the card lists them;
-    the parts and the seasonal variants (metrics.json has them) only when used."""
+    the parts, the seasonal variants and the corrected close-date model (metrics.json has
+    them all) only when used."""
     card = forecast["backtest"]
-    details = {"open_deals", "new_deals"} | {
+    details = {"open_deals", "new_deals", "landmark_close_date_corrected"} | {
         seasonal(base, season)
         for seasons in SEASONS.values()
         for season in seasons

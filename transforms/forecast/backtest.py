@@ -561,35 +561,35 @@ def forecast_inputs(
     )
 
 
+def no_forecast() -> dict[str, Any]:
+    """`forecast`'s keys for an export without a deal created by the period's end."""
+    return {
+        "next_period": None,
+        "method": None,
+        "next_period_components": {"open_deals": None, "new_deals": None},
+        "learned": None,
+        "next_period_by_method": {},
+        "imputed_amount_count": 0,
+        "imputed_amount": 0.0,
+        "new_deals": {"periods": 0, "run_rate": None, "seasonal_factor": 1.0, "mean_count": 0.0},
+        "monte_carlo": monte_carlo(
+            np.zeros(0),
+            np.array([np.nan]),
+            new_deal_count=0,
+            new_deal_amounts=np.zeros(0),
+            target=None,
+        ),
+        "backtest": report_card([], [], models=(), learned=(), method=None),
+    }
+
+
 def next_period_forecast(
     inputs: ForecastInputs | None, *, period: Period, target: float | None
 ) -> dict[str, Any]:
     """`forecast.next_period` and what explains it: the method the backtest picks, the value
     of every candidate, the model's two components, its Monte Carlo range, the backtest."""
     if inputs is None:
-        return {
-            "next_period": None,
-            "method": None,
-            "next_period_components": {"open_deals": None, "new_deals": None},
-            "learned": None,
-            "next_period_by_method": {},
-            "imputed_amount_count": 0,
-            "imputed_amount": 0.0,
-            "new_deals": {
-                "periods": 0,
-                "run_rate": None,
-                "seasonal_factor": 1.0,
-                "mean_count": 0.0,
-            },
-            "monte_carlo": monte_carlo(
-                np.zeros(0),
-                np.array([np.nan]),
-                new_deal_count=0,
-                new_deal_amounts=np.zeros(0),
-                target=None,
-            ),
-            "backtest": report_card([], [], models=(), learned=(), method=None),
-        }
+        return no_forecast()
     rows, probability_pairs = backtest_rows(inputs, period=period)
     models, learned = models_of(inputs), learned_methods(models_of(inputs), period.grain)
     method = choose(rows, available_methods(inputs, period.grain))
