@@ -157,6 +157,24 @@ def add_other_commands(commands: Any) -> None:
         action="store_true",
         help="reps move an open deal's expected close date on by a month when it comes near",
     )
+    gen.add_argument(
+        "--forecast-categories",
+        action="store_true",
+        help="a CRM forecast category on every deal and history row (commit in negotiation, "
+        "best case in proposal, pipeline before)",
+    )
+    gen.add_argument(
+        "--amount-sigma",
+        type=float,
+        default=0.7,
+        help="the spread of deal amounts (lognormal sigma; 1.4 for a right-skewed mix)",
+    )
+    gen.add_argument(
+        "--quarter-end-push",
+        type=float,
+        default=0.0,
+        help="the share of wins in a quarter's first two months held to its last month",
+    )
 
 
 RUNNERS = ("process", "dask")
@@ -335,6 +353,9 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
             followups_per_opportunity=args.followups_per_opportunity,
             updates_per_opportunity=args.updates_per_opportunity,
             close_date_pushes=args.push_close_dates,
+            forecast_categories=args.forecast_categories,
+            amount_sigma=args.amount_sigma,
+            quarter_end_push=args.quarter_end_push,
         )
         print(f"wrote {args.out}: " + ", ".join(f"{n} {t} rows" for t, n in counts.items()))
         return 0

@@ -48,6 +48,9 @@ def generate_flow(
     followups_per_opportunity: float = 5.0,
     updates_per_opportunity: float = 0.0,
     close_date_pushes: bool = False,
+    forecast_categories: bool = False,
+    amount_sigma: float = 0.7,
+    quarter_end_push: float = 0.0,
 ) -> dict[str, int]:
     """Synthetic canonical exports (see flows.generate), streamed to disk in chunks."""
     return generate_exports(
@@ -58,5 +61,8 @@ def generate_flow(
             followups_per_opportunity=followups_per_opportunity,
             updates_per_opportunity=updates_per_opportunity,
             close_date_pushes=close_date_pushes,
+            forecast_categories=forecast_categories,
+            amount_sigma=amount_sigma,
+            quarter_end_push=quarter_end_push,
         ),
     )

@@ -148,6 +148,15 @@ class GenerateSpec:
     # reps moving a deal's expected close date on when it comes near (`recorded_close_dates`);
     # off, every row keeps the deal's first date (the forecast benchmark's exports)
     close_date_pushes: bool = False
+    # the CRM's forecast category on every history row and deal, by its stage
+    # (`forecast_category_of`); no random draw
+    forecast_categories: bool = False
+    # the spread of deal amounts (the sigma of their lognormal): 0.7 as most exports; 1.4 for
+    # a right-skewed mix where a few deals carry most of the amount
+    amount_sigma: float = 0.7
+    # the share of the wins that fall in a quarter's first two months which the reps hold to
+    # its last month (a quarter-end push); 0 draws nothing
+    quarter_end_push: float = 0.0
     chunk_size: int = 50_000
 
 
@@ -199,6 +208,8 @@ def simulate_chunk(rng: np.random.Generator, first_id: int, n: int, spec: Genera
     opportunities, deals = opportunity_table(rng, ids, paths, spec)
     followups = followup_table(rng, ids, deals["owner"], paths, spec)
     stage_history = history_table(rng, ids, deals, paths, spec)
+    if spec.forecast_categories:
+        opportunities = opportunities.with_columns(forecast_category_of(paths.stage, paths.status))
     if not spec.close_date_pushes:
         return opportunities, stage_history, followups
     # a deal's own expected close date is the latest its history records
@@ -242,6 +253,8 @@ def simulate_paths(rng: np.random.Generator, n: int, spec: GenerateSpec) -> Path
         skip = forward & (rng.uniform(size=idx.size) < SKIP) & (cur + 2 <= WON_INDEX)
         new_stage = np.where(back, cur - 1, np.where(skip, cur + 2, cur + 1))
         moved = back | forward
+        if spec.quarter_end_push > 0:
+            t_next = quarter_end_pushed(rng, t_next, moved & (new_stage == WON_INDEX), spec)
         regressed[idx[back]] = True
         entry_opp.append(idx[moved])
         entry_stage.append(new_stage[moved])
@@ -266,12 +279,35 @@ def simulate_paths(rng: np.random.Generator, n: int, spec: GenerateSpec) -> Path
     return Paths(created, stage, t, status, closed, (entry_opp, entry_stage, entry_time), t_end)
 
 
+def quarter_end_pushed(
+    rng: np.random.Generator, t: np.ndarray, won: np.ndarray, spec: GenerateSpec
+) -> np.ndarray:
+    """`t` with the wins (`won`) of a quarter's first two months held, each with the chance
+    `quarter_end_push`, to a time in the first 25 days of the quarter's last month (before
+    the export)."""
+    local = (
+        pl.Series(t * 1e6)
+        .cast(pl.Int64)
+        .cast(pl.Datetime("us", "UTC"))
+        .dt.convert_time_zone(spec.timezone)
+    )
+    last_month = local.dt.truncate("1q").dt.offset_by("2mo")
+    start = (last_month.dt.epoch("us") / 1e6).to_numpy()
+    held = (
+        won
+        & (local.dt.month().to_numpy() % 3 != 0)
+        & (rng.uniform(size=t.size) < spec.quarter_end_push)
+    )
+    pushed = start + rng.uniform(0, 25, t.size) * DAY
+    return np.where(held & (pushed < spec.export_at.timestamp()), pushed, t)
+
+
 def opportunity_table(
     rng: np.random.Generator, ids: np.ndarray, paths: Paths, spec: GenerateSpec
 ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
     """The opportunities, and the drawn fields their history and follow-ups repeat."""
     n = ids.size
-    amount = np.round(rng.lognormal(np.log(150_000), 0.7, n), -3)
+    amount = np.round(rng.lognormal(np.log(150_000), spec.amount_sigma, n), -3)
     deals = {
         "amount": amount,
         "initial_amount": np.round(amount * rng.uniform(0.7, 1.3, n), -3),
@@ -369,7 +405,7 @@ def history_table(
     expected = deals["expected_close"][e_opp]
     if spec.close_date_pushes:
         expected = recorded_close_dates(e_opp, expected, e_stage, e_time)
-    return pl.DataFrame(
+    rows = pl.DataFrame(
         {
             "opportunity_id": ids[e_opp],
             "stage": np.asarray(STAGES)[e_stage],
@@ -379,6 +415,22 @@ def history_table(
             "changed_by": deals["owner"][e_opp],
         }
     )
+    if not spec.forecast_categories:
+        return rows
+    return rows.with_columns(forecast_category_of(e_stage, np.full(e_stage.size, OPEN)))
+
+
+# the forecast category a rep gives a deal by its stage (an index of STAGES) and status
+CATEGORY_BY_STAGE = ("Pipeline", "Pipeline", "Best Case", "Commit")
+
+
+def forecast_category_of(stage: np.ndarray, status: np.ndarray) -> pl.Series:
+    """Commit in negotiation, best case in proposal, pipeline before; closed once won (or in
+    a later stage), omitted once lost."""
+    by_stage = np.asarray(CATEGORY_BY_STAGE)[np.minimum(stage, len(CATEGORY_BY_STAGE) - 1)]
+    category = np.where(stage >= WON_INDEX, "Closed", by_stage)
+    category = np.where(status == WON, "Closed", np.where(status == LOST, "Omitted", category))
+    return pl.Series("forecast_category", category)
 
 
 # a rep who touches an open deal within a week of its expected close (or after it) moves the

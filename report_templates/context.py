@@ -273,6 +273,12 @@ def forecast_view(
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
     }
     money = Money.of(metrics["currency"], text)
+    categories = forecast["categories"]
+    view["categories"] = (
+        None
+        if categories is None
+        else categories_view(categories, forecast, text=text, money=money)
+    )
     return view | {
         "method_sentence": forecast_method_sentence(view, text=text),
         "parts_sentence": forecast_parts_sentence(view, text=text, money=money),
@@ -283,6 +289,38 @@ def forecast_view(
         )
         if forecast["imputed_amount_count"]
         else None,
+    }
+
+
+def categories_view(
+    categories: dict[str, Any], forecast: dict[str, Any], *, text: dict[str, str], money: Money
+) -> dict[str, Any]:
+    """The CRM's forecast categories: the roll-up sentence beside the model's number, the
+    overdue deals, and per category its deals expected next period with its record."""
+    record = {row["category"]: row for row in categories["record"] or []}
+    return {
+        "sentence": text["category_rollup"].format(
+            label=forecast["next_period_label"],
+            commit=money(categories["commit_amount"]),
+            best_case=money(categories["best_case_amount"]),
+            pipeline=money(categories["pipeline_amount"]),
+            forecast=money(forecast["next_period"]),
+        ),
+        "overdue": text["category_overdue"].format(
+            count=fmt.count(categories["overdue_count"]),
+            amount=money(categories["overdue_amount"]),
+        )
+        if categories["overdue_count"]
+        else None,
+        "rows": [
+            {
+                **row,
+                "label": text[f"category_{row['category']}"],
+                "record": record.get(row["category"]),
+            }
+            for row in categories["rows"]
+        ],
+        "has_record": categories["record"] is not None,
     }
 
 

@@ -18,6 +18,7 @@ from funnel_reports.schemas import reasons
 from funnel_reports.schemas.vocabulary import (
     CHANNELS,
     FOLLOWUPS,
+    FORECAST_CATEGORIES,
     OPPORTUNITIES,
     STAGE_HISTORY,
     STATUSES,
@@ -69,6 +70,10 @@ class Opportunities(pa.DataFrameModel):
     crm_probability: float = nullable(
         "The CRM's own win probability in percent (0-100)", ge=0, le=100
     )
+    forecast_category: str = nullable(
+        "The CRM's forecast category as exported: commit, best_case, pipeline, omitted or closed",
+        isin=list(FORECAST_CATEGORIES),
+    )
     contact_name: str = nullable("Customer contact (personal data: never reported)")
     contact_title: str = nullable("Customer contact's title (never reported)")
     contact_phone: str = nullable("Customer contact's phone (personal data: never reported)")
@@ -99,6 +104,9 @@ class StageHistory(pa.DataFrameModel):
     amount: float = nullable("Deal amount recorded at that moment", ge=0)
     currency: str = nullable("ISO 4217 code of that amount; the deal's currency when empty")
     expected_close_date: pl.Date = nullable("Expected close date recorded at that moment")
+    forecast_category: str = nullable(
+        "The forecast category recorded at that moment", isin=list(FORECAST_CATEGORIES)
+    )
     changed_by: str = nullable("Who made the change")
 
     class Config:

@@ -24,6 +24,7 @@ class StageEntries(pa.DataFrameModel):
     entered_at: UTC_TIMESTAMP = pa.Field(description="When the stage was entered (UTC)")
     amount: float = nullable("Amount the history recorded at that moment", ge=0)
     expected_close_date: pl.Date = nullable("Expected close date recorded at that moment")
+    forecast_category: str = nullable("The CRM's forecast category recorded at that moment")
     is_from_history: bool = pa.Field(description="From a stage-history row, not the deal's fields")
     stage_index: pl.Int32 = pa.Field(ge=0, description="The stage's position in the funnel")
     is_stage_change: bool = pa.Field(

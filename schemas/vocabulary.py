@@ -22,6 +22,15 @@ VISIT_OUTCOMES: Final = (FORWARD, BACK, LOST, OPEN)
 
 CHANNELS: Final = ("phone", "meeting", "email", "visit", "message", "other")
 
+# the CRM's own forecast categories (Salesforce ForecastCategoryName, HubSpot
+# hs_forecast_category, Dynamics "Forecast category"), from the surest to the least
+COMMIT: Final = "commit"
+BEST_CASE: Final = "best_case"
+PIPELINE: Final = "pipeline"
+OMITTED: Final = "omitted"
+CLOSED: Final = "closed"
+FORECAST_CATEGORIES: Final = (COMMIT, BEST_CASE, PIPELINE, OMITTED, CLOSED)
+
 # the canonical tables of DESIGN §3; only opportunities must be present
 OPPORTUNITIES: Final = "opportunities"
 STAGE_HISTORY: Final = "stage_history"

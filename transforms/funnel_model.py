@@ -119,6 +119,7 @@ class ParseOptions:
     stages: Mapping[str, str] = field(default_factory=dict)
     statuses: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, str] = field(default_factory=dict)
+    forecast_categories: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

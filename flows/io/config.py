@@ -34,6 +34,7 @@ from funnel_reports.schemas.vocabulary import (
     COMPOSITE_ID_COLUMNS,
     COMPOSITE_ID_TABLES,
     DATE_ORDERS,
+    FORECAST_CATEGORIES,
     LANGUAGES,
     OPPORTUNITIES,
     SEGMENT_DIMENSIONS,
@@ -157,6 +158,7 @@ class SourceSection(Section):
     stages: dict[str, str] = {}
     status: dict[str, Literal[STATUSES]] = {}
     channels: dict[str, str] = {}
+    forecast_categories: dict[str, Literal[FORECAST_CATEGORIES]] = {}
     stage_dates: dict[
         str, Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     ] = {}
@@ -451,7 +453,8 @@ def read_settings(path: Path | None) -> FunnelToml:
 
 
 def parse_options(parse: ParseSection, source: SourceSection) -> ParseOptions:
-    """[source.parse] knobs and the [source.stages] / [source.status] / [source.channels] maps."""
+    """[source.parse] knobs and the [source.stages] / [source.status] / [source.channels] /
+    [source.forecast_categories] maps."""
     return ParseOptions(
         closed_before_created=parse.closed_before_created,
         date_order=parse.date_order,
@@ -463,6 +466,7 @@ def parse_options(parse: ParseSection, source: SourceSection) -> ParseOptions:
         stages=dict(source.stages),
         statuses=dict(source.status),
         channels=dict(source.channels),
+        forecast_categories=dict(source.forecast_categories),
     )
 
 

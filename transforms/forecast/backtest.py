@@ -24,6 +24,7 @@ import polars as pl
 
 from funnel_reports.schemas.vocabulary import OPEN, WON
 from funnel_reports.transforms.expressions import stable_mean, stable_sum
+from funnel_reports.transforms.forecast.categories import forecast_categories
 from funnel_reports.transforms.forecast.landmarks import (
     PRICE_KEYS,
     STAGE_AGE,
@@ -102,6 +103,10 @@ class ForecastInputs:
     min_resolved: int
     has_close_dates: bool
     won: WonByPeriod
+    # the forecast categories the history records (opportunity_id, entered_at,
+    # forecast_category) and the ones the export gives the deals now
+    category_history: pl.DataFrame
+    current_categories: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -366,11 +371,11 @@ def spread_factor(rows: list[dict[str, Any]]) -> float:
 
 
 def widened(simulated: tuple[float | None, ...], spread: float) -> tuple[float | None, ...]:
-    """P10 and P90 moved `spread` times as far from P50."""
+    """P10 and P90 moved `spread` times as far from P50 (P10 not below 0: nothing wins less)."""
     p10, p50, p90 = simulated
     if p10 is None or p50 is None or p90 is None:
         return None, None
-    return p50 + spread * (p10 - p50), p50 + spread * (p90 - p50)
+    return max(p50 + spread * (p10 - p50), 0.0), p50 + spread * (p90 - p50)
 
 
 def available_methods(inputs: ForecastInputs, grain: str) -> tuple[str, ...]:
@@ -558,6 +563,10 @@ def forecast_inputs(
         min_resolved,
         bool(has_close_dates),
         WonByPeriod(states_at),
+        derived.entries.filter(
+            pl.col("is_from_history") & pl.col("forecast_category").is_not_null()
+        ).select("opportunity_id", "entered_at", "forecast_category"),
+        opportunities.select("opportunity_id", "forecast_category"),
     )
 
 
@@ -580,6 +589,7 @@ def no_forecast() -> dict[str, Any]:
             target=None,
         ),
         "backtest": report_card([], [], models=(), learned=(), method=None),
+        "categories": None,
     }
 
 
@@ -637,4 +647,11 @@ def next_period_forecast(
             "shift": change.shift,
         },
         "backtest": card,
+        "categories": forecast_categories(
+            inputs.states_at,
+            inputs.category_history,
+            inputs.current_categories,
+            period=period,
+            origins=backtest_origins(period, inputs.first),
+        ),
     }

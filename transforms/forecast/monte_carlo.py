@@ -197,7 +197,7 @@ def range_figures(
     for i, total in zip(known, totals, strict=True):
         if spread != 1.0:
             middle = np.median(total)
-            total = middle + spread * (total - middle)
+            total = np.maximum(middle + spread * (total - middle), 0.0)  # nothing wins < 0
         p10, p50, p90 = np.quantile(total, [0.1, 0.5, 0.9])
         figures[i] = {
             "p10": float(p10),

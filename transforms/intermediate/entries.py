@@ -57,6 +57,7 @@ def stage_entries(
         "entered_at",
         "amount",
         "expected_close_date",
+        "forecast_category",
         pl.lit(True).alias("is_from_history"),
     )
     without_history = (
@@ -117,6 +118,7 @@ def entries_from_fields(opportunities: pl.LazyFrame, *, funnel: FunnelModel) -> 
         .with_columns(
             pl.lit(None, dtype=pl.Float64).alias("amount"),
             pl.lit(None, dtype=pl.Date).alias("expected_close_date"),
+            pl.lit(None, dtype=pl.String).alias("forecast_category"),
             pl.lit(False).alias("is_from_history"),
         )
     )

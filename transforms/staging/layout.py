@@ -377,6 +377,10 @@ def effective_settings(settings: RunSettings, preset: Preset) -> RunSettings:
         stages={**preset.stages, **settings.parse.stages},
         statuses={**preset.statuses, **settings.parse.statuses},
         channels={**preset.channels, **settings.parse.channels},
+        forecast_categories={
+            **preset.forecast_categories,
+            **settings.parse.forecast_categories,
+        },
         default_date_order=preset.date_order or settings.parse.default_date_order,
         closed_before_created=settings.parse.closed_before_created
         or preset.closed_before_created

@@ -16,10 +16,16 @@ import polars as pl
 
 from funnel_reports.schemas import reasons
 from funnel_reports.schemas.vocabulary import (
+    BEST_CASE,
     CHANNELS,
+    CLOSED,
+    COMMIT,
+    FORECAST_CATEGORIES,
     LOST,
+    OMITTED,
     OPEN,
     PARSE_REASONS,
+    PIPELINE,
     READ_REASON,
     STATUSES,
     WON,
@@ -65,6 +71,29 @@ STATUS_VALUES = {
     "失败": LOST,
     "已输单": LOST,
 }
+# the forecast categories as Salesforce (ForecastCategoryName; the API's ForecastCategory, where
+# "Forecast" is commit), HubSpot (hs_forecast_category) and Dynamics write them
+FORECAST_CATEGORY_VALUES = {
+    "commit": COMMIT,
+    "committed": COMMIT,
+    "forecast": COMMIT,
+    "best case": BEST_CASE,
+    "bestcase": BEST_CASE,
+    "best_case": BEST_CASE,
+    "upside": BEST_CASE,
+    "pipeline": PIPELINE,
+    "omitted": OMITTED,
+    "omit": OMITTED,
+    "closed": CLOSED,
+    "won": CLOSED,
+    "lost": CLOSED,
+    "承诺": COMMIT,
+    "最佳情况": BEST_CASE,
+    "管道": PIPELINE,
+    "忽略": OMITTED,
+    "已关闭": CLOSED,
+}
+
 CHANNEL_VALUES = {
     "phone": "phone",
     "call": "phone",
@@ -306,6 +335,10 @@ def parse_channel(raw: pl.Expr, *, options: ParseOptions) -> pl.Expr:
     return _lookup(raw, {**CHANNEL_VALUES, **options.channels})
 
 
+def parse_forecast_category(raw: pl.Expr, *, options: ParseOptions) -> pl.Expr:
+    return _lookup(raw, {**FORECAST_CATEGORY_VALUES, **options.forecast_categories})
+
+
 def infer_date_order(raw: pl.LazyFrame, columns: list[str], *, default: str) -> str:
     """DMY when some date starts with a part over 12, MDY when the middle part is; else default.
 
@@ -375,6 +408,8 @@ def parsed_column(
         return parse_status(raw, options=options)
     if name == "channel":
         return parse_channel(raw, options=options)
+    if name == "forecast_category":
+        return parse_forecast_category(raw, options=options)
     if name == CURRENCY:
         return parse_currency(blank_to_null(raw))
     if isinstance(dtype, pl.Datetime):
@@ -390,6 +425,8 @@ KINDS = {
     "stage": "stage",
     "status": f"status ({', '.join(STATUSES[:-1])} or {STATUSES[-1]})",
     "channel": f"channel ({', '.join(CHANNELS[:-1])} or {CHANNELS[-1]})",
+    "forecast_category": "forecast category "
+    f"({', '.join(FORECAST_CATEGORIES[:-1])} or {FORECAST_CATEGORIES[-1]})",
     CURRENCY: "currency (an ISO 4217 code such as USD, or its name)",
 }
 
@@ -482,9 +519,12 @@ def fast_column(
         return exact_lookup(text, stage_lookup(funnel, options))
     if name == CURRENCY:
         return pl.when(text.str.contains(CODE)).then(text)
-    if name in ("status", "channel"):
-        values = STATUS_VALUES if name == "status" else CHANNEL_VALUES
-        extra = options.statuses if name == "status" else options.channels
+    if name in ("status", "channel", "forecast_category"):
+        values, extra = {
+            "status": (STATUS_VALUES, options.statuses),
+            "channel": (CHANNEL_VALUES, options.channels),
+            "forecast_category": (FORECAST_CATEGORY_VALUES, options.forecast_categories),
+        }[name]
         return exact_lookup(text, {k.strip().lower(): v for k, v in {**values, **extra}.items()})
     if isinstance(dtype, pl.Datetime):
         return iso_timestamp(text, sample.strip(), timezone=timezone) if sample else None

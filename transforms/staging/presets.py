@@ -40,6 +40,7 @@ class Preset:
     stages: Mapping[str, str] = field(default_factory=dict)
     statuses: Mapping[str, str] = field(default_factory=dict)
     channels: Mapping[str, str] = field(default_factory=dict)
+    forecast_categories: Mapping[str, str] = field(default_factory=dict)
     date_order: str | None = None
     closed_before_created: str | None = None
     lookups: tuple[Lookup, ...] = ()  # joined when their file is in the folder
@@ -90,6 +91,7 @@ def presets_from_document(document: Mapping[str, Any]) -> dict[str, Preset]:
             stages=doc.get("stages", {}),
             statuses=doc.get("status", {}),
             channels=doc.get("channels", {}),
+            forecast_categories=doc.get("forecast_categories", {}),
             date_order=doc.get("date_order"),
             closed_before_created=doc.get("closed_before_created"),
             lookups=tuple(

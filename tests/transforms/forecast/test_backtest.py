@@ -414,6 +414,7 @@ def test_an_export_with_no_deal_forecasts_nothing_and_has_every_key() -> None:
                 unscored("mean_last_3"),
             ],
         },
+        "categories": None,
     }
 
 

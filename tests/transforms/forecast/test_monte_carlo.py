@@ -224,7 +224,8 @@ def test_the_spread_keeps_a_range_s_spread_even_when_it_is_nothing_to_widen() ->
 
 
 def test_a_spread_moves_each_quantile_that_many_times_as_far_from_the_median() -> None:
-    """Every draw is moved so: quantiles, which interpolate linearly, follow."""
+    """Every draw is moved so: quantiles, which interpolate linearly, follow; a draw moved
+    below 0 is 0 (nothing wins less): P10 20 around P50 110, 2.5 times as far, is −115: 0."""
 
     def drawn(spread: float) -> dict[str, float | None]:
         return monte_carlo(
@@ -243,7 +244,8 @@ def test_a_spread_moves_each_quantile_that_many_times_as_far_from_the_median() -
     assert p10 is not None and p50 is not None and p90 is not None
     assert p10 < p50 < p90  # a range to widen
     assert wide["p50"] == pytest.approx(p50)
-    assert wide["p10"] == pytest.approx(p50 + 2.5 * (p10 - p50))
+    assert (p10, p50) == (20.0, 110.0) and wide["p10"] == 0.0
+    assert drawn(1.2)["p10"] == pytest.approx(p50 + 1.2 * (p10 - p50))  # 110 − 108 = 2
     assert wide["p90"] == pytest.approx(p50 + 2.5 * (p90 - p50))
     assert wide["spread"] == 2.5
 

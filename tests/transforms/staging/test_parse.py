@@ -18,6 +18,7 @@ from funnel_reports.transforms.staging.parse import (
     parse_boolean,
     parse_channel,
     parse_date,
+    parse_forecast_category,
     parse_stage,
     parse_status,
     parse_table,
@@ -186,6 +187,25 @@ def test_statuses_channels_and_booleans():
         True,
         False,
         None,
+    ]
+
+
+def test_forecast_categories_as_salesforce_hubspot_and_dynamics_write_them():
+    options = ParseOptions(forecast_categories={"Upside Plus": "best_case"})
+    written = ["Commit", "Forecast", "Best Case", "BEST_CASE", "Committed", "Pipeline"]
+    written += ["Omitted", "Closed", "upside plus", "maybe", " "]
+    assert parse(parse_forecast_category(pl.col("v"), options=options), written) == [
+        "commit",
+        "commit",
+        "best_case",
+        "best_case",
+        "commit",
+        "pipeline",
+        "omitted",
+        "closed",
+        "best_case",
+        None,  # unreadable: quarantined with its reason
+        None,  # blank
     ]
 
 
