@@ -570,6 +570,16 @@ def forecast_inputs(
     )
 
 
+def imputed(deals: pl.DataFrame) -> dict[str, Any]:
+    """How many open deals were priced at comparable deals' amount, and at what in all."""
+    return {
+        "imputed_amount_count": int(deals["is_imputed"].sum()),
+        "imputed_amount": deals.select(
+            stable_sum(pl.col("amount_used").filter(pl.col("is_imputed")))
+        ).item(),
+    }
+
+
 def no_forecast() -> dict[str, Any]:
     """`forecast`'s keys for an export without a deal created by the period's end."""
     return {
@@ -616,7 +626,6 @@ def next_period_forecast(
         spread=card["spread_factor"],
         draws=DRAWS,
     )[0]
-    priced_deals = now.deals[change.model]
     return {
         "next_period": values[method],
         "method": method,
@@ -628,10 +637,7 @@ def next_period_forecast(
         if method not in changes
         else {"scale": change.scale, "shift": change.shift},
         "next_period_by_method": values,
-        "imputed_amount_count": int(priced_deals["is_imputed"].sum()),
-        "imputed_amount": priced_deals.select(
-            stable_sum(pl.col("amount_used").filter(pl.col("is_imputed")))
-        ).item(),
+        **imputed(now.deals[change.model]),
         "new_deals": {
             "periods": now.new.periods,
             "run_rate": now.new.mean_amount,

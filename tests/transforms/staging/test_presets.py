@@ -259,6 +259,7 @@ def test_a_dynamics_365_opportunity_export_is_read_by_its_display_names(tmp_path
         "closed_at": "Actual Close Date",
         "owner": "Owner",
         "crm_probability": "Probability",
+        "forecast_category": "Forecast category",
     }
     opps = validated["opportunities"]
     assert (opps.rows_valid, opps.rows_quarantined) == (4, 0)
@@ -269,6 +270,7 @@ def test_a_dynamics_365_opportunity_export_is_read_by_its_display_names(tmp_path
         "3": ("qualified", "lost"),
         "4": ("lead", "open"),
     }
+    assert {r["forecast_category"] for r in rows.values()} == {"best_case"}  # "Best case"
     assert rows["2"]["closed_at"].isoformat() == "2024-06-18T00:00:00+00:00"
     assert str(rows["1"]["expected_close_date"]) == "2024-09-30"
     assert rows["1"]["created_at"].isoformat() == "2024-06-01T09:30:00+00:00"
