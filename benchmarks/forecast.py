@@ -1,11 +1,13 @@
 """How well the next-period forecast does:
 `python -m benchmarks.forecast`.
 
-For generated exports of the given seeds, the sample in `data/`, and a generated export whose
-open deals carry neither an amount nor an expected close date, it runs the report's forecast
+For generated exports of the given seeds, of three seeds of their own with skewed amounts, a
+quarter-end season and both (`VARIANTS`), of copies whose open deals carry neither an amount
+nor an expected close date, and of the sample in `data/`, it runs the report's forecast
 as of the last full month and prints its backtest: every method's WAPE, bias, MAPE and
 P10–P90 coverage over every past month end, the method used at each month end (picked from
-the month ends before it), and the goals of issue 12 side by side. Nothing here is a test.
+the month ends before it), and the goals of issues 12 and 26 side by side. Nothing here is
+a test.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ from funnel_reports.transforms.periods import parse_period
 from funnel_reports.transforms.staging.checks import validate_inputs
 
 SEEDS = (101, 202, 303)
+# exports of shapes the plain generator lacks, each of its own seed: right-skewed amounts
+# (a few deals carry most of the amount), a quarter-end season (reps hold wins to the
+# quarter's last month), and both, also without open-deal amounts
+SKEWED, SEASONAL = {"amount_sigma": 1.4}, {"quarter_end_push": 0.6}
+VARIANTS = (
+    ("skewed amounts", 606, SKEWED),
+    ("quarter-end season", 707, SEASONAL),
+    ("skewed amounts and a quarter-end season", 808, SKEWED | SEASONAL),
+)
 OPPORTUNITIES_PER_EXPORT = 20_000
 PERIOD = "2026-09"
 TIMEZONE = "Asia/Shanghai"
@@ -141,6 +152,20 @@ def main(argv: list[str] | None = None) -> int:
                     backtest_of(folder, settings),
                 )
             )
+        for name, seed, shape in VARIANTS:
+            folder = Path(scratch) / f"variant-{seed}"
+            spec = GenerateSpec(opportunities=args.opportunities, seed=seed, **shape)
+            generate_exports(folder, spec)
+            goals.append(report(f"seed {seed}, {name}", backtest_of(folder, settings)))
+        goals.append(
+            report(
+                f"seed {VARIANTS[-1][1]} without open-deal amounts or close dates",
+                backtest_of(
+                    without_open_amounts_or_close_dates(folder, Path(scratch) / "bare-variant"),
+                    settings,
+                ),
+            )
+        )
         bare = without_open_amounts_or_close_dates(
             Path(scratch) / f"seed-{args.seeds[0]}", Path(scratch) / "bare"
         )

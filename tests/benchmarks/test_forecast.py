@@ -298,6 +298,10 @@ def test_main_prints_each_dataset_then_the_goals(capsys):
     assert headings == [
         "## generated, 200 deals, seed 1: forecast of 2026-10",
         "## generated, 200 deals, seed 2: forecast of 2026-10",
+        "## seed 606, skewed amounts: forecast of 2026-10",
+        "## seed 707, quarter-end season: forecast of 2026-10",
+        "## seed 808, skewed amounts and a quarter-end season: forecast of 2026-10",
+        "## seed 808 without open-deal amounts or close dates: forecast of 2026-10",
         "## seed 1 without open-deal amounts or close dates: forecast of 2026-10",
         "## the sample (data/sample): forecast of 2026-10",
         "## goals: WAPE of the method used vs the better naive baseline; |bias| ≤ 10 %; ",
@@ -307,6 +311,10 @@ def test_main_prints_each_dataset_then_the_goals(capsys):
     assert [line[:52].rstrip() for line in goals] == [
         "generated, 200 deals, seed 1",
         "generated, 200 deals, seed 2",
+        "seed 606, skewed amounts",
+        "seed 707, quarter-end season",
+        "seed 808, skewed amounts and a quarter-end season",
+        "seed 808 without open-deal amounts or close dates",
         "seed 1 without open-deal amounts or close dates",
         "the sample (data/sample)",
     ]

@@ -68,17 +68,14 @@ STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3 = "stage_weighted", "last_period", "mea
 MODELS = (LANDMARK, LANDMARK_CLOSE_DATE)
 PARTS = (OPEN_DEALS, NEW_DEALS)
 BASELINES = (STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3)
-# a method replaces the landmark method once it scored better over this many earlier origins
-# (a quarter of monthly reports; the ratios behind the learned candidates are shrunk, so
-# three origins cannot swing them far)
+# the pick, and the widening of the simulated range, start from this many earlier origins (a
+# quarter of monthly reports; the ratios behind the learned candidates are shrunk, so three
+# origins cannot swing them far; widening from six left the range too narrow for months)
 MIN_ORIGINS_TO_CHOOSE = 3
-# another method replaces the default (the landmark method corrected by its record) only
+# another method replaces the default (the blend, `learning.BLEND`) only
 # when its WAPE + |bias| is this share lower: among methods a few points apart, the pick
 # would chase each month's luck
 SWITCH_MARGIN = 0.2
-# the simulated range is widened from this many earlier origins on (half a year: a quantile
-# of fewer distances is one month's luck)
-MIN_ORIGINS_TO_WIDEN = 6
 BACKTEST_DRAWS = 1_000
 # a period end is a backtest origin from half a window of data on: before, the landmarks
 # behind it are too few and too young (a funnel still filling up) to judge any method by
@@ -355,7 +352,7 @@ def reliability(pairs: list[tuple[pl.Series, pl.Series]]) -> tuple[float | None,
 def spread_factor(rows: list[dict[str, Any]]) -> float:
     """How much the simulated range must widen to hold COVERAGE of the actuals of `rows`:
     the COVERAGE quantile of each actual's distance from the simulated P50 in units of the
-    half-range on its side; 1 with fewer than MIN_ORIGINS_TO_WIDEN rows, and never less
+    half-range on its side; 1 with fewer than MIN_ORIGINS_TO_CHOOSE rows, and never less
     than 1 (a range is never narrowed)."""
     distances = []
     for row in rows:
@@ -365,7 +362,7 @@ def spread_factor(rows: list[dict[str, Any]]) -> float:
         half = p90 - p50 if row["actual"] >= p50 else p50 - p10
         if half > 0:
             distances.append(abs(row["actual"] - p50) / half)
-    if len(distances) < MIN_ORIGINS_TO_WIDEN:
+    if len(distances) < MIN_ORIGINS_TO_CHOOSE:
         return 1.0
     return max(1.0, float(np.quantile(distances, COVERAGE)))
 

@@ -227,16 +227,16 @@ def test_an_actual_is_measured_in_half_ranges_of_its_own_side() -> None:
 
 
 def test_an_origin_without_a_simulated_range_is_not_counted() -> None:
-    """Five usable origins of six: too few to widen by, however far their actuals lie."""
-    rows = simulated_rows([300] * 5, (80.0, 100.0, 110.0)) + simulated_rows(
-        [300], (None, None, None)
+    """Two usable origins of six: too few to widen by, however far their actuals lie."""
+    rows = simulated_rows([300] * 2, (80.0, 100.0, 110.0)) + simulated_rows(
+        [300] * 4, (None, None, None)
     )
     assert spread_factor(rows) == 1.0
 
 
 def test_an_origin_whose_range_has_no_width_on_the_actual_s_side_is_not_counted() -> None:
-    rows = simulated_rows([300] * 5, (80.0, 100.0, 110.0)) + simulated_rows(
-        [300], (80.0, 100.0, 100.0)
+    rows = simulated_rows([300] * 2, (80.0, 100.0, 110.0)) + simulated_rows(
+        [300] * 4, (80.0, 100.0, 100.0)
     )
     assert spread_factor(rows) == 1.0
 
