@@ -588,12 +588,13 @@ def test_backtest_rows_are_the_forecasts_each_earlier_run_made(exports):
             won = sum(r["actual"] for r in before)
             return (sum(abs(e) for e in errors) + abs(sum(errors))) / won
 
-        # the blend unless a method's WAPE + |bias| over the rows before is a fifth lower
+        # the blend unless a method's WAPE + |bias| over the i rows before is lower by
+        # 0.6 / √i of it
         expected = "blend"
         if i >= MIN_ORIGINS_TO_CHOOSE:
             scored = [m for m in forecasts if m not in parts]
             best = min(scored, key=cost)
-            expected = best if cost(best) <= 0.8 * cost("blend") else "blend"
+            expected = best if cost(best) <= (1 - 0.6 / math.sqrt(i)) * cost("blend") else "blend"
         assert row["method"] == expected, i
         assert row["forecast"] == row["forecasts"][row["method"]]
     assert card["wape"] == pytest.approx(

@@ -72,10 +72,11 @@ BASELINES = (STAGE_WEIGHTED, LAST_PERIOD, MEAN_LAST_3)
 # quarter of monthly reports; the ratios behind the learned candidates are shrunk, so three
 # origins cannot swing them far; widening from six left the range too narrow for months)
 MIN_ORIGINS_TO_CHOOSE = 3
-# another method replaces the default (the blend, `learning.BLEND`) only
-# when its WAPE + |bias| is this share lower: among methods a few points apart, the pick
-# would chase each month's luck
-SWITCH_MARGIN = 0.2
+# another method replaces the default (the blend, `learning.BLEND`) only when its WAPE +
+# |bias| over the n earlier origins is lower by this share over √n (35 % at 3 origins, 17 %
+# at 12): among methods a few points apart the pick would chase each month's luck, and the
+# luck of few origins is larger
+SWITCH_MARGIN = 0.6
 BACKTEST_DRAWS = 1_000
 # a period end is a backtest origin from half a window of data on: before, the landmarks
 # behind it are too few and too young (a funnel still filling up) to judge any method by
@@ -311,7 +312,8 @@ def choose(rows: list[dict[str, Any]], available: tuple[str, ...]) -> str:
     if not costs:
         return default
     best = min(costs, key=lambda method: (costs[method], available.index(method)))
-    if default in costs and costs[best] > (1 - SWITCH_MARGIN) * costs[default]:
+    margin = SWITCH_MARGIN / len(rows) ** 0.5
+    if default in costs and costs[best] > (1 - margin) * costs[default]:
         return default
     return best
 
