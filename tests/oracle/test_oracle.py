@@ -745,11 +745,14 @@ def states_at(folder: Path, t: datetime) -> dict[str, dict]:
             state = "lost"
         else:
             state = "open"
+        categories = [h.get("forecast_category") for h in mine if h.get("forecast_category")]
         deals[o["opportunity_id"]] = {
             "state": state,
             "created": ts(o["created_at"]),
             "amount": float(amounts[-1]) if amounts[-1] else 0.0,
             "expected": date.fromisoformat(dates[-1]) if dates[-1] else None,
+            "history_category": categories[-1] if categories else None,
+            "category": (categories or [o.get("forecast_category") or None])[-1],
         }
     return deals
 
@@ -802,3 +805,56 @@ def test_pipeline_movement_equals_the_oracle(pushed_exports, period_label):
     assert (
         counts["pushed_out"] > 0 and movement["increased_count"] + movement["decreased_count"] > 0
     )
+
+
+@pytest.fixture(scope="module")
+def categorized_exports(tmp_path_factory):
+    """The oracle's deals with the forecast category reps give them by stage."""
+    folder = tmp_path_factory.mktemp("oracle-categories")
+    spec = GenerateSpec(opportunities=2000, seed=11, forecast_categories=True)
+    generate_exports(folder, spec)
+    return folder
+
+
+CATEGORY_WORDS = {"Commit": "commit", "Best Case": "best_case", "Pipeline": "pipeline"}
+
+
+def test_forecast_categories_equal_the_oracle(categorized_exports):
+    """The roll-up: the deals open at 2026-09's end expected in October, summed by the
+    category known then; the record: at each backtest origin, the deals the history held
+    in a category and expected in the following month, and the share of them won in it."""
+    folder, label = categorized_exports, "2026-09"
+    m = run_pipeline(folder, label)["forecast"]
+    period = parse_period(label, TZ)
+    nxt = period.shifted(1)
+    end = states_at(folder, period.end)
+    rollup: dict[str, list[float]] = {}
+    for d in end.values():
+        if (
+            d["state"] == "open"
+            and d["expected"]
+            and nxt.start_date <= d["expected"] < nxt.end_date
+        ):
+            rollup.setdefault(CATEGORY_WORDS[d["category"]], []).append(d["amount"])
+    rows = {r["category"]: r for r in m["categories"]["rows"]}
+    for category, amounts in rollup.items():
+        assert rows[category]["count"] == len(amounts), category
+        assert rows[category]["amount"] == pytest.approx(sum(amounts)), category
+    assert sum(r["count"] for r in rows.values()) == sum(map(len, rollup.values()))
+    record: dict[str, list[tuple[float, bool]]] = {}
+    for row in m["backtest"]["periods"]:
+        following = parse_period(row["period"], TZ)
+        then, after = states_at(folder, following.start), states_at(folder, following.end)
+        for oid, d in then.items():
+            category = d["history_category"]
+            if d["state"] != "open" or category is None or d["expected"] is None:
+                continue
+            if following.start_date <= d["expected"] < following.end_date:
+                won = after[oid]["state"] == "won" and then[oid]["state"] != "won"
+                record.setdefault(CATEGORY_WORDS[category], []).append((d["amount"], won))
+    for r in m["categories"]["record"]:
+        held = record.get(r["category"], [])
+        assert r["deals"] == len(held), r["category"]
+        assert r["won_deals"] == sum(won for _, won in held), r["category"]
+        assert r["amount"] == pytest.approx(sum(a for a, _ in held)), r["category"]
+    assert m["categories"]["record"][0]["deals"] > 0  # the check has teeth
