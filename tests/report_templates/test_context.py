@@ -3,6 +3,7 @@ report shows it, thresholds quoted from the settings, and no door to the raw doc
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -133,7 +134,12 @@ def test_the_html_lays_out_on_a_phone():
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     phone = html[html.index('<style media="screen and (max-width: 700px)">') :]
     assert "table { display: block; overflow-x: auto;" in phone
-    assert "svg { width: 100%; height: auto; }" in phone
+    assert 'svg[role="img"] { width: 100%; height: auto; }' in phone
+    # every chart is an img-role drawing; a legend's key drawings are not, and keep their size
+    drawings = re.findall(r"<svg [^>]*>", html)
+    keys = [d for d in drawings if 'role="img"' not in d]
+    assert keys and all("viewBox" not in d for d in keys)
+    assert all('role="img"' in d for d in drawings if "viewBox" in d)
 
 
 @pytest.mark.parametrize(("lang", "term"), [("en", "<dt>WAPE</dt>"), ("zh", "<dt>覆盖率</dt>")])

@@ -406,7 +406,10 @@ def change_of(
 
 def changed_range(figures: dict[str, Any], change: Learned) -> dict[str, Any]:
     """A model's Monte Carlo figures under `change`: its quantiles moved and scaled alike (the
-    chance to reach a target is drawn on the model's scale, see `model_target`)."""
+    chance to reach a target is drawn on the model's scale, see `model_target`); none when
+    the change does not scale the model (it forecasts nothing to scale)."""
+    if not change.scale:  # a figure the model's draws do not move: no range to give
+        return figures | {q: None for q in ("p10", "p50", "p90", "p_hit_target")}
     return figures | {
         q: None if figures[q] is None else change.of(figures[q]) for q in ("p10", "p50", "p90")
     }
