@@ -130,11 +130,11 @@ def learned_candidates(
             if mean is None
             else scaled_to(mean * ratio(alike, MEAN_LAST_3, toward=1.0), values.get(LANDMARK))
         )
-    mean, model = values.get(MEAN_LAST_3), values.get(LANDMARK)
+    mean, landmark = values.get(MEAN_LAST_3), values.get(LANDMARK)
     learned[BLEND] = (
         None
-        if mean is None or model is None
-        else scaled_to((overall[LANDMARK] * model + mean) / 2, model)
+        if mean is None or landmark is None
+        else scaled_to((overall[LANDMARK] * landmark + mean) / 2, landmark)
     )
     return {
         method: None
