@@ -660,6 +660,9 @@ def next_period_forecast(
             inputs.category_history,
             inputs.current_categories,
             period=period,
-            origins=backtest_origins(period, inputs.first),
+            windows=[
+                Window(origin.shifted(1), inputs.window_months)
+                for origin in backtest_origins(period, inputs.first)
+            ],
         ),
     }

@@ -26,9 +26,10 @@ from funnel_reports.schemas.vocabulary import (
     PIPELINE,
     WON,
 )
-from funnel_reports.transforms.expressions import in_interval, stable_sum
+from funnel_reports.transforms.expressions import stable_sum
 from funnel_reports.transforms.intermediate.states import DealStatesAt
-from funnel_reports.transforms.periods import Period
+from funnel_reports.transforms.marts.movement import expected_at_start, expected_within, moved_deals
+from funnel_reports.transforms.periods import Period, Window
 
 NOT_SET = "not_set"
 HELD_SCHEMA = {"category": pl.String, "amount": pl.Float64, "won": pl.Boolean}
@@ -54,14 +55,6 @@ def categories_at(history: pl.DataFrame, as_of: datetime) -> pl.LazyFrame:
     )
 
 
-def expected_in(states: pl.LazyFrame, period: Period) -> pl.LazyFrame:
-    """The deals of `states` open then whose expected close date lies in `period`."""
-    close = pl.col("expected_close_date_at")
-    return states.filter(
-        (pl.col("state") == OPEN) & (close >= period.start_date) & (close < period.end_date)
-    )
-
-
 def category_rollup(
     states_at: DealStatesAt,
     history: pl.DataFrame,
@@ -79,8 +72,9 @@ def category_rollup(
         how="full",
         coalesce=True,
     )
+    open_then = states_at.states(period.end).filter(pl.col("state") == OPEN)
     rows = (
-        expected_in(states_at.states(period.end), period.shifted(1))
+        open_then.filter(expected_within(period.shifted(1), "expected_close_date_at"))
         .join(known, on="opportunity_id", how="left")
         .select(
             pl.coalesce("category", "_current", pl.lit(NOT_SET)).alias("category"),
@@ -105,8 +99,7 @@ def category_rollup(
     }
     # the open deals already past their expected close date: in no period's roll-up
     overdue = (
-        states_at.states(period.end)
-        .filter((pl.col("state") == OPEN) & (pl.col("expected_close_date_at") < period.end_date))
+        open_then.filter(pl.col("expected_close_date_at") < period.end_date)
         .select(pl.len(), stable_sum(pl.col("amount_at").fill_null(0.0)))
         .collect()
         .row(0)
@@ -120,33 +113,24 @@ def category_rollup(
 
 
 def category_record(
-    states_at: DealStatesAt, history: pl.DataFrame, origins: list[Period]
+    states_at: DealStatesAt, history: pl.DataFrame, windows: list[Window]
 ) -> list[dict[str, Any]]:
-    """Per category, over the period ends `origins`: the deals open at each end whose history
-    gave them the category and an expected close date in the following period, and how many
-    of them (and of their amount then) were won in it."""
-    held = []
-    for origin in origins:
-        following = origin.shifted(1)
-        won = (
-            states_at.states(following.end)
-            .filter(
-                (pl.col("state") == WON)
-                & in_interval(pl.col("won_at"), following.start, following.end)
-            )
-            .select("opportunity_id", pl.lit(True).alias("won"))
+    """Per category, over the periods of `windows` (each following a backtest origin): the
+    deals the pipeline movement expected in the period as of its start (`expected_at_start`)
+    whose history then gave them the category, and how many of them (and of their amount
+    then) were won in it."""
+    held = [
+        moved_deals(states_at, window=window)
+        .filter(expected_at_start(window.period))
+        .join(categories_at(history, window.start), on="opportunity_id")
+        .select(
+            "category",
+            pl.col("amount_start").fill_null(0.0).alias("amount"),
+            (pl.col("step") == WON).alias("won"),
         )
-        held.append(
-            expected_in(states_at.states(origin.end), following)
-            .join(categories_at(history, origin.end), on="opportunity_id")
-            .join(won, on="opportunity_id", how="left")
-            .select(
-                "category",
-                pl.col("amount_at").fill_null(0.0).alias("amount"),
-                pl.col("won").fill_null(False),
-            )
-            .collect()
-        )
+        .collect()
+        for window in windows
+    ]
     frame = pl.concat(held) if held else pl.DataFrame(schema=HELD_SCHEMA)
     stats = {
         row["category"]: row
@@ -177,7 +161,7 @@ def forecast_categories(
     current: pl.DataFrame,
     *,
     period: Period,
-    origins: list[Period],
+    windows: list[Window],
 ) -> dict[str, Any] | None:
     """`forecast.categories`: the roll-up and the record; None when the export gives no deal
     a category (the record alone is None without categories in the history)."""
@@ -185,5 +169,5 @@ def forecast_categories(
         return None
     return {
         **category_rollup(states_at, history, current, period=period),
-        "record": category_record(states_at, history, origins) if history.height else None,
+        "record": category_record(states_at, history, windows) if history.height else None,
     }

@@ -28,7 +28,7 @@ from funnel_reports.transforms.expressions import as_list, one_row, stable_sum
 from funnel_reports.transforms.funnel_model import FunnelModel
 from funnel_reports.transforms.intermediate.entries import stage_frame
 from funnel_reports.transforms.intermediate.states import DealStatesAt
-from funnel_reports.transforms.periods import Window
+from funnel_reports.transforms.periods import Period, Window
 
 # the bridge's steps in the order a waterfall draws them, and the step of each deal
 STEPS = ("created", "increased", "decreased", "won", "lost")
@@ -145,6 +145,17 @@ def pipeline_movement(
     )
 
 
+def expected_within(period: Period, column: str = "expected_start") -> pl.Expr:
+    """The expected close date in `column` lies in `period`."""
+    return pl.col(column).is_between(period.start_date, period.end_date, closed="left")
+
+
+def expected_at_start(period: Period) -> pl.Expr:
+    """Of `moved_deals`' rows: open at the period's start (carried, won or lost in it), with
+    an expected close date, as known then, in the period."""
+    return pl.col("step").is_in([CARRIED, "won", "lost"]) & expected_within(period)
+
+
 def expected_in_period(
     moved: pl.LazyFrame,
     states_at: DealStatesAt,
@@ -159,10 +170,8 @@ def expected_in_period(
     the period); and the largest pushed-out deals (`slipped`), with the days their date moved
     in the period and how many times it was ever moved later. A single row, `expected`."""
     period = window.period
-    in_period = pl.col("expected_start").is_between(
-        period.start_date, period.end_date, closed="left"
-    )
-    expected = moved.filter(pl.col("step").is_in([CARRIED, "won", "lost"]) & in_period)
+    in_period = expected_within(period)
+    expected = moved.filter(expected_at_start(period))
     pushed = (pl.col("step") == CARRIED) & (pl.col("expected_close_date_at") >= period.end_date)
     won_elsewhere = (pl.col("step") == "won") & ~in_period.fill_null(False)
     new_won = (pl.col("step") == CREATED_AND_CLOSED) & (pl.col("state") == WON)

@@ -10,7 +10,7 @@ from funnel_reports.transforms.forecast.categories import (
     category_rollup,
     forecast_categories,
 )
-from funnel_reports.transforms.periods import parse_period
+from funnel_reports.transforms.periods import Window, parse_period
 from tests.helpers import figures, history, opp, opportunities, world
 
 PERIOD = parse_period("2024-06", "UTC")
@@ -111,8 +111,8 @@ def test_the_record_says_what_share_of_each_category_was_won_when_forecast():
     expected in June: R1 was won in June (40 of 100), R3 lost. C1 was commit only from 05-20
     but is expected in July: not June's."""
     i = inputs()
-    may = parse_period("2024-05", "UTC")
-    record = {r["category"]: r for r in category_record(i.states_at, i.category_history, [may])}
+    june = Window(parse_period("2024-06", "UTC"), 12)  # the period after May's end
+    record = {r["category"]: r for r in category_record(i.states_at, i.category_history, [june])}
     assert record["commit"] == {
         "category": "commit",
         "deals": 2,
@@ -129,12 +129,12 @@ def test_the_record_says_what_share_of_each_category_was_won_when_forecast():
 def test_the_record_reads_the_history_only():
     """The export says C3 is commit now; its history never did: no past period end knew it."""
     i = inputs()
-    april = parse_period("2024-04", "UTC")  # nothing was created by its end
-    assert all(r["deals"] == 0 for r in category_record(i.states_at, i.category_history, [april]))
+    may = Window(parse_period("2024-05", "UTC"), 12)  # nothing was created by its start
+    assert all(r["deals"] == 0 for r in category_record(i.states_at, i.category_history, [may]))
     # at June's end: C1 (commit since 05-20, expected in July) counts; C3, commit by the
     # export only, does not
-    june = parse_period("2024-06", "UTC")
-    record = category_record(i.states_at, i.category_history, [june])
+    july = Window(parse_period("2024-07", "UTC"), 12)
+    record = category_record(i.states_at, i.category_history, [july])
     assert {r["category"]: r["deals"] for r in record} == {
         "commit": 1,
         "best_case": 0,
@@ -148,7 +148,7 @@ def test_an_export_without_categories_has_none_and_a_history_without_them_no_rec
     i = world(DEALS, history(entry("C1", "lead", "2024-05-01"))).forecast_inputs
     assert i is not None
     both = forecast_categories(
-        i.states_at, i.category_history, i.current_categories, period=PERIOD, origins=[]
+        i.states_at, i.category_history, i.current_categories, period=PERIOD, windows=[]
     )
     assert both is not None and both["record"] is None
     assert both["rows"][1] == {"category": "best_case", "count": 1, "amount": 50.0}
