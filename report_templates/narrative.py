@@ -10,7 +10,12 @@ from typing import Any
 
 from funnel_reports.report_templates import formatting as fmt
 from funnel_reports.transforms.forecast import BASELINES, LANDMARK, MIN_ORIGINS_TO_CHOOSE
-from funnel_reports.transforms.forecast.learning import BLEND, MEAN_LAST_3
+from funnel_reports.transforms.forecast.learning import (
+    BLEND,
+    MEAN_LAST_3,
+    SEASONAL_MEAN,
+    corrected,
+)
 from funnel_reports.transforms.funnel_model import FunnelModel
 
 
@@ -448,24 +453,24 @@ def forecast_parts_sentence(forecast: dict[str, Any], *, text: dict[str, str], m
 
 
 def learned_sentence(forecast: dict[str, Any], *, text: dict[str, str], money: Money) -> str | None:
-    """How a learned method (`forecast.learned`) made its figure from the model's or the
-    mean of the last three periods'; None for a model or a baseline as it is."""
-    learned, method = forecast["learned"], forecast["method"]
+    """How a learned method (`forecast.learned`, by its `kind`) made its figure from the
+    model's (`monte_carlo.model`) or the mean of the last three periods'; None for a model
+    or a baseline as it is."""
+    learned = forecast["learned"]
     if learned is None:
         return None
     by_method = forecast["next_period_by_method"]
-    if method == BLEND:
+    if learned["kind"] == BLEND:
         return text["learned_blend"].format(
-            model=money(by_method[f"{LANDMARK}_corrected"]), mean=money(by_method[MEAN_LAST_3])
+            model=money(by_method[corrected(LANDMARK)]), mean=money(by_method[MEAN_LAST_3])
         )
-    if method.startswith(MEAN_LAST_3):
+    if learned["kind"] == SEASONAL_MEAN:
         mean = by_method[MEAN_LAST_3]
         return text["learned_seasonal_mean"].format(
             mean=money(mean), scale=f"{forecast['next_period'] / mean:.2f}" if mean else "–"
         )
-    model = method.removesuffix("_corrected") if method.endswith("_corrected") else LANDMARK
     return text["learned_scaled"].format(
-        model=money(by_method[model]), scale=f"{learned['scale']:.2f}"
+        model=money(by_method[forecast["monte_carlo"]["model"]]), scale=f"{learned['scale']:.2f}"
     )
 
 

@@ -6,7 +6,11 @@ import pytest
 
 from funnel_reports.report_templates import formatting as fmt
 from funnel_reports.report_templates.charts import backtest_chart
-from funnel_reports.report_templates.narrative import forecast_method_sentence
+from funnel_reports.report_templates.narrative import (
+    Money,
+    forecast_method_sentence,
+    learned_sentence,
+)
 
 TEXT = {**fmt.labels("en"), "_lang": "en"}
 
@@ -99,3 +103,68 @@ def test_backtest_chart_puts_actual_forecast_and_range_on_one_axis():
     assert [tick["value"] for tick in chart["ticks"]] == pytest.approx([100.0, 200.0])
     assert chart["ticks"][1]["y"] == pytest.approx(first["p90_y"])
     assert backtest_chart([]) is None
+
+
+def learned_forecast(method: str, kind: str, *, scale: float, shift: float, model: str) -> dict:
+    """A forecast whose learned method made 120 from the model's 100 (corrected: 110) and the
+    mean of the last three's 130."""
+    return {
+        "method": method,
+        "next_period": 120.0,
+        "learned": {"kind": kind, "scale": scale, "shift": shift},
+        "monte_carlo": {"model": model},
+        "next_period_by_method": {
+            "landmark": 100.0,
+            "landmark_close_date": 80.0,
+            "landmark_corrected": 110.0,
+            "mean_last_3": 130.0,
+        },
+    }
+
+
+MONEY = Money.of("EUR", TEXT)
+
+
+@pytest.mark.parametrize(
+    ("forecast_", "expected"),
+    [
+        (
+            learned_forecast(
+                "landmark_corrected", "scaled", scale=1.2, shift=0.0, model="landmark"
+            ),
+            "The model gives EUR 100; its past forecasts were off by a steady share, so it is "
+            "multiplied by 1.20",
+        ),
+        (  # the close-date model's figure, the one the method scales
+            learned_forecast(
+                "landmark_close_date_corrected",
+                "scaled",
+                scale=1.5,
+                shift=0.0,
+                model="landmark_close_date",
+            ),
+            "The model gives EUR 80;",
+        ),
+        (
+            learned_forecast(
+                "mean_last_3_month_in_quarter",
+                "seasonal_mean",
+                scale=1.2,
+                shift=0.0,
+                model="landmark",
+            ),
+            "The mean of the last three periods, EUR 130, is multiplied by 0.92",
+        ),
+        (
+            learned_forecast("blend", "blend", scale=1.2, shift=0.0, model="landmark"),
+            "The average of the corrected model (EUR 110) and the mean of the last three "
+            "periods (EUR 130).",
+        ),
+    ],
+)
+def test_a_learned_method_says_how_it_made_its_figure(forecast_, expected):
+    assert expected in learned_sentence(forecast_, text=TEXT, money=MONEY)
+
+
+def test_a_model_or_a_baseline_as_it_is_says_nothing_more():
+    assert learned_sentence({"learned": None}, text=TEXT, money=MONEY) is None

@@ -44,6 +44,7 @@ from funnel_reports.transforms.forecast.learning import (
     BLEND,
     Learned,
     corrected,
+    kind_of,
     learned_candidates,
     learned_methods,
     scaled_to,
@@ -637,7 +638,7 @@ def next_period_forecast(
         },
         "learned": None
         if method not in changes
-        else {"scale": change.scale, "shift": change.shift},
+        else {"kind": kind_of(method), "scale": change.scale, "shift": change.shift},
         "next_period_by_method": values,
         **imputed(now.deals[change.model]),
         "new_deals": {

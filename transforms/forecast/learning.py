@@ -50,6 +50,19 @@ def seasonal(method: str, season: str) -> str:
     return f"{method}_{season}"
 
 
+# how a learned candidate makes its figure (metrics.json `forecast.learned.kind`)
+SCALED, SEASONAL_MEAN = "scaled", "seasonal_mean"
+
+
+def kind_of(method: str) -> str:
+    """`method`'s kind: the model scaled by a ratio of its record (`scaled`: the corrected
+    models and the model's seasonal variants), the mean of the last three scaled by its
+    season (`seasonal_mean`), or the blend."""
+    if method == BLEND:
+        return BLEND
+    return SEASONAL_MEAN if method.startswith(f"{MEAN_LAST_3}_") else SCALED
+
+
 def learned_methods(models: Sequence[str], grain: str) -> tuple[str, ...]:
     """The learned candidates of an export with `models` (the landmark methods it has), for
     periods of `grain`, in the report card's order."""

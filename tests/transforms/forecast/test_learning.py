@@ -10,6 +10,7 @@ import pytest
 
 from funnel_reports.transforms.forecast.learning import (
     Learned,
+    kind_of,
     learned_candidates,
     learned_methods,
     place_in,
@@ -17,6 +18,8 @@ from funnel_reports.transforms.forecast.learning import (
     scaled_to,
 )
 from funnel_reports.transforms.periods import Period
+
+MODELS = ("landmark", "landmark_close_date")
 
 
 def month(year: int, m: int) -> Period:
@@ -104,3 +107,16 @@ def test_a_figure_as_a_change_of_the_models():
     assert scaled_to(150.0, 100.0) == Learned("landmark", 1.5, 0.0)
     assert scaled_to(150.0, None).of(None) == 150.0  # the model forecasts nothing
     assert Learned("landmark", 0.5, 10.0).of(None) is None
+
+
+def test_each_learned_candidate_has_the_kind_its_sentence_tells():
+    kinds = {method: kind_of(method) for method in learned_methods(MODELS, "month")}
+    assert kinds == {
+        "landmark_corrected": "scaled",
+        "landmark_close_date_corrected": "scaled",
+        "landmark_month_in_quarter": "scaled",
+        "landmark_month_of_year": "scaled",
+        "mean_last_3_month_in_quarter": "seasonal_mean",
+        "mean_last_3_month_of_year": "seasonal_mean",
+        "blend": "blend",
+    }
