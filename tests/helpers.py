@@ -145,6 +145,26 @@ def metrics_for(
     )
 
 
+def bridged(bridge: dict[str, Any]) -> tuple[int, float]:
+    """The open pipeline at the end as a `pipeline_movement` bridge's steps add it up: start
+    + created − won − lost deals, and in amounts also + increased − decreased."""
+    count = (
+        bridge["open_start_count"]
+        + bridge["created_count"]
+        - bridge["won_count"]
+        - bridge["lost_count"]
+    )
+    amount = (
+        bridge["open_start_amount"]
+        + bridge["created_amount"]
+        + bridge["increased_amount"]
+        - bridge["decreased_amount"]
+        - bridge["won_amount"]
+        - bridge["lost_amount"]
+    )
+    return count, amount
+
+
 def by_key(rows: list[dict[str, Any]], key: str = "stage") -> dict[str, dict[str, Any]]:
     return {row[key]: row for row in rows}
 

@@ -64,7 +64,7 @@ def delivery(port: int = 25, **options) -> DeliverySettings:
     )
 
 
-def report_to(*to: str, cc: tuple[str, ...] = ()):
+def report_to(*to: str, cc: tuple[str, ...] = (), pdf_name: str = "funnel 2024-06.pdf"):
     return report_message(
         settings=delivery(),
         recipients=(list(to), list(cc)),
@@ -72,7 +72,7 @@ def report_to(*to: str, cc: tuple[str, ...] = ()):
         text="Won 2 deals.\n",
         html="<p>Won 2 deals.</p>\n",
         pdf=b"%PDF-1.7 stand-in",
-        pdf_name="funnel 2024-06.pdf",
+        pdf_name=pdf_name,
     )
 
 
@@ -169,15 +169,7 @@ def test_a_report_message_has_both_bodies_and_the_pdf_attached():
 
 
 def test_a_non_ascii_pdf_name_is_encoded_as_rfc_2231_says():
-    message = report_message(
-        settings=delivery(),
-        recipients=(["ceo@example.com"], []),
-        subject="报告",
-        text="",
-        html="",
-        pdf=b"%PDF",
-        pdf_name="报告.pdf",
-    )
+    message = report_to("ceo@example.com", pdf_name="报告.pdf")
     # 报 is E6 8A A5 in UTF-8, 告 is E5 91 8A
     assert b"filename*=utf-8''%E6%8A%A5%E5%91%8A.pdf" in message.as_bytes()
 
@@ -186,15 +178,7 @@ def test_a_non_ascii_pdf_name_has_an_rfc_2047_name_for_older_clients():
     """Outlook before 2016 and some webmail read only Content-Type's name=: it carries the
     name as encoded words; a parser reading either parameter gets the same name back."""
     name = "销售漏斗报告 华东大区 2026-09.pdf"
-    message = report_message(
-        settings=delivery(),
-        recipients=(["ceo@example.com"], []),
-        subject="报告",
-        text="",
-        html="",
-        pdf=b"%PDF",
-        pdf_name=name,
-    )
+    message = report_to("ceo@example.com", pdf_name=name)
     sent = message.as_bytes(policy=policy.SMTP)
     assert (
         b'name="=?utf-8?b?' in sent and b"\r\n" in sent and b"\n " not in sent.replace(b"\r\n", b"")
@@ -204,7 +188,7 @@ def test_a_non_ascii_pdf_name_has_an_rfc_2047_name_for_older_clients():
     old = message_from_bytes(sent, policy=policy.compat32).get_payload()[-1]
     words = old.get_param("name")  # what a client that knows only RFC 2047 reads
     assert str(make_header(decode_header(words.replace("\r\n", "")))) == name
-    assert attachment.get_content() == b"%PDF"
+    assert attachment.get_content() == b"%PDF-1.7 stand-in"  # what report_to attached
 
 
 def test_an_ascii_pdf_name_is_quoted_in_both_parameters():
