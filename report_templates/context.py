@@ -42,7 +42,8 @@ from funnel_reports.report_templates.narrative import (
     unknown_stage_notes,
 )
 from funnel_reports.transforms.forecast import LANDMARK, MIN_ORIGINS_TO_CHOOSE
-from funnel_reports.transforms.forecast.learning import SEASONS, seasonal
+from funnel_reports.transforms.forecast.backtest import MODELS
+from funnel_reports.transforms.forecast.learning import BLEND, SEASONS, corrected, learned_methods
 from funnel_reports.transforms.funnel_model import COMPANY, FunnelModel, MetricsSettings
 from funnel_reports.transforms.metrics_document import NEVER_ENTERED
 
@@ -209,11 +210,12 @@ def method_rows(forecast: dict[str, Any], text: dict[str, str]) -> list[dict[str
     the parts, the seasonal variants and the corrected close-date model (metrics.json has
     them all) only when used."""
     card = forecast["backtest"]
-    details = {"open_deals", "new_deals", "landmark_close_date_corrected"} | {
-        seasonal(base, season)
-        for seasons in SEASONS.values()
-        for season in seasons
-        for base in (LANDMARK, "mean_last_3")
+    shown_learned = {corrected(LANDMARK), BLEND}
+    details = {"open_deals", "new_deals"} | {
+        method
+        for grain in SEASONS
+        for method in learned_methods(MODELS, grain)
+        if method not in shown_learned
     }
     rows = [
         {

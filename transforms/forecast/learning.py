@@ -127,23 +127,22 @@ def learned_candidates(
 ) -> dict[str, Learned | None]:
     """Each learned candidate of the forecast of `following` (`values`: every other
     candidate's), from the earlier backtest `rows`; None where its base forecast is unknown."""
-    learned: dict[str, Learned | None] = {}
+    mean, landmark = values.get(MEAN_LAST_3), values.get(LANDMARK)
     overall = {model: ratio(rows, model, toward=1.0) for model in models}
-    for model in models:
-        learned[corrected(model)] = Learned(model, overall[model], 0.0)
+    learned: dict[str, Learned | None] = {
+        corrected(model): Learned(model, overall[model], 0.0) for model in models
+    }
     for season in SEASONS[following.grain]:
         place = place_in(following, season)
         alike = [r for r in rows if place_in(r["following"], season) == place]
         learned[seasonal(LANDMARK, season)] = Learned(
             LANDMARK, ratio(alike, LANDMARK, toward=overall[LANDMARK]), 0.0
         )
-        mean = values.get(MEAN_LAST_3)
         learned[seasonal(MEAN_LAST_3, season)] = (
             None
             if mean is None
-            else scaled_to(mean * ratio(alike, MEAN_LAST_3, toward=1.0), values.get(LANDMARK))
+            else scaled_to(mean * ratio(alike, MEAN_LAST_3, toward=1.0), landmark)
         )
-    mean, landmark = values.get(MEAN_LAST_3), values.get(LANDMARK)
     learned[BLEND] = (
         None
         if mean is None or landmark is None
