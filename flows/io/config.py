@@ -36,6 +36,7 @@ from funnel_reports.schemas.vocabulary import (
     DATE_ORDERS,
     FORECAST_CATEGORIES,
     LANGUAGES,
+    LOST,
     OPPORTUNITIES,
     SEGMENT_DIMENSIONS,
     SOURCE_CHOICES,
@@ -624,6 +625,13 @@ def settings_from_toml(
         )
     except ValueError as error:
         raise ConfigError(f"{path}: [funnel] {error}") from None
+    unknown = [(v, s) for v, s in source.stages.items() if s not in (*funnel.ids, LOST)]
+    if unknown:
+        value, stage = unknown[0]
+        raise ConfigError(
+            f"{path}: [source.stages] {value!r} = {stage!r}: this funnel has no stage {stage!r};"
+            f" expected one of {', '.join(funnel.ids)} or lost"
+        )
     chosen_lang = lang or document.report.lang
     if chosen_lang not in LANGUAGES:
         raise ConfigError(f"report language {chosen_lang!r}: expected 'en' or 'zh'")

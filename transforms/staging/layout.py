@@ -20,6 +20,7 @@ from funnel_reports.schemas.vocabulary import (
     CANONICAL,
     COMPOSITE_ID_TABLES,
     CUSTOM,
+    LOST,
     OPPORTUNITIES,
     PRESETS,
     QUARANTINE,
@@ -371,10 +372,17 @@ def choose_layout(
 
 
 def effective_settings(settings: RunSettings, preset: Preset) -> RunSettings:
-    """The run's settings with the preset's value maps under the configured ones."""
+    """The run's settings with the preset's value maps under the configured ones. A preset
+    maps stage values to the default funnel's ids: a target the run's funnel lacks is left
+    out, so that its own stage ids, labels and aliases read the value (or it is an unknown
+    stage, quarantined with a hint)."""
+    known = {*settings.funnel.ids, LOST}
     parse = replace(
         settings.parse,
-        stages={**preset.stages, **settings.parse.stages},
+        stages={
+            **{value: stage for value, stage in preset.stages.items() if stage in known},
+            **settings.parse.stages,
+        },
         statuses={**preset.statuses, **settings.parse.statuses},
         channels={**preset.channels, **settings.parse.channels},
         forecast_categories={

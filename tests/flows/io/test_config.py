@@ -159,3 +159,17 @@ def test_long_titles_and_labels_are_cut_to_one_short_line(tmp_path):
     assert len(report.title) == 80
     lead = settings.funnel.stages[0]
     assert (len(lead.label_en), lead.label_en[-1], lead.label_zh) == (40, "…", lead.label_en)
+
+
+def test_a_stage_map_to_a_stage_the_funnel_lacks_is_refused_in_one_line(tmp_path):
+    """A typo in a [source.stages] target would otherwise pass the parse and break the
+    figures: it stops the run, naming the value, the target and the stages there are."""
+    path = tmp_path / "funnel.toml"
+    path.write_text('[source.stages]\n"Quote Sent" = "proposl"\n"Dead" = "lost"\n', "utf-8")
+    with pytest.raises(ConfigError) as error:
+        settings_from_toml(path)
+    assert str(error.value) == (
+        f"{path}: [source.stages] 'Quote Sent' = 'proposl': this funnel has no stage "
+        "'proposl'; expected one of lead, qualified, proposal, negotiation, won, retention "
+        "or lost"
+    )

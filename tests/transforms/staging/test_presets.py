@@ -13,7 +13,7 @@ from funnel_reports.flows.io.config import load_presets
 from funnel_reports.flows.io.exports import read_inputs
 from funnel_reports.report_templates.narrative import stage_mapping_line
 from funnel_reports.schemas.vocabulary import PRESETS
-from funnel_reports.transforms.funnel_model import RunSettings, SourceSettings
+from funnel_reports.transforms.funnel_model import FunnelModel, RunSettings, SourceSettings, Stage
 from funnel_reports.transforms.staging.checks import unknown_stages, validate_inputs
 from funnel_reports.transforms.staging.layout import candidate_presets, effective_settings
 from funnel_reports.transforms.staging.parse import parse_stage
@@ -278,3 +278,42 @@ def test_a_dynamics_365_opportunity_export_is_read_by_its_display_names(tmp_path
     # a lost one keeps its estimate (its Actual Revenue of 0 is not an amount it was worth)
     assert (rows["2"]["amount"], rows["3"]["amount"]) == (21000.0, 8000.0)
     assert rows["1"]["crm_probability"] == 60.0
+
+
+SALESFORCE_OPPORTUNITIES = (
+    "Id,StageName,CreatedDate,CloseDate,Amount,IsClosed,IsWon\n"
+    "006A,Prospecting,2024-06-01,2024-07-01,100,false,false\n"
+    "006B,Negotiation/Review,2024-06-02,2024-07-02,200,false,false\n"
+    "006C,Closed Won,2024-06-03,2024-06-20,300,true,true\n"
+    "006D,Closed Lost,2024-06-04,2024-06-21,400,true,false\n"
+)
+
+
+def test_a_preset_on_a_funnel_of_its_own_reads_stages_by_that_funnels_names(tmp_path):
+    """Salesforce's preset maps StageName to the default funnel's ids (Prospecting: lead).
+    A funnel of three stages ending at won has none of them: its own aliases read the
+    values, "Closed Lost" still means lost, and no deal carries a stage it lacks."""
+    funnel = FunnelModel(
+        (
+            Stage(id="qualify", label_en="Qualify", label_zh="资格", aliases=("Prospecting",)),
+            Stage(
+                id="negotiate",
+                label_en="Negotiate",
+                label_zh="谈判",
+                aliases=("Negotiation/Review",),
+            ),
+            Stage(id="won", label_en="Won", label_zh="赢单", aliases=("Closed Won",)),
+        ),
+        won_stage="won",
+        named=True,
+    )
+    (tmp_path / "Opportunity.csv").write_text(SALESFORCE_OPPORTUNITIES, encoding="utf-8")
+    inputs = read_inputs(tmp_path, RunSettings(funnel=funnel))
+    assert inputs.preset.name == "salesforce"
+    valid = validate_inputs(inputs)["opportunities"].valid
+    assert dict(zip(valid["opportunity_id"], valid["stage"], strict=True)) == {
+        "006A": "qualify",
+        "006B": "negotiate",
+        "006C": "won",
+        "006D": "qualify",  # lost, its stage unknown: the first stage, as for every funnel
+    }
