@@ -382,14 +382,20 @@ def targets_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, A
     }
 
 
-def stalls_view(metrics: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
-    """Stalled deals: the counts, the reasons, the owners and the longest stalled."""
+def stalls_view(
+    metrics: dict[str, Any], labels: dict[str, str], text: dict[str, str]
+) -> dict[str, Any]:
+    """Stalled deals: the counts, the reasons, the owners and the longest stalled; whether
+    any stage has a stall limit (`stall_days`) at all, and the note saying the limits."""
     stalls = metrics["stalls"]
     stall_days = sorted({s["stall_days"] for s in metrics["stages"] if s["stall_days"]})
     return {
         **{key: value for key, value in stalls.items() if key != "deals"},
         "reasons_recorded": "stalls.compliance_rate" not in unmeasurable(metrics),
-        "stall_days": "/".join(str(d) for d in stall_days) or "–",
+        "has_limits": bool(stall_days),
+        "note": text["stalls_note"].format(days="/".join(str(d) for d in stall_days))
+        if stall_days
+        else text["stalls_no_limits"],
         "deals": labelled(stalls["deals"], labels),
     }
 
@@ -467,7 +473,7 @@ def report_views(
         "forecast": forecast_view(metrics, text, labels),
         "targets": targets_view(metrics, labels),
         "dwell": dwell_view(metrics, labels),
-        "stalls": stalls_view(metrics, labels),
+        "stalls": stalls_view(metrics, labels, text),
         "segments": segments_view(metrics, text),
         "followups": followups_view(metrics, text),
         "quality": quality_view(metrics, text, input_files),

@@ -135,7 +135,9 @@ def kpi_tiles(views: dict[str, Any], *, text: dict[str, str]) -> list[dict[str, 
         },
         {
             "title": text["stalled_deals"],
-            "value": fmt.count(stalls["stalled_count"]),
+            "value": fmt.count(stalls["stalled_count"])
+            if stalls["has_limits"]
+            else text["not_measured_short"],
             "change": f"{text['compliance']}: {compliance}",
             "direction": None,
         },
@@ -183,6 +185,8 @@ def leak_sentence(
 
 
 def stalls_sentence(stalls: dict[str, Any], *, text: dict[str, str], money: Money) -> str:
+    if not stalls["has_limits"]:
+        return text["summary_no_stall_limits"]
     if not stalls["stalled_count"]:
         return text["summary_no_stalls"]
     recorded = stalls["compliance_rate"] is not None

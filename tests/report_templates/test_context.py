@@ -12,6 +12,7 @@ from funnel_reports.report_templates import formatting as fmt
 from funnel_reports.report_templates.context import report_context, report_text, report_views
 from funnel_reports.report_templates.mail import headline, mail_content
 from funnel_reports.report_templates.render import render_html
+from funnel_reports.transforms.funnel_model import FunnelModel
 from tests.helpers import SETTINGS, history, metrics_for, opp, opportunities, path
 
 # June 2024: W1 went lead → qualified → proposal → won; L1 was lost after qualifying, L2 as
@@ -178,3 +179,13 @@ def test_the_chinese_appendix_names_the_layout_and_tables_in_chinese():
     assert "读取方式：标准布局；opportunities.csv 作为商机。" in appendix
     assert "<td>商机</td>" in appendix and "<td>opportunities</td>" not in appendix
     assert "canonical layout" not in appendix and " as " not in appendix
+
+
+def test_a_funnel_without_stall_limits_says_so_in_the_stalls_note():
+    no_limits = [replace(stage, stall_days=None) for stage in SETTINGS.funnel.stages]
+    funnel = FunnelModel(tuple(no_limits), won_stage=SETTINGS.funnel.won_stage, named=True)
+    settings = replace(SETTINGS, funnel=funnel)
+    v = report_views(document(settings), lang="en", funnel=funnel, input_files=[])
+    assert v["stalls"]["note"] == report_text("en")["stalls_no_limits"]
+    assert not v["stalls"]["has_limits"]
+    assert views(lang="en")["stalls"]["note"].startswith("Open deals that have sat")

@@ -77,6 +77,7 @@ def views(**overrides) -> dict:
             "missing_reason_count": 1,
             "compliance_rate": 0.75,
             "reasons_recorded": True,
+            "has_limits": True,
         },
         "movement": {
             "steps": [
@@ -297,3 +298,13 @@ def test_the_source_line_of_dated_snapshots_counts_them_and_lists_the_latest():
         "Read as Salesforce (Opportunity, OpportunityHistory, Task), from 3 dated snapshots "
         "(2024-04-30 … 2024-06-30); the latest holds Opportunity.csv as opportunities, "
     )
+
+
+def test_a_funnel_without_stall_limits_says_stalls_are_not_measured():
+    """No stage has stall_days: not "no deal is stalled" nor a tile of 0, but not measured."""
+    v = views()
+    v["stalls"] = {**v["stalls"], "has_limits": False, "stalled_count": 0}
+    assert EN["summary_no_stall_limits"] in summary_sentences(v, text=EN)
+    assert EN["summary_no_stalls"] not in summary_sentences(v, text=EN)
+    stalled = next(t for t in kpi_tiles(v, text=EN) if t["title"] == EN["stalled_deals"])
+    assert stalled["value"] == "not measured"
