@@ -379,9 +379,11 @@ def widened(simulated: tuple[float | None, ...], spread: float) -> tuple[float |
 
 
 def available_methods(inputs: ForecastInputs, grain: str) -> tuple[str, ...]:
-    """Every method the pick may take, in the order that breaks its ties."""
+    """Every method the pick may take, in the order that breaks its ties: the simpler first,
+    so that a learned method with nothing learned yet (a season no earlier origin held: its
+    base's figure exactly) never wins over its base (the order of `with_learned`'s values)."""
     models = models_of(inputs)
-    return (*models, *learned_methods(models, grain), *BASELINES)
+    return (*models, *BASELINES, *learned_methods(models, grain))
 
 
 def usable(method: str, values: dict[str, float | None]) -> str:
