@@ -585,6 +585,20 @@ def imputed(deals: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+def categories_of(inputs: ForecastInputs, period: Period) -> dict[str, Any] | None:
+    """`forecast.categories`, its record over the periods after the backtest's origins."""
+    return forecast_categories(
+        inputs.states_at,
+        inputs.category_history,
+        inputs.current_categories,
+        period=period,
+        windows=[
+            Window(origin.shifted(1), inputs.window_months)
+            for origin in backtest_origins(period, inputs.first)
+        ],
+    )
+
+
 def no_forecast() -> dict[str, Any]:
     """`forecast`'s keys for an export without a deal created by the period's end."""
     return {
@@ -658,14 +672,5 @@ def next_period_forecast(
             "shift": change.shift,
         },
         "backtest": card,
-        "categories": forecast_categories(
-            inputs.states_at,
-            inputs.category_history,
-            inputs.current_categories,
-            period=period,
-            windows=[
-                Window(origin.shifted(1), inputs.window_months)
-                for origin in backtest_origins(period, inputs.first)
-            ],
-        ),
+        "categories": categories_of(inputs, period),
     }
