@@ -227,18 +227,21 @@ def test_an_actual_is_measured_in_half_ranges_of_its_own_side() -> None:
 
 
 def test_an_origin_without_a_simulated_range_is_not_counted() -> None:
-    """Two usable origins of six: too few to widen by, however far their actuals lie."""
-    rows = simulated_rows([300] * 2, (80.0, 100.0, 110.0)) + simulated_rows(
-        [300] * 4, (None, None, None)
+    """Four usable origins, 0, 0, 0 and 20 half-ranges out: ⌈5 · 0.8⌉ = 4th of four is 20.
+    Six origins without a range do not count; counted as lying on P50 they would make it
+    the ⌈11 · 0.8⌉ = 9th of ten, 0, and leave the range as simulated."""
+    rows = simulated_rows([100] * 3 + [300], (80.0, 100.0, 110.0)) + simulated_rows(
+        [100] * 6, (None, None, None)
     )
-    assert spread_factor(rows) == 1.0
+    assert spread_factor(rows) == pytest.approx(20.0)
 
 
 def test_an_origin_whose_range_has_no_width_on_the_actual_s_side_is_not_counted() -> None:
-    rows = simulated_rows([300] * 2, (80.0, 100.0, 110.0)) + simulated_rows(
-        [300] * 4, (80.0, 100.0, 100.0)
+    """As above, with six origins whose P90 is their P50 and whose actual lies above it."""
+    rows = simulated_rows([100] * 3 + [300], (80.0, 100.0, 110.0)) + simulated_rows(
+        [300] * 6, (80.0, 100.0, 100.0)
     )
-    assert spread_factor(rows) == 1.0
+    assert spread_factor(rows) == pytest.approx(20.0)
 
 
 def test_a_range_without_quantiles_is_not_widened() -> None:
@@ -344,7 +347,9 @@ def test_the_report_card_scores_the_forecasts_as_shown_and_every_candidate() -> 
         "mape": pytest.approx(0.3),
         "coverage": 0.5,
     }
-    assert card["spread_factor"] == 1.0  # two origins: too few to widen by
+    # the simulated ranges missed both actuals, by 10/8 and 50/30 half-ranges below P50: of
+    # two origins the larger (⌈3 · 0.8⌉ = 3rd of two), 5/3
+    assert card["spread_factor"] == pytest.approx(5 / 3)
     assert card["brier"] == pytest.approx(0.04)
     assert card["scored_deals"] == 2
     assert [(r["from"], r["to"], r["deals"]) for r in card["reliability"]] == [

@@ -268,15 +268,18 @@ def test_the_first_period_with_no_history_forecasts_the_last_period():
 
 
 def test_the_range_widens_to_hold_four_in_five_earlier_actuals():
-    """Six earlier origins, each simulated as P10 90, P50 100, P90 110: actuals 100, 105,
-    95, 120, 70, 100 lie 0, 0.5, 0.5, 2, 3 and 0 half-ranges from P50; the 80th
-    percentile of (0, 0, 0.5, 0.5, 2, 3) at position 4 is 2: the range doubles. The first
-    five: (0, 0.5, 0.5, 2, 3) at position 3.2: 2.2. Under three origins, or when every
-    actual lies inside, it stays as simulated."""
-    rows = [{"simulated": (90.0, 100.0, 110.0), "actual": a} for a in (100, 105, 95, 120, 70, 100)]
-    assert spread_factor(rows) == pytest.approx(2.0)
-    assert spread_factor(rows[:5]) == pytest.approx(2.2)
-    assert spread_factor(rows[:2]) == 1.0
+    """Ten earlier origins, each simulated as P10 90, P50 100, P90 110: actuals 100, 105,
+    95, 120, 70, 100, 100, 100, 115 and 140 lie 0, 0.5, 0.5, 2, 3, 0, 0, 0, 1.5 and 4
+    half-ranges from P50. Sorted, (0, 0, 0, 0, 0.5, 0.5, 1.5, 2, 3, 4): the ⌈11 · 0.8⌉ = 9th
+    is 3, so the range triples (a plain 80th percentile, 2.2, held 7 of the 10). Of the first
+    six, ⌈7 · 0.8⌉ = 6th of (0, 0, 0.5, 0.5, 2, 3): 3 again; of the first three, the
+    largest, 0.5: never narrowed, 1. When every actual lies on P50 it stays as simulated."""
+    actuals = (100, 105, 95, 120, 70, 100, 100, 100, 115, 140)
+    rows = [{"simulated": (90.0, 100.0, 110.0), "actual": a} for a in actuals]
+    assert spread_factor(rows) == pytest.approx(3.0)
+    assert spread_factor(rows[:6]) == pytest.approx(3.0)
+    assert spread_factor(rows[:4]) == pytest.approx(2.0)  # ⌈5 · 0.8⌉ = 4th: the largest
+    assert spread_factor(rows[:3]) == 1.0
     assert spread_factor([{**r, "actual": 100} for r in rows]) == 1.0
     assert widened((90.0, 100.0, 110.0), 2.0) == (80.0, 120.0)
 
