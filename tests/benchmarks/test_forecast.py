@@ -14,8 +14,11 @@ import pytest
 from benchmarks.forecast import (
     TIMEZONE,
     backtest_of,
+    better_than_naive,
+    bias_error,
     main,
     percent,
+    print_goals,
     report,
     score_rows,
     without_open_amounts_or_close_dates,
@@ -58,7 +61,16 @@ FORECAST = {
         "bias": -0.02,
         "mape": 0.125,
         "coverage": 0.75,
-        "periods": [{"period": "2026-07"}, {"period": "2026-08"}, {"period": "2026-09"}],
+        # 100 won each month; as used 90, 110, 100 (shown ranges 85–95, 90–120, none); the
+        # mean of the last three from the second month: 130, 85
+        "periods": [
+            {"period": "2026-07", "forecast": 90.0, "actual": 100.0, "p10": 85.0, "p90": 95.0,
+             "forecasts": {"mean_last_3": None, "last_period": 70.0}},
+            {"period": "2026-08", "forecast": 110.0, "actual": 100.0, "p10": 90.0, "p90": 120.0,
+             "forecasts": {"mean_last_3": 130.0, "last_period": 130.0}},
+            {"period": "2026-09", "forecast": 100.0, "actual": 100.0, "p10": None, "p90": None,
+             "forecasts": {"mean_last_3": 85.0, "last_period": 110.0}},
+        ],
         "candidates": [
             {"method": "landmark", "origins": 3, "wape": 0.08, "bias": 0.01, "mape": 0.09,
              "coverage": 0.5},
@@ -238,16 +250,71 @@ def test_the_table_columns_line_up_under_the_header(capsys):
 
 def test_the_report_returns_the_goal_figures_of_the_dataset():
     """The best naive WAPE is mean_last_3's 25 %, the lower of the two naive baselines; not
-    stage_weighted's 5 %, which is no naive baseline; picked is the landmark method's."""
+    stage_weighted's 5 %, which is no naive baseline; picked is the landmark method's.
+    `better` and `bias_error` are worked out below; one shown range of three held its
+    actual."""
     assert report("seed 9", FORECAST) == {
         "name": "seed 9",
         "best_naive": 0.25,
+        "better": (pytest.approx(35 / 45), pytest.approx(5 / 45)),
+        "covered": 1,
+        "origins": 3,
         "used": 0.1,
         "picked": 0.08,
         "bias": -0.02,
+        "bias_error": pytest.approx(10 * 3**0.5 / 300),
         "coverage": 0.75,
         "next_period": 1_234_567.8,
     }
+
+
+# better_than_naive, bias_error
+
+
+def test_better_is_the_share_of_the_naive_error_saved_with_its_standard_error():
+    """The month ends both forecast: the second and third. Absolute errors as used 10 and
+    0, of the mean of the last three 30 and 15: 35 of 45 saved. The paired differences 20
+    and 15 have a standard deviation of √12.5; √12.5 · √2 / 45 = 5 / 45."""
+    better, error = better_than_naive(FORECAST, "mean_last_3")
+    assert better == pytest.approx(35 / 45)
+    assert error == pytest.approx(5 / 45)
+
+
+def test_a_forecast_worse_than_the_naive_one_is_a_negative_share():
+    """Against the last period (errors 30, 30, 10): 70 − 20 = 50 of 70 saved. A used
+    forecast doubled (180, 220, 200: errors 80, 120, 100) loses: 300 against 70, −230 / 70,
+    with differences −50, −90 and −90."""
+    better, _ = better_than_naive(FORECAST, "last_period")
+    assert better == pytest.approx(50 / 70)
+    doubled = copy.deepcopy(FORECAST)
+    for row in doubled["backtest"]["periods"]:
+        row["forecast"] *= 2
+    worse, error = better_than_naive(doubled, "last_period")
+    assert worse == pytest.approx(-230 / 70)
+    differences = [30 - 80, 30 - 120, 10 - 100]
+    mean = sum(differences) / 3
+    sd = (sum((d - mean) ** 2 for d in differences) / 2) ** 0.5
+    assert error == pytest.approx(sd * 3**0.5 / 70)
+
+
+def test_fewer_than_two_paired_month_ends_or_no_naive_error_give_no_share():
+    one = forecast_with(
+        backtest={**FORECAST["backtest"], "periods": FORECAST["backtest"]["periods"][:2]}
+    )
+    assert better_than_naive(one, "mean_last_3") is None
+    exact = copy.deepcopy(FORECAST)
+    for row in exact["backtest"]["periods"]:
+        row["forecasts"]["mean_last_3"] = row["actual"]
+    assert better_than_naive(exact, "mean_last_3") is None
+
+
+def test_the_bias_error_is_the_spread_of_the_errors_over_the_amount_won():
+    """Errors −10, 10 and 0: standard deviation 10, times √3, over 300 won."""
+    assert bias_error(FORECAST) == pytest.approx(10 * 3**0.5 / 300)
+    one = forecast_with(
+        backtest={**FORECAST["backtest"], "periods": FORECAST["backtest"]["periods"][:1]}
+    )
+    assert bias_error(one) is None
 
 
 def test_the_picked_method_may_be_a_baseline():
@@ -280,7 +347,7 @@ def test_a_quarter_is_backtested_for_the_next_quarter(generated):
     assert backtest_of(generated, SETTINGS, "2026-Q3")["next_period_label"] == "2026-Q4"
 
 
-def test_every_open_deal_of_a_bare_copy_is_priced_at_a_median(generated, tmp_path):
+def test_every_open_deal_of_a_bare_copy_is_priced_at_comparable_deals_mean(generated, tmp_path):
     bare = without_open_amounts_or_close_dates(generated, tmp_path / "bare")
     deals = pl.read_csv(generated / "opportunities.csv", infer_schema=False)
     open_deals = deals.filter(pl.col("status") == "open").height
@@ -304,10 +371,10 @@ def test_main_prints_each_dataset_then_the_goals(capsys):
         "## seed 808 without open-deal amounts or close dates: forecast of 2026-10",
         "## seed 1 without open-deal amounts or close dates: forecast of 2026-10",
         "## the sample (data/sample): forecast of 2026-10",
-        "## goals: WAPE of the method used vs the better naive baseline; |bias| ≤ 10 %; ",
-        "## P10–P90 coverage about 80 %; a number even without open-deal amounts",
+        "## goals: WAPE of the method used vs the better naive baseline (± one standard",
+        "## error of the month ends); |bias| ≤ 10 %; P10–P90 coverage 70–90 %",
     ]
-    goals = out.split("## P10–P90 coverage")[1].splitlines()[2:]
+    goals = out.split("## error of the month ends")[1].splitlines()[2:-1]
     assert [line[:52].rstrip() for line in goals] == [
         "generated, 200 deals, seed 1",
         "generated, 200 deals, seed 2",
@@ -317,4 +384,45 @@ def test_main_prints_each_dataset_then_the_goals(capsys):
         "seed 808 without open-deal amounts or close dates",
         "seed 1 without open-deal amounts or close dates",
         "the sample (data/sample)",
+    ]
+    assert out.splitlines()[-1].startswith("P10–P90 coverage pooled: ")
+
+
+def test_main_generates_the_variants_of_the_seeds_it_is_given(capsys):
+    assert main(["--seeds", "1", "--variant-seeds", "4", "5", "6", "--opportunities", "200"]) == 0
+    headings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("## ")]
+    assert headings[1:5] == [
+        "## seed 4, skewed amounts: forecast of 2026-10",
+        "## seed 5, quarter-end season: forecast of 2026-10",
+        "## seed 6, skewed amounts and a quarter-end season: forecast of 2026-10",
+        "## seed 6 without open-deal amounts or close dates: forecast of 2026-10",
+    ]
+
+
+# print_goals
+
+
+def goal(name: str, **changes) -> dict:
+    return {
+        "name": name,
+        "best_naive": 0.2,
+        "used": 0.15,
+        "picked": 0.1,
+        "better": (0.25, 0.125),
+        "bias": -0.031,
+        "bias_error": 0.04,
+        "coverage": 0.75,
+        "covered": 3,
+        "origins": 4,
+    } | changes
+
+
+def test_the_goals_show_each_share_with_its_error_and_the_pooled_coverage(capsys):
+    """3 of 4 month ends held by one export and 2 of 6 by another: 5 of 10, 50 %."""
+    print_goals([goal("a"), goal("b", better=None, bias_error=None, covered=2, origins=6)])
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-3:] == [
+        "a 20.0 % 15.0 % 10.0 % 25 ± 12 % -3.1 ± 4 % 75.0 %",
+        "b 20.0 % 15.0 % 10.0 % – – 75.0 %",
+        "P10–P90 coverage pooled: 5 of 10 month ends, 50%",
     ]
