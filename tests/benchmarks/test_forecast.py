@@ -374,7 +374,7 @@ def test_main_prints_each_dataset_then_the_goals(capsys):
         "## goals: WAPE of the method used vs the better naive baseline (± one standard",
         "## error of the month ends); |bias| ≤ 10 %; P10–P90 coverage 70–90 %",
     ]
-    goals = out.split("## error of the month ends")[1].splitlines()[2:-1]
+    goals = out.split("## error of the month ends")[1].splitlines()[2:-2]
     assert [line[:52].rstrip() for line in goals] == [
         "generated, 200 deals, seed 1",
         "generated, 200 deals, seed 2",
@@ -385,7 +385,8 @@ def test_main_prints_each_dataset_then_the_goals(capsys):
         "seed 1 without open-deal amounts or close dates",
         "the sample (data/sample)",
     ]
-    assert out.splitlines()[-1].startswith("P10–P90 coverage pooled: ")
+    assert out.splitlines()[-2].startswith("P10–P90 coverage pooled: ")
+    assert out.splitlines()[-1].startswith("bias over the exports (each weighs alike): ")
 
 
 def test_main_generates_the_variants_of_the_seeds_it_is_given(capsys):
@@ -418,11 +419,15 @@ def goal(name: str, **changes) -> dict:
 
 
 def test_the_goals_show_each_share_with_its_error_and_the_pooled_coverage(capsys):
-    """3 of 4 month ends held by one export and 2 of 6 by another: 5 of 10, 50 %."""
-    print_goals([goal("a"), goal("b", better=None, bias_error=None, covered=2, origins=6)])
+    """3 of 4 month ends held by one export and 2 of 6 by another: 5 of 10, 50 %; biases
+    −3.1 % and 5.1 %: 1.0 % over the two."""
+    print_goals(
+        [goal("a"), goal("b", better=None, bias=0.051, bias_error=None, covered=2, origins=6)]
+    )
     lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
-    assert lines[-3:] == [
+    assert lines[-4:] == [
         "a 20.0 % 15.0 % 10.0 % 25 ± 12 % -3.1 ± 4 % 75.0 %",
-        "b 20.0 % 15.0 % 10.0 % – – 75.0 %",
+        "b 20.0 % 15.0 % 10.0 % – 5.1 % 75.0 %",
         "P10–P90 coverage pooled: 5 of 10 month ends, 50%",
+        "bias over the exports (each weighs alike): 1.0%",
     ]
