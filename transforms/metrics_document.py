@@ -281,6 +281,8 @@ class FigureInputs:
         return [
             {
                 "id": s.id,
+                "label_en": s.label_en,
+                "label_zh": s.label_zh,
                 "is_open": i < self.funnel.won_index,
                 "stall_days": s.stall_days,
                 "observed": s.id in self.observed,

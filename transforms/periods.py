@@ -119,11 +119,14 @@ class Window:
         return [Window(month, self.months) for month in self.period.month_periods()]
 
     def as_dict(self) -> dict[str, Any]:
-        """metrics.json `window`: W's instants (UTC) and its length in months."""
+        """metrics.json `window`: W as `period` gives a period, its first local date and the
+        local date after its last (W ends with the period), its length in months and the
+        time zone its dates are in."""
         return {
-            "start": self.window_start.isoformat(),
-            "end": self.as_of.isoformat(),
+            "start": add_months(self.period.end_date, -self.months).isoformat(),
+            "end": self.period.end_date.isoformat(),
             "months": self.months,
+            "timezone": self.period.timezone,
         }
 
 

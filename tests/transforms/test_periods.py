@@ -6,6 +6,7 @@ import pytest
 
 from funnel_reports.transforms.periods import (
     PeriodError,
+    Window,
     parse_period,
     periods_between,
     resolve_period,
@@ -29,6 +30,27 @@ def test_boundaries_are_local_midnights():
     assert june.start == datetime(2024, 5, 31, 16, tzinfo=UTC)
     assert june.end == datetime(2024, 6, 30, 16, tzinfo=UTC)
     assert june.window_start(12) == datetime(2023, 6, 30, 16, tzinfo=UTC)
+
+
+def test_the_window_is_given_like_the_period_in_local_dates():
+    """W of 12 months ending with June 2024 in Shanghai: its instants are 2023-06-30T16:00Z
+    and 2024-06-30T16:00Z, given as the local dates 2023-07-01 and 2024-07-01 (the day
+    after its last), with the time zone, as `period` is; a quarter's W of 12 months ends
+    with the quarter."""
+    june = parse_period("2024-06", "Asia/Shanghai")
+    assert Window(june, 12).as_dict() == {
+        "start": "2023-07-01",
+        "end": "2024-07-01",
+        "months": 12,
+        "timezone": "Asia/Shanghai",
+    }
+    assert june.as_dict()["end"] == Window(june, 12).as_dict()["end"]
+    assert Window(parse_period("2024-Q4"), 6).as_dict() == {
+        "start": "2024-07-01",
+        "end": "2025-01-01",
+        "months": 6,
+        "timezone": "UTC",
+    }
 
 
 def test_shifting_periods():

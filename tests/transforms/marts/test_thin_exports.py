@@ -27,6 +27,13 @@ def test_stages_no_deal_was_seen_in_are_not_observed_and_folded_out():
     assert m["observed_funnel"]["folded"] == ["proposal", "negotiation", "retention"]
 
 
+def test_stages_carry_their_labels_in_both_languages():
+    """metrics.json holds no text in the report's language, so each stage gives both."""
+    labels = [(s["id"], s["label_en"], s["label_zh"]) for s in metrics_for(THIN)["stages"]]
+    assert labels == [(s.id, s.label_en, s.label_zh) for s in SETTINGS.metrics.funnel.stages]
+    assert labels[0] == ("lead", "Lead acquired", "线索获取")
+
+
 def test_conversion_rows_through_an_unobserved_stage_are_inferred():
     m = metrics_for(THIN)
     inferred = {(r["from"], r["to"]): r["inferred"] for r in m["conversion"]}
