@@ -32,7 +32,7 @@ def conversion(
     is_post_sale = pl.col("stage_index") >= funnel.won_index
     return (
         stage_frame(funnel, open_only=False)
-        .join(counts, on="stage_index", how="left")
+        .join(counts, on="stage", how="left")
         .sort("stage_index")
         .with_columns(pl.col("entries", "cohort_size", "advanced", "lost").fill_null(0))
         .select(
@@ -59,8 +59,9 @@ def conversion(
 
 
 def stage_counts(reaches: pl.LazyFrame, states: pl.LazyFrame, *, window: Window) -> pl.LazyFrame:
-    """Per stage index: deals that first reached it in P (`entries`), its cohort in W, and
-    the cohort's members that advanced and that were lost by as_of."""
+    """Per stage (by its id, so that a funnel with stages folded out joins the counts of the
+    stages it keeps): deals that first reached it in P (`entries`), its cohort in W, and the
+    cohort's members that advanced and that were lost by as_of."""
     reached_next = pl.col("reached_next")
     in_cohort = in_interval(pl.col("reached_at"), window.window_start, window.as_of)
     return (
@@ -70,7 +71,7 @@ def stage_counts(reaches: pl.LazyFrame, states: pl.LazyFrame, *, window: Window)
                 "reached_next"
             )
         )
-        .group_by("stage_index")
+        .group_by("stage")
         .agg(
             in_interval(pl.col("reached_at"), window.start, window.as_of).sum().alias("entries"),
             in_cohort.sum().alias("cohort_size"),

@@ -149,3 +149,37 @@ def test_follow_ups_without_due_dates_have_no_overdue_next_actions():
         "pipeline_movement.reopened_count",
         "followups.overdue_next_actions",
     ]
+
+
+def test_the_shown_funnel_counts_each_step_of_the_stages_it_keeps():
+    """Proposal is never recorded: A and B go lead → qualified → negotiation, then A is
+    lost there and B won. The shown funnel folds proposal out, and its negotiation → won
+    step is the full funnel's: cohort 2, advanced 1 (B), lost 1 (A), 50 %. (It once joined
+    the counts by stage position, and read proposal's cohort there: 2 of 2, 100 %.)"""
+    deals = opportunities(
+        opp("A", "negotiation", "2024-06-01", status="lost", closed_at="2024-06-20"),
+        opp("B", "won", "2024-06-01", closed_at="2024-06-21", amount=100),
+    )
+    entries = history(
+        *(
+            (deal, stage, day)
+            for deal in ("A", "B")
+            for stage, day in (
+                ("lead", "2024-06-01"),
+                ("qualified", "2024-06-05"),
+                ("negotiation", "2024-06-10"),
+            )
+        ),
+        ("B", "won", "2024-06-21"),
+    )
+    m = metrics_for(deals, entries)
+    assert m["observed_funnel"]["folded"] == ["proposal", "retention"]
+    shown = {(r["from"], r["to"]): r for r in m["observed_funnel"]["conversion"]}
+    step = shown[("negotiation", "won")]
+    assert (step["cohort_size"], step["advanced"], step["lost"]) == (2, 1, 1)
+    assert step["cohort_rate"] == 0.5
+    full = {(r["from"], r["to"]): r for r in m["conversion"]}[("negotiation", "won")]
+    assert {k: step[k] for k in ("cohort_size", "advanced", "lost", "cohort_rate")} == {
+        k: full[k] for k in ("cohort_size", "advanced", "lost", "cohort_rate")
+    }
+    assert shown[("qualified", "negotiation")]["cohort_rate"] == 1.0
