@@ -403,7 +403,16 @@ FIGURES: dict[str, Callable[[FigureInputs], Any]] = {
 }
 
 
-def funnel_metrics(
+@dataclass(frozen=True)
+class PeriodFigures:
+    """A period's figures keyed as metrics.json, and what they were computed from: the rows
+    behind them (`transforms.deal_tables`) read the same frames."""
+
+    metrics: dict[str, Any]
+    inputs: FigureInputs
+
+
+def funnel_figures(
     opportunities: pl.DataFrame,
     derived: DerivedTables,
     followups: pl.DataFrame,
@@ -414,7 +423,7 @@ def funnel_metrics(
     target: float | None = None,
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
-) -> dict[str, Any]:
+) -> PeriodFigures:
     """Every figure of DESIGN §5 that this version computes, keyed as metrics.json: each
     section of `FIGURES` (`months` for a quarter only), then `not_measurable`.
 
@@ -444,7 +453,17 @@ def funnel_metrics(
     document["not_measurable"] = without_unmeasurable(
         document, not_recorded, inputs.observed, settings.funnel
     )
-    return document
+    return PeriodFigures(document, inputs)
+
+
+def funnel_metrics(
+    opportunities: pl.DataFrame,
+    derived: DerivedTables,
+    followups: pl.DataFrame,
+    **options: Any,
+) -> dict[str, Any]:
+    """`funnel_figures`' metrics.json document alone."""
+    return funnel_figures(opportunities, derived, followups, **options).metrics
 
 
 Note = Callable[[str], None]
@@ -455,7 +474,7 @@ def untimed(name: str) -> AbstractContextManager[Note]:
     return nullcontext(lambda detail: None)
 
 
-def period_metrics(
+def period_figures(
     opportunities: pl.DataFrame,
     stage_history: pl.DataFrame,
     followups: pl.DataFrame,
@@ -467,9 +486,9 @@ def period_metrics(
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
     step: Callable[[str], AbstractContextManager[Note]] = untimed,
-) -> dict[str, Any]:
+) -> PeriodFigures:
     """Every figure of a period from the validated tables: the derived tables as of the
-    period's end (`derive_tables`), then `funnel_metrics`. The one way from tables to
+    period's end (`derive_tables`), then `funnel_figures`. The one way from tables to
     figures, for the flows, the tests and the benchmarks; `step("derive")` and
     `step("compute")` wrap the two parts (the flows time them and say them: each gives a
     function that takes a note on the step)."""
@@ -477,7 +496,7 @@ def period_metrics(
         derived = derived_at(opportunities, stage_history, period=period, settings=settings)
         note(f"{derived.states.height} deals, {derived.entries.height} stage entries")
     with step("compute"):
-        return funnel_metrics(
+        return funnel_figures(
             opportunities,
             derived,
             followups,
@@ -488,6 +507,16 @@ def period_metrics(
             company_rates=company_rates,
             not_recorded=not_recorded,
         )
+
+
+def period_metrics(
+    opportunities: pl.DataFrame,
+    stage_history: pl.DataFrame,
+    followups: pl.DataFrame,
+    **options: Any,
+) -> dict[str, Any]:
+    """`period_figures`' metrics.json document alone."""
+    return period_figures(opportunities, stage_history, followups, **options).metrics
 
 
 def inferred_rows(conversion: pl.DataFrame, observed: Collection[str]) -> list[dict[str, Any]]:
