@@ -40,6 +40,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"funnel: {self.prog.removeprefix('funnel ')}: {message}\n")
 
 
+def said_outputs(outputs: list[str]) -> list[str]:
+    """A report folder's files as the console says them: the tables' Parquet files as one
+    entry (`tables/ (6 Parquet files)`)."""
+    tables = [name for name in outputs if name.startswith("tables/")]
+    said = [name for name in outputs if name not in tables]
+    if tables:
+        said.insert(len(said) - 1, f"tables/ ({len(tables)} Parquet files)")
+    return said
+
+
 def positive_amount(text: str) -> float:
     """A command-line amount: a finite number above zero."""
     try:
@@ -361,7 +371,7 @@ def run_flow(args: argparse.Namespace, started: float) -> int:
         return 0
     record_command_time(manifests, f"funnel {args.command}", started)
     for manifest in manifests:
-        print(f"wrote {manifest['out_dir']}: {', '.join(manifest['outputs'])}")
+        print(f"wrote {manifest['out_dir']}: {', '.join(said_outputs(manifest['outputs']))}")
     return 0
 
 

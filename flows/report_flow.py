@@ -39,9 +39,10 @@ from funnel_reports.report_templates.context import report_context
 from funnel_reports.report_templates.mail import artifact_markdown, conversion_table
 from funnel_reports.report_templates.render import render_html, render_pdf
 from funnel_reports.schemas.vocabulary import FOLLOWUPS, OPPORTUNITIES, STAGE_HISTORY
+from funnel_reports.transforms.deal_tables import deal_tables
 from funnel_reports.transforms.freshness import check_fresh, freshness
 from funnel_reports.transforms.funnel_model import ReportSpec, RunSettings
-from funnel_reports.transforms.metrics_document import Rates, period_metrics
+from funnel_reports.transforms.metrics_document import PeriodFigures, Rates, period_figures
 from funnel_reports.transforms.periods import Period
 from funnel_reports.transforms.staging.checks import CheckedInputs, check_inputs
 
@@ -145,13 +146,19 @@ def report_period(
             quarantine=stored_tables(tables_from / "quarantine"),
         )
     label, timings = report_label(period, report), dict(read_timings)
-    metrics = compute_metrics(
+    figures = compute_metrics(
         checked, period, target=target, report=report, company_rates=company_rates, timings=timings
     )
-    html, pdf = render_report(metrics, checked, timings, label)
+    metrics, outputs = figures.metrics, checked.settings.outputs
+    tables = compute_tables(figures, outputs, timings, label)
+    html, pdf = (
+        render_report(metrics, checked, timings, label)
+        if {"html", "pdf"} & set(outputs)
+        else (None, None)
+    )
     report_dir = report_folder(out_dir, period, report)
     manifest = publish_report(
-        Report(metrics, html, pdf, checked.quarantine),
+        Report(metrics, html, pdf, checked.quarantine, tables, outputs),
         report_dir,
         Run(label, period, checked, fingerprint, timings, started - sum(read_timings.values())),
     )
@@ -168,9 +175,10 @@ def compute_metrics(
     report: ReportSpec | None,
     company_rates: Rates | None,
     timings: dict[str, float],
-) -> dict[str, Any]:
-    """metrics.json of a report: every figure of the period (`period_metrics`, its steps
-    timed into `timings`), the data's freshness and quality, the source and the report.
+) -> PeriodFigures:
+    """metrics.json of a report: every figure of the period (`period_figures`, its steps
+    timed into `timings`), the data's freshness and quality, the source and the report;
+    with what the figures were computed from, for the tables behind them.
     A period the export does not reach stops here, before anything heavy, unless allowed."""
     settings = checked.settings
     if not settings.allow_stale:
@@ -181,24 +189,40 @@ def compute_metrics(
             timezone=settings.timezone,
         )
     tables = checked.tables
-    return {
-        **period_metrics(
-            tables[OPPORTUNITIES],
-            tables[STAGE_HISTORY],
-            tables[FOLLOWUPS],
-            period=period,
-            settings=settings.metrics,
-            history_available=checked.history_available,
-            not_recorded=checked.not_recorded,
-            target=target,
-            company_rates=company_rates,
-            step=lambda name: step(timings, name, report_label(period, report)),
-        ),
+    figures = period_figures(
+        tables[OPPORTUNITIES],
+        tables[STAGE_HISTORY],
+        tables[FOLLOWUPS],
+        period=period,
+        settings=settings.metrics,
+        history_available=checked.history_available,
+        not_recorded=checked.not_recorded,
+        target=target,
+        company_rates=company_rates,
+        step=lambda name: step(timings, name, report_label(period, report)),
+    )
+    metrics = {
+        **figures.metrics,
         "data_as_of": freshness(period, checked.data_as_of, timezone=settings.timezone),
         "data_quality": checked.quality,
         "source": checked.source,
         **({"report": report_entry(report)} if report else {}),
     }
+    return replace(figures, metrics=metrics)
+
+
+@task(cache_policy=NONE, persist_result=False)
+def compute_tables(
+    figures: PeriodFigures, outputs: tuple[str, ...], timings: dict[str, float], label: str
+) -> dict[str, pl.DataFrame]:
+    """The deal-level tables behind the figures (`deal_tables`), when the report folder
+    holds them ([report] outputs: xlsx or parquet)."""
+    if not {"xlsx", "parquet"} & set(outputs):
+        return {}
+    with step(timings, "tables", label) as note:
+        tables = deal_tables(figures.inputs, figures.metrics)
+        note(", ".join(f"{name} {frame.height}" for name, frame in tables.items()))
+    return tables
 
 
 @task(cache_policy=NONE, persist_result=False)
@@ -224,9 +248,11 @@ class Report:
     """What a report folder holds: the figures, the report in HTML and PDF, the quarantine."""
 
     metrics: dict[str, Any]
-    html: str
-    pdf: bytes
+    html: str | None
+    pdf: bytes | None
     quarantine: dict[str, pl.DataFrame]
+    tables: dict[str, pl.DataFrame]
+    outputs: tuple[str, ...]  # [report] outputs
 
 
 @dataclass(frozen=True)
@@ -249,9 +275,7 @@ def publish_report(report: Report, report_dir: Path, run: Run) -> dict[str, Any]
     staging = staging_folder(report_dir)
     try:
         with step(run.timings, "write", run.label):
-            written = write_report_files(
-                staging, report.metrics, report.html, report.pdf, report.quarantine
-            )
+            written = write_report_files(staging, report)
         seconds = time.perf_counter() - run.started
         manifest = run_manifest(
             run.period, run.checked, run.fingerprint, written, run.timings, seconds

@@ -56,6 +56,10 @@ CLOSED_BEFORE_CREATED: Final = (QUARANTINE, KEEP)
 
 DATE_ORDERS: Final = ("DMY", "MDY", "YMD")
 LANGUAGES: Final = ("en", "zh")
+# what a report folder may hold besides metrics.json and manifest.json ([report] outputs),
+# and what a mail may carry of it ([delivery] attach)
+REPORT_OUTPUTS: Final = ("pdf", "html", "xlsx", "parquet")
+ATTACHMENTS: Final = ("pdf", "xlsx")
 
 # staged rows carry `_row` (the row's number in its canonical table), `_line` and `_file`; the
 # reasons their values could not be read are listed in this column, and joined in the

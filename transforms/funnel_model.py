@@ -9,6 +9,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from funnel_reports.schemas.vocabulary import REPORT_OUTPUTS
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -238,6 +240,7 @@ class RunSettings:
     smoothing_strength: float = 5.0
     min_resolved_for_p_win: int = 20
     reports: tuple[ReportSpec, ...] = ()  # [[reports]], besides the company roll-up
+    outputs: tuple[str, ...] = REPORT_OUTPUTS  # [report] outputs: what a report folder holds
 
     @property
     def metrics(self) -> MetricsSettings:

@@ -29,6 +29,7 @@ from pydantic import (
 from funnel_reports.flows.io.mail import SMTP_SECURITY, DeliverySettings, parse_address
 from funnel_reports.schemas.canonical import TABLE_MODELS, column_types
 from funnel_reports.schemas.vocabulary import (
+    ATTACHMENTS,
     AUTO,
     CLOSED_BEFORE_CREATED,
     COMPOSITE_ID_COLUMNS,
@@ -38,6 +39,7 @@ from funnel_reports.schemas.vocabulary import (
     LANGUAGES,
     LOST,
     OPPORTUNITIES,
+    REPORT_OUTPUTS,
     SEGMENT_DIMENSIONS,
     SOURCE_CHOICES,
     STATUSES,
@@ -219,11 +221,21 @@ class FunnelSection(Section):
     stages: Annotated[list[StageSection], Field(min_length=2, max_length=10)] | None = None
 
 
+def _once_each(values: list[str]) -> list[str]:
+    if len(set(values)) < len(values):
+        raise ValueError(f"{values}: each at most once")
+    return values
+
+
 class ReportSection(Section):
-    """[report]: the report language, and how old an export may be for a period."""
+    """[report]: the report language, how old an export may be for a period, and what a
+    report folder holds besides metrics.json and manifest.json."""
 
     lang: Literal[LANGUAGES] = "en"
     stale_after_days: Annotated[int, Field(ge=0, le=3650)] = RunSettings.stale_after_days
+    outputs: Annotated[list[Literal[REPORT_OUTPUTS]], AfterValidator(_once_each)] = list(
+        REPORT_OUTPUTS
+    )
 
 
 # a target is a won amount to reach: finite and above zero (a target of 0 has nothing to
@@ -295,6 +307,9 @@ class DeliverySection(Section):
     retry_delays_seconds: list[Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]] = list(
         DeliverySettings.retry_delays_seconds
     )
+    attach: Annotated[
+        list[Literal[ATTACHMENTS]], Field(min_length=1), AfterValidator(_once_each)
+    ] = list(DeliverySettings.attach)
 
     @model_validator(mode="before")
     @classmethod
@@ -341,6 +356,21 @@ class FunnelToml(Section):
         if twice:
             raise ValueError(f"two reports have the name {twice[0]!r}")
         return reports
+
+    @model_validator(mode="after")
+    def _attach_what_is_written(self) -> FunnelToml:
+        """A mail carries files of the report folder: each attachment must be written."""
+        unwritten = (
+            [a for a in self.delivery.attach if a not in self.report.outputs]
+            if (self.delivery)
+            else []
+        )
+        if unwritten:
+            raise ValueError(
+                f"[delivery] attach names {unwritten[0]!r}, which [report] outputs does not "
+                f"write ({', '.join(self.report.outputs) or 'nothing'}): add it there"
+            )
+        return self
 
 
 def nearest_hint(word: str, known: Collection[str], typed: str | None = None) -> str:
@@ -595,6 +625,7 @@ def delivery_from_toml(path: Path | None) -> DeliverySettings:
         timeout_seconds=section.timeout_seconds,
         ca_file=section.ca_file,
         retry_delays_seconds=tuple(section.retry_delays_seconds),
+        attach=tuple(section.attach),
     )
 
 
@@ -648,6 +679,7 @@ def settings_from_toml(
         lang=chosen_lang,
         reports=report_specs(document.reports),
         stale_after_days=document.report.stale_after_days,
+        outputs=tuple(document.report.outputs),
     )
 
 

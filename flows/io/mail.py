@@ -50,6 +50,7 @@ class DeliverySettings:
     timeout_seconds: float = 30.0
     ca_file: str | None = None  # a CA bundle for a server with its own certificate
     retry_delays_seconds: tuple[float, ...] = (2.0, 10.0, 60.0)  # a transient failure's retries
+    attach: tuple[str, ...] = ("pdf",)  # what of the report folder a mail carries
 
 
 class TransientDeliveryError(Exception):

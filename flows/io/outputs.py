@@ -209,19 +209,71 @@ def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list
     return written
 
 
-def write_report_files(
-    folder: Path,
-    metrics: dict[str, Any],
-    html: str,
-    pdf: bytes,
-    quarantine: dict[str, pl.DataFrame],
+# an Excel sheet's rows, its header's included: a longer table goes on in `<name>_2`, ...
+SHEET_ROWS = 1_048_576
+
+
+def sheet_parts(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """`frame` as the sheets that hold it: `name`, then `name_2`, ... when it has more rows
+    than a sheet (never cut short)."""
+    rows = SHEET_ROWS - 1
+    if frame.height <= rows:
+        return [(name, frame)]
+    return [
+        (name if i == 0 else f"{name}_{i + 1}", frame.slice(i * rows, rows))
+        for i in range((frame.height + rows - 1) // rows)
+    ]
+
+
+def write_workbook(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+    """`tables` as the sheets of one Excel workbook, in their order: text cells are text
+    (never a formula, number or link) and formula-safe as the quarantine CSVs are, so that a
+    sheet saved as CSV runs nothing either; each sheet an Excel table with a filter."""
+    import xlsxwriter  # only a run that writes the workbook needs it
+
+    options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+    with xlsxwriter.Workbook(str(path), options) as workbook:
+        for name, frame in tables.items():
+            safe = frame.with_columns(
+                formula_safe(pl.col(c)).alias(c)
+                for c, dtype in frame.schema.items()
+                if dtype == pl.String
+            ).rename(formula_safe_name)
+            for sheet, part in sheet_parts(name, safe):
+                part.write_excel(workbook=workbook, worksheet=sheet, freeze_panes=(1, 0))
+
+
+def write_tables(
+    folder: Path, tables: dict[str, pl.DataFrame], outputs: tuple[str, ...]
 ) -> list[str]:
-    """A report's files in `folder` (its staging folder): metrics.json, report.html,
-    report.pdf and the quarantine CSVs; returns their paths within it."""
-    write_json(folder / "metrics.json", metrics)
-    (folder / "report.html").write_text(html, encoding="utf-8")
-    (folder / "report.pdf").write_bytes(pdf)
-    return ["metrics.json", "report.html", "report.pdf", *write_quarantine(folder, quarantine)]
+    """The deal-level tables in `folder`: `tables/<name>.parquet` each, and `report.xlsx`,
+    as `outputs` asks; returns their paths within it."""
+    written = []
+    if "parquet" in outputs:
+        (folder / "tables").mkdir(exist_ok=True)
+        for name, frame in tables.items():
+            frame.write_parquet(folder / "tables" / f"{name}.parquet")
+            written.append(f"tables/{name}.parquet")
+    if "xlsx" in outputs:
+        write_workbook(folder / "report.xlsx", tables)
+        written.append("report.xlsx")
+    return written
+
+
+def write_report_files(folder: Path, report: Any) -> list[str]:
+    """A report's files in `folder` (its staging folder): metrics.json, the quarantine CSVs,
+    and what its `outputs` ask of report.html, report.pdf, the tables' Parquet files and
+    report.xlsx; returns their paths within it. `report` is a `report_flow.Report`."""
+    write_json(folder / "metrics.json", report.metrics)
+    written = ["metrics.json"]
+    if "html" in report.outputs:
+        (folder / "report.html").write_text(report.html, encoding="utf-8")
+        written.append("report.html")
+    if "pdf" in report.outputs:
+        (folder / "report.pdf").write_bytes(report.pdf)
+        written.append("report.pdf")
+    written += write_tables(folder, report.tables, report.outputs)
+    return [*written, *write_quarantine(folder, report.quarantine)]
 
 
 def record_command_time(manifests: list[dict[str, Any]], command: str, started: float) -> None:

@@ -366,7 +366,7 @@ def finished(tmp_path: Path, folder: Path, recipients: list[str]) -> None:
         report=EAST,
         company_rates=None,
         timings={},
-    )
+    ).metrics
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, default=str), encoding="utf-8")
     (folder / "manifest.json").write_text('{"lang": "zh"}', encoding="utf-8")

@@ -368,6 +368,7 @@ def test_progress_says_each_step_with_its_counts_on_standard_error(tmp_path, cap
         "validate",
         "derive",
         "compute",
+        "tables",
         "render_html",
         "render_pdf",
         "write",
@@ -375,7 +376,8 @@ def test_progress_says_each_step_with_its_counts_on_standard_error(tmp_path, cap
     ]
     assert "funnel: load: opportunities.csv 400 rows, stage_history.csv 1078 rows" in captured.err
     assert captured.out.splitlines() == [
-        f"wrote {tmp_path / '2026-09'}: metrics.json, report.html, report.pdf, manifest.json"
+        f"wrote {tmp_path / '2026-09'}: metrics.json, report.html, report.pdf, report.xlsx, "
+        "tables/ (6 Parquet files), manifest.json"
     ]
     # without --progress (and not on a terminal) standard error stays empty
     assert run_sample(tmp_path, "2026-09") == 0

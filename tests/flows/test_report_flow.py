@@ -270,6 +270,7 @@ def test_manifest_records_inputs_versions_and_timings(demo):
         "validate",
         "derive",
         "compute",
+        "tables",
         "render_html",
         "render_pdf",
         "write",
