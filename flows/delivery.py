@@ -32,6 +32,7 @@ from funnel_reports.flows.io.ledger import (
     UNCERTAIN,
     Ledger,
     LedgerJournal,
+    content_key,
     delivery_lock,
     recipients_of,
 )
@@ -46,7 +47,6 @@ from funnel_reports.flows.io.mail import (
     parse_address,
     report_message,
     send_message,
-    sha256_bytes,
     transmit,
 )
 from funnel_reports.flows.io.outputs import finished_report
@@ -170,18 +170,19 @@ def send_once(
     ledger: Ledger,
     wanted: list[Recipient],
     content: MailContent,
-    pdf: bytes,
+    files: dict[str, bytes],
     delivery: DeliverySettings,
     *,
     resend: bool,
 ) -> Sending:
-    """One message to the recipients in `wanted` whose copy of this PDF the ledger does not
-    hold (every one with `resend`), its intent and outcome recorded; held with the lock."""
-    pdf_sha256 = sha256_bytes(pdf)
-    held = {} if resend else ledger.held(pdf_sha256)
+    """One message carrying `files` (report.pdf, report.xlsx: by file name) to the
+    recipients in `wanted` whose copy of this content the ledger does not hold (every one
+    with `resend`), its intent and outcome recorded; held with the lock."""
+    key = content_key(files)
+    held = {} if resend else ledger.held(key)
     pending = [r for r in wanted if r.key not in held]
     if not pending:
-        ledger.skipped(pdf_sha256, [r.address for r in wanted])
+        ledger.skipped(key, [r.address for r in wanted])
         return Sending([], held, None, pending)
     message = report_message(
         settings=delivery,
@@ -192,10 +193,11 @@ def send_once(
         subject=content.subject,
         text=content.text,
         html=content.html,
-        pdf=pdf,
-        pdf_name=content.pdf_name,
+        attachments=[
+            (content.names[name.removeprefix("report.")], data) for name, data in files.items()
+        ],
     )
-    journal = LedgerJournal(ledger, message, pdf_sha256)
+    journal = LedgerJournal(ledger, message, key)
     delays = list(delivery.retry_delays_seconds)
     failure: Exception | None = None
     try:
@@ -226,13 +228,13 @@ def deliver_report(
     A recipient whose copy the server accepted is never sent this PDF again, nor one whose
     copy is uncertain (the link was lost during DATA, or a deliverer stopped after recording
     its intent): those are reported to [delivery] ops and said in the error line."""
-    metrics, manifest, pdf = finished_report(report_dir)
-    content = mail_content(metrics, lang=manifest["lang"], funnel=funnel)
+    metrics, manifest, files = finished_report(report_dir, delivery.attach)
+    content = mail_content(metrics, lang=manifest["lang"], funnel=funnel, attach=delivery.attach)
     wanted = recipients(delivery)
     with delivery_lock(report_dir):
         ledger = Ledger(report_dir)
         ledger.settle_stopped()
-        outcome = send_once(ledger, wanted, content, pdf, delivery, resend=resend)
+        outcome = send_once(ledger, wanted, content, files, delivery, resend=resend)
         told = tell_ops(ledger, delivery)
     sent, held, failure, pending = outcome.sent, outcome.held, outcome.failure, outcome.pending
     if sent:

@@ -71,16 +71,24 @@ class MailContent:
     subject: str
     text: str
     html: str
-    pdf_name: str
+    # the attachments' names, by what they are ([delivery] attach: pdf, xlsx)
+    names: dict[str, str]
 
 
-def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> MailContent:
+def mail_content(
+    metrics: dict[str, Any],
+    *,
+    lang: str,
+    funnel: FunnelModel,
+    attach: tuple[str, ...] = ("pdf",),
+) -> MailContent:
+    """The mail of a report: subject, text and HTML bodies, and the names of the files it
+    carries (`attach`): the report's title, team and period, as `.pdf` and `.xlsx`."""
     head = headline(metrics, lang=lang, funnel=funnel)
-    pdf_name = (
-        file_name(" ".join([head.title, *([head.report] if head.report else []), head.period]))
-        + ".pdf"
-    )
-    attached = head.text["mail_attached"].format(name=pdf_name)
+    stem = file_name(" ".join([head.title, *([head.report] if head.report else []), head.period]))
+    names = {kind: f"{stem}.{kind}" for kind in attach}
+    separator = "、" if lang == "zh" else ", "
+    attached = head.text["mail_attached"].format(name=separator.join(names.values()))
     plain = "\n".join(
         [
             head.subject,
@@ -109,7 +117,7 @@ def mail_content(metrics: dict[str, Any], *, lang: str, funnel: FunnelModel) -> 
             attached=attached,
         )
     )
-    return MailContent(one_line(head.subject), plain, html, pdf_name)
+    return MailContent(one_line(head.subject), plain, html, names)
 
 
 def markdown_cell(value: Any) -> str:

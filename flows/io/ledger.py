@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -36,6 +36,7 @@ from funnel_reports.flows.io.mail import (
     TransientDeliveryError,
     address_key,
     reply_text,
+    sha256_bytes,
 )
 from funnel_reports.flows.io.outputs import publish_folder, replace_file, write_json
 from funnel_reports.transforms.staging.layout import UnusableInputError
@@ -214,10 +215,11 @@ class Ledger:
             self.save("{path}: could not record an interrupted send as uncertain ({error})")
         return stopped
 
-    def held(self, pdf_sha256: str) -> dict[str, str]:
-        """Recipients (keys) of this very PDF that are never sent it again without --resend:
-        each with `delivered` or `uncertain`."""
-        return reached([s for s in self.sends if s.get("pdf_sha256") == pdf_sha256])
+    def held(self, content_sha256: str) -> dict[str, str]:
+        """Recipients (keys) of this very content (`content_key`) that are never sent it again
+        without --resend: each with `delivered` or `uncertain`. A ledger written before the
+        mail could carry the workbook keyed the PDF alone as `pdf_sha256`: the same key."""
+        return reached([s for s in self.sends if sent_content(s) == content_sha256])
 
     def reached(self, message_id: str) -> dict[str, str]:
         """The recipients (keys) one message reached, or may have: delivered or uncertain."""
@@ -226,12 +228,12 @@ class Ledger:
     def of_message(self, message_id: str) -> list[dict[str, Any]]:
         return [s for s in self.sends if s.get("message_id") == message_id]
 
-    def skipped(self, pdf_sha256: str, recipients: list[str]) -> None:
-        """Record a delivery that sent nothing: every recipient holds this PDF already."""
+    def skipped(self, content_sha256: str, recipients: list[str]) -> None:
+        """Record a delivery that sent nothing: every recipient holds this content already."""
         self.sends.append(
             {
                 "state": SKIPPED,
-                "pdf_sha256": pdf_sha256,
+                "content_sha256": content_sha256,
                 "recipients": recipients,
                 "why": "already sent to every recipient (--resend sends it again)",
                 "at": now(),
@@ -246,14 +248,29 @@ class Ledger:
         ]
 
 
+def content_key(attachments: Mapping[str, bytes]) -> str:
+    """The ledger's key of what a message carries (file name -> bytes): the PDF's SHA-256
+    when it carries report.pdf alone (as every ledger kept it before a mail could carry the
+    workbook), else the SHA-256 of each file's name and SHA-256, a line each."""
+    if list(attachments) == ["report.pdf"]:
+        return sha256_bytes(attachments["report.pdf"])
+    lines = "".join(f"{name} {sha256_bytes(data)}\n" for name, data in attachments.items())
+    return sha256_bytes(lines.encode())
+
+
+def sent_content(entry: dict[str, Any]) -> str | None:
+    """The content key an entry records (`pdf_sha256` in a ledger from before the key)."""
+    return entry.get("content_sha256", entry.get("pdf_sha256"))
+
+
 class LedgerJournal:
     """The transactions of one message, recorded in the ledger as they happen."""
 
-    def __init__(self, ledger: Ledger, message: EmailMessage, pdf_sha256: str) -> None:
+    def __init__(self, ledger: Ledger, message: EmailMessage, content_sha256: str) -> None:
         self.ledger = ledger
         self.message_id = str(message["Message-ID"])
         self.subject = str(message["Subject"])
-        self.pdf_sha256 = pdf_sha256
+        self.content_sha256 = content_sha256
         cc = message["Cc"].addresses if message["Cc"] else ()
         self.cc = {address_key(a.addr_spec) for a in cc}
         self.current: dict[str, Any] = {}
@@ -280,7 +297,7 @@ class LedgerJournal:
             "cc": [a for a in accepted if address_key(a) in self.cc],
             "subject": self.subject,
             "message_id": self.message_id,
-            "pdf_sha256": self.pdf_sha256,
+            "content_sha256": self.content_sha256,
         }
 
     def intent(self, accepted: list[str]) -> None:

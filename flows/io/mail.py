@@ -125,6 +125,13 @@ def addressed(
     return message
 
 
+# the content types of the files a mail may carry, by their extension
+ATTACHMENT_TYPES = {
+    "pdf": ("application", "pdf"),
+    "xlsx": ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+}
+
+
 def report_message(
     *,
     settings: DeliverySettings,
@@ -132,31 +139,37 @@ def report_message(
     subject: str,
     text: str,
     html: str,
-    pdf: bytes,
-    pdf_name: str,
+    attachments: Sequence[tuple[str, bytes]],
 ) -> EmailMessage:
-    """A multipart/mixed message: the text and HTML bodies as alternatives, the PDF attached
-    as application/pdf, its file name as RFC 2231 says (`filename*=`) and, for the clients
-    that read only that, as an RFC 2047 `name=` of its Content-Type."""
+    """A multipart/mixed message: the text and HTML bodies as alternatives, then each
+    attachment (its name, its bytes) with the content type of its extension, its file name
+    as RFC 2231 says (`filename*=`) and, for the clients that read only that, as an RFC 2047
+    `name=` of its Content-Type."""
     message = addressed(settings, subject, *recipients)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=pdf_name)
-    attachment = message.get_payload()[-1]
-    del attachment["Content-Type"]
-    attachment.set_raw("Content-Type", pdf_content_type(pdf_name))
+    for name, data in attachments:
+        maintype, subtype = ATTACHMENT_TYPES[name.rsplit(".", 1)[-1]]
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        attachment = message.get_payload()[-1]
+        del attachment["Content-Type"]
+        attachment.set_raw("Content-Type", named_content_type(f"{maintype}/{subtype}", name))
     return message
 
 
-def pdf_content_type(name: str) -> str:
+def named_content_type(content_type: str, name: str) -> str:
     """`application/pdf; name="…"`: an ASCII name as it is, any other as RFC 2047 encoded
     words (Outlook and some webmail show only this one), folded in lines of 78 characters so
-    that the email package sends it as it is and does not rewrite it as RFC 2231."""
+    that the email package sends it as it is and does not rewrite it as RFC 2231 (nor fold
+    it inside a long type: the workbook's starts on a line of its own)."""
     if name.isascii():
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'application/pdf;\n name="{quoted}"'
-    words = Header(name, "utf-8", maxlinelen=70).encode(linesep="\n")
-    return f'application/pdf;\n name="{words}"'
+        value = f'{content_type};\n name="{quoted}"'
+    else:
+        words = Header(name, "utf-8", maxlinelen=70).encode(linesep="\n")
+        value = f'{content_type};\n name="{words}"'
+    # "Content-Type: " and the type and ";" must fit in 78 characters
+    return value if len(content_type) <= 62 else f"\n {value}"
 
 
 def ops_message(*, settings: DeliverySettings, subject: str, text: str) -> EmailMessage:

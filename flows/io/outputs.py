@@ -17,6 +17,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -225,14 +226,17 @@ def sheet_parts(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]
     ]
 
 
-def write_workbook(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+def write_workbook(path: Path, tables: dict[str, pl.DataFrame], *, created: datetime) -> None:
     """`tables` as the sheets of one Excel workbook, in their order: text cells are text
     (never a formula, number or link) and formula-safe as the quarantine CSVs are, so that a
-    sheet saved as CSV runs nothing either; each sheet an Excel table with a filter."""
+    sheet saved as CSV runs nothing either; each sheet an Excel table with a filter. The
+    same tables make the same bytes: the workbook says it was `created` then (the period's
+    end), not when it was written, so a rerun's mail is recognised as already sent."""
     import xlsxwriter  # only a run that writes the workbook needs it
 
     options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
     with xlsxwriter.Workbook(str(path), options) as workbook:
+        workbook.set_properties({"created": created})
         for name, frame in tables.items():
             safe = frame.with_columns(
                 formula_safe(pl.col(c)).alias(c)
@@ -244,7 +248,7 @@ def write_workbook(path: Path, tables: dict[str, pl.DataFrame]) -> None:
 
 
 def write_tables(
-    folder: Path, tables: dict[str, pl.DataFrame], outputs: tuple[str, ...]
+    folder: Path, tables: dict[str, pl.DataFrame], outputs: tuple[str, ...], *, created: datetime
 ) -> list[str]:
     """The deal-level tables in `folder`: `tables/<name>.parquet` each, and `report.xlsx`,
     as `outputs` asks; returns their paths within it."""
@@ -255,7 +259,7 @@ def write_tables(
             frame.write_parquet(folder / "tables" / f"{name}.parquet")
             written.append(f"tables/{name}.parquet")
     if "xlsx" in outputs:
-        write_workbook(folder / "report.xlsx", tables)
+        write_workbook(folder / "report.xlsx", tables, created=created)
         written.append("report.xlsx")
     return written
 
@@ -272,7 +276,8 @@ def write_report_files(folder: Path, report: Any) -> list[str]:
     if "pdf" in report.outputs:
         (folder / "report.pdf").write_bytes(report.pdf)
         written.append("report.pdf")
-    written += write_tables(folder, report.tables, report.outputs)
+    period_end = datetime.fromisoformat(report.metrics["period"]["end"])
+    written += write_tables(folder, report.tables, report.outputs, created=period_end)
     return [*written, *write_quarantine(folder, report.quarantine)]
 
 
@@ -295,16 +300,19 @@ def record_command_time(manifests: list[dict[str, Any]], command: str, started: 
         write_json(path, document)
 
 
-def finished_report(report_dir: Path) -> tuple[dict[str, Any], dict[str, Any], bytes]:
-    """The metrics, manifest and PDF of the report in `report_dir`, for its mail; stops with
-    one line when the folder holds no finished report."""
+def finished_report(
+    report_dir: Path, attach: tuple[str, ...] = ("pdf",)
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, bytes]]:
+    """The metrics, manifest and the files a mail of the report in `report_dir` carries
+    (`attach`: report.pdf, report.xlsx, by file name); stops with one line when the folder
+    holds no finished report, or not the file to attach."""
     try:
         metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
         manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
-        pdf = (report_dir / "report.pdf").read_bytes()
+        files = {f"report.{kind}": (report_dir / f"report.{kind}").read_bytes() for kind in attach}
     except FileNotFoundError as error:
         raise UnusableInputError(
             f"{report_dir}: holds no finished report ({Path(error.filename).name} is missing); "
             "write it with funnel run first"
         ) from None
-    return metrics, manifest, pdf
+    return metrics, manifest, files

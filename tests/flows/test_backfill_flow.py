@@ -394,4 +394,5 @@ def test_a_teams_report_already_mailed_to_its_own_recipients_keeps_its_row(tmp_p
     record = json.loads((out / "east" / "2024-06" / "delivery.json").read_text(encoding="utf-8"))
     states = [(entry["state"], entry.get("recipients")) for entry in record["sends"]]
     assert states == [("delivered", None), ("skipped", ["east@example.com"])]
-    assert record["sends"][1]["pdf_sha256"] == record["sends"][0]["pdf_sha256"]
+    # the ledger written before the content key keyed the PDF alone: the same key
+    assert record["sends"][1]["content_sha256"] == record["sends"][0]["pdf_sha256"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import ssl
 import subprocess
 from pathlib import Path
 
+import polars as pl
 from aiosmtpd.controller import Controller
 
 from funnel_reports.flows.cli import main
@@ -71,6 +73,39 @@ def test_a_report_is_mailed_once_with_its_pdf_and_again_only_with_resend(tmp_pat
     assert len(mailbox.messages) == 1
     assert main([*deliver, "--config", str(toml), "--resend"]) == 0
     assert len(mailbox.messages) == 2 and len(sends(tmp_path)) == 2
+
+
+def test_an_analysts_list_gets_the_workbook_and_a_changed_attachment_is_new_content(tmp_path, smtp):
+    """[delivery] attach = ["xlsx"]: the mail carries report.xlsx alone, as the report folder
+    holds it, named like the PDF would be, and the workbook's sheets read back. Mailing the
+    PDF too afterwards is other content: sent again, once."""
+    mailbox, port = smtp
+    toml = config(tmp_path, port)
+    toml.write_text(toml.read_text(encoding="utf-8") + 'attach = ["xlsx"]\n', encoding="utf-8")
+    assert run(tmp_path, toml) == 0
+    [message] = mailbox.messages
+    [workbook] = message.iter_attachments()
+    assert workbook.get_content_type() == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert workbook.get_filename() == "Sales funnel report 2026-09.xlsx"
+    sent = workbook.get_content()
+    assert sent == (tmp_path / "out" / "2026-09" / "report.xlsx").read_bytes()
+    sheets = pl.read_excel(io.BytesIO(sent), sheet_id=0)
+    assert list(sheets)[:2] == ["figures", "deals"] and sheets["figures"].height > 50
+    assert "Sales funnel report 2026-09.xlsx" in message.get_body(("plain",)).get_content()
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace('attach = ["xlsx"]', 'attach = ["pdf", "xlsx"]'),
+        encoding="utf-8",
+    )
+    assert run(tmp_path, toml) == 0
+    assert len(mailbox.messages) == 2
+    assert [a.get_content_type() for a in mailbox.messages[1].iter_attachments()] == [
+        "application/pdf",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ]
+    assert run(tmp_path, toml) == 0
+    assert len(mailbox.messages) == 2
 
 
 def test_transient_refusals_are_retried_until_the_server_takes_the_message(tmp_path, smtp):

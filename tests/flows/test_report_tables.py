@@ -144,3 +144,11 @@ def test_report_outputs_choose_what_a_folder_holds(tmp_path, outputs, files):
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["outputs"] == files
     assert sorted(p.name for p in folder.iterdir() if p.name != "quarantine") == sorted(files)
+
+
+def test_a_rerun_writes_the_same_workbook_and_tables_byte_for_byte(tmp_path, sample_folder):
+    """Analysts compare reruns, and a mail of the workbook is sent once: the same export and
+    period make the same files."""
+    again = run(SAMPLE_DIR, tmp_path, "2026-09", "--config", str(SAMPLE_CONFIG))
+    for name in ["report.xlsx", *(f"tables/{table}.parquet" for table in TABLES)]:
+        assert (again / name).read_bytes() == (sample_folder / name).read_bytes(), name

@@ -42,7 +42,7 @@ def test_markdown_cells_escape_markup_and_line_breaks():
 def test_the_mail_names_the_report_in_its_subject_and_attachment():
     content = mail_content(document(), lang="en", funnel=SETTINGS.funnel)
     assert content.subject == "Sales funnel report · Monthly report · 2024-06"
-    assert content.pdf_name == "Sales funnel report 2024-06.pdf"
+    assert content.names == {"pdf": "Sales funnel report 2024-06.pdf"}
     assert content.text.startswith(content.subject + "\n")
     assert "Sales funnel report 2024-06.pdf" in content.text
     assert "<li>" in content.html and "2024-06" in content.html
@@ -51,7 +51,7 @@ def test_the_mail_names_the_report_in_its_subject_and_attachment():
 def test_the_chinese_mail_is_in_chinese():
     content = mail_content(document(), lang="zh", funnel=SETTINGS.funnel)
     assert content.subject.startswith("销售漏斗报告")
-    assert content.pdf_name.endswith("2024-06.pdf")
+    assert content.names["pdf"].endswith("2024-06.pdf")
 
 
 def test_the_artifact_lists_the_tiles_and_where_the_report_is():
@@ -63,3 +63,18 @@ def test_the_artifact_lists_the_tiles_and_where_the_report_is():
     assert lines[3] == "|---|---|---|"
     assert any(line.startswith("| Won amount (USD) | 100 |") for line in lines)
     assert "`out/2024-06`: report.pdf, report.html, metrics.json, manifest.json" in lines
+
+
+def test_a_mail_that_carries_the_workbook_names_both_files():
+    english = mail_content(document(), lang="en", funnel=SETTINGS.funnel, attach=("pdf", "xlsx"))
+    assert english.names == {
+        "pdf": "Sales funnel report 2024-06.pdf",
+        "xlsx": "Sales funnel report 2024-06.xlsx",
+    }
+    assert (
+        "The full report is attached: Sales funnel report 2024-06.pdf, "
+        "Sales funnel report 2024-06.xlsx." in english.text
+    )
+    chinese = mail_content(document(), lang="zh", funnel=SETTINGS.funnel, attach=("xlsx",))
+    assert list(chinese.names) == ["xlsx"]
+    assert f"完整报告见附件：{chinese.names['xlsx']}。" in chinese.text

@@ -266,7 +266,7 @@ def test_the_intent_is_on_disk_before_data_with_to_and_cc_apart(tmp_path):
     [entry] = sends_on_disk(tmp_path)
     assert entry["state"] == "sending"
     assert (entry["to"], entry["cc"]) == (["ceo@example.com"], ["CFO@example.com"])
-    assert (entry["subject"], entry["pdf_sha256"]) == ("Funnel 2024-06", "f00d")
+    assert (entry["subject"], entry["content_sha256"]) == ("Funnel 2024-06", "f00d")
     assert entry["message_id"] == sent["Message-ID"]
 
 

@@ -64,15 +64,19 @@ def delivery(port: int = 25, **options) -> DeliverySettings:
     )
 
 
-def report_to(*to: str, cc: tuple[str, ...] = (), pdf_name: str = "funnel 2024-06.pdf"):
+def report_to(
+    *to: str,
+    cc: tuple[str, ...] = (),
+    pdf_name: str = "funnel 2024-06.pdf",
+    also: tuple[tuple[str, bytes], ...] = (),
+):
     return report_message(
         settings=delivery(),
         recipients=(list(to), list(cc)),
         subject="Funnel 2024-06",
         text="Won 2 deals.\n",
         html="<p>Won 2 deals.</p>\n",
-        pdf=b"%PDF-1.7 stand-in",
-        pdf_name=pdf_name,
+        attachments=[(pdf_name, b"%PDF-1.7 stand-in"), *also],
     )
 
 
@@ -166,6 +170,19 @@ def test_a_report_message_has_both_bodies_and_the_pdf_attached():
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == "funnel 2024-06.pdf"
     assert attachment.get_content() == b"%PDF-1.7 stand-in"
+
+
+def test_a_message_for_analysts_carries_the_workbook_after_the_pdf():
+    workbook = b"PK\x03\x04 stand-in"
+    message = report_to("analyst@example.com", also=(("漏斗 2024-06.xlsx", workbook),))
+    sent = message_from_bytes(message.as_bytes(policy=policy.SMTP), policy=policy.default)
+    pdf, xlsx = sent.iter_attachments()
+    assert pdf.get_content_type() == "application/pdf"
+    assert xlsx.get_content_type() == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert xlsx.get_filename() == "漏斗 2024-06.xlsx"
+    assert xlsx.get_content() == workbook
 
 
 def test_a_non_ascii_pdf_name_is_encoded_as_rfc_2231_says():
