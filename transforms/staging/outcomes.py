@@ -69,7 +69,7 @@ def stage_from_history(
         .agg(pl.col("stage").sort_by("entered_at", "_i").last().alias("_last_stage"))
     )
     return (
-        opportunities.join(last, on="opportunity_id", how="left")
+        opportunities.join(last, on="opportunity_id", how="left", maintain_order="left")
         .with_columns(
             pl.when(marked)
             .then(pl.coalesce("_last_stage", pl.lit(funnel.ids[0])))
