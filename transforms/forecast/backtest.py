@@ -621,13 +621,20 @@ def no_forecast() -> dict[str, Any]:
         "imputed_amount_count": 0,
         "imputed_amount": 0.0,
         "new_deals": {"periods": 0, "run_rate": None, "seasonal_factor": 1.0, "mean_count": 0.0},
-        "monte_carlo": monte_carlo(
-            np.zeros(0),
-            np.array([np.nan]),
-            new_deal_count=0,
-            new_deal_amounts=np.zeros(0),
-            target=None,
-        ),
+        "monte_carlo": {
+            **monte_carlo(
+                np.zeros(0),
+                np.array([np.nan]),
+                new_deal_count=0,
+                new_deal_amounts=np.zeros(0),
+                target=None,
+            ),
+            # the keys of a forecast's range, nothing in them: metrics.json has one shape
+            "method": None,
+            "model": None,
+            "scale": None,
+            "shift": None,
+        },
         "backtest": report_card([], [], models=(), learned=(), method=None),
         "categories": None,
     }

@@ -399,6 +399,10 @@ def test_an_export_with_no_deal_forecasts_nothing_and_has_every_key() -> None:
             "p_hit_target": None,
             "draws": 0,
             "spread": 1.0,
+            "method": None,
+            "model": None,
+            "scale": None,
+            "shift": None,
         },
         "backtest": {
             "method": None,
