@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from funnel_reports.schemas.metrics_schema import CHECK_ENVIRONMENT, schema_errors
 from funnel_reports.transforms.staging.layout import UnusableInputError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -264,11 +265,26 @@ def write_tables(
     return written
 
 
+class MetricsSchemaError(RuntimeError):
+    """A metrics.json that breaks schemas/metrics.schema.json: a bug of this program."""
+
+
+def check_against_schema(path: Path) -> None:
+    """`path` (a metrics.json as written) holds to its schema, else MetricsSchemaError with
+    the first place it breaks it."""
+    errors = schema_errors(json.loads(path.read_text(encoding="utf-8")))
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise MetricsSchemaError(f"{path}: breaks schemas/metrics.schema.json at {errors[0]}{more}")
+
+
 def write_report_files(folder: Path, report: Any) -> list[str]:
     """A report's files in `folder` (its staging folder): metrics.json, the quarantine CSVs,
     and what its `outputs` ask of report.html, report.pdf, the tables' Parquet files and
     report.xlsx; returns their paths within it. `report` is a `report_flow.Report`."""
     write_json(folder / "metrics.json", report.metrics)
+    if os.environ.get(CHECK_ENVIRONMENT):
+        check_against_schema(folder / "metrics.json")
     written = ["metrics.json"]
     if "html" in report.outputs:
         (folder / "report.html").write_text(report.html, encoding="utf-8")
