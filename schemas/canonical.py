@@ -1,4 +1,4 @@
-"""The canonical tables of DESIGN §3, as pandera models (polars backend).
+"""The canonical tables (README, "The canonical tables"), as pandera models (polars backend).
 
 Raw CSV strings are parsed to these types by `transforms.staging.parse` first (pandera coercion from
 strings fails on polars 2); the models then check the typed frames. A nullable field may be

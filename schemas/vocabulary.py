@@ -31,7 +31,7 @@ OMITTED: Final = "omitted"
 CLOSED: Final = "closed"
 FORECAST_CATEGORIES: Final = (COMMIT, BEST_CASE, PIPELINE, OMITTED, CLOSED)
 
-# the canonical tables of DESIGN §3; only opportunities must be present
+# the canonical tables (README, "The canonical tables"); only opportunities must be present
 OPPORTUNITIES: Final = "opportunities"
 STAGE_HISTORY: Final = "stage_history"
 FOLLOWUPS: Final = "followups"
@@ -69,7 +69,7 @@ PARSE_REASONS: Final = "_parse_reasons"
 READ_REASON: Final = "_read_reason"
 REASON_SEPARATOR: Final = "; "
 
-# the segment dimensions of DESIGN §5, in report order
+# the segment dimensions of docs/metrics.md, in report order
 SEGMENT_DIMENSIONS: Final = ("owner", "source", "industry", "customer_size", "region")
 
 # what became of each report of a backfill or a report set

@@ -1,4 +1,4 @@
-"""The `metrics.json` document of one period: every mart, under the keys of DESIGN §5.
+"""The `metrics.json` document of one period: every mart, under the keys of docs/metrics.md.
 
 It holds numbers, ids and keys only, never text in the report's language: the same export
 and period give the same document whatever language the report is rendered in.
@@ -424,7 +424,7 @@ def funnel_figures(
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
 ) -> PeriodFigures:
-    """Every figure of DESIGN §5 that this version computes, keyed as metrics.json: each
+    """Every figure of docs/metrics.md that this version computes, keyed as metrics.json: each
     section of `FIGURES` (`months` for a quarter only), then `not_measurable`.
 
     A report of the report set passes the company's `company_rates`: when fewer than

@@ -9,7 +9,7 @@ metrics.json): the deal states at the period end (count and amount by state), `f
 probabilities, p-bar and the stage-weighted pipeline) and `kpis`, plus `rows`, the rows of each
 table the figures rest on.
 
-The SQL follows DESIGN §5 and the rules of `transforms.intermediate`: the staging rules that
+The SQL follows docs/metrics.md and the rules of `transforms.intermediate`: the staging rules that
 change values of clean rows (status from the stage when empty, a deal exported as lost keeps
 the last open stage of its history, a lost deal's close time from its history's loss row, an
 open deal has no close time), the row rules that are cheap to state (duplicate ids, deals

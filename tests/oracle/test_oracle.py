@@ -1,6 +1,6 @@
 """An independent implementation of the figures, in plain Python over the CSV rows.
 
-It shares nothing with transforms/ but the definitions of DESIGN §5; the pipeline's figures
+It shares nothing with transforms/ but the definitions of docs/metrics.md; the pipeline's figures
 must equal it on generated exports for several periods.
 """
 
@@ -759,7 +759,7 @@ def states_at(folder: Path, t: datetime) -> dict[str, dict]:
 
 
 def movement_oracle(folder: Path, period_label: str) -> dict:
-    """DESIGN §5 `pipeline_movement`, read literally: each deal open at the start or created
+    """docs/metrics.md `pipeline_movement`, read literally: each deal open at the start or created
     in the period in one step, and the deals expected (as of the start) to close in it."""
     period = parse_period(period_label, TZ)
     start, end = states_at(folder, period.start), states_at(folder, period.end)

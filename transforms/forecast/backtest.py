@@ -1,4 +1,4 @@
-"""The next period's forecast and the backtest that picks its method (DESIGN §5 `forecast`).
+"""The next period's forecast and the backtest that picks its method (docs/metrics.md `forecast`).
 
 At an origin T (a period end) every candidate forecasts the amount won in the following
 period from what was known at T: the landmark method (`next_period`), with and without the

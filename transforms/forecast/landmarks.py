@@ -1,4 +1,4 @@
-"""The next period's forecast (DESIGN §5 `forecast.next_period`): what will be won in the next
+"""The next period's forecast (docs/metrics.md `forecast.next_period`): what will be won in the next
 period, from the deals open now and from deals not yet created.
 
 - Open deals: the chance to be won *within* the next period, by stage and age in stage,

@@ -1,4 +1,4 @@
-"""The Monte Carlo range of the next period (DESIGN §5 `forecast.monte_carlo`): the open deals
+"""The Monte Carlo range of the next period (docs/metrics.md `forecast.monte_carlo`): the open deals
 and the deals not yet created, drawn together."""
 
 from __future__ import annotations

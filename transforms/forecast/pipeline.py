@@ -1,4 +1,4 @@
-"""The forecast (DESIGN §5 `forecast`): the stage-weighted open pipeline at as_of and the part
+"""The forecast (docs/metrics.md `forecast`): the stage-weighted open pipeline at as_of and the part
 expected to close in the next period."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bottlenecks (DESIGN §5 `bottlenecks`): steps whose period figure got worse than their
+"""Bottlenecks (docs/metrics.md `bottlenecks`): steps whose period figure got worse than their
 baseline over the rest of W, tested for significance and priced."""
 
 from __future__ import annotations

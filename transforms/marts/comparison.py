@@ -1,4 +1,4 @@
-"""Comparisons (DESIGN §5 `comparison`, `trend`, `months`): the headline figures of other
+"""Comparisons (docs/metrics.md `comparison`, `trend`, `months`): the headline figures of other
 periods, each as of its own end."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage conversion (DESIGN §5 `conversion`): flow and cohort rates of each adjacent pair."""
+"""Stage conversion (docs/metrics.md `conversion`): flow and cohort rates of each adjacent pair."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Time in stage (DESIGN §5 `dwell`): completed and open visits per stage, Kaplan–Meier."""
+"""Time in stage (docs/metrics.md `dwell`): completed and open visits per stage, Kaplan–Meier."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Follow-up activity (DESIGN §5 `followups`): how open deals are being worked, and how won
+"""Follow-up activity (docs/metrics.md `followups`): how open deals are being worked, and how won
 and lost deals were."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The funnel snapshot (DESIGN §5 `funnel`): open deals per stage at as_of."""
+"""The funnel snapshot (docs/metrics.md `funnel`): open deals per stage at as_of."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Headline figures (DESIGN §5 `kpis`) of a period, and pipeline velocity over W."""
+"""Headline figures (docs/metrics.md `kpis`) of a period, and pipeline velocity over W."""
 
 from __future__ import annotations
 

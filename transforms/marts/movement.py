@@ -1,5 +1,6 @@
-"""Pipeline movement (DESIGN §5 `pipeline_movement`): how the open pipeline at the period's start
-became the one at its end, and what happened to the deals expected to close in the period.
+"""Pipeline movement (docs/metrics.md `pipeline_movement`): how the open pipeline at the
+period's start became the one at its end, and what happened to the deals expected to close in
+the period.
 
 Both from the deal states at the two instants (`DealStatesAt`), amounts and expected close
 dates as known at each. Each deal open at the start or created in the period falls in exactly

@@ -1,4 +1,4 @@
-"""Segments (DESIGN §5 `segments`): the headline figures per value of each dimension."""
+"""Segments (docs/metrics.md `segments`): the headline figures per value of each dimension."""
 
 from __future__ import annotations
 

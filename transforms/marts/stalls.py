@@ -1,4 +1,4 @@
-"""Stalled deals (DESIGN §5 `stalls`): open deals past their stage's stall threshold."""
+"""Stalled deals (docs/metrics.md `stalls`): open deals past their stage's stall threshold."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Target decomposition (DESIGN §5 `targets`): what a period target asks of the funnel."""
+"""Target decomposition (docs/metrics.md `targets`): what a period target asks of the funnel."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Win probability from each stage (DESIGN §5 `forecast.stage_probabilities`)."""
+"""Win probability from each stage (docs/metrics.md `forecast.stage_probabilities`)."""
 
 from __future__ import annotations
 

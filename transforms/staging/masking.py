@@ -1,5 +1,5 @@
 """Contact data inside free text: phone numbers and email addresses masked before any figure
-or report sees the text (DESIGN §6): `138****5678`, `a***@example.com`.
+or report sees the text (README, "Reports"): `138****5678`, `a***@example.com`.
 
 Contact columns never leave staging (`schemas.canonical.NOT_ANALYSED`); this catches what
 people type into names, reasons and notes.

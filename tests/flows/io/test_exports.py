@@ -302,7 +302,7 @@ amount = "Deal Value"
 
 
 def test_custom_layout_described_in_funnel_toml(tmp_path):
-    """DESIGN §4's example mapping, on a layout no preset knows, through the whole run."""
+    """The README's example mapping, on a layout no preset knows, through the whole run."""
     from funnel_reports.flows.cli import main
 
     folder = tmp_path / "in"

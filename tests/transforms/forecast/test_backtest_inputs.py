@@ -68,7 +68,7 @@ def test_deal_states_at_the_period_end_are_the_derived_ones():
 
 
 def probabilities_from_reaches(reaches, states, **settings):
-    """The definition of DESIGN §5 read literally: among the deals resolved in W, those with
+    """The definition of docs/metrics.md read literally: among the deals resolved in W, those with
     a reach of the stage, won and lost."""
     resolved = resolved_in_window(states, window=settings["window"])
     counts = (

@@ -1,4 +1,4 @@
-"""Thin exports (DESIGN §2–§5, issue 14): which stages a deal was seen in, the figures that
+"""Thin exports (docs/metrics.md, issue 14): which stages a deal was seen in, the figures that
 rest on skipped stages only, and the figures an export cannot give."""
 
 from __future__ import annotations
