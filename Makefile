@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   set everything up (system packages, virtualenv) and report on the sample data
 #   make test   set everything up and run the tests (the heavy end-to-end cases left out)
-#   make test-heavy  the heavy end-to-end cases (CI runs both)
+#   make test-heavy  the heavy end-to-end cases (CI runs both), LibreOffice installed first
 #   make lint   ruff (lint and format) and the type checker on transforms/ and schemas/
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,9 +11,11 @@ PYTHON ?= python3
 # the PDFs with pdftotext, pdffonts, pdfinfo), openssl (the mail tests make a certificate).
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
 	fonts-wqy-microhei poppler-utils openssl
+# what only the heavy tests need: LibreOffice reads every sheet of a report's workbook
+HEAVY_TEST_PACKAGES := libreoffice-calc-nogui
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-heavy setup system-packages hooks lint mypy-path
+.PHONY: demo test test-heavy setup system-packages heavy-test-packages hooks lint mypy-path
 
 demo: setup
 	$(BIN)/funnel demo --out out
@@ -21,7 +23,7 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -m "not heavy"
 
-test-heavy: setup
+test-heavy: setup heavy-test-packages
 	$(BIN)/python -m pytest -m heavy
 
 lint: setup mypy-path
@@ -44,6 +46,13 @@ system-packages:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
 			$(SYSTEM_PACKAGES); \
+	fi
+
+heavy-test-packages:
+	@if ! dpkg -s $(HEAVY_TEST_PACKAGES) >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+			$(HEAVY_TEST_PACKAGES); \
 	fi
 
 $(VENV)/.installed: pyproject.toml

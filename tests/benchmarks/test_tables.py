@@ -1,0 +1,32 @@
+"""The tables benchmark (benchmarks/tables.py) on a small generated export: two real
+`funnel run`s, and LibreOffice reading every sheet of the workbook back (heavy: it needs
+LibreOffice, which `make heavy-test-packages` installs)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from benchmarks.tables import main
+
+pytestmark = pytest.mark.heavy
+
+
+def test_libreoffice_reads_every_sheet_of_a_generated_month_row_for_row(tmp_path, capsys):
+    assert shutil.which("soffice"), "LibreOffice is not installed: make heavy-test-packages"
+    assert main(["--opportunities", "2000", "--repeat", "1", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "the tables add" in out and "LibreOffice read every sheet in" in out
+    sheets = re.findall(r"^  (\w+) +([\d,]+) rows, read +(\d+)$", out, flags=re.MULTILINE)
+    assert [name for name, _, _ in sheets] == [
+        "backtest",
+        "conversion",
+        "deals",
+        "figures",
+        "forecast",
+        "stage_visits",
+    ]
+    assert all(int(rows.replace(",", "")) == int(read) for _, rows, read in sheets), sheets
+    assert all(int(read) > 0 for name, _, read in sheets if name != "backtest")
