@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,15 @@ pytestmark = pytest.mark.heavy  # a fresh virtualenv and the installed command
 REPO = Path(__file__).resolve().parents[2]
 
 
-# the development dependencies (pyproject's `dev` extra): the installed command must not
-# import one of them
-DEV_ONLY = ("pytest", "_pytest", "hypothesis", "ruff", "mypy", "aiosmtpd", "xlsxwriter", "duckdb")
+def development_modules() -> tuple[str, ...]:
+    """The modules of pyproject's `dev` extra (stub packages import nothing), and pytest's
+    own: the installed command must not import one of them."""
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = [re.split(r"[<>=\[ ]", spec)[0] for spec in extra["optional-dependencies"]["dev"]]
+    return ("_pytest", *(n.replace("-", "_") for n in names if not n.startswith("types-")))
+
+
+DEV_ONLY = development_modules()
 NO_DEV_DEPENDENCIES = f"""
 import sys
 
