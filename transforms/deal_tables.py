@@ -28,11 +28,13 @@ from typing import Any
 
 import polars as pl
 
-from funnel_reports.schemas.vocabulary import LOST, OPEN, SEGMENT_DIMENSIONS, WON
+from funnel_reports.schemas.vocabulary import LOST, OPEN, SEGMENT_DIMENSIONS
 from funnel_reports.transforms.expressions import days_between, in_interval
 from funnel_reports.transforms.forecast.backtest import LANDMARK, forecast_parts
+from funnel_reports.transforms.marts.conversion import advanced
+from funnel_reports.transforms.marts.kpis import lost_in, won_in
 from funnel_reports.transforms.marts.movement import CARRIED, moved_deals
-from funnel_reports.transforms.marts.stalls import stalled_deals
+from funnel_reports.transforms.marts.stalls import days_in_stage, stall_thresholds, stalled_deals
 from funnel_reports.transforms.metrics_document import FigureInputs
 
 DEALS, STAGE_VISITS, CONVERSION, FORECAST, BACKTEST, FIGURES = (
@@ -71,17 +73,12 @@ def deals_in_play(inputs: FigureInputs) -> pl.LazyFrame:
     stalled = stalled_deals(inputs.states, funnel=funnel, window=window).select(
         "opportunity_id", pl.lit(True).alias("stalled")
     )
-    thresholds = pl.LazyFrame(
-        {"stage_at": funnel.ids, "stall_days": [s.stall_days for s in funnel.stages]},
-        schema={"stage_at": pl.String, "stall_days": pl.Int64},
-    )
     # as the weighted pipeline: nothing is weighted without every stage's win probability
     known = inputs.probabilities["p_win"].null_count() == 0
     p_win = inputs.probabilities.lazy().select(
         pl.col("stage").alias("stage_at"), pl.when(known).then(pl.col("p_win")).alias("p_win")
     )
-    won = (pl.col("state") == WON) & in_interval(pl.col("won_at"), window.start, window.as_of)
-    lost = (pl.col("state") == LOST) & in_interval(pl.col("closed_at"), window.start, window.as_of)
+    won, lost = won_in(window.start, window.as_of), lost_in(window.start, window.as_of)
     flags = {
         "open_at_start": (pl.col("state_start") == OPEN).fill_null(False),
         "open_at_end": pl.col("state") == OPEN,
@@ -93,7 +90,7 @@ def deals_in_play(inputs: FigureInputs) -> pl.LazyFrame:
         inputs.states.join(start, on="opportunity_id", how="left")
         .join(moved, on="opportunity_id", how="left")
         .join(stalled, on="opportunity_id", how="left")
-        .join(thresholds, on="stage_at", how="left")
+        .join(stall_thresholds(funnel), on="stage_at", how="left")
         .join(p_win, on="stage_at", how="left")
         .with_columns(
             *(flag.alias(name) for name, flag in flags.items()),
@@ -121,7 +118,7 @@ def movement_step() -> pl.Expr:
 
 def deals_table(inputs: FigureInputs) -> pl.DataFrame:
     """`deals`: one row per deal in play in the period, by opportunity_id."""
-    tz, as_of = inputs.settings.timezone, inputs.window.as_of
+    tz = inputs.settings.timezone
     opened, change = pl.col("open_at_end"), pl.col("change")
     return (
         deals_in_play(inputs)
@@ -152,9 +149,7 @@ def deals_table(inputs: FigureInputs) -> pl.DataFrame:
             pl.when("won_in_period")
             .then(days_between(pl.col("created_at"), pl.col("won_at")))
             .alias("cycle_days"),
-            pl.when(opened)
-            .then(days_between(pl.col("stage_entered_at_as_of"), pl.lit(as_of)))
-            .alias("days_in_stage"),
+            pl.when(opened).then(days_in_stage(inputs.window)).alias("days_in_stage"),
             pl.when(opened).then(pl.col("stall_days")).alias("stall_days"),
             "stalled",
             "stall_reason",
@@ -203,9 +198,8 @@ def conversion_table(inputs: FigureInputs) -> pl.DataFrame:
     reaches = inputs.derived.reaches.lazy().join(
         inputs.states.select("opportunity_id", "state"), on="opportunity_id"
     )
-    advanced = pl.col("stage_index") < pl.col("stage_index").max().over("opportunity_id")
     return (
-        reaches.with_columns(advanced.alias("_advanced"))
+        reaches.with_columns(advanced().alias("_advanced"))
         .filter(in_interval(pl.col("reached_at"), window.window_start, window.as_of))
         .join(next_stage.lazy(), on="stage", how="inner")
         .select(

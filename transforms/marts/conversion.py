@@ -66,11 +66,7 @@ def stage_counts(reaches: pl.LazyFrame, states: pl.LazyFrame, *, window: Window)
     in_cohort = in_interval(pl.col("reached_at"), window.window_start, window.as_of)
     return (
         reaches.join(states.select("opportunity_id", "state"), on="opportunity_id")
-        .with_columns(
-            (pl.col("stage_index") < pl.col("stage_index").max().over("opportunity_id")).alias(
-                "reached_next"
-            )
-        )
+        .with_columns(advanced().alias("reached_next"))
         .group_by("stage")
         .agg(
             in_interval(pl.col("reached_at"), window.start, window.as_of).sum().alias("entries"),
@@ -79,3 +75,9 @@ def stage_counts(reaches: pl.LazyFrame, states: pl.LazyFrame, *, window: Window)
             (in_cohort & ~reached_next & (pl.col("state") == LOST)).sum().alias("lost"),
         )
     )
+
+
+def advanced() -> pl.Expr:
+    """A stage reach followed by another of the same deal (its reaches are the stages 0..k,
+    so any later one means it went on): a cohort member that advanced."""
+    return pl.col("stage_index") < pl.col("stage_index").max().over("opportunity_id")

@@ -19,10 +19,19 @@ from funnel_reports.transforms.periods import Window
 WINDOW_FIGURES = ("won_count", "lost_count", "win_rate", "avg_won_amount", "median_cycle_days")
 
 
+def won_in(start: datetime, as_of: datetime) -> pl.Expr:
+    """A deal state won in [start, as_of): what `won_count` counts."""
+    return (pl.col("state") == WON) & in_interval(pl.col("won_at"), start, as_of)
+
+
+def lost_in(start: datetime, as_of: datetime) -> pl.Expr:
+    """A deal state lost in [start, as_of): what `lost_count` counts."""
+    return (pl.col("state") == LOST) & in_interval(pl.col("closed_at"), start, as_of)
+
+
 def headline_figures(*, start: datetime, as_of: datetime) -> list[pl.Expr]:
     """The headline aggregates of one interval [start, as_of), over deal states."""
-    won = (pl.col("state") == WON) & in_interval(pl.col("won_at"), start, as_of)
-    lost = (pl.col("state") == LOST) & in_interval(pl.col("closed_at"), start, as_of)
+    won, lost = won_in(start, as_of), lost_in(start, as_of)
     won_amount = pl.col("amount_at").filter(won)
     return [
         (pl.col("state") == OPEN).sum().cast(pl.Int64).alias("open_count"),

@@ -12,25 +12,30 @@ from funnel_reports.transforms.periods import Window
 STALLED_DEALS_LISTED = 15
 
 
-def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, window: Window) -> pl.LazyFrame:
-    """Open deals at the period end whose current visit is older than their stage's stall
-    threshold."""
-    thresholds = pl.LazyFrame(
+def stall_thresholds(funnel: FunnelModel) -> pl.LazyFrame:
+    """Each stage with a stall threshold (`stage_at`, `stall_days`); typed, so that a funnel
+    without one gives an empty frame that still joins."""
+    return pl.LazyFrame(
         {
             "stage_at": [s.id for s in funnel.stages if s.stall_days is not None],
             "stall_days": [s.stall_days for s in funnel.stages if s.stall_days is not None],
         },
-        # typed: a funnel with no stall threshold gives an empty frame that still joins
         schema={"stage_at": pl.String, "stall_days": pl.Int64},
     )
+
+
+def days_in_stage(window: Window) -> pl.Expr:
+    """A deal state's age in its current stage at the period's end, in days."""
+    return days_between(pl.col("stage_entered_at_as_of"), pl.lit(window.as_of))
+
+
+def stalled_deals(states: pl.LazyFrame, *, funnel: FunnelModel, window: Window) -> pl.LazyFrame:
+    """Open deals at the period end whose current visit is older than their stage's stall
+    threshold."""
     return (
         states.filter(pl.col("state") == OPEN)
-        .join(thresholds, on="stage_at", how="inner")
-        .with_columns(
-            days_between(pl.col("stage_entered_at_as_of"), pl.lit(window.as_of)).alias(
-                "days_in_stage"
-            )
-        )
+        .join(stall_thresholds(funnel), on="stage_at", how="inner")
+        .with_columns(days_in_stage(window).alias("days_in_stage"))
         .filter(pl.col("days_in_stage") > pl.col("stall_days"))
         .with_columns(pl.col("stall_reason").is_null().alias("is_missing_reason"))
     )
