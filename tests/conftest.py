@@ -9,7 +9,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # as the CLI: errors are one line
 # every metrics.json a test's run writes is checked against schemas/metrics.schema.json (the
 # runs in subprocesses too): a key docs/metrics.md does not define fails the run
-os.environ["FUNNEL_CHECK_METRICS_SCHEMA"] = "1"
+from funnel_reports.schemas.metrics_schema import CHECK_ENVIRONMENT
+
+os.environ[CHECK_ENVIRONMENT] = "1"
 
 import pytest
 
