@@ -1,6 +1,7 @@
 """The tables benchmark (benchmarks/tables.py) on a small generated export: two real
 `funnel run`s, and LibreOffice reading every sheet of the workbook back (heavy: it needs
-LibreOffice, which `make heavy-test-packages` installs)."""
+LibreOffice, which `make heavy-test-packages` installs); and how it counts a table's rows
+over the sheets it goes on in."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import shutil
 
 import pytest
 
-from benchmarks.tables import main
-
-pytestmark = pytest.mark.heavy
+from benchmarks.tables import main, sheet_rows
 
 
+@pytest.mark.heavy
 def test_libreoffice_reads_every_sheet_of_a_generated_month_row_for_row(tmp_path, capsys):
     assert shutil.which("soffice"), "LibreOffice is not installed: make heavy-test-packages"
     assert main(["--opportunities", "2000", "--repeat", "1", "--work", str(tmp_path)]) == 0
@@ -30,3 +30,17 @@ def test_libreoffice_reads_every_sheet_of_a_generated_month_row_for_row(tmp_path
     ]
     assert all(int(rows.replace(",", "")) == int(read) for _, rows, read in sheets), sheets
     assert all(int(read) > 0 for name, _, read in sheets if name != "backtest")
+
+
+def test_a_table_s_rows_are_counted_over_the_sheets_it_goes_on_in(tmp_path):
+    for name, lines in {
+        "report-conversion.csv": 4,
+        "report-conversion_2.csv": 3,
+        "report-conversion_10.csv": 2,
+        "report-conversion_cohorts.csv": 9,  # another table's sheet
+        "report-deals.csv": 1,
+    }.items():
+        (tmp_path / name).write_text("header\n" + "row\n" * (lines - 1), encoding="utf-8")
+    assert sheet_rows(tmp_path, "report", "conversion") == 3 + 2 + 1
+    assert sheet_rows(tmp_path, "report", "deals") == 0
+    assert sheet_rows(tmp_path, "report", "forecast") is None
