@@ -116,12 +116,15 @@ def movement_step() -> pl.Expr:
     )
 
 
-def deals_table(inputs: FigureInputs) -> pl.DataFrame:
-    """`deals`: one row per deal in play in the period, by opportunity_id."""
+def deals_table(inputs: FigureInputs, forecast: pl.DataFrame) -> pl.DataFrame:
+    """`deals`: one row per deal in play in the period, by opportunity_id; whether its
+    amount was estimated is the `forecast` table's (null for a deal it does not hold)."""
     tz = inputs.settings.timezone
     opened, change = pl.col("open_at_end"), pl.col("change")
+    estimated = forecast.lazy().select("opportunity_id", "amount_estimated")
     return (
         deals_in_play(inputs)
+        .join(estimated, on="opportunity_id", how="left", maintain_order="left")
         .select(
             "opportunity_id",
             "customer_name",
@@ -137,6 +140,7 @@ def deals_table(inputs: FigureInputs) -> pl.DataFrame:
             pl.col("state").alias("state_end"),
             pl.col("stage_at").alias("stage_end"),
             pl.col("amount_at").alias("amount_end"),
+            "amount_estimated",
             pl.col("expected_close_date_at").alias("expected_close_end"),
             "open_at_start",
             "open_at_end",
@@ -480,11 +484,12 @@ def figure_rules(metrics: Mapping[str, Any]) -> list[Rule]:
 
 def deal_tables(inputs: FigureInputs, metrics: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
     """Every table of a report folder, in the workbook's order (`TABLES`)."""
+    forecast = forecast_table(inputs, metrics)
     tables = {
-        DEALS: deals_table(inputs),
+        DEALS: deals_table(inputs, forecast),
         STAGE_VISITS: stage_visits_table(inputs),
         CONVERSION: conversion_table(inputs),
-        FORECAST: forecast_table(inputs, metrics),
+        FORECAST: forecast,
         BACKTEST: backtest_table(metrics),
     }
     return {FIGURES: figures_table(figure_rules(metrics), metrics), **tables}

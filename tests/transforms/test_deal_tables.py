@@ -177,6 +177,34 @@ def test_the_forecast_sheet_holds_the_deals_open_at_the_end_with_their_chances(t
     )
 
 
+def test_a_deal_the_forecast_priced_says_its_amount_was_estimated():
+    """F, open in qualified without an amount, is priced at comparable won deals' mean (B's
+    200 is the only one); A and D carry their own amounts; B and C, closed, are not in the
+    forecast, so the deals sheet cannot say (null)."""
+    opps = opportunities(
+        opp("A", "proposal", "2024-05-01", amount=100),
+        opp("B", "won", "2024-05-10", closed_at="2024-06-15", amount=200),
+        opp("C", "lead", "2024-06-05", status="lost", closed_at="2024-06-20"),
+        opp("D", "qualified", "2024-06-10", amount=50),
+        opp("F", "qualified", "2024-06-12"),
+    )
+    figures = june(opps)
+    tables = deal_tables(figures.inputs, figures.metrics)
+    forecast, deals = tables[FORECAST], tables[DEALS]
+    assert column(forecast, "amount_estimated") == {"A": False, "D": False, "F": True}
+    assert column(forecast, "amount_used") == {"A": 100.0, "D": 50.0, "F": 200.0}
+    assert column(deals, "amount_estimated") == {
+        "A": False,
+        "B": None,
+        "C": None,
+        "D": False,
+        "F": True,
+    }
+    assert column(deals, "amount_end")["F"] is None
+    assert deals.columns.index("amount_estimated") == deals.columns.index("amount_end") + 1
+    assert figures.metrics["forecast"]["imputed_amount_count"] == 1
+
+
 def test_stage_visits_hold_the_stays_open_at_the_end_or_ended_in_the_window(tables_of_june):
     visits = tables_of_june[1][STAGE_VISITS]
     a = visits.filter(pl.col("opportunity_id") == "A").sort("started_at")
