@@ -43,6 +43,19 @@ def formula_safe_name(name: str) -> str:
     return f"'{name}" if name.startswith(FORMULA_PREFIXES) else name
 
 
+def formula_safe_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` as a spreadsheet may show it: every text column (String, Categorical, Enum) as
+    `formula_safe` text, and the column names as `formula_safe_name` writes them."""
+    text = [
+        c
+        for c, dtype in frame.schema.items()
+        if dtype.base_type() in (pl.String, pl.Categorical, pl.Enum)
+    ]
+    return frame.with_columns(
+        formula_safe(pl.col(c).cast(pl.String)).alias(c) for c in text
+    ).rename(formula_safe_name)
+
+
 FLOAT_DECIMALS = 6
 
 
@@ -205,9 +218,7 @@ def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list
     for name, rows in quarantine.items():
         path = folder / f"{name}.csv"
         if rows.height:
-            rows.with_columns(
-                formula_safe(pl.col(c)).alias(c) for c in rows.columns if rows[c].dtype == pl.String
-            ).rename(formula_safe_name).write_csv(path)
+            formula_safe_text(rows).write_csv(path)
             written.append(str(path.relative_to(out_dir)))
         elif path.exists():
             path.unlink()
@@ -244,11 +255,8 @@ def write_workbook(path: Path, tables: dict[str, pl.DataFrame], *, created: date
     widths = {}
     formats = {}
     for name, frame in tables.items():
-        safe = frame.with_columns(
-            sheet_text(formula_safe(pl.col(c))).alias(c)
-            for c, dtype in frame.schema.items()
-            if dtype == pl.String
-        ).rename(formula_safe_name)
+        safe = formula_safe_text(frame)
+        safe = safe.with_columns(sheet_text(pl.col(pl.String)))
         width, number_formats = column_widths(safe), column_formats(safe)
         for sheet, part in sheet_parts(name, safe):
             sheets.append((sheet, part))

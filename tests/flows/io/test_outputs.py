@@ -10,9 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from funnel_reports.flows.io.outputs import exchange, publish_folder, staging_folder, write_json
+from funnel_reports.flows.io.outputs import (
+    exchange,
+    publish_folder,
+    staging_folder,
+    write_json,
+    write_quarantine,
+)
 from funnel_reports.flows.io.resources import SAMPLE_CONFIG, SAMPLE_DIR
 
 
@@ -178,3 +185,18 @@ def test_json_outputs_follow_the_umask_like_the_reports(tmp_path):
     (tmp_path / "report.pdf").write_bytes(b"%PDF")
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == dict.fromkeys(("metrics.json", "delivery.json", "report.pdf"), 0o666 & ~UMASK)
+
+
+def test_quarantine_csvs_are_formula_safe_in_categorical_columns_too(tmp_path):
+    """The reader keeps each row's file name as a categorical: a file named like a formula
+    is written behind an apostrophe, as a value is."""
+    rows = pl.DataFrame(
+        {
+            "_file": pl.Series(["=cmd.csv", "deals.csv"], dtype=pl.Categorical),
+            "amount": ["+1", "100"],
+            "_row": [2, 3],
+        }
+    )
+    assert write_quarantine(tmp_path, {"opportunities": rows}) == ["quarantine/opportunities.csv"]
+    written = (tmp_path / "quarantine" / "opportunities.csv").read_text(encoding="utf-8")
+    assert written.splitlines() == ["_file,amount,_row", "'=cmd.csv,'+1,2", "deals.csv,100,3"]

@@ -110,3 +110,18 @@ def test_a_column_is_as_wide_as_its_longest_text_and_two_within_10_and_60_charac
         {"id": ["A"], "customer_name": ["Northwind Trading Co."], "note": ["x" * 99]}
     )
     assert column_widths(frame) == {"id": 10.0, "customer_name": 23.0, "note": 60.0}
+
+
+def test_categorical_text_is_formula_safe_like_any_text(tmp_path):
+    """A file name or a stage kept as a categorical is text too: a leading = gets its
+    apostrophe in the workbook as in a String column."""
+    frame = pl.DataFrame(
+        {
+            "_file": pl.Series(["=cmd.csv", "deals.csv"], dtype=pl.Categorical),
+            "stage": pl.Series(["@lead", "won"], dtype=pl.Enum(["@lead", "won"])),
+        }
+    )
+    path = tmp_path / "report.xlsx"
+    write_workbook(path, {"quarantine": frame}, created=datetime(2024, 6, 30))
+    read = pl.read_excel(path, sheet_name="quarantine")
+    assert read.rows() == [("'=cmd.csv", "'@lead"), ("deals.csv", "won")]
