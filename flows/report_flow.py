@@ -44,6 +44,7 @@ from funnel_reports.transforms.freshness import check_fresh, freshness
 from funnel_reports.transforms.funnel_model import ReportSpec, RunSettings
 from funnel_reports.transforms.metrics_document import PeriodFigures, Rates, period_figures
 from funnel_reports.transforms.periods import Period
+from funnel_reports.transforms.slices import report_target
 from funnel_reports.transforms.staging.checks import CheckedInputs, check_inputs
 
 # reading a file on a share, or writing one, may fail for a moment; a bad file never mends
@@ -198,6 +199,8 @@ def compute_metrics(
         history_available=checked.history_available,
         not_recorded=checked.not_recorded,
         target=target,
+        # the forecast's chance to reach a target is the next period's, from funnel.toml
+        next_target=report_target(report, period.shifted(1).label, settings.targets),
         company_rates=company_rates,
         step=lambda name: step(timings, name, report_label(period, report)),
     )

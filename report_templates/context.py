@@ -258,7 +258,6 @@ def forecast_view(
     forecast, kpis = metrics["forecast"], metrics["kpis"]
     probabilities = {p["stage"]: p for p in forecast["stage_probabilities"]}
     by_stage = labelled(forecast["by_stage"], labels)
-    targets = metrics["targets"]
     view = {
         **{key: forecast[key] for key in FORECAST_KEYS},
         "open_count": kpis["open_count"],
@@ -268,9 +267,7 @@ def forecast_view(
         "min_origins": MIN_ORIGINS_TO_CHOOSE,
         "chart": paired_bars(by_stage, "open_amount", "weighted_amount", labels),
         "range_chart": range_chart(
-            forecast["monte_carlo"],
-            targets["target"] if targets else None,
-            forecast["next_period"],
+            forecast["monte_carlo"], forecast["monte_carlo"]["target"], forecast["next_period"]
         ),
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
     }

@@ -82,6 +82,7 @@ def world(
     settings: RunSettings = SETTINGS,
     followups: pl.DataFrame | None = None,
     target: float | None = None,
+    next_target: float | None = None,
 ) -> FigureInputs:
     """Literal tables and their derived tables as every figure reads them (no history: an
     empty history table, flagged as absent). The default period 2024-06 in UTC has
@@ -100,6 +101,7 @@ def world(
         settings=settings.metrics,
         history_available=stage_history is not None,
         target=target,
+        next_target=next_target,
     )
 
 
@@ -112,11 +114,18 @@ def figures(
     settings: RunSettings = SETTINGS,
     followups: pl.DataFrame | None = None,
     target: float | None = None,
+    next_target: float | None = None,
 ) -> dict[str, Any]:
     """The named sections of metrics.json for literal tables, each computed by its entry of
     the document's registry (`FIGURES`), as `funnel_metrics` computes it."""
     w = world(
-        opps, stage_history, period=period, settings=settings, followups=followups, target=target
+        opps,
+        stage_history,
+        period=period,
+        settings=settings,
+        followups=followups,
+        target=target,
+        next_target=next_target,
     )
     return {key: FIGURES[key](w) for key in of}
 
@@ -129,6 +138,7 @@ def metrics_for(
     settings: RunSettings = SETTINGS,
     followups: pl.DataFrame | None = None,
     target: float | None = None,
+    next_target: float | None = None,
     not_recorded: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The whole metrics.json document for literal tables (for invariants across figures);
@@ -141,6 +151,7 @@ def metrics_for(
         settings=settings.metrics,
         history_available=stage_history is not None,
         target=target,
+        next_target=next_target,
         not_recorded=not_recorded,
     )
 

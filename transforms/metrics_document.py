@@ -206,15 +206,14 @@ class FigureInputs:
         settings: MetricsSettings,
         history_available: bool,
         target: float | None = None,
+        next_target: float | None = None,
         company_rates: Rates | None = None,
     ) -> None:
         self.opportunities, self.derived, self.followups = opportunities, derived, followups
         self.window, self.settings, self.funnel = window, settings, settings.funnel
-        self.history_available, self.target, self.company_rates = (
-            history_available,
-            target,
-            company_rates,
-        )
+        self.history_available, self.company_rates = history_available, company_rates
+        # the won amount the report period aims at, and the next period (the forecast's)
+        self.target, self.next_target = target, next_target
         self.states = derived.states.lazy()
 
     @property
@@ -327,7 +326,9 @@ class FigureInputs:
             "resolved_in_window": self.resolved,
             **single_row(self.core.pipeline),
             "next_period_label": self.window.next_period.label,
-            **next_period_forecast(self.forecast_inputs, period=self.period, target=self.target),
+            **next_period_forecast(
+                self.forecast_inputs, period=self.period, target=self.next_target
+            ),
         }
 
     def followups_section(self) -> dict[str, Any]:
@@ -421,6 +422,7 @@ def funnel_figures(
     settings: MetricsSettings,
     history_available: bool,
     target: float | None = None,
+    next_target: float | None = None,
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
 ) -> PeriodFigures:
@@ -443,6 +445,7 @@ def funnel_figures(
         settings=settings,
         history_available=history_available,
         target=target,
+        next_target=next_target,
         company_rates=company_rates,
     )
     document = {
@@ -483,6 +486,7 @@ def period_figures(
     settings: MetricsSettings,
     history_available: bool,
     target: float | None = None,
+    next_target: float | None = None,
     company_rates: Rates | None = None,
     not_recorded: Collection[str] = (),
     step: Callable[[str], AbstractContextManager[Note]] = untimed,
@@ -504,6 +508,7 @@ def period_figures(
             settings=settings,
             history_available=history_available,
             target=target,
+            next_target=next_target,
             company_rates=company_rates,
             not_recorded=not_recorded,
         )

@@ -290,17 +290,23 @@ def test_target_from_the_command_line_and_from_funnel_toml(tmp_path):
         SAMPLE_CONFIG.read_text(encoding="utf-8") + '\n[targets]\n"2026-08" = 900000\n',
         encoding="utf-8",
     )
-    for period, extra, target in (
-        ("2026-08", [], 900_000),
-        ("2026-07", ["--target", "5e5"], 500_000),
+    # the forecast's chance is against the next period's target: 2026-08's when 2026-07 is
+    # reported (whatever --target says of 2026-07), none when 2026-08 is (2026-09 has none)
+    for period, extra, target, next_target in (
+        ("2026-08", [], 900_000, None),
+        ("2026-07", ["--target", "5e5"], 500_000, 900_000),
     ):
         assert run_sample(tmp_path / "out", period, *extra, config=config) == 0
         m = json.loads((tmp_path / "out" / period / "metrics.json").read_text(encoding="utf-8"))
         assert m["targets"]["target"] == target
         assert m["targets"]["remaining"] == max(target - m["kpis"]["won_amount"], 0)
-        assert 0 <= m["forecast"]["monte_carlo"]["p_hit_target"] <= 1
+        mc = m["forecast"]["monte_carlo"]
+        assert mc["target"] == next_target
+        assert (mc["p_hit_target"] is None) == (next_target is None)
         html = (tmp_path / "out" / period / "report.html").read_text(encoding="utf-8")
         assert "What the target asks" in html and "Range of outcomes" in html
+        chance = f"Chance that {m['forecast']['next_period_label']} brings at least its target"
+        assert (f"{chance} of CNY 900,000" in html) == (next_target is not None)
 
 
 def test_a_called_out_bottleneck_gets_its_sentence(tmp_path):

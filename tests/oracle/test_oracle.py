@@ -452,7 +452,9 @@ def pushed_exports(tmp_path_factory):
     return folder
 
 
-def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict:
+def run_pipeline(
+    exports: Path, label: str, target: float | None = None, next_target: float | None = None
+) -> dict:
     settings = RunSettings(timezone=TZ, currency="CNY")
     validated = validate_inputs(read_inputs(exports, settings))
     assert all(t.rows_quarantined == 0 for t in validated.values())
@@ -466,6 +468,7 @@ def run_pipeline(exports: Path, label: str, target: float | None = None) -> dict
         settings=settings.metrics,
         history_available=True,
         target=target,
+        next_target=next_target,
     )
 
 
@@ -667,10 +670,11 @@ def test_monte_carlo_and_target_decomposition_match_exact_figures(exports):
 
     probe = run_pipeline(exports, label)["forecast"]["monte_carlo"]
     assert probe["model"] == "landmark" and probe["scale"] > 0
-    # a target the model reaches 40 % of the time, on the method's scale
+    # a next-period target the model reaches 40 % of the time, on the method's scale
     target = round(probe["scale"] * quantile(0.6) + probe["shift"], -3)
-    m = run_pipeline(exports, label, target=target)
+    m = run_pipeline(exports, label, next_target=target)
     mc = m["forecast"]["monte_carlo"]
+    assert mc["target"] == target
     assert mc["draws"] == 5000
     # the range is the simulation's, widened `spread` times around its P50 (the backtest's
     # calibration), then mapped to the method's figure (scale × it + shift): undo both to

@@ -215,7 +215,9 @@ def test_a_backtest_origin_sees_only_what_was_known_then(w):
 @PROPERTY
 @given(world(), st.floats(min_value=1, max_value=50_000))
 def test_new_figures_stay_consistent(w, target):
-    m = metrics_for(opportunities(*w[0]), history(*w[1]), period=PERIOD, target=target)
+    m = metrics_for(
+        opportunities(*w[0]), history(*w[1]), period=PERIOD, target=target, next_target=target
+    )
     k = m["kpis"]
     for rows in m["segments"].values():  # every deal falls in exactly one value
         assert sum(r["open_count"] for r in rows) == k["open_count"]

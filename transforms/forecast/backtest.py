@@ -610,7 +610,7 @@ def categories_of(inputs: ForecastInputs, period: Period) -> dict[str, Any] | No
     )
 
 
-def no_forecast() -> dict[str, Any]:
+def no_forecast(target: float | None = None) -> dict[str, Any]:
     """`forecast`'s keys for an export without a deal created by the period's end."""
     return {
         "next_period": None,
@@ -631,6 +631,7 @@ def no_forecast() -> dict[str, Any]:
             ),
             # the keys of a forecast's range, nothing in them: metrics.json has one shape
             "method": None,
+            "target": target,
             "model": None,
             "scale": None,
             "shift": None,
@@ -644,9 +645,10 @@ def next_period_forecast(
     inputs: ForecastInputs | None, *, period: Period, target: float | None
 ) -> dict[str, Any]:
     """`forecast.next_period` and what explains it: the method the backtest picks, the value
-    of every candidate, the model's two components, its Monte Carlo range, the backtest."""
+    of every candidate, the model's two components, its Monte Carlo range (with the chance to
+    reach `target`, the next period's), the backtest."""
     if inputs is None:
-        return no_forecast()
+        return no_forecast(target)
     rows, probability_pairs = backtest_rows(inputs, period=period)
     models, learned = models_of(inputs), learned_methods(models_of(inputs), period.grain)
     method = choose(rows, available_methods(inputs, period.grain))
@@ -684,6 +686,7 @@ def next_period_forecast(
         "monte_carlo": {
             **changed_range(now.ranges[change.model], change),
             "method": method if method not in MODELS else change.model,
+            "target": target,
             # the model's simulated range, mapped to the method's figure: scale × it + shift
             "model": change.model,
             "scale": change.scale,

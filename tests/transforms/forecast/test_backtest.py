@@ -400,6 +400,7 @@ def test_an_export_with_no_deal_forecasts_nothing_and_has_every_key() -> None:
             "draws": 0,
             "spread": 1.0,
             "method": None,
+            "target": None,
             "model": None,
             "scale": None,
             "shift": None,

@@ -18,7 +18,9 @@ from tests.helpers import (
 )
 
 
-def forecast_world(target: float | None = None) -> dict[str, object]:
+def forecast_world(
+    target: float | None = None, next_target: float | None = None
+) -> dict[str, object]:
     """3 won (reached negotiation), 2 lost from lead, 1 lost from proposal, 3 open deals.
 
     p̄ = 3/6 = 0.5. lead: 3 won, 3 lost -> (3 + 2.5) / 11 = 0.5.
@@ -50,7 +52,13 @@ def forecast_world(target: float | None = None) -> dict[str, object]:
     rows += path("O1", ("lead", "2024-06-01"))
     rows += path("O2", ("lead", "2024-06-01"), ("negotiation", "2024-06-03"))
     rows += path("O3", ("lead", "2024-06-01"), ("negotiation", "2024-06-03"))
-    return figures(opportunities(*opps), history(*rows), target=target, of=("forecast", "targets"))
+    return figures(
+        opportunities(*opps),
+        history(*rows),
+        target=target,
+        next_target=next_target,
+        of=("forecast", "targets"),
+    )
 
 
 def test_win_probability_is_smoothed_toward_the_overall_rate():
@@ -103,6 +111,22 @@ def test_twenty_resolved_deals_are_enough_history():
     # p̄ = 0.6: (12 + 3) / (20 + 5) = 0.6
     assert p["lead"]["p_win"] == pytest.approx(0.6)
     assert p["qualified"]["insufficient_history"] is True  # won deals skipped it: 12 < 20
+
+
+def test_the_chance_to_reach_a_target_is_against_the_next_period_s_target():
+    """The range is July's, so its chance is against July's target: June's target alone
+    gives none, a July target beyond any draw gives 0 and one below every draw 1, and June's
+    target beside July's changes nothing."""
+    june_only = forecast_world(target=10000)["forecast"]["monte_carlo"]
+    assert (june_only["target"], june_only["p_hit_target"]) == (None, None)
+    assert june_only["p50"] is not None  # there is a range: only the target is missing
+    beyond = forecast_world(next_target=1e12)["forecast"]["monte_carlo"]
+    assert (beyond["target"], beyond["p_hit_target"]) == (1e12, 0.0)
+    # 500 lies below the range (its P10 too): every draw reaches it
+    assert june_only["p10"] >= 500
+    july = forecast_world(next_target=500)["forecast"]["monte_carlo"]
+    assert (july["target"], july["p_hit_target"]) == (500, 1.0)
+    assert forecast_world(target=1e12, next_target=500)["forecast"]["monte_carlo"] == july
 
 
 def test_target_decomposition():
