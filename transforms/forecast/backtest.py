@@ -529,7 +529,8 @@ def report_card(
         **{k: v for k, v in scores(online, "chosen").items() if k != "method"},
         "spread_factor": spread_factor(rows),
         "brier": brier,
-        "scored_deals": sum(p.len() for p, _ in probability_pairs),
+        # the pairs the Brier score is over: a deal without a chance is not scored
+        "scored_deals": sum(row["deals"] for row in table),
         "reliability": table,
         "candidates": [scores(rows, m) for m in (*models, *learned, *PARTS)],
         "baselines": [scores(rows, m) for m in BASELINES],

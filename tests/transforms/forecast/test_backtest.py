@@ -203,6 +203,9 @@ def test_a_deal_without_a_probability_is_not_scored() -> None:
     brier, table = reliability([pair([None, 0.5], [True, True])])
     assert brier == pytest.approx(0.25)
     assert [row["deals"] for row in table] == [1]
+    # nor counted among the scored deals the report card states beside the score
+    card = report_card([], [pair([None, 0.5], [True, True])], models=(), learned=(), method=None)
+    assert (card["brier"], card["scored_deals"]) == (pytest.approx(0.25), 1)
 
 
 def test_no_deal_has_no_reliability() -> None:
