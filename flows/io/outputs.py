@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from funnel_reports.flows.io.workbook import EXCEL_ROWS
 from funnel_reports.flows.io.zip_entries import with_entry
 from funnel_reports.schemas.metrics_schema import CHECK_ENVIRONMENT, schema_errors
 from funnel_reports.transforms.staging.layout import UnusableInputError
@@ -225,14 +226,10 @@ def write_quarantine(out_dir: Path, quarantine: dict[str, pl.DataFrame]) -> list
     return written
 
 
-# an Excel sheet's rows, its header's included: a longer table goes on in `<name>_2`, ...
-SHEET_ROWS = 1_048_576
-
-
 def sheet_parts(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
     """`frame` as the sheets that hold it: `name`, then `name_2`, ... when it has more rows
     than a sheet (never cut short)."""
-    rows = SHEET_ROWS - 1
+    rows = EXCEL_ROWS - 1  # a sheet's rows, less its header's
     if frame.height <= rows:
         return [(name, frame)]
     return [

@@ -85,8 +85,8 @@ def test_a_text_longer_than_a_cell_is_cut_with_an_ellipsis(tmp_path):
 
 
 def test_a_table_longer_than_a_sheet_goes_on_in_the_next(tmp_path, monkeypatch):
-    """A sheet holds SHEET_ROWS rows with its header: 3 data rows here, 7 rows make 3 sheets."""
-    monkeypatch.setattr(outputs, "SHEET_ROWS", 4)
+    """A sheet holds EXCEL_ROWS rows with its header: 3 data rows here, 7 rows make 3 sheets."""
+    monkeypatch.setattr(outputs, "EXCEL_ROWS", 4)
     frame = pl.DataFrame({"n": list(range(7))})
     parts = sheet_parts("stage_visits", frame)
     assert [(name, part["n"].to_list()) for name, part in parts] == [
