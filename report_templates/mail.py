@@ -87,8 +87,9 @@ def mail_content(
     head = headline(metrics, lang=lang, funnel=funnel)
     stem = file_name(" ".join([head.title, *([head.report] if head.report else []), head.period]))
     names = {kind: f"{stem}.{kind}" for kind in attach}
-    separator = "、" if lang == "zh" else ", "
-    attached = head.text["mail_attached"].format(name=separator.join(names.values()))
+    attached = head.text["mail_attached"].format(
+        name=head.text["list_separator"].join(names.values())
+    )
     plain = "\n".join(
         [
             head.subject,
