@@ -76,13 +76,12 @@ def paired_bars(
     }
 
 
-def range_chart(
-    monte_carlo: dict[str, Any], target: float | None, forecast: float | None
-) -> dict[str, Any] | None:
+def range_chart(monte_carlo: dict[str, Any], forecast: float | None) -> dict[str, Any] | None:
     """The Monte Carlo P10–P90 band, the forecast (the report's one number for the next
-    period, not the simulation's P50) and the target, on one axis from 0."""
+    period, not the simulation's P50) and the next period's target, on one axis from 0."""
     if monte_carlo["p50"] is None or forecast is None:
         return None
+    target = monte_carlo["target"]
     width, left, right = 640, 20, 20
     top = max(monte_carlo["p90"], target or 0.0, forecast) * 1.1 or 1.0
 

@@ -266,9 +266,7 @@ def forecast_view(
         "method_rows": method_rows(forecast, text),
         "min_origins": MIN_ORIGINS_TO_CHOOSE,
         "chart": paired_bars(by_stage, "open_amount", "weighted_amount", labels),
-        "range_chart": range_chart(
-            forecast["monte_carlo"], forecast["monte_carlo"]["target"], forecast["next_period"]
-        ),
+        "range_chart": range_chart(forecast["monte_carlo"], forecast["next_period"]),
         "backtest_chart": backtest_chart(forecast["backtest"]["periods"]),
     }
     money = Money.of(metrics["currency"], text)
