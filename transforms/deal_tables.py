@@ -33,7 +33,12 @@ from funnel_reports.transforms.expressions import days_between, in_interval
 from funnel_reports.transforms.forecast.backtest import LANDMARK, forecast_parts
 from funnel_reports.transforms.marts.conversion import advanced
 from funnel_reports.transforms.marts.kpis import lost_in, won_in
-from funnel_reports.transforms.marts.movement import CARRIED, moved_deals
+from funnel_reports.transforms.marts.movement import (
+    CARRIED,
+    moved_deals,
+    period_flags,
+    states_at_start,
+)
 from funnel_reports.transforms.marts.stalls import days_in_stage, stall_thresholds, stalled_deals
 from funnel_reports.transforms.metrics_document import FigureInputs
 
@@ -62,13 +67,7 @@ def deals_in_play(inputs: FigureInputs) -> pl.LazyFrame:
     step, its stage's stall threshold and win probability, and the flags of what it did in
     the period; only the deals in play (open at either instant, or created, won or lost)."""
     window, funnel = inputs.window, inputs.funnel
-    start = inputs.states_at.states(window.start).select(
-        "opportunity_id",
-        pl.col("state").alias("state_start"),
-        pl.col("stage_at").alias("stage_start"),
-        pl.col("amount_at").alias("amount_start"),
-        pl.col("expected_close_date_at").alias("expected_close_start"),
-    )
+    start = states_at_start(inputs.states_at, window=window)
     moved = moved_deals(inputs.states_at, window=window).select("opportunity_id", "step", "change")
     stalled = stalled_deals(inputs.states, funnel=funnel, window=window).select(
         "opportunity_id", pl.lit(True).alias("stalled")
@@ -79,13 +78,7 @@ def deals_in_play(inputs: FigureInputs) -> pl.LazyFrame:
         pl.col("stage").alias("stage_at"), pl.when(known).then(pl.col("p_win")).alias("p_win")
     )
     won, lost = won_in(window.start, window.as_of), lost_in(window.start, window.as_of)
-    flags = {
-        "open_at_start": (pl.col("state_start") == OPEN).fill_null(False),
-        "open_at_end": pl.col("state") == OPEN,
-        "created_in_period": pl.col("created_at") >= window.start,
-        "won_in_period": won,
-        "lost_in_period": lost,
-    }
+    flags = period_flags(window) | {"won_in_period": won, "lost_in_period": lost}
     return (
         inputs.states.join(start, on="opportunity_id", how="left")
         .join(moved, on="opportunity_id", how="left")
@@ -136,7 +129,7 @@ def deals_table(inputs: FigureInputs, forecast: pl.DataFrame) -> pl.DataFrame:
             "state_start",
             "stage_start",
             "amount_start",
-            "expected_close_start",
+            pl.col("expected_start").alias("expected_close_start"),
             pl.col("state").alias("state_end"),
             pl.col("stage_at").alias("stage_end"),
             pl.col("amount_at").alias("amount_end"),

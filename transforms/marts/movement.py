@@ -37,21 +37,40 @@ CARRIED, CREATED_AND_CLOSED = "carried", "created_and_closed"
 SLIPPED_LISTED = 10
 
 
-def moved_deals(states_at: DealStatesAt, *, window: Window) -> pl.LazyFrame:
-    """Every deal open at the period's start or created in it, with its state, stage, amount
-    and expected close date at the start (`_start`) and at the end, its `step` and its
-    amount `change` (end − start, for deals open at both instants)."""
-    start = states_at.states(window.start).select(
+def states_at_start(states_at: DealStatesAt, *, window: Window) -> pl.LazyFrame:
+    """Each deal's state, stage, amount and expected close date at the period's start
+    (`_start`), to join on the states at its end."""
+    return states_at.states(window.start).select(
         "opportunity_id",
         pl.col("state").alias("state_start"),
         pl.col("stage_at").alias("stage_start"),
         pl.col("amount_at").alias("amount_start"),
         pl.col("expected_close_date_at").alias("expected_start"),
     )
+
+
+def period_flags(window: Window) -> dict[str, pl.Expr]:
+    """Whether a deal (its states at the end beside `states_at_start`) was open at the
+    period's start, is open at its end, and was created in it."""
+    return {
+        "open_at_start": (pl.col("state_start") == OPEN).fill_null(False),
+        "open_at_end": pl.col("state") == OPEN,
+        "created_in_period": pl.col("created_at") >= window.start,
+    }
+
+
+def moved_deals(states_at: DealStatesAt, *, window: Window) -> pl.LazyFrame:
+    """Every deal open at the period's start or created in it, with its state, stage, amount
+    and expected close date at the start (`_start`) and at the end, its `step` and its
+    amount `change` (end − start, for deals open at both instants)."""
+    start = states_at_start(states_at, window=window)
     end = states_at.states(window.as_of)
-    open_start = (pl.col("state_start") == OPEN).fill_null(False)
-    open_end = pl.col("state") == OPEN
-    created = pl.col("created_at") >= window.start
+    flags = period_flags(window)
+    open_start, open_end, created = (
+        flags["open_at_start"],
+        flags["open_at_end"],
+        flags["created_in_period"],
+    )
     step = (
         pl.when(open_start & open_end)
         .then(pl.lit(CARRIED))
