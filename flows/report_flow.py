@@ -152,11 +152,7 @@ def report_period(
     )
     metrics, outputs = figures.metrics, checked.settings.outputs
     tables = compute_tables(figures, outputs, timings, label)
-    html, pdf = (
-        render_report(metrics, checked, timings, label)
-        if {"html", "pdf"} & set(outputs)
-        else (None, None)
-    )
+    html, pdf = render_report(metrics, checked, timings, label)
     report_dir = report_folder(out_dir, period, report)
     manifest = publish_report(
         Report(metrics, html, pdf, checked.quarantine, tables, outputs),
@@ -231,24 +227,30 @@ def compute_tables(
 @task(cache_policy=NONE, persist_result=False)
 def render_report(
     metrics: dict[str, Any], checked: CheckedInputs, timings: dict[str, float], label: str
-) -> tuple[str, bytes]:
-    """The report as HTML and as PDF."""
+) -> tuple[str | None, bytes | None]:
+    """The report as HTML and as PDF, each when [report] outputs asks for it (None when
+    not); the PDF is rendered from the HTML."""
     settings = checked.settings
+    if not {"html", "pdf"} & set(settings.outputs):
+        return None, None
     with step(timings, "render_html", label):
         html = render_html(
             report_context(
                 metrics, input_files=checked.files, lang=settings.lang, settings=settings.metrics
             )
         )
-    with step(timings, "render_pdf", label) as note:
-        pdf = render_pdf(html)
-        note(f"{len(pdf) // 1024} KiB")
-    return html, pdf
+    pdf = None
+    if "pdf" in settings.outputs:
+        with step(timings, "render_pdf", label) as note:
+            pdf = render_pdf(html)
+            note(f"{len(pdf) // 1024} KiB")
+    return (html if "html" in settings.outputs else None), pdf
 
 
 @dataclass(frozen=True)
 class Report:
-    """What a report folder holds: the figures, the report in HTML and PDF, the quarantine."""
+    """What a report folder holds: the figures, the report in HTML and PDF (None: not asked
+    for), the quarantine, the deal-level tables."""
 
     metrics: dict[str, Any]
     html: str | None

@@ -373,10 +373,10 @@ def write_report_files(folder: Path, report: Any) -> list[str]:
     if os.environ.get(CHECK_ENVIRONMENT):
         check_against_schema(folder / "metrics.json")
     written = ["metrics.json"]
-    if "html" in report.outputs:
+    if report.html is not None:
         (folder / "report.html").write_text(report.html, encoding="utf-8")
         written.append("report.html")
-    if "pdf" in report.outputs:
+    if report.pdf is not None:
         (folder / "report.pdf").write_bytes(report.pdf)
         written.append("report.pdf")
     period_end = datetime.fromisoformat(report.metrics["period"]["end"])

@@ -144,6 +144,11 @@ def test_report_outputs_choose_what_a_folder_holds(tmp_path, outputs, files):
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["outputs"] == files
     assert sorted(p.name for p in folder.iterdir() if p.name != "quarantine") == sorted(files)
+    # what is not written is not made either: no PDF rendered for a folder without one
+    steps = manifest["timings_seconds"]["steps"]
+    assert ("render_pdf" in steps) == ("report.pdf" in files)
+    assert ("render_html" in steps) == bool({"report.pdf", "report.html"} & set(files))
+    assert ("tables" in steps) == ("report.xlsx" in files)
 
 
 def test_a_rerun_writes_the_same_workbook_and_tables_byte_for_byte(tmp_path, sample_folder):
