@@ -141,7 +141,7 @@ def pipeline_steps(folder: str) -> dict[str, dict[str, float]]:
     checked, read = read_and_check.fn(Path(folder), settings)
     timings["read_validate"], peaks["read_validate"] = sum(read.values()), peak_mib()
     metrics = compute_metrics.fn(
-        checked, period, target=None, report=None, company_rates=None, timings=timings
+        checked, period, target_override=None, report=None, company_rates=None, timings=timings
     ).metrics
     peaks["compute"] = peak_mib()
     render_report.fn(metrics, checked, timings, period.label)

@@ -50,7 +50,6 @@ from funnel_reports.transforms.slices import (
     EmptySliceError,
     is_team,
     report_language,
-    report_target,
     slice_tables,
 )
 from funnel_reports.transforms.staging.checks import CheckedInputs
@@ -247,7 +246,7 @@ def made_reports(
 ) -> dict[str, dict[str, Any]]:
     """Each pending report made through the flow's task runner (`report_period`, each sent
     its slice's tables through a work folder), summarised as it completes."""
-    out_dir, settings = request.out_dir, checked.settings
+    out_dir = request.out_dir
     borrowed = {
         job.period: rates_of_company(checked, job.period) for job in pending if is_team(job.report)
     }
@@ -270,7 +269,7 @@ def made_reports(
                 inputs,
                 job.period,
                 out_dir,
-                target=report_target(job.report, job.period.label, settings.targets),
+                target_override=None,
                 fingerprint=plan.expected[job.label],
                 read_timings=timings,
                 report=job.report,

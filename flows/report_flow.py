@@ -127,7 +127,7 @@ def report_period(
     period: Period,
     out_dir: Path,
     *,
-    target: float | None,
+    target_override: float | None,
     fingerprint: dict[str, Any],
     read_timings: dict[str, float],
     report: ReportSpec | None = None,
@@ -148,7 +148,12 @@ def report_period(
         )
     label, timings = report_label(period, report), dict(read_timings)
     figures = compute_metrics(
-        checked, period, target=target, report=report, company_rates=company_rates, timings=timings
+        checked,
+        period,
+        target_override=target_override,
+        report=report,
+        company_rates=company_rates,
+        timings=timings,
     )
     metrics, outputs = figures.metrics, checked.settings.outputs
     tables = compute_tables(figures, outputs, timings, label)
@@ -168,7 +173,7 @@ def compute_metrics(
     checked: CheckedInputs,
     period: Period,
     *,
-    target: float | None,
+    target_override: float | None,
     report: ReportSpec | None,
     company_rates: Rates | None,
     timings: dict[str, float],
@@ -194,8 +199,9 @@ def compute_metrics(
         settings=settings.metrics,
         history_available=checked.history_available,
         not_recorded=checked.not_recorded,
-        target=target,
-        # the forecast's chance to reach a target is the next period's, from funnel.toml
+        # the period's target (--target, else funnel.toml's) and the next period's (the
+        # forecast's chance to reach it), each the report's own or the company's
+        target=report_target(report, period.label, settings.targets, target_override),
         next_target=report_target(report, period.shifted(1).label, settings.targets),
         company_rates=company_rates,
         step=lambda name: step(timings, name, report_label(period, report)),
@@ -408,7 +414,7 @@ def funnel_report(
         checked,
         reported,
         request.out_dir,
-        target=request.target or settings.targets.get(reported.label),
+        target_override=request.target,
         fingerprint=fingerprint(request.input_dir, request.config, settings, request.target),
         read_timings=timings,
     )

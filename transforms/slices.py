@@ -55,10 +55,15 @@ def report_language(report: ReportSpec | None, *, given: str | None, configured:
 
 
 def report_target(
-    report: ReportSpec | None, period_label: str, company_targets: Mapping[str, float]
+    report: ReportSpec | None,
+    period_label: str,
+    company_targets: Mapping[str, float],
+    override: float | None = None,
 ) -> float | None:
-    """The won amount a report aims at in a period: a team's own [[reports]] target, or
-    [targets] for the company."""
+    """The won amount a report aims at in a period: `override` (--target) when given, else
+    a team's own [[reports]] target, or [targets] for the company."""
+    if override is not None:
+        return override
     if report is not None and is_team(report):
         return report.targets.get(period_label)
     return company_targets.get(period_label)

@@ -362,7 +362,7 @@ def finished(tmp_path: Path, folder: Path, recipients: list[str]) -> None:
     metrics = compute_metrics.fn(
         sliced(inputs, Job(JUNE, EAST), None),
         JUNE,
-        target=None,
+        target_override=None,
         report=EAST,
         company_rates=None,
         timings={},

@@ -71,4 +71,8 @@ def test_a_teams_language_and_target_are_its_own_the_companys_the_configurations
     assert report_target(east, "2026-09", targets) == 8.0
     assert report_target(east, "2026-08", targets) is None  # not the company's
     assert report_target(company, "2026-09", targets) == report_target(None, "2026-09", targets)
+    # --target names the period's target whoever's report it is; an absent one changes nothing
+    assert report_target(None, "2026-09", targets, 5.0) == report_target(east, "2026-09", {}, 5.0)
+    assert report_target(None, "2026-09", targets, 5.0) == 5.0
+    assert report_target(None, "2026-09", targets, None) == 100.0
     assert (is_team(east), is_team(company), is_team(None)) == (True, False, False)
