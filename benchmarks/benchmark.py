@@ -760,24 +760,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def each_size(args: argparse.Namespace) -> int:
-    """Every measurement at each size of `--sizes`; the problems found."""
+def generated_export(work: Path, size: int) -> Path:
+    """The benchmarks' generated export of `size` deals in `work/exports-<size>` (seed 3,
+    10 follow-ups and UPDATES_PER_OPPORTUNITY history rows each), written once and kept."""
     from funnel_reports.flows.generate import GenerateSpec, generate_exports
 
+    folder = work / f"exports-{size}"
+    if not (folder / "followups.csv").exists():
+        generate_exports(
+            folder,
+            GenerateSpec(
+                opportunities=size,
+                seed=3,
+                followups_per_opportunity=10,
+                updates_per_opportunity=UPDATES_PER_OPPORTUNITY,
+            ),
+        )
+    return folder
+
+
+def each_size(args: argparse.Namespace) -> int:
+    """Every measurement at each size of `--sizes`; the problems found."""
     problems = 0
     for size in (int(s) for s in args.sizes.split(",")):
-        folder = args.work / f"exports-{size}"
-        if not (folder / "followups.csv").exists():
-            generate_exports(
-                folder,
-                GenerateSpec(
-                    opportunities=size,
-                    seed=3,
-                    followups_per_opportunity=10,
-                    updates_per_opportunity=UPDATES_PER_OPPORTUNITY,
-                ),
-            )
-        problems += measure(size, folder, args)
+        problems += measure(size, generated_export(args.work, size), args)
     return problems
 
 

@@ -27,30 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.benchmark import PERIOD, UPDATES_PER_OPPORTUNITY, funnel_command, machine
+from benchmarks.benchmark import PERIOD, funnel_command, generated_export, machine
 
 OUTPUTS = {"report": '["pdf", "html"]', "report and tables": '["pdf", "html", "parquet", "xlsx"]'}
 # LibreOffice's CSV filter: comma, double quote, UTF-8, from row 1, every sheet (-1) to a file
 EVERY_SHEET_AS_CSV = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
-
-
-def generated(work: Path, opportunities: int) -> Path:
-    folder = work / f"exports-{opportunities}"
-    if not (folder / "opportunities.csv").exists():
-        done = funnel_command(
-            [
-                "generate",
-                "--out",
-                str(folder),
-                "--opportunities",
-                str(opportunities),
-                "--updates-per-opportunity",
-                str(UPDATES_PER_OPPORTUNITY),
-            ]
-        )
-        if done["status"]:
-            sys.exit(f"funnel generate failed with status {done['status']}")
-    return folder
 
 
 def timed_run(folder: Path, work: Path, name: str, outputs: str, repeat: int) -> dict:
@@ -142,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        folder = generated(work, args.opportunities)
+        folder = generated_export(work, args.opportunities)
         runs = {
             name: timed_run(folder, work, name, outputs, args.repeat)
             for name, outputs in OUTPUTS.items()
