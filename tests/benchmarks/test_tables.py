@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from benchmarks.tables import main, sheet_rows
+from benchmarks.tables import main, sheet_rows, tables_steps
 
 
 @pytest.mark.heavy
@@ -44,3 +44,13 @@ def test_a_table_s_rows_are_counted_over_the_sheets_it_goes_on_in(tmp_path):
     assert sheet_rows(tmp_path, "report", "conversion") == 3 + 2 + 1
     assert sheet_rows(tmp_path, "report", "deals") == 0
     assert sheet_rows(tmp_path, "report", "forecast") is None
+
+
+def test_the_tables_own_steps_are_computing_them_and_the_write_step_s_difference():
+    def manifest(**steps: float) -> dict:
+        return {"timings_seconds": {"steps": steps}}
+
+    plain = manifest(compute=1.0, render_pdf=1.5, write=0.25)
+    full = manifest(compute=1.0, tables=0.5, render_pdf=1.5, write=2.0)
+    assert tables_steps(plain, full) == 0.5 + 2.0 - 0.25
+    assert tables_steps(plain, manifest(write=0.25)) == 0.0
